@@ -1,0 +1,149 @@
+"""The customer snapshot a journey assesses, and the events a customer's journey listens to."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from retention.errors import InvalidInput
+
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Profile(_Strict):
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
+    name: str = Field(min_length=1)
+    company: str = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    plan: str = "standard"
+    segment: str = "smb"
+    timezone: str = "UTC"
+    assigned_csm: str | None = None
+    signup_date: date | None = None
+
+
+class Usage(_Strict):
+    days_since_last_login: int = Field(ge=0)
+    logins_per_week: float = Field(ge=0)
+    logins_per_week_prior: float = Field(ge=0, description="same figure one period earlier")
+    features_used: int = Field(ge=0)
+    total_features: int = Field(ge=1)
+    actions_per_session: float = Field(ge=0)
+    active_users: int = Field(default=0, ge=0)
+    max_users: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _features_within_total(self) -> Usage:
+        if self.features_used > self.total_features:
+            raise ValueError("features_used cannot exceed total_features")
+        return self
+
+    @property
+    def usage_decline(self) -> float:
+        """Fractional drop in weekly logins against the prior period (0 when usage grew)."""
+        if self.logins_per_week_prior <= 0:
+            return 0.0
+        return max(0.0, 1 - self.logins_per_week / self.logins_per_week_prior)
+
+
+class Engagement(_Strict):
+    email_open_rate: float = Field(ge=0, le=1)
+    webinars_attended_90d: int = Field(default=0, ge=0)
+    resources_downloaded_90d: int = Field(default=0, ge=0)
+
+
+class Support(_Strict):
+    tickets_90d: int = Field(ge=0)
+    avg_ticket_sentiment: float = Field(default=0.0, ge=-1, le=1)
+    satisfaction: float | None = Field(default=None, ge=1, le=5, description="CSAT, 1-5")
+
+
+class Financial(_Strict):
+    annual_contract_value: float = Field(ge=0)
+    payment_delays_90d: int = Field(default=0, ge=0)
+    expansion_revenue: float = Field(default=0.0, ge=0)
+    discount_pct: float = Field(default=0.0, ge=0, le=100)
+
+
+class Relationship(_Strict):
+    nps: int | None = Field(default=None, ge=0, le=10, description="latest NPS answer, 0-10")
+    executive_engaged: bool = False
+    champion_status: Literal["active", "at_risk", "left", "none"] = "active"
+
+
+class CustomerSnapshot(_Strict):
+    profile: Profile
+    usage: Usage
+    engagement: Engagement
+    support: Support
+    financial: Financial
+    relationship: Relationship
+    health_history: list[float] = Field(
+        default_factory=list, description="earlier overall health scores, oldest first"
+    )
+
+    @property
+    def customer_id(self) -> str:
+        return self.profile.customer_id
+
+
+EventType = Literal[
+    "login",
+    "feature_used",
+    "email_opened",
+    "email_clicked",
+    "meeting_booked",
+    "ticket_opened",
+    "ticket_message",
+    "payment_failed",
+    "payment_succeeded",
+    "nps_response",
+    "replied",
+    "unsubscribed",
+    "churned",
+    "renewed",
+]
+
+
+class CustomerEvent(_Strict):
+    type: EventType
+    at: datetime | None = Field(default=None, description="when it happened upstream")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _data_fits_type(self) -> CustomerEvent:
+        if self.type == "nps_response":
+            score = self.data.get("score")
+            if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
+                raise ValueError("data.score must be an integer from 0 to 10 for nps_response")
+        return self
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming every failing field, e.g. `usage.total_features: Input should be ...`."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(root)"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_customer(raw: Any, source: str = "customer") -> CustomerSnapshot:
+    try:
+        return CustomerSnapshot.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(f"{source}: {describe_validation_error(exc)}") from exc
+
+
+def parse_event(raw: Any) -> CustomerEvent:
+    try:
+        return CustomerEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(f"event: {describe_validation_error(exc)}") from exc

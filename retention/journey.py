@@ -1,0 +1,140 @@
+"""A journey's request, its options and the state it keeps, queries and carries across runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
+from retention.plan import Channel, PlanStep
+
+Stage = Literal["assessing", "waiting", "intervening", "paused", "rescoring", "closed"]
+StepStatus = Literal["pending", "done", "skipped"]
+
+
+class JourneyOptions(BaseModel):
+    time_scale: float = Field(
+        default=1.0, gt=0, le=1_000_000, description="journey hours per real hour (demos)"
+    )
+    upstream_churn_probability: float | None = Field(
+        default=None, ge=0, le=1, description="a probability from upstream that wins over ours"
+    )
+    continue_as_new_after_events: int = Field(
+        default=500, ge=1, description="start a fresh run after this many events in one run"
+    )
+
+
+class StepState(BaseModel):
+    step: PlanStep
+    generation: int
+    due_at: datetime
+    status: StepStatus = "pending"
+    done_at: datetime | None = None
+    channel_used: Channel | None = None
+    outbox_id: str | None = None
+    note: str = ""
+
+
+class EventRecord(BaseModel):
+    type: str
+    received_at: datetime
+    at: datetime | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    accepted: bool
+    reason: str | None = None
+
+
+class StrategyChange(BaseModel):
+    at: datetime
+    from_strategy: str | None
+    to_strategy: str
+    why: str
+
+
+class JourneyState(BaseModel):
+    """Everything a journey knows: the `state` query answer and what continue-as-new carries."""
+
+    customer: CustomerSnapshot
+    journey_key: str = Field(description="workflow id + first run id: unique per journey")
+    started_at: datetime
+    stage: Stage = "assessing"
+    strategy: str | None = None
+    risk_tier: str | None = None
+    severity_tier: str | None = None
+    churn_probability: float | None = None
+    probability_source: str | None = None
+    health_score: float | None = None
+    model_version: str | None = None
+    rules_version: str | None = None
+    fired_rules: list[str] = Field(default_factory=list)
+    plan_started_at: datetime | None = None
+    plan_generation: int = 0
+    steps: list[StepState] = Field(default_factory=list)
+    checkpoints_done: list[float] = Field(default_factory=list)
+    events: list[EventRecord] = Field(default_factory=list)
+    strategy_history: list[StrategyChange] = Field(default_factory=list)
+    paused: bool = False
+    pause_reason: str | None = None
+    exit_reason: str | None = None
+    outcome: str | None = None
+    finished_at: datetime | None = None
+    runs: int = Field(default=1, description="runs so far, counting continue-as-new")
+
+    @property
+    def customer_id(self) -> str:
+        return self.customer.customer_id
+
+    def next_step(self) -> StepState | None:
+        pending = [s for s in self.steps if s.status == "pending"]
+        return min(pending, key=lambda s: s.due_at) if pending else None
+
+
+class JourneyRequest(BaseModel):
+    """Start a journey from a snapshot or from a customer id in the database."""
+
+    customer: CustomerSnapshot | None = None
+    customer_id: str | None = Field(default=None, pattern=CUSTOMER_ID_PATTERN)
+    options: JourneyOptions = Field(default_factory=JourneyOptions)
+    carried_state: JourneyState | None = Field(
+        default=None, description="set only by continue-as-new"
+    )
+
+    @model_validator(mode="after")
+    def _one_customer_source(self) -> JourneyRequest:
+        if self.carried_state is None and (self.customer is None) == (self.customer_id is None):
+            raise ValueError("give exactly one of customer or customer_id")
+        return self
+
+    @property
+    def target_customer_id(self) -> str:
+        if self.carried_state is not None:
+            return self.carried_state.customer_id
+        return self.customer.customer_id if self.customer else str(self.customer_id)
+
+
+class PauseRequest(BaseModel):
+    reason: str = ""
+
+
+class ResumeRequest(BaseModel):
+    note: str = ""
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+class EscalateRequest(BaseModel):
+    reason: str = ""
+
+
+class CommandResult(BaseModel):
+    stage: Stage
+    strategy: str | None
+    message: str
+
+
+def journey_id(customer_id: str) -> str:
+    return f"retention-{customer_id}"

@@ -1,0 +1,79 @@
+"""durable_rules behind one small interface: assert facts in a fresh session, collect, delete.
+
+durable_rules keeps one process-global host whose C core is not safe to call from several
+threads at once, cannot unregister a ruleset, and raises MemoryError past 1,024 live sessions
+per ruleset. So: one lock around every call, rulesets named by content hash and registered once,
+and every session deleted in `finally`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from durable.engine import MessageNotHandledException
+from durable.lang import get_host
+
+from retention.errors import RulebookError
+
+MAX_RULESET_VERSIONS = 32
+_OPERATORS = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "ne": "$neq"}
+
+_lock = threading.Lock()
+_registered: set[str] = set()
+_fired: dict[str, list[str]] = {}
+
+Conditions = dict[str, dict[str, dict[str, Any]]]
+
+
+def _term(fact: str, op: str, value: Any) -> dict[str, Any]:
+    return {fact: value} if op == "eq" else {_OPERATORS[op]: {fact: value}}
+
+
+def _compile_condition(when: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    terms = [_term(fact, op, value) for fact, ops in when.items() for op, value in ops.items()]
+    return {"m": {"$and": terms}}
+
+
+def _collect(rule_name: str) -> Any:
+    def action(context: Any) -> None:
+        _fired[context.s.sid].append(rule_name)
+
+    return action
+
+
+class CompiledRuleset:
+    """A set of named conditions registered once with durable_rules under `name`."""
+
+    def __init__(self, name: str, rules: Conditions) -> None:
+        self.name = name
+        with _lock:
+            if name in _registered:
+                return
+            if len(_registered) >= MAX_RULESET_VERSIONS:
+                raise RulebookError(
+                    f"{len(_registered)} rule set versions loaded in this process; restart it"
+                )
+            definition = {
+                rule: {"all": [_compile_condition(when)], "run": _collect(rule)}
+                for rule, when in rules.items()
+            }
+            get_host().register_rulesets({name: definition})
+            _registered.add(name)
+
+    def fire(self, facts: dict[str, Any]) -> list[str]:
+        """Names of every rule whose condition holds for these facts (session deleted after)."""
+        sid = uuid.uuid4().hex
+        fact = {key: value for key, value in facts.items() if value is not None}
+        with _lock:
+            _fired[sid] = []
+            host = get_host()
+            try:
+                host.assert_fact(self.name, {**fact, "sid": sid})
+            except MessageNotHandledException:
+                pass
+            finally:
+                host.delete_state(self.name, sid)
+                fired = _fired.pop(sid)
+        return fired

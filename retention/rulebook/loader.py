@@ -1,0 +1,145 @@
+"""Load `rules/*.yaml` into a validated Rulebook; every refusal names file:line:column."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from retention.customer import EventType
+from retention.errors import RulebookError
+from retention.rulebook.schema import (
+    Intervention,
+    JourneyFile,
+    SeverityTier,
+    StrategiesFile,
+    Strategy,
+    TimelinesFile,
+)
+
+RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml")
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Rulebook:
+    """A validated rule set. `version` is a content hash of the rule files and templates."""
+
+    strategies: list[Strategy]
+    severity_tiers: list[SeverityTier]
+    timelines: dict[str, list[Intervention]]
+    journey: JourneyFile
+    version: str
+    templates_dir: Path
+
+    def strategy(self, name: str) -> Strategy:
+        return next(s for s in self.strategies if s.name == name)
+
+    @property
+    def strategy_order(self) -> list[str]:
+        """Least to most intensive (the file lists them highest priority first)."""
+        return [s.name for s in reversed(self.strategies)]
+
+
+def load_rulebook(rules_dir: Path) -> Rulebook:
+    strategies = _load(rules_dir / "strategies.yaml", StrategiesFile)
+    timelines = _load(rules_dir / "timelines.yaml", TimelinesFile)
+    journey = _load(rules_dir / "journey.yaml", JourneyFile)
+    rulebook = Rulebook(
+        strategies=strategies.strategies,
+        severity_tiers=timelines.severity_tiers,
+        timelines=timelines.timelines,
+        journey=journey,
+        version=_content_hash(rules_dir),
+        templates_dir=rules_dir / "templates",
+    )
+    _check_references(rulebook, rules_dir)
+    return rulebook
+
+
+def _load(path: Path, model: type[_Model]) -> _Model:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulebookError(f"{path}: cannot read rule file ({exc.strerror})") from exc
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise RulebookError(f"{where}: YAML syntax error: {exc.problem}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(file)"
+        raise RulebookError(f"{_where(path, root, first['loc'])}: {field}: {first['msg']}") from exc
+
+
+def _where(path: Path, root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """file:line:column of the deepest YAML node along a pydantic error location."""
+    node, mark = root, root.start_mark if root else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                break
+            mark, node = match[0].start_mark, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            mark = node.start_mark
+        else:
+            break
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+
+
+def _check_references(rulebook: Rulebook, rules_dir: Path) -> None:
+    """Names that point across files must exist: tiers, strategies, events, templates."""
+    tiers = {t.name for t in rulebook.severity_tiers}
+    names = {s.name for s in rulebook.strategies}
+    problems = [
+        f"timelines.yaml: timeline {t!r} has no severity tier of that name"
+        for t in rulebook.timelines
+        if t not in tiers
+    ]
+    if len(names) != len(rulebook.strategies):
+        problems.append("strategies.yaml: strategy names must be unique")
+    recovered = rulebook.journey.recovered_strategy
+    if recovered and recovered not in names:
+        problems.append(f"journey.yaml: recovered_strategy {recovered!r} is not a strategy")
+    events = set(get_args(EventType))
+    problems += [
+        f"journey.yaml: exit event {e.event!r} is not a customer event type"
+        for e in rulebook.journey.exits
+        if e.event not in events
+    ]
+    problems += _missing_templates(rulebook)
+    if problems:
+        raise RulebookError(f"{rules_dir}: " + "; ".join(problems))
+
+
+def _missing_templates(rulebook: Rulebook) -> list[str]:
+    plans = [s.interventions for s in rulebook.strategies] + list(rulebook.timelines.values())
+    return sorted(
+        {
+            f"template {step.template or step.action!r} not found in {rulebook.templates_dir}"
+            for plan in plans
+            for step in plan
+            if not (rulebook.templates_dir / f"{step.template or step.action}.j2").is_file()
+        }
+    )
+
+
+def _content_hash(rules_dir: Path) -> str:
+    digest = hashlib.sha256()
+    files = [rules_dir / name for name in RULE_FILES]
+    files += sorted((rules_dir / "templates").glob("*.j2"))
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]

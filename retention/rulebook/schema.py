@@ -1,0 +1,116 @@
+"""The shape of `rules/*.yaml`: what a rule author may write, validated field by field."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from retention.plan import Channel, Owner
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
+_HOURS_PER_UNIT = {"h": 1.0, "d": 24.0, "w": 168.0}
+
+
+def parse_hours(value: object) -> float:
+    """`immediate`, `24h`, `3d`, `1w` (or a number of hours) → hours."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        hours = float(value)
+    elif value == "immediate":
+        hours = 0.0
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        hours = float(match.group(1)) * _HOURS_PER_UNIT[match.group(2)]
+    else:
+        raise ValueError(f"expected immediate or a duration like 24h, 3d, 1w; got {value!r}")
+    if hours < 0:
+        raise ValueError("a duration cannot be negative")
+    return hours
+
+
+Hours = Annotated[float, BeforeValidator(parse_hours)]
+Comparison = Literal["gt", "gte", "lt", "lte", "eq", "ne"]
+
+
+class DecisionFacts(BaseModel):
+    """The facts a rule's `when` can compare: one customer, as assessed now."""
+
+    churn_probability: float
+    severity_value: float
+    health_score: float
+    annual_contract_value: float
+    days_since_last_login: int
+    usage_decline: float
+    nps: int | None
+    segment: str
+    plan: str
+    champion_status: str
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Intervention(_Rule):
+    action: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    at: Hours
+    every: Hours | None = None
+    times: int = Field(default=1, ge=1, le=52)
+    owner: Owner
+    channel: Channel
+    fallback: Channel | None = None
+    template: str | None = None
+    success: str = ""
+    escalation: str = ""
+
+    @model_validator(mode="after")
+    def _repeat_needs_interval(self) -> Intervention:
+        if self.times > 1 and not self.every:
+            raise ValueError("times > 1 needs `every`")
+        return self
+
+
+Condition = dict[str, dict[Comparison, float | int | str]]
+
+
+class _Conditional(_Rule):
+    when: Condition
+
+    @model_validator(mode="after")
+    def _known_facts(self) -> _Conditional:
+        for fact in self.when:
+            if fact not in DecisionFacts.model_fields:
+                known = ", ".join(DecisionFacts.model_fields)
+                raise ValueError(f"unknown fact {fact!r} in when (known: {known})")
+        return self
+
+
+class Strategy(_Conditional):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    risk_tier: str
+    interventions: list[Intervention] = Field(min_length=1)
+
+
+class SeverityTier(_Conditional):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class StrategiesFile(_Rule):
+    strategies: list[Strategy] = Field(min_length=1)
+
+
+class TimelinesFile(_Rule):
+    severity_tiers: list[SeverityTier] = Field(min_length=1)
+    timelines: dict[str, list[Intervention]] = Field(default_factory=dict)
+
+
+class Exit(_Rule):
+    event: str
+    outcome: str = Field(pattern=r"^(saved|churned|recovered|exited:[a-z_]+)$")
+
+
+class JourneyFile(_Rule):
+    exits: list[Exit] = Field(default_factory=list)
+    checkpoints: list[Hours] = Field(default_factory=list)
+    recovered_strategy: str | None = None
+    observation: Hours = 0.0

@@ -1,0 +1,65 @@
+"""The one way every process talks to Temporal: converter, task queue, search attributes."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from retention.settings import Settings, get_settings
+
+WORKFLOW_TYPE = "RetentionJourney"
+
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+RISK_TIER = SearchAttributeKey.for_keyword("RiskTier")
+STRATEGY = SearchAttributeKey.for_keyword("Strategy")
+JOURNEY_STAGE = SearchAttributeKey.for_keyword("JourneyStage")
+CHURN_PROBABILITY = SearchAttributeKey.for_float("ChurnProbability")
+HEALTH_SCORE = SearchAttributeKey.for_float("HealthScore")
+ASSIGNED_CSM = SearchAttributeKey.for_keyword("AssignedCsm")
+RULES_VERSION = SearchAttributeKey.for_keyword("RulesVersion")
+
+SEARCH_ATTRIBUTES = [
+    CUSTOMER_ID,
+    RISK_TIER,
+    STRATEGY,
+    JOURNEY_STAGE,
+    CHURN_PROBABILITY,
+    HEALTH_SCORE,
+    ASSIGNED_CSM,
+    RULES_VERSION,
+]
+
+_CLI_TYPE = {"KEYWORD": "Keyword", "DOUBLE": "Double"}
+
+
+def dev_server_flags() -> list[str]:
+    """`--search-attribute Name=Type` flags so `temporal server start-dev` registers them all."""
+    flags = []
+    for key in SEARCH_ATTRIBUTES:
+        flags += ["--search-attribute", f"{key.name}={_CLI_TYPE[key.indexed_value_type.name]}"]
+    return flags
+
+
+async def connect(settings: Settings | None = None, address: str | None = None) -> Client:
+    settings = settings or get_settings()
+    return await Client.connect(
+        address or settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """Register every search attribute (the time-skipping server needs this before use)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )

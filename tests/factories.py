@@ -1,0 +1,65 @@
+"""Test data builders shared by the suite."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from retention.customer import CustomerSnapshot
+
+# A healthy, active customer: every risk factor is clear and health scores "healthy".
+DEFAULT_CUSTOMER: dict[str, Any] = {
+    "profile": {
+        "customer_id": "cust-001",
+        "name": "Dana Reyes",
+        "company": "Acme Analytics",
+        "email": "dana@acme.example",
+        "plan": "professional",
+        "segment": "mid_market",
+        "assigned_csm": "csm-jordan",
+    },
+    "usage": {
+        "days_since_last_login": 1,
+        "logins_per_week": 5.0,
+        "logins_per_week_prior": 5.0,
+        "features_used": 8,
+        "total_features": 10,
+        "actions_per_session": 15.0,
+        "active_users": 20,
+        "max_users": 50,
+    },
+    "engagement": {
+        "email_open_rate": 0.5,
+        "webinars_attended_90d": 1,
+        "resources_downloaded_90d": 2,
+    },
+    "support": {"tickets_90d": 1, "avg_ticket_sentiment": 0.3, "satisfaction": 4.5},
+    "financial": {
+        "annual_contract_value": 24_000.0,
+        "payment_delays_90d": 0,
+        "expansion_revenue": 0.0,
+    },
+    "relationship": {"nps": 8, "executive_engaged": True, "champion_status": "active"},
+    "health_history": [],
+}
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge: dict overrides merge into dict defaults; anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def customer_data(**overrides: Any) -> dict[str, Any]:
+    """The raw customer document `make_customer` validates, e.g. for parse/API tests."""
+    return _merge(DEFAULT_CUSTOMER, overrides)
+
+
+def make_customer(**overrides: Any) -> CustomerSnapshot:
+    """A valid snapshot; `usage={"days_since_last_login": 20}` changes just that field."""
+    return CustomerSnapshot.model_validate(customer_data(**overrides))
