@@ -153,7 +153,9 @@ def validate_weights(weights: Mapping[HealthCategory, float]) -> None:
         raise InvalidInput(f"weights: must sum to 1, got {total}")
 
 
-def health_trend(overall: float, history: list[float]) -> Literal["improving", "stable", "declining"]:
+def health_trend(
+    overall: float, history: list[float]
+) -> Literal["improving", "stable", "declining"]:
     if not history:
         return "stable"
     change = overall - mean(history[-TREND_WINDOW:])

@@ -8,7 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
-from retention.plan import Channel, PlanStep
+from retention.plan import Channel, JourneyPolicy, PlanStep
+from retention.risk import RiskFactor
 
 Stage = Literal["assessing", "waiting", "intervening", "paused", "rescoring", "closed"]
 StepStatus = Literal["pending", "done", "skipped"]
@@ -56,7 +57,10 @@ class StrategyChange(BaseModel):
 class JourneyState(BaseModel):
     """Everything a journey knows: the `state` query answer and what continue-as-new carries."""
 
-    customer: CustomerSnapshot
+    customer_id: str
+    customer: CustomerSnapshot | None = Field(
+        default=None, description="the snapshot as first assessed (None until loaded)"
+    )
     journey_key: str = Field(description="workflow id + first run id: unique per journey")
     started_at: datetime
     stage: Stage = "assessing"
@@ -66,9 +70,11 @@ class JourneyState(BaseModel):
     churn_probability: float | None = None
     probability_source: str | None = None
     health_score: float | None = None
+    risk_factors: list[RiskFactor] = Field(default_factory=list)
     model_version: str | None = None
     rules_version: str | None = None
     fired_rules: list[str] = Field(default_factory=list)
+    policy: JourneyPolicy | None = None
     plan_started_at: datetime | None = None
     plan_generation: int = 0
     steps: list[StepState] = Field(default_factory=list)
@@ -81,10 +87,6 @@ class JourneyState(BaseModel):
     outcome: str | None = None
     finished_at: datetime | None = None
     runs: int = Field(default=1, description="runs so far, counting continue-as-new")
-
-    @property
-    def customer_id(self) -> str:
-        return self.customer.customer_id
 
     def next_step(self) -> StepState | None:
         pending = [s for s in self.steps if s.status == "pending"]
@@ -123,7 +125,7 @@ class ResumeRequest(BaseModel):
 
 
 class CancelRequest(BaseModel):
-    reason: str = Field(min_length=1)
+    reason: str = Field(default="", description="required; checked by the update's validator")
 
 
 class EscalateRequest(BaseModel):

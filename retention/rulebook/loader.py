@@ -54,7 +54,7 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         severity_tiers=timelines.severity_tiers,
         timelines=timelines.timelines,
         journey=journey,
-        version=_content_hash(rules_dir),
+        version=content_hash(rules_dir),
         templates_dir=rules_dir / "templates",
     )
     _check_references(rulebook, rules_dir)
@@ -135,7 +135,7 @@ def _missing_templates(rulebook: Rulebook) -> list[str]:
     )
 
 
-def _content_hash(rules_dir: Path) -> str:
+def content_hash(rules_dir: Path) -> str:
     digest = hashlib.sha256()
     files = [rules_dir / name for name in RULE_FILES]
     files += sorted((rules_dir / "templates").glob("*.j2"))

@@ -1,0 +1,55 @@
+"""Assess a customer: load, apply what happened since, score health and churn, record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from retention.customer import CustomerEvent, CustomerSnapshot
+from retention.errors import CustomerNotFound
+from retention.events import apply_events
+from retention.health import HealthScore, score_health
+from retention.risk import ChurnPrediction, baseline_prediction, upstream_prediction
+from retention.store.records import load_customer, record_assessment
+
+
+class AssessInput(BaseModel):
+    journey_id: str
+    customer_id: str
+    customer: CustomerSnapshot | None = Field(default=None, description="None: load by id")
+    events: list[CustomerEvent] = Field(default_factory=list)
+    elapsed_hours: float = Field(default=0, ge=0, description="journey time since the snapshot")
+    upstream_churn_probability: float | None = None
+
+
+class Assessment(BaseModel):
+    customer: CustomerSnapshot = Field(description="the customer as assessed, events applied")
+    health: HealthScore
+    prediction: ChurnPrediction
+
+
+class AssessActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn(name="assess")
+    def assess(self, request: AssessInput) -> Assessment:
+        customer = request.customer or self._load(request.customer_id)
+        now = apply_events(customer, request.events, request.elapsed_hours)
+        health = score_health(now, datetime.now(UTC))
+        if request.upstream_churn_probability is not None:
+            prediction = upstream_prediction(now, health, request.upstream_churn_probability)
+        else:
+            prediction = baseline_prediction(now, health)
+        record_assessment(self._engine, request.journey_id, health, prediction, now.customer_id)
+        return Assessment(customer=now, health=health, prediction=prediction)
+
+    def _load(self, customer_id: str) -> CustomerSnapshot:
+        try:
+            return load_customer(self._engine, customer_id)
+        except CustomerNotFound as exc:
+            raise ApplicationError(str(exc), type="CustomerNotFound", non_retryable=True) from exc

@@ -1,0 +1,38 @@
+"""Ask the rule set what to do for an assessed customer."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.assess import Assessment
+from retention.errors import RulebookError
+from retention.plan import Decision
+from retention.rulebook.decide import decide, decision_facts
+from retention.rulebook.source import RulebookSource
+
+
+class DecideInput(BaseModel):
+    assessment: Assessment
+    generation: int = Field(default=1, ge=1)
+    escalate_from: str | None = Field(default=None, description="force a strategy above this")
+
+
+class DecideActivities:
+    def __init__(self, rulebooks: RulebookSource) -> None:
+        self._rulebooks = rulebooks
+
+    @activity.defn(name="decide")
+    def decide(self, request: DecideInput) -> Decision:
+        a = request.assessment
+        facts = decision_facts(a.customer, a.health, a.prediction)
+        try:
+            return decide(
+                self._rulebooks.current(),
+                facts,
+                generation=request.generation,
+                escalate_from=request.escalate_from,
+            )
+        except RulebookError as exc:
+            raise ApplicationError(str(exc), type="RulebookError", non_retryable=True) from exc

@@ -1,0 +1,67 @@
+"""Message templates: `rules/templates/<name>.j2`, each with a `subject` and a `body` block.
+
+Rendered in Jinja's sandbox with StrictUndefined: a rule author's template can read the context it
+is given and nothing else, and a missing variable is an error, never an empty string.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    select_autoescape,
+)
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from pydantic import BaseModel
+
+from retention.errors import InvalidInput
+
+
+class RenderedMessage(BaseModel):
+    subject: str
+    body: str
+
+
+def render_message(templates_dir: Path, template: str, context: dict[str, Any]) -> RenderedMessage:
+    """Render `<templates_dir>/<template>.j2`; any template fault is an InvalidInput naming it."""
+    name = f"{template}.j2"
+    try:
+        loaded = _environment(templates_dir.resolve()).get_template(name)
+        subject = _render_block(loaded, "subject", context)
+        body = _render_block(loaded, "body", context)
+    except TemplateNotFound as exc:
+        raise InvalidInput(f"template {name!r} not found in {templates_dir}") from exc
+    except TemplateSyntaxError as exc:
+        raise InvalidInput(f"template {name!r} line {exc.lineno}: {exc.message}") from exc
+    except SecurityError as exc:
+        raise InvalidInput(f"template {name!r}: refused by the sandbox: {exc}") from exc
+    except UndefinedError as exc:
+        raise InvalidInput(f"template {name!r}: undefined variable: {exc.message}") from exc
+    return RenderedMessage(subject=" ".join(subject.split()), body=body.strip() + "\n")
+
+
+@lru_cache(maxsize=16)
+def _environment(templates_dir: Path) -> SandboxedEnvironment:
+    # The loader re-reads a template whose file changed, so caching the environment is safe.
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(templates_dir),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(["html", "htm", "xml", "html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _render_block(template: Template, block: str, context: dict[str, Any]) -> str:
+    render = template.blocks.get(block)
+    if render is None:
+        raise InvalidInput(f"template {template.name!r} has no {{% block {block} %}}")
+    return "".join(render(template.new_context(context)))

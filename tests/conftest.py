@@ -1,0 +1,113 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from retention.rulebook.source import RulebookSource
+from retention.store.db import make_engine
+from retention.temporal import register_search_attributes
+from worker import WORKFLOWS, build_activities
+
+_DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("RETENTION_TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=_DATABASES)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'retention.db'}")
+        yield engine
+        engine.dispose()
+        return
+    url = os.environ["RETENTION_TEST_DATABASE_URL"]
+    schema = f"t_{uuid4().hex}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+# ---- Temporal: one time-skipping server for the session, a fresh worker per test ----------
+
+TEST_SERVER = Path(sys.prefix) / "bin" / "temporal-test-server"
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@dataclass
+class JourneyWorld:
+    """A running worker and what a test needs to drive and inspect its journeys."""
+
+    client: Client
+    env: WorkflowEnvironment
+    task_queue: str
+    engine: Engine
+    outbox_dir: Path
+
+
+@pytest.fixture
+def journey_activities(engine: Engine, tmp_path: Path) -> list[Callable[..., Any]]:
+    """The real activities; a test module overrides this fixture to swap one."""
+    return build_activities(engine, RulebookSource(RULES_DIR), tmp_path / "outbox", RULES_DIR)
+
+
+@asynccontextmanager
+async def running_worker(
+    env: WorkflowEnvironment, activities: list[Callable[..., Any]]
+) -> AsyncIterator[str]:
+    """A worker on a fresh task queue; yields the queue's name."""
+    task_queue = f"tq-{uuid4()}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=activities,
+            activity_executor=executor,
+        ):
+            yield task_queue
+
+
+@pytest.fixture
+async def world(
+    time_skipping_env: WorkflowEnvironment,
+    engine: Engine,
+    tmp_path: Path,
+    journey_activities: list[Callable[..., Any]],
+) -> AsyncIterator[JourneyWorld]:
+    async with running_worker(time_skipping_env, journey_activities) as task_queue:
+        yield JourneyWorld(
+            time_skipping_env.client, time_skipping_env, task_queue, engine, tmp_path / "outbox"
+        )

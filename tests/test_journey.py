@@ -1,0 +1,325 @@
+"""RetentionJourney on the time-skipping server: weeks of a journey in seconds, real activities."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from conftest import running_worker
+from factories import make_customer
+from sqlalchemy import Engine
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.testing import WorkflowEnvironment
+
+from retention.customer import CustomerSnapshot
+from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+from retention.journey import (
+    CancelRequest,
+    EscalateRequest,
+    JourneyOptions,
+    JourneyRequest,
+    JourneyState,
+    PauseRequest,
+    ResumeRequest,
+)
+from retention.store.records import list_outbox
+from workflows.journey import RetentionJourney
+
+pytestmark = pytest.mark.database
+
+AT_RISK = {
+    "usage": {"days_since_last_login": 21, "logins_per_week": 1.0, "logins_per_week_prior": 6.0},
+    "relationship": {"champion_status": "left", "nps": 3, "executive_engaged": False},
+    "financial": {"annual_contract_value": 90_000.0, "payment_delays_90d": 2},
+    "support": {"avg_ticket_sentiment": -0.7, "tickets_90d": 6},
+}
+WAVERING = {"usage": {"days_since_last_login": 10, "logins_per_week": 2.0}}
+
+
+def critical_customer() -> CustomerSnapshot:
+    return make_customer(profile={"customer_id": f"crit-{uuid4().hex[:8]}"}, **AT_RISK)
+
+
+def nurture_customer() -> CustomerSnapshot:
+    customer = make_customer(profile={"customer_id": f"nur-{uuid4().hex[:8]}"}, **WAVERING)
+    return customer
+
+
+async def start(world: Any, customer: CustomerSnapshot, **options: Any) -> WorkflowHandle:
+    return await world.client.start_workflow(
+        RetentionJourney.run,
+        JourneyRequest(customer=customer, options=JourneyOptions(**options)),
+        id=f"retention-{customer.customer_id}",
+        task_queue=world.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+
+async def state_of(handle: WorkflowHandle) -> JourneyState:
+    """The state of the journey's latest run (a continue-as-new starts a new run)."""
+    latest = handle._client.get_workflow_handle(handle.id)
+    return await latest.query(RetentionJourney.state)
+
+
+async def end_journey(handle: WorkflowHandle) -> None:
+    """Cancel and wait for the close, so no journey outlives its test's worker."""
+    await handle.execute_update(RetentionJourney.cancel, CancelRequest(reason="test done"))
+    assert (await handle.result()).outcome == "cancelled"
+
+
+async def refusal(update: Awaitable[Any]) -> str:
+    """The message an update's validator answered with."""
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await update
+    return str(refused.value.cause)
+
+
+async def until(
+    world: Any, handle: WorkflowHandle, holds: Callable[[JourneyState], bool]
+) -> JourneyState:
+    """Poll the journey's state until `holds` (activities run in real time, timers do not)."""
+    for _ in range(200):
+        state = await state_of(handle)
+        if holds(state):
+            return state
+        await world.env.sleep(timedelta(seconds=1))
+    raise AssertionError("the journey never reached the expected state")
+
+
+async def until_continued_as_new(world: Any, handle: WorkflowHandle) -> None:
+    """Wait (on the server's word, not a query) until a new run has run its first task.
+
+    The time-skipping server leaves a query unanswered if it lands before that first task.
+    """
+    latest = world.client.get_workflow_handle(handle.id)
+    for _ in range(300):
+        if (await latest.describe()).run_id != handle.result_run_id:
+            history = await latest.fetch_history()
+            if any(e.HasField("workflow_task_completed_event_attributes") for e in history.events):
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the journey never continued as new")
+
+
+async def until_planned(world: Any, handle: WorkflowHandle) -> JourneyState:
+    return await until(world, handle, lambda state: state.strategy is not None)
+
+
+async def test_critical_journey_runs_its_whole_plan_over_weeks(world: Any) -> None:
+    handle = await start(world, critical_customer())
+
+    final: JourneyState = await handle.result()
+
+    assert (final.strategy, final.risk_tier, final.severity_tier) == (
+        "critical_save",
+        "critical",
+        "critical",
+    )
+    assert final.outcome == "completed" and final.stage == "closed"
+    assert final.model_version == "baseline-0"
+    assert final.churn_probability is not None and final.churn_probability > 0.8
+    assert [f.name for f in final.risk_factors][:2] == ["champion_risk", "usage_decline"]
+    assert all(step.status == "done" for step in final.steps)
+    actions = {step.step.action for step in final.steps}
+    assert {"executive_call", "retention_offer", "alert_csm", "escalation_review"} <= actions
+    # no phone on file: the phone outreach went to its fallback channel
+    outreach = next(s for s in final.steps if s.step.action == "executive_outreach")
+    assert outreach.channel_used == "csm_task" and outreach.note == "fallback channel used"
+    # weeks of journey time passed: the plan ran 48 h, then two weeks of observation
+    assert final.finished_at - final.started_at >= timedelta(hours=48 + 14 * 24)
+    assert len(list_outbox(world.engine, final.journey_key)) == len(final.steps)
+
+
+async def test_meeting_booked_exits_and_skips_the_rest(world: Any) -> None:
+    handle = await start(world, critical_customer())
+    await until_planned(world, handle)
+    await world.env.sleep(timedelta(hours=30))
+
+    await handle.signal(RetentionJourney.customer_event, {"type": "meeting_booked"})
+    final: JourneyState = await handle.result()
+
+    assert final.outcome == "exited:meeting_booked"
+    assert final.exit_reason == "event:meeting_booked"
+    statuses = {step.status for step in final.steps}
+    assert statuses == {"done", "skipped"}
+    assert len(list_outbox(world.engine, final.journey_key)) == sum(
+        step.status == "done" for step in final.steps
+    )
+
+
+@pytest.mark.parametrize(("event", "outcome"), [("churned", "churned"), ("renewed", "saved")])
+async def test_churned_and_renewed_end_the_journey(world: Any, event: str, outcome: str) -> None:
+    handle = await start(world, nurture_customer())
+    await until_planned(world, handle)
+
+    await handle.signal(RetentionJourney.customer_event, {"type": event, "data": {}})
+
+    final: JourneyState = await handle.result()
+    assert final.outcome == outcome
+
+
+async def test_pause_holds_every_step_until_resume(world: Any) -> None:
+    handle = await start(world, critical_customer())
+    state = await until_planned(world, handle)
+    await world.env.sleep(timedelta(minutes=5))
+    done_before = sum(s.status == "done" for s in (await state_of(handle)).steps)
+
+    paused = await handle.execute_update(RetentionJourney.pause, PauseRequest(reason="legal hold"))
+    assert paused.stage == "paused"
+    await world.env.sleep(timedelta(days=5))
+    held = await state_of(handle)
+    assert held.paused and held.stage == "paused"
+    assert sum(s.status == "done" for s in held.steps) == done_before < len(state.steps)
+
+    assert "already paused" in await refusal(
+        handle.execute_update(RetentionJourney.pause, PauseRequest())
+    )
+    await handle.execute_update(RetentionJourney.resume, ResumeRequest())
+
+    final: JourneyState = await handle.result()
+    assert final.outcome == "completed"
+    assert all(step.status == "done" for step in final.steps)
+
+
+async def test_resume_of_a_running_journey_is_refused(world: Any) -> None:
+    handle = await start(world, nurture_customer())
+    await until_planned(world, handle)
+
+    assert "not paused" in await refusal(
+        handle.execute_update(RetentionJourney.resume, ResumeRequest())
+    )
+    await end_journey(handle)
+
+
+async def test_cancel_needs_a_reason_and_records_it(world: Any) -> None:
+    handle = await start(world, nurture_customer())
+    await until_planned(world, handle)
+
+    assert "reason" in await refusal(handle.execute_update("cancel", {"reason": ""}))
+    result = await handle.execute_update(
+        RetentionJourney.cancel, CancelRequest(reason="customer asked for no contact")
+    )
+    assert "cancelled" in result.message
+
+    final: JourneyState = await handle.result()
+    assert final.outcome == "cancelled"
+    assert final.exit_reason == "customer asked for no contact"
+    with pytest.raises(Exception, match="already ended|completed|not found|closed"):
+        await handle.execute_update(RetentionJourney.cancel, CancelRequest(reason="again"))
+
+
+async def test_escalate_moves_the_strategy_up_and_replans(world: Any) -> None:
+    handle = await start(world, nurture_customer())
+    planned = await until_planned(world, handle)
+    assert planned.strategy == "nurture"
+
+    result = await handle.execute_update(
+        RetentionJourney.escalate, EscalateRequest(reason="exec complained")
+    )
+
+    assert result.strategy == "proactive_engagement"
+    state = await state_of(handle)
+    assert [c.to_strategy for c in state.strategy_history] == ["nurture", "proactive_engagement"]
+    assert state.plan_generation == 2
+    assert any(s.generation == 2 and s.step.action == "csm_checkin" for s in state.steps)
+    assert all(s.status != "pending" for s in state.steps if s.generation == 1)
+    await end_journey(handle)
+
+
+async def test_bad_events_are_recorded_as_rejected_and_the_journey_goes_on(world: Any) -> None:
+    handle = await start(world, nurture_customer())
+    await until_planned(world, handle)
+
+    await handle.signal(RetentionJourney.customer_event, {"type": "teleported"})
+    await handle.signal(RetentionJourney.customer_event, {"type": "nps_response", "data": {}})
+    await handle.signal(RetentionJourney.customer_event, "not an event")
+    await handle.signal(RetentionJourney.customer_event, {"type": "login"})
+
+    state = await state_of(handle)
+    rejected = [e for e in state.events if not e.accepted]
+    assert [e.type for e in rejected] == ["teleported", "nps_response", "(missing)"]
+    assert "type" in rejected[0].reason and "data" in rejected[1].reason
+    assert [e.type for e in state.events if e.accepted] == ["login"]
+    assert state.outcome is None
+    await end_journey(handle)
+
+
+async def test_continue_as_new_carries_the_state(world: Any) -> None:
+    handle = await start(world, nurture_customer(), continue_as_new_after_events=2)
+    planned = await until_planned(world, handle)
+
+    for kind in ("login", "feature_used", "email_opened"):
+        await handle.signal(RetentionJourney.customer_event, {"type": kind})
+    await until_continued_as_new(world, handle)
+    continued = await state_of(handle)
+    await handle.signal(RetentionJourney.customer_event, {"type": "renewed"})
+    final: JourneyState = await handle.result()
+
+    assert continued.runs == 2
+    assert continued.strategy == "nurture" and continued.plan_generation == 1
+
+    assert final.runs >= 2
+    assert final.journey_key == planned.journey_key
+    assert [e.type for e in final.events] == ["login", "feature_used", "email_opened", "renewed"]
+    assert final.outcome == "saved"
+    assert final.strategy_history[0].to_strategy == "nurture"
+
+
+async def test_a_second_start_for_the_same_customer_is_refused(world: Any) -> None:
+    customer = nurture_customer()
+    handle = await start(world, customer)
+
+    with pytest.raises(Exception, match="already"):
+        await start(world, customer)
+    await end_journey(handle)
+
+
+def deliver_then_crash_once(deliver: Callable[..., DeliveryReceipt]) -> Callable[..., Any]:
+    """The real deliver activity, except that its first attempt dies after the outbox write."""
+
+    @activity.defn(name="deliver")
+    def deliver_crashing(request: DeliverRequest) -> DeliveryReceipt:
+        receipt = deliver(request)
+        if activity.info().attempt == 1:
+            raise RuntimeError("worker lost between the send and the acknowledgement")
+        return receipt
+
+    return deliver_crashing
+
+
+async def test_a_retried_delivery_leaves_exactly_one_outbox_row(
+    time_skipping_env: WorkflowEnvironment,
+    engine: Engine,
+    journey_activities: list[Callable[..., Any]],
+) -> None:
+    real = {activity_name(a): a for a in journey_activities}
+    activities = [a for name, a in real.items() if name != "deliver"]
+    activities.append(deliver_then_crash_once(real["deliver"]))
+
+    async with running_worker(time_skipping_env, activities) as task_queue:
+        customer = nurture_customer()
+        final: JourneyState = await time_skipping_env.client.execute_workflow(
+            RetentionJourney.run,
+            JourneyRequest(customer=customer),
+            id=f"retention-{customer.customer_id}",
+            task_queue=task_queue,
+        )
+
+    rows = list_outbox(engine, final.journey_key)
+    assert final.outcome in {"completed", "recovered"}
+    delivered = [s for s in final.steps if s.status == "done"]
+    assert delivered and len(rows) == len(delivered)
+    assert len({row.idempotency_key for row in rows}) == len(rows)
+    assert sorted(r.id for r in rows) == sorted(s.outbox_id for s in delivered)
+
+
+def activity_name(fn: Callable[..., Any]) -> str:
+    defn = activity._Definition.from_callable(fn)
+    assert defn is not None and defn.name is not None
+    return defn.name

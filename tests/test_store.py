@@ -1,0 +1,155 @@
+"""The store: tables, upserts and repository functions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from factories import make_customer
+from sqlalchemy import Engine, func
+from sqlmodel import select
+
+from retention.errors import CustomerNotFound
+from retention.health import HealthScore
+from retention.journey import JourneyState
+from retention.risk import ChurnPrediction, RiskFactor
+from retention.store.db import session
+from retention.store.records import (
+    append_audit,
+    list_outbox,
+    load_customer,
+    record_assessment,
+    record_journey,
+    save_customer,
+)
+from retention.store.tables import (
+    AuditRow,
+    ChurnPredictionRow,
+    HealthScoreRow,
+    JourneyRow,
+    OutboxRow,
+)
+
+pytestmark = pytest.mark.database
+
+AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def count(engine: Engine, table: type) -> int:
+    with session(engine) as db:
+        return db.exec(select(func.count()).select_from(table)).one()
+
+
+def test_customer_round_trip_and_upsert(engine: Engine) -> None:
+    customer = make_customer()
+    save_customer(engine, customer)
+    assert load_customer(engine, customer.customer_id) == customer
+
+    changed = make_customer(usage={"days_since_last_login": 20})
+    save_customer(engine, changed)
+    assert load_customer(engine, customer.customer_id) == changed
+
+
+def test_unknown_customer_is_named(engine: Engine) -> None:
+    with pytest.raises(CustomerNotFound, match="nobody-42"):
+        load_customer(engine, "nobody-42")
+
+
+def test_record_assessment_writes_both_rows(engine: Engine) -> None:
+    health = HealthScore(
+        overall=41.5,
+        categories={"product_usage": 30.0, "engagement": 50.0},
+        trend="declining",
+        status="at_risk",
+        alerts=["usage dropped"],
+        scored_at=AT,
+    )
+    prediction = ChurnPrediction(
+        probability=0.72,
+        confidence=0.8,
+        time_to_churn_days=45,
+        risk_factors=[RiskFactor(name="inactive", severity="high", impact=0.3, detail="20 days")],
+        severity_value=17_280.0,
+        model_version="baseline-0",
+    )
+    record_assessment(engine, "retention-cust-001", health, prediction, "cust-001")
+
+    with session(engine) as db:
+        health_row = db.exec(select(HealthScoreRow)).one()
+        prediction_row = db.exec(select(ChurnPredictionRow)).one()
+    assert health_row.customer_id == "cust-001"
+    assert health_row.categories == {"product_usage": 30.0, "engagement": 50.0}
+    assert health_row.scored_at == AT
+    assert prediction_row.journey_id == "retention-cust-001"
+    assert prediction_row.probability == 0.72
+    assert prediction_row.risk_factors[0]["name"] == "inactive"
+
+
+def test_record_journey_upserts_one_row(engine: Engine) -> None:
+    state = JourneyState(
+        customer_id="cust-001", journey_key="retention-cust-001:run-1", started_at=AT
+    )
+    record_journey(engine, "retention-cust-001", state)
+
+    state.stage = "closed"
+    state.outcome = "saved"
+    state.exit_reason = "renewed"
+    state.finished_at = AT + timedelta(days=9)
+    record_journey(engine, "retention-cust-001", state)
+
+    with session(engine) as db:
+        row = db.exec(select(JourneyRow)).one()
+    assert (row.stage, row.outcome, row.exit_reason) == ("closed", "saved", "renewed")
+    assert row.started_at == AT
+    assert row.finished_at == AT + timedelta(days=9)
+
+
+def test_late_record_does_not_clear_the_outcome(engine: Engine) -> None:
+    state = JourneyState(customer_id="cust-001", journey_key="j-1", started_at=AT)
+    ended = state.model_copy(update={"stage": "closed", "outcome": "churned", "finished_at": AT})
+    record_journey(engine, "retention-cust-001", ended)
+    record_journey(engine, "retention-cust-001", state)
+
+    with session(engine) as db:
+        row = db.exec(select(JourneyRow)).one()
+    assert (row.outcome, row.finished_at) == ("churned", AT)
+
+
+def test_audit_rows(engine: Engine) -> None:
+    append_audit(engine, "operator:ana", "pause", journey_id="retention-cust-001")
+    append_audit(engine, "system", "customer_saved", customer_id="cust-001", detail={"n": 1})
+
+    with session(engine) as db:
+        rows = db.exec(select(AuditRow).order_by(AuditRow.id)).all()
+    assert [(r.actor, r.action) for r in rows] == [
+        ("operator:ana", "pause"),
+        ("system", "customer_saved"),
+    ]
+    assert rows[0].detail == {} and rows[1].detail == {"n": 1}
+    assert rows[0].at.tzinfo is not None
+
+
+def test_list_outbox_filters_and_sorts(engine: Engine) -> None:
+    def row(key: str, journey_key: str, minutes: int) -> OutboxRow:
+        return OutboxRow(
+            idempotency_key=key,
+            journey_key=journey_key,
+            journey_id="retention-cust-001",
+            step_id=key,
+            customer_id="cust-001",
+            channel="email",
+            recipient="dana@acme.example",
+            subject="s",
+            body="b",
+            status="captured",
+            mode="capture",
+            created_at=AT + timedelta(minutes=minutes),
+            path="p",
+        )
+
+    with session(engine) as db:
+        db.add_all([row("b", "j1", 2), row("a", "j1", 1), row("c", "j2", 0)])
+
+    assert [r.idempotency_key for r in list_outbox(engine)] == ["c", "a", "b"]
+    assert [r.idempotency_key for r in list_outbox(engine, "j1")] == ["a", "b"]
+    assert count(engine, OutboxRow) == 3

@@ -1,0 +1,71 @@
+"""Run the Temporal worker: every workflow and activity of the service, on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from temporalio.worker import Worker
+
+from activities.assess import AssessActivities
+from activities.decide import DecideActivities
+from activities.deliver import DeliverActivities
+from activities.record import RecordActivities
+from retention.rulebook.source import RulebookSource
+from retention.settings import get_settings
+from retention.store.db import make_engine
+from retention.temporal import connect
+from workflows.journey import RetentionJourney
+
+WORKFLOWS = [RetentionJourney]
+
+
+def build_activities(
+    engine: Engine, rulebooks: RulebookSource, outbox_dir: Path, rules_dir: Path
+) -> list[Callable[..., Any]]:
+    """Every activity, bound to the dependencies it needs (built once per worker)."""
+    return [
+        AssessActivities(engine).assess,
+        DecideActivities(rulebooks).decide,
+        DeliverActivities(engine, outbox_dir, rules_dir / "templates").deliver,
+        RecordActivities(engine).record,
+    ]
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    activities = build_activities(
+        make_engine(settings.database_url),
+        RulebookSource(settings.rules_dir),
+        settings.outbox_dir,
+        settings.rules_dir,
+    )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
+        async with Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=WORKFLOWS,
+            activities=activities,
+            activity_executor=executor,
+        ):
+            logging.info(
+                "worker polling task queue %s at %s", settings.task_queue, settings.temporal_address
+            )
+            await stop.wait()
+    logging.info("worker stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,505 @@
+"""RetentionJourney: assess a customer, decide a plan, carry it out over days and weeks.
+
+Deterministic orchestration only: every clock read is `workflow.now()`, every piece of I/O is
+an activity. Customer events arrive as the `customer_event` signal, operator commands as
+updates, and the whole state answers the `state` query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.assess import AssessInput, Assessment
+    from activities.decide import DecideInput
+    from activities.record import RecordInput
+    from retention import temporal as sa
+    from retention.customer import CustomerEvent, describe_validation_error
+    from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+    from retention.journey import (
+        CancelRequest,
+        CommandResult,
+        EscalateRequest,
+        EventRecord,
+        JourneyRequest,
+        JourneyState,
+        PauseRequest,
+        ResumeRequest,
+        Stage,
+        StepState,
+        StrategyChange,
+    )
+    from retention.plan import Decision
+
+SCORING = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        maximum_attempts=5,
+        non_retryable_error_types=["CustomerNotFound", "RulebookError", "InvalidInput"],
+    ),
+}
+DELIVERY = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=5),
+        non_retryable_error_types=["InvalidInput"],
+    ),
+}
+RECORDING = {"start_to_close_timeout": timedelta(seconds=30)}
+
+
+@workflow.defn(name=sa.WORKFLOW_TYPE)
+class RetentionJourney:
+    @workflow.init
+    def __init__(self, request: JourneyRequest) -> None:
+        info = workflow.info()
+        self._request = request
+        self._state = request.carried_state or JourneyState(
+            customer_id=request.target_customer_id,
+            customer=request.customer,
+            journey_key=f"{info.workflow_id}/{info.first_execution_run_id}",
+            started_at=workflow.now(),
+        )
+        self._lock = asyncio.Lock()
+        self._events_this_run = 0
+        self._escalation: EscalateRequest | None = None
+
+    @workflow.run
+    async def run(self, request: JourneyRequest) -> JourneyState:
+        if request.carried_state is None:
+            self._publish()
+            await self._assess_and_plan()
+        while self._state.outcome is None:
+            if self._should_continue_as_new():
+                return await self._continue_as_new()
+            await self._wait_for_next_moment()
+            async with self._lock:
+                await self._act_on_what_is_due()
+        return await self._close()
+
+    # ---- customer events -------------------------------------------------------------------
+
+    @workflow.signal(name="customer_event")
+    def customer_event(self, raw: Any) -> None:
+        """Record every event, accepted or not; an exit event ends the journey."""
+        self._events_this_run += 1
+        received = workflow.now()
+        try:
+            event = CustomerEvent.model_validate(raw)
+        except ValidationError as exc:
+            self._state.events.append(_rejected(raw, received, describe_validation_error(exc)))
+            return
+        if self._state.outcome is not None:
+            self._state.events.append(_record(event, received, "journey already closed"))
+            return
+        self._state.events.append(_record(event, received))
+        outcome = self._state.policy.outcome_for(event.type) if self._state.policy else None
+        if outcome:
+            self._end(outcome, f"event:{event.type}")
+
+    # ---- operator commands -----------------------------------------------------------------
+
+    @workflow.update
+    def pause(self, command: PauseRequest) -> CommandResult:
+        self._state.paused = True
+        self._state.pause_reason = command.reason or None
+        self._set_stage("paused")
+        return self._result(f"paused{': ' + command.reason if command.reason else ''}")
+
+    @pause.validator
+    def _validate_pause(self, command: PauseRequest) -> None:
+        self._require_open("pause")
+        if self._state.paused:
+            raise ValueError("journey is already paused")
+
+    @workflow.update
+    def resume(self, command: ResumeRequest) -> CommandResult:
+        self._state.paused = False
+        self._state.pause_reason = None
+        self._settle()
+        return self._result("resumed; overdue steps run now")
+
+    @resume.validator
+    def _validate_resume(self, command: ResumeRequest) -> None:
+        self._require_open("resume")
+        if not self._state.paused:
+            raise ValueError("journey is not paused, so it cannot be resumed")
+
+    @workflow.update
+    def cancel(self, command: CancelRequest) -> CommandResult:
+        self._end("cancelled", command.reason)
+        return self._result(f"cancelled: {command.reason}")
+
+    @cancel.validator
+    def _validate_cancel(self, command: CancelRequest) -> None:
+        self._require_open("cancel")
+        if not command.reason.strip():
+            raise ValueError("reason: say why the journey is cancelled")
+
+    @workflow.update
+    async def escalate(self, command: EscalateRequest) -> CommandResult:
+        async with self._lock:
+            before = self._state.strategy
+            assessment = await self._assess()
+            await self._replan(
+                assessment, why=f"escalated: {command.reason or 'operator'}", escalate_from=before
+            )
+            return self._result(f"escalated from {before} to {self._state.strategy}")
+
+    @escalate.validator
+    def _validate_escalate(self, command: EscalateRequest) -> None:
+        self._require_open("escalate")
+        policy, strategy = self._state.policy, self._state.strategy
+        if policy is None or strategy is None:
+            raise ValueError("journey has no strategy yet; try again once it is planned")
+        if strategy == policy.strategy_order[-1]:
+            raise ValueError(f"{strategy} is already the most intensive strategy")
+
+    @workflow.query
+    def state(self) -> JourneyState:
+        return self._state
+
+    def _require_open(self, command: str) -> None:
+        if self._state.outcome is not None:
+            raise ValueError(f"cannot {command}: journey already ended ({self._state.outcome})")
+
+    def _result(self, message: str) -> CommandResult:
+        return CommandResult(
+            stage=self._state.stage, strategy=self._state.strategy, message=message
+        )
+
+    # ---- the journey -----------------------------------------------------------------------
+
+    async def _assess_and_plan(self) -> None:
+        assessment = await self._assess()
+        self._state.customer = assessment.customer
+        decision = await self._decide(assessment)
+        self._state.policy = decision.policy
+        self._adopt(decision, why="initial assessment", assessed=assessment)
+        await self._record("system", "journey_started")
+
+    async def _wait_for_next_moment(self) -> None:
+        """Sleep until the next step, checkpoint or close, waking early on events and commands."""
+        while self._state.outcome is None and not self._should_continue_as_new():
+            if self._state.paused:
+                await workflow.wait_condition(
+                    lambda: not self._state.paused or self._state.outcome is not None
+                )
+                continue
+            due = self._next_moment()
+            wait = (due - workflow.now()).total_seconds()
+            if wait <= 0:
+                return
+            try:
+                await workflow.wait_condition(self._interrupted, timeout=wait)
+            except TimeoutError:
+                return
+
+    def _interrupted(self) -> bool:
+        s = self._state
+        return s.paused or s.outcome is not None or self._should_continue_as_new()
+
+    def _next_moment(self) -> datetime:
+        moments = [self._close_at()]
+        if (step := self._state.next_step()) is not None:
+            moments.append(step.due_at)
+        if (checkpoint := self._next_checkpoint()) is not None:
+            moments.append(self._journey_time(checkpoint))
+        return min(moments)
+
+    async def _act_on_what_is_due(self) -> None:
+        if self._state.outcome is not None or self._state.paused:
+            return
+        now = workflow.now()
+        checkpoint = self._next_checkpoint()
+        if checkpoint is not None and self._journey_time(checkpoint) <= now:
+            await self._rescore(checkpoint)
+        elif (step := self._state.next_step()) is not None and step.due_at <= now:
+            await self._deliver(step)
+        elif self._state.next_step() is None and self._close_at() <= now:
+            self._end("completed", "plan ran out")
+
+    async def _rescore(self, checkpoint: float) -> None:
+        self._set_stage("rescoring")
+        self._state.checkpoints_done.append(checkpoint)
+        assessment = await self._assess()
+        decision = await self._decide(assessment, generation=self._state.plan_generation + 1)
+        policy = self._state.policy
+        if decision.strategy == self._state.strategy:
+            self._note_scores(assessment)
+        elif policy and decision.strategy == policy.recovered_strategy:
+            self._note_scores(assessment)
+            self._end("recovered", f"re-scored at {checkpoint:g}h: {decision.strategy}")
+        else:
+            self._adopt(
+                decision, why=f"re-scored at checkpoint {checkpoint:g}h", assessed=assessment
+            )
+        if self._state.outcome is None:
+            self._settle()
+
+    async def _replan(self, assessment: Assessment, why: str, escalate_from: str | None) -> None:
+        decision = await self._decide(
+            assessment, generation=self._state.plan_generation + 1, escalate_from=escalate_from
+        )
+        self._adopt(decision, why=why, assessed=assessment)
+
+    async def _deliver(self, step: StepState) -> None:
+        self._set_stage("intervening")
+        try:
+            receipt: DeliveryReceipt = await workflow.execute_activity(
+                "deliver",
+                self._deliver_request(step),
+                result_type=DeliveryReceipt,
+                summary=f"{step.step.action} via {step.step.channel} ({step.step.owner})",
+                **DELIVERY,
+            )
+            step.status, step.channel_used, step.outbox_id = (
+                "done",
+                receipt.channel,
+                receipt.outbox_id,
+            )
+            step.note = "fallback channel used" if receipt.fallback_used else ""
+        except ActivityError as err:
+            step.status, step.note = "skipped", f"not delivered: {_cause(err)}"
+        step.done_at = workflow.now()
+        self._settle()
+
+    async def _close(self) -> JourneyState:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._state.finished_at = workflow.now()
+        for step in self._state.steps:
+            if step.status == "pending":
+                step.status, step.note = "skipped", f"journey ended: {self._state.outcome}"
+        self._set_stage("closed")
+        await self._record("system", "journey_closed")
+        return self._state
+
+    # ---- activities ------------------------------------------------------------------------
+
+    async def _assess(self) -> Assessment:
+        first = self._state.customer is None
+        return await workflow.execute_activity(
+            "assess",
+            AssessInput(
+                journey_id=workflow.info().workflow_id,
+                customer_id=self._state.customer_id,
+                customer=self._state.customer,
+                events=[
+                    CustomerEvent(type=e.type, at=e.at, data=e.data)  # type: ignore[arg-type]
+                    for e in self._state.events
+                    if e.accepted
+                ],
+                elapsed_hours=self._journey_hours(workflow.now()),
+                upstream_churn_probability=(
+                    self._request.options.upstream_churn_probability if first else None
+                ),
+            ),
+            result_type=Assessment,
+            summary=f"score health and churn risk of {self._state.customer_id}",
+            **SCORING,
+        )
+
+    async def _decide(
+        self, assessment: Assessment, generation: int = 1, escalate_from: str | None = None
+    ) -> Decision:
+        return await workflow.execute_activity(
+            "decide",
+            DecideInput(assessment=assessment, generation=generation, escalate_from=escalate_from),
+            result_type=Decision,
+            summary="choose strategy and plan from the rule set",
+            **SCORING,
+        )
+
+    async def _record(self, actor: str, action: str) -> None:
+        await workflow.execute_activity(
+            "record",
+            RecordInput(
+                workflow_id=workflow.info().workflow_id,
+                state=self._state,
+                actor=actor,
+                action=action,
+            ),
+            summary=f"record {action.replace('_', ' ')}",
+            **RECORDING,
+        )
+
+    def _deliver_request(self, step: StepState) -> DeliverRequest:
+        assert self._state.customer is not None  # assessed before any step exists
+        return DeliverRequest(
+            journey_id=workflow.info().workflow_id,
+            journey_key=self._state.journey_key,
+            customer=self._state.customer,
+            step=step.step,
+            strategy=self._state.strategy or "",
+            risk_tier=self._state.risk_tier or "",
+            churn_probability=self._state.churn_probability or 0.0,
+            health_score=self._state.health_score or 0.0,
+            risk_factors=self._state.risk_factors,
+        )
+
+    # ---- state changes ---------------------------------------------------------------------
+
+    def _adopt(self, decision: Decision, why: str, assessed: Assessment | None = None) -> None:
+        """Make `decision` the plan: pending steps of an older plan give way to the new one."""
+        s = self._state
+        now = workflow.now()
+        for old in s.steps:
+            if old.status == "pending":
+                old.status, old.note = "skipped", f"replaced by plan {decision.plan.generation}"
+        s.strategy_history.append(
+            StrategyChange(at=now, from_strategy=s.strategy, to_strategy=decision.strategy, why=why)
+        )
+        s.strategy, s.risk_tier, s.severity_tier = (
+            decision.strategy,
+            decision.risk_tier,
+            decision.severity_tier,
+        )
+        s.rules_version, s.fired_rules = decision.rules_version, decision.fired_rules
+        s.plan_generation = decision.plan.generation
+        s.plan_started_at = now
+        s.steps += [
+            StepState(
+                step=step,
+                generation=decision.plan.generation,
+                due_at=now + self._real(step.at_hours),
+            )
+            for step in decision.plan.steps
+        ]
+        if assessed is not None:
+            self._note_scores(assessed)
+        self._settle()
+
+    def _note_scores(self, assessment: Assessment) -> None:
+        p = assessment.prediction
+        self._state.churn_probability = p.probability
+        self._state.probability_source = p.probability_source
+        self._state.model_version = p.model_version
+        self._state.health_score = assessment.health.overall
+        self._state.risk_factors = p.risk_factors
+        self._publish()
+
+    def _end(self, outcome: str, reason: str) -> None:
+        if self._state.outcome is None:
+            self._state.outcome, self._state.exit_reason = outcome, reason
+
+    def _set_stage(self, stage: Stage) -> None:
+        self._state.stage = stage
+        self._publish()
+
+    def _settle(self) -> None:
+        """Back to waiting after work, unless an operator paused the journey meanwhile."""
+        self._set_stage("paused" if self._state.paused else "waiting")
+
+    def _publish(self) -> None:
+        """Keep the search attributes and the UI's current details in step with the state."""
+        s = self._state
+        updates = [sa.CUSTOMER_ID.value_set(s.customer_id), sa.JOURNEY_STAGE.value_set(s.stage)]
+        if s.strategy:
+            updates += [
+                sa.STRATEGY.value_set(s.strategy),
+                sa.RISK_TIER.value_set(s.risk_tier or ""),
+            ]
+        if s.churn_probability is not None:
+            updates.append(sa.CHURN_PROBABILITY.value_set(s.churn_probability))
+        if s.health_score is not None:
+            updates.append(sa.HEALTH_SCORE.value_set(s.health_score))
+        if s.rules_version:
+            updates.append(sa.RULES_VERSION.value_set(s.rules_version))
+        if s.customer and s.customer.profile.assigned_csm:
+            updates.append(sa.ASSIGNED_CSM.value_set(s.customer.profile.assigned_csm))
+        workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(_details(s))
+
+    # ---- journey time ----------------------------------------------------------------------
+
+    def _real(self, journey_hours: float) -> timedelta:
+        return timedelta(hours=journey_hours / self._request.options.time_scale)
+
+    def _journey_time(self, journey_hours: float) -> datetime:
+        return self._state.started_at + self._real(journey_hours)
+
+    def _journey_hours(self, at: datetime) -> float:
+        return (
+            (at - self._state.started_at).total_seconds() / 3600 * self._request.options.time_scale
+        )
+
+    def _next_checkpoint(self) -> float | None:
+        policy = self._state.policy
+        if policy is None:
+            return None
+        left = [h for h in policy.checkpoint_hours if h not in self._state.checkpoints_done]
+        return min(left) if left else None
+
+    def _close_at(self) -> datetime:
+        last = max((step.due_at for step in self._state.steps), default=workflow.now())
+        observation = self._state.policy.observation_hours if self._state.policy else 0.0
+        return last + self._real(observation)
+
+    # ---- continue-as-new -------------------------------------------------------------------
+
+    def _should_continue_as_new(self) -> bool:
+        limit = self._request.options.continue_as_new_after_events
+        return self._events_this_run >= limit or workflow.info().is_continue_as_new_suggested()
+
+    async def _continue_as_new(self) -> JourneyState:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._state.runs += 1
+        workflow.continue_as_new(
+            JourneyRequest(options=self._request.options, carried_state=self._state)
+        )
+
+
+def _record(event: CustomerEvent, received: datetime, reason: str | None = None) -> EventRecord:
+    return EventRecord(
+        type=event.type,
+        at=event.at,
+        data=event.data,
+        received_at=received,
+        accepted=reason is None,
+        reason=reason,
+    )
+
+
+def _rejected(raw: Any, received: datetime, reason: str) -> EventRecord:
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    data = raw.get("data") if isinstance(raw, dict) else None
+    return EventRecord(
+        type=str(kind) if kind is not None else "(missing)",
+        data=data if isinstance(data, dict) else {"payload": repr(raw)[:500]},
+        received_at=received,
+        accepted=False,
+        reason=reason,
+    )
+
+
+def _cause(err: ActivityError) -> str:
+    cause = err.cause
+    return str(cause.message) if isinstance(cause, ApplicationError) else str(cause or err)
+
+
+def _details(s: JourneyState) -> str:
+    nxt = s.next_step()
+    lines = [
+        f"**{s.customer_id}** · stage `{s.stage}` · strategy `{s.strategy or '-'}` "
+        f"· tier `{s.risk_tier or '-'}` · severity `{s.severity_tier or '-'}`",
+        f"churn probability {s.churn_probability if s.churn_probability is not None else '-'} "
+        f"· health {s.health_score if s.health_score is not None else '-'}",
+        f"next: {nxt.step.action} via {nxt.step.channel} at {nxt.due_at:%Y-%m-%d %H:%M:%S} UTC"
+        if nxt
+        else "next: -",
+    ]
+    if s.paused:
+        lines.append(f"paused: {s.pause_reason or 'by operator'}")
+    if s.outcome:
+        lines.append(f"outcome: {s.outcome} ({s.exit_reason})")
+    return "\n\n".join(lines)
