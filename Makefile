@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean histories
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# Re-record tests/histories/ after an intended, versioned workflow change (README: "Changing workflow code").
+histories: $(STAMP)
+	rm -f tests/histories/*.json
+	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_journey.py

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -54,6 +55,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 TEST_SERVER = Path(sys.prefix) / "bin" / "temporal-test-server"
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +77,19 @@ class JourneyWorld:
     task_queue: str
     engine: Engine
     outbox_dir: Path
+    journeys: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+
+    async def save_histories(self, name: str) -> None:
+        """Write every run of each journey to tests/histories/ (for the replay test)."""
+        runs: dict[str, str] = {}
+        for handle in self.journeys:
+            latest = await self.client.get_workflow_handle(handle.id).describe()
+            for run_id in (handle.result_run_id, latest.run_id):  # first and, after CAN, last
+                runs[str(run_id)] = handle.id
+        for n, (run_id, workflow_id) in enumerate(runs.items(), start=1):
+            handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+            history = await handle.fetch_history()
+            (HISTORIES_DIR / f"{name}-{n}.json").write_text(history.to_json())
 
 
 @pytest.fixture
@@ -106,8 +121,13 @@ async def world(
     engine: Engine,
     tmp_path: Path,
     journey_activities: list[Callable[..., Any]],
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[JourneyWorld]:
+    """A worker with real activities. RETENTION_RECORD_HISTORIES=1 saves every journey's history."""
     async with running_worker(time_skipping_env, journey_activities) as task_queue:
-        yield JourneyWorld(
+        world = JourneyWorld(
             time_skipping_env.client, time_skipping_env, task_queue, engine, tmp_path / "outbox"
         )
+        yield world
+        if os.environ.get("RETENTION_RECORD_HISTORIES") and "sqlite" in request.node.name:
+            await world.save_histories(re.sub(r"\W+", "-", request.node.name).strip("-"))

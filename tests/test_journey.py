@@ -52,13 +52,15 @@ def nurture_customer() -> CustomerSnapshot:
 
 
 async def start(world: Any, customer: CustomerSnapshot, **options: Any) -> WorkflowHandle:
-    return await world.client.start_workflow(
+    handle = await world.client.start_workflow(
         RetentionJourney.run,
         JourneyRequest(customer=customer, options=JourneyOptions(**options)),
         id=f"retention-{customer.customer_id}",
         task_queue=world.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
     )
+    world.journeys.append(handle)
+    return handle
 
 
 async def state_of(handle: WorkflowHandle) -> JourneyState:
