@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -21,7 +23,7 @@ HEALTH_SCORE = SearchAttributeKey.for_float("HealthScore")
 ASSIGNED_CSM = SearchAttributeKey.for_keyword("AssignedCsm")
 RULES_VERSION = SearchAttributeKey.for_keyword("RulesVersion")
 
-SEARCH_ATTRIBUTES = [
+SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     CUSTOMER_ID,
     RISK_TIER,
     STRATEGY,

@@ -155,6 +155,16 @@ async def test_meeting_booked_exits_and_skips_the_rest(world: Any) -> None:
     )
 
 
+async def test_an_exit_event_before_the_plan_still_ends_the_journey(world: Any) -> None:
+    handle = await start(world, critical_customer())
+    await handle.signal(RetentionJourney.customer_event, {"type": "meeting_booked"})
+
+    final: JourneyState = await handle.result()
+
+    assert final.outcome == "exited:meeting_booked"
+    assert final.strategy == "critical_save"
+
+
 @pytest.mark.parametrize(("event", "outcome"), [("churned", "churned"), ("renewed", "saved")])
 async def test_churned_and_renewed_end_the_journey(world: Any, event: str, outcome: str) -> None:
     handle = await start(world, nurture_customer())

@@ -12,18 +12,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.assess import AssessInput, Assessment
-    from activities.decide import DecideInput
-    from activities.record import RecordInput
+    from activities.assess import AssessActivities, AssessInput, Assessment
+    from activities.decide import DecideActivities, DecideInput
+    from activities.deliver import DeliverActivities
+    from activities.record import RecordActivities, RecordInput
     from retention import temporal as sa
     from retention.customer import CustomerEvent, describe_validation_error
-    from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+    from retention.delivery.outbox import DeliverRequest
     from retention.journey import (
         CancelRequest,
         CommandResult,
@@ -39,23 +40,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from retention.plan import Decision
 
-SCORING = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    "retry_policy": RetryPolicy(
-        maximum_attempts=5,
-        non_retryable_error_types=["CustomerNotFound", "RulebookError", "InvalidInput"],
-    ),
-}
-DELIVERY = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=5),
-        non_retryable_error_types=["InvalidInput"],
-    ),
-}
-RECORDING = {"start_to_close_timeout": timedelta(seconds=30)}
+# Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
+SCORING_TIMEOUT = timedelta(seconds=60)
+SCORING_RETRY = RetryPolicy(
+    maximum_attempts=5,
+    non_retryable_error_types=["CustomerNotFound", "RulebookError", "InvalidInput"],
+)
+# Delivery is idempotent through the outbox, so it may retry for as long as a provider is down.
+DELIVERY_TIMEOUT = timedelta(seconds=60)
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["InvalidInput"],
+)
+RECORDING_TIMEOUT = timedelta(seconds=30)
 
 
 @workflow.defn(name=sa.WORKFLOW_TYPE)
@@ -186,6 +185,9 @@ class RetentionJourney:
         decision = await self._decide(assessment)
         self._state.policy = decision.policy
         self._adopt(decision, why="initial assessment", assessed=assessment)
+        for event in self._state.events:  # events that arrived before there was a policy
+            if event.accepted and (outcome := decision.policy.outcome_for(event.type)):
+                self._end(outcome, f"event:{event.type}")
         await self._record("system", "journey_started")
 
     async def _wait_for_next_moment(self) -> None:
@@ -256,12 +258,12 @@ class RetentionJourney:
     async def _deliver(self, step: StepState) -> None:
         self._set_stage("intervening")
         try:
-            receipt: DeliveryReceipt = await workflow.execute_activity(
-                "deliver",
+            receipt = await workflow.execute_activity_method(
+                DeliverActivities.deliver,
                 self._deliver_request(step),
-                result_type=DeliveryReceipt,
+                start_to_close_timeout=DELIVERY_TIMEOUT,
+                retry_policy=DELIVERY_RETRY,
                 summary=f"{step.step.action} via {step.step.channel} ({step.step.owner})",
-                **DELIVERY,
             )
             step.status, step.channel_used, step.outbox_id = (
                 "done",
@@ -288,8 +290,8 @@ class RetentionJourney:
 
     async def _assess(self) -> Assessment:
         first = self._state.customer is None
-        return await workflow.execute_activity(
-            "assess",
+        return await workflow.execute_activity_method(
+            AssessActivities.assess,
             AssessInput(
                 journey_id=workflow.info().workflow_id,
                 customer_id=self._state.customer_id,
@@ -304,33 +306,33 @@ class RetentionJourney:
                     self._request.options.upstream_churn_probability if first else None
                 ),
             ),
-            result_type=Assessment,
+            start_to_close_timeout=SCORING_TIMEOUT,
+            retry_policy=SCORING_RETRY,
             summary=f"score health and churn risk of {self._state.customer_id}",
-            **SCORING,
         )
 
     async def _decide(
         self, assessment: Assessment, generation: int = 1, escalate_from: str | None = None
     ) -> Decision:
-        return await workflow.execute_activity(
-            "decide",
+        return await workflow.execute_activity_method(
+            DecideActivities.decide,
             DecideInput(assessment=assessment, generation=generation, escalate_from=escalate_from),
-            result_type=Decision,
+            start_to_close_timeout=SCORING_TIMEOUT,
+            retry_policy=SCORING_RETRY,
             summary="choose strategy and plan from the rule set",
-            **SCORING,
         )
 
     async def _record(self, actor: str, action: str) -> None:
-        await workflow.execute_activity(
-            "record",
+        await workflow.execute_activity_method(
+            RecordActivities.record,
             RecordInput(
                 workflow_id=workflow.info().workflow_id,
                 state=self._state,
                 actor=actor,
                 action=action,
             ),
+            start_to_close_timeout=RECORDING_TIMEOUT,
             summary=f"record {action.replace('_', ' ')}",
-            **RECORDING,
         )
 
     def _deliver_request(self, step: StepState) -> DeliverRequest:
@@ -403,7 +405,10 @@ class RetentionJourney:
     def _publish(self) -> None:
         """Keep the search attributes and the UI's current details in step with the state."""
         s = self._state
-        updates = [sa.CUSTOMER_ID.value_set(s.customer_id), sa.JOURNEY_STAGE.value_set(s.stage)]
+        updates: list[SearchAttributeUpdate[Any]] = [
+            sa.CUSTOMER_ID.value_set(s.customer_id),
+            sa.JOURNEY_STAGE.value_set(s.stage),
+        ]
         if s.strategy:
             updates += [
                 sa.STRATEGY.value_set(s.strategy),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from durable.engine import MessageNotHandledException
@@ -24,14 +25,14 @@ _lock = threading.Lock()
 _registered: set[str] = set()
 _fired: dict[str, list[str]] = {}
 
-Conditions = dict[str, dict[str, dict[str, Any]]]
+Conditions = Mapping[str, Mapping[str, Mapping[Any, Any]]]
 
 
 def _term(fact: str, op: str, value: Any) -> dict[str, Any]:
     return {fact: value} if op == "eq" else {_OPERATORS[op]: {fact: value}}
 
 
-def _compile_condition(when: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _compile_condition(when: Mapping[str, Mapping[Any, Any]]) -> dict[str, Any]:
     terms = [_term(fact, op, value) for fact, ops in when.items() for op, value in ops.items()]
     return {"m": {"$and": terms}}
 

@@ -1,0 +1,325 @@
+"""What upstream systems and operators do to journeys, as Temporal client calls.
+
+Start a journey, send it a customer event, read its state, run an operator command, list
+journeys from their search attributes. No workflow code lives here: the workflow is named by
+its type, signals, updates and queries by their names. Every Temporal failure a caller can act
+on comes out as a `JourneyOperationError` whose message is one clear line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from retention import temporal as sa
+from retention.customer import CustomerEvent, CustomerSnapshot, describe_validation_error
+from retention.errors import InvalidInput, RetentionError
+from retention.journey import (
+    CancelRequest,
+    CommandResult,
+    EscalateRequest,
+    JourneyOptions,
+    JourneyRequest,
+    JourneyState,
+    PauseRequest,
+    ResumeRequest,
+    Stage,
+    journey_id,
+)
+from retention.settings import Settings, get_settings
+
+COMMAND_TIMEOUT = timedelta(seconds=60)
+QUERY_TIMEOUT = timedelta(seconds=15)
+
+Command = Literal["pause", "resume", "cancel", "escalate"]
+CommandRequest = PauseRequest | ResumeRequest | CancelRequest | EscalateRequest
+StatusFilter = Literal["running", "closed", "all"]
+
+
+class JourneyOperationError(RetentionError):
+    """A journey operation Temporal refused or could not carry out; the message says why."""
+
+
+class TemporalUnreachable(JourneyOperationError):
+    """No Temporal server answers at the configured address."""
+
+
+class WorkerUnavailable(JourneyOperationError):
+    """The server is up but no worker answered for the journey."""
+
+
+class JourneyAlreadyRunning(JourneyOperationError):
+    """A journey for this customer is running; one per customer."""
+
+
+class JourneyNotFound(JourneyOperationError):
+    """No journey was ever started for this customer (or its history is gone)."""
+
+
+class JourneyClosed(JourneyOperationError):
+    """The journey has ended, so it takes no more events or commands."""
+
+
+class CommandRejected(JourneyOperationError):
+    """The journey's update validator refused the command; the message is its answer."""
+
+
+class JourneyRow(BaseModel):
+    """One line of `starter.py list`, read from a journey's search attributes."""
+
+    customer_id: str
+    risk_tier: str | None = None
+    strategy: str | None = None
+    stage: str | None = None
+    churn_probability: float | None = None
+    health_score: float | None = None
+    status: str
+
+
+# ---- connecting ------------------------------------------------------------------------------
+
+
+async def open_client(address: str | None = None, settings: Settings | None = None) -> Client:
+    """`retention.temporal.connect()`, with an unreachable server as one clear error."""
+    settings = settings or get_settings()
+    target = address or settings.temporal_address
+    try:
+        return await sa.connect(settings, address=target)
+    except ValueError as exc:
+        raise InvalidInput(f"Temporal address {target!r}: {exc}") from exc
+    except RuntimeError as exc:
+        raise TemporalUnreachable(
+            f"cannot reach the Temporal server at {target}: start it with `make run` "
+            "(or point --address / RETENTION_TEMPORAL_ADDRESS at a running one)"
+        ) from exc
+
+
+# ---- starting --------------------------------------------------------------------------------
+
+
+async def start_journey(
+    client: Client,
+    customer: CustomerSnapshot | None,
+    customer_id: str | None,
+    options: JourneyOptions,
+    *,
+    known_customer: CustomerSnapshot | None = None,
+    task_queue: str | None = None,
+) -> WorkflowHandle[object, JourneyState]:
+    """Start `retention-{customer_id}` from a snapshot, or from an id the worker loads.
+
+    `known_customer` only enriches the UI summary of a journey started by id. Raises
+    `JourneyAlreadyRunning` when the customer's journey is running; a closed one may be
+    followed by a new journey.
+    """
+    try:
+        request = JourneyRequest(customer=customer, customer_id=customer_id, options=options)
+    except ValidationError as exc:
+        raise InvalidInput(f"journey request: {describe_validation_error(exc)}") from exc
+    target = request.target_customer_id
+    profile_from = customer or known_customer
+    workflow_id = journey_id(target)
+    try:
+        return await client.start_workflow(
+            sa.WORKFLOW_TYPE,
+            request,
+            id=workflow_id,
+            task_queue=task_queue or get_settings().task_queue,
+            result_type=JourneyState,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=journey_summary(target, profile_from),
+            static_details=journey_details(target, profile_from),
+            search_attributes=_initial_search_attributes(target, profile_from),
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise JourneyAlreadyRunning(
+            f"a journey is already running for {target} ({workflow_id})"
+        ) from exc
+    except RPCError as exc:
+        raise _rpc_error(exc, target) from exc
+
+
+def journey_summary(customer_id: str, customer: CustomerSnapshot | None) -> str:
+    if customer is None:
+        return f"Retention journey · {customer_id}"
+    return f"Retention journey · {customer.profile.company} ({customer_id})"
+
+
+def journey_details(customer_id: str, customer: CustomerSnapshot | None) -> str:
+    """Markdown for the Temporal UI: who the customer is and who looks after them."""
+    if customer is None:
+        return f"**Customer** {customer_id} (snapshot loaded from the database at start)"
+    p = customer.profile
+    return "\n\n".join(
+        [
+            f"**Customer** {p.company} ({customer_id}) · {p.name} <{p.email}>",
+            f"**Segment** {p.segment} · plan {p.plan}",
+            f"**ACV** ${customer.financial.annual_contract_value:,.0f}",
+            f"**CSM** {p.assigned_csm or 'unassigned'}",
+        ]
+    )
+
+
+def _initial_search_attributes(
+    customer_id: str, customer: CustomerSnapshot | None
+) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[str]] = [SearchAttributePair(sa.CUSTOMER_ID, customer_id)]
+    if customer is not None and customer.profile.assigned_csm:
+        pairs.append(SearchAttributePair(sa.ASSIGNED_CSM, customer.profile.assigned_csm))
+    return TypedSearchAttributes(pairs)
+
+
+# ---- one journey -----------------------------------------------------------------------------
+
+
+async def send_event(client: Client, customer_id: str, event: CustomerEvent) -> None:
+    """Signal `customer_event` with the event as the `{type, at, data}` dict."""
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    with _translated(customer_id):
+        await handle.signal("customer_event", event.model_dump(mode="json"))
+
+
+async def journey_state(client: Client, customer_id: str) -> JourneyState:
+    """The `state` query of the customer's latest journey run, running or closed."""
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    with _translated(customer_id):
+        return await handle.query("state", result_type=JourneyState, rpc_timeout=QUERY_TIMEOUT)
+
+
+async def run_command(
+    client: Client, customer_id: str, command: Command, request: CommandRequest
+) -> CommandResult:
+    """Execute an operator update; a refusal raises `CommandRejected` with the journey's reason."""
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    with _translated(customer_id):
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT.total_seconds()):
+                return await handle.execute_update(command, request, result_type=CommandResult)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            raise WorkerUnavailable(
+                f"the journey for {customer_id} did not answer `{command}` within "
+                f"{COMMAND_TIMEOUT.total_seconds():g} s: is worker.py running?"
+            ) from exc
+        except WorkflowUpdateFailedError as exc:
+            raise CommandRejected(f"{command} refused: {_cause_message(exc)}") from exc
+
+
+# ---- many journeys ---------------------------------------------------------------------------
+
+
+def journey_query(
+    *,
+    tier: str | None = None,
+    strategy: str | None = None,
+    stage: str | None = None,
+    status: StatusFilter = "running",
+) -> str:
+    """A visibility query over journeys, e.g. `WorkflowType="RetentionJourney" AND ...`."""
+    clauses = [f'WorkflowType="{sa.WORKFLOW_TYPE}"']
+    if stage is not None and stage not in get_args(Stage):
+        raise InvalidInput(f"--stage: {stage!r} is not one of {', '.join(get_args(Stage))}")
+    for option, key, value in (
+        ("--tier", sa.RISK_TIER, tier),
+        ("--strategy", sa.STRATEGY, strategy),
+        ("--stage", sa.JOURNEY_STAGE, stage),
+    ):
+        if value is not None:
+            clauses.append(f'{key.name}="{_keyword(option, value)}"')
+    if status == "running":
+        clauses.append('ExecutionStatus="Running"')
+    elif status == "closed":
+        clauses.append('ExecutionStatus!="Running"')
+    elif status != "all":
+        raise InvalidInput(f"--status: {status!r} is not one of running, closed, all")
+    return " AND ".join(clauses)
+
+
+async def journey_rows(client: Client, query: str) -> list[JourneyRow]:
+    """Journeys matching a visibility query, from their search attributes (no queries)."""
+    with _translated(None):
+        return [_row(execution) async for execution in client.list_workflows(query)]
+
+
+def _row(execution: WorkflowExecution) -> JourneyRow:
+    found = execution.typed_search_attributes
+    customer_id = found.get(sa.CUSTOMER_ID) or execution.id.removeprefix("retention-")
+    return JourneyRow(
+        customer_id=customer_id,
+        risk_tier=found.get(sa.RISK_TIER) or None,
+        strategy=found.get(sa.STRATEGY),
+        stage=found.get(sa.JOURNEY_STAGE),
+        churn_probability=found.get(sa.CHURN_PROBABILITY),
+        health_score=found.get(sa.HEALTH_SCORE),
+        status=_status_name(execution.status),
+    )
+
+
+def _status_name(status: WorkflowExecutionStatus | None) -> str:
+    return status.name.lower() if status is not None else "unknown"
+
+
+def _keyword(option: str, value: str) -> str:
+    if not value or not all(c.isalnum() or c in "_-.:" for c in value):
+        raise InvalidInput(f"{option}: {value!r} may hold only letters, digits and _ - . :")
+    return value
+
+
+# ---- Temporal failures as one line -----------------------------------------------------------
+
+
+@contextmanager
+def _translated(customer_id: str | None) -> Iterator[None]:
+    try:
+        yield
+    except RPCError as exc:
+        raise _rpc_error(exc, customer_id) from exc
+
+
+def _rpc_error(exc: RPCError, customer_id: str | None) -> JourneyOperationError:
+    message = exc.message
+    if exc.status == RPCStatusCode.NOT_FOUND and customer_id is not None:
+        if "already completed" in message:
+            return JourneyClosed(
+                f"the journey for {customer_id} has ended; `starter.py show {customer_id}` "
+                "gives its outcome"
+            )
+        return JourneyNotFound(f"no journey for {customer_id}")
+    if exc.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in message:
+        return WorkerUnavailable(
+            f"no worker is polling {get_settings().task_queue}: start worker.py (or `make run`)"
+        )
+    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return TemporalUnreachable(f"the Temporal server did not answer: {message}")
+    return JourneyOperationError(f"Temporal refused the call ({exc.status.name}): {message}")
+
+
+def _cause_message(exc: WorkflowUpdateFailedError) -> str:
+    """The validator's own words, without the `ValueError: ` the SDK puts in front."""
+    cause = exc.cause
+    message = getattr(cause, "message", None) or str(cause or exc)
+    kind = getattr(cause, "type", None)
+    if kind and message.startswith(f"{kind}: "):
+        message = message[len(kind) + 2 :]
+    return message
