@@ -30,5 +30,5 @@ clean:
 
 # Re-record tests/histories/ after an intended, versioned workflow change (README: "Changing workflow code").
 histories: $(STAMP)
-	rm -f tests/histories/*.json
+	rm -f tests/histories/*.json  # older sets in subfolders stay: running journeys may have them
 	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_journey.py

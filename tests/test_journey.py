@@ -241,6 +241,14 @@ async def test_escalate_moves_the_strategy_up_and_replans(world: Any) -> None:
     assert state.plan_generation == 2
     assert any(s.generation == 2 and s.step.action == "csm_checkin" for s in state.steps)
     assert all(s.status != "pending" for s in state.steps if s.generation == 1)
+    # the new plan's immediate step runs now, not at the old plan's next due time
+    immediate = await until(
+        world,
+        handle,
+        lambda s: any(st.generation == 2 and st.status == "done" for st in s.steps),
+    )
+    first = next(st for st in immediate.steps if st.generation == 2 and st.status == "done")
+    assert first.step.at_hours == 0 and first.done_at - first.due_at < timedelta(minutes=1)
     await end_journey(handle)
 
 

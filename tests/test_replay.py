@@ -15,14 +15,14 @@ from temporalio.worker import Replayer
 
 from workflows.journey import RetentionJourney
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))
 
 
 def test_histories_are_recorded() -> None:
     assert len(HISTORIES) >= 8, "run `make histories` to record journey histories"
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(f"retention-{path.stem}", path.read_text())
     replayer = Replayer(workflows=[RetentionJourney], data_converter=pydantic_data_converter)

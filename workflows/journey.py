@@ -202,8 +202,14 @@ class RetentionJourney:
             wait = (due - workflow.now()).total_seconds()
             if wait <= 0:
                 return
+            # an escalation may bring the next moment forward: wake for it (journeys started
+            # before this patch keep sleeping until their old next moment)
+            wake_early = workflow.patched("wake-for-earlier-moment")
             try:
-                await workflow.wait_condition(self._interrupted, timeout=wait)
+                await workflow.wait_condition(
+                    lambda: self._interrupted() or (wake_early and self._next_moment() < due),  # noqa: B023
+                    timeout=wait,
+                )
             except TimeoutError:
                 return
 

@@ -1,0 +1,565 @@
+"""The upstream/operator CLI: start journeys, send events, watch, list and steer them.
+
+    python starter.py start examples/customers/acme.json --time-scale 30000
+    python starter.py event cust-001 meeting_booked
+    python starter.py show cust-001
+    python starter.py list --tier critical
+    python starter.py cancel cust-001 --reason "customer asked for no contact"
+
+The Temporal calls themselves live in `retention.operations` (shared with `make run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from temporalio.client import Client
+from temporalio.exceptions import TemporalError
+
+from retention.customer import (
+    CustomerSnapshot,
+    describe_validation_error,
+    parse_customer,
+    parse_event,
+)
+from retention.errors import CustomerNotFound, InvalidInput, RetentionError
+from retention.journey import (
+    CancelRequest,
+    CommandResult,
+    EscalateRequest,
+    JourneyOptions,
+    JourneyState,
+    PauseRequest,
+    ResumeRequest,
+    StepState,
+    journey_id,
+)
+from retention.operations import (
+    Command,
+    CommandRequest,
+    JourneyRow,
+    StatusFilter,
+    journey_query,
+    journey_rows,
+    journey_state,
+    open_client,
+    run_command,
+    send_event,
+    start_journey,
+)
+from retention.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+app = typer.Typer(
+    help="Start, watch and steer customer retention journeys on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+customers_app = typer.Typer(help="Customers in the retention database.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
+
+console = Console(highlight=False)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class _Options:
+    address: str | None = None
+
+
+_options = _Options()
+
+
+@app.callback()
+def _global_options(
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            envvar="RETENTION_TEMPORAL_ADDRESS",
+            help="Temporal frontend host:port (default 127.0.0.1:7233).",
+        ),
+    ] = None,
+) -> None:
+    _options.address = address
+
+
+# ---- errors: one line on stderr, never a traceback -------------------------------------------
+
+
+def friendly(command: Callable[P, T]) -> Callable[P, T]:
+    """Turn every expected failure into one line on stderr: 2 for bad input, 1 for the rest."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise
+        except InvalidInput as exc:
+            _fail(str(exc), code=2)
+        except RetentionError as exc:
+            _fail(str(exc))
+        except TemporalError as exc:
+            _fail(f"Temporal: {exc}")
+        except KeyboardInterrupt:
+            _fail("interrupted", code=130)
+        except Exception as exc:  # noqa: BLE001 - the CLI's promise: no tracebacks
+            _fail(f"unexpected {type(exc).__name__}: {exc}")
+
+    return wrapper
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _with_client(work: Callable[[Client], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await work(await open_client(_options.address))
+
+    return asyncio.run(main())
+
+
+# ---- start -----------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def start(
+    file: Annotated[
+        Path | None,
+        typer.Argument(metavar="FILE", help="Customer snapshot JSON (see examples/customers)."),
+    ] = None,
+    customer_id: Annotated[
+        str | None, typer.Option("--customer-id", help="Load the customer from the database.")
+    ] = None,
+    time_scale: Annotated[
+        float | None, typer.Option(help="Journey hours per real hour (demos: 30000).")
+    ] = None,
+    churn_probability: Annotated[
+        float | None, typer.Option(help="An upstream churn probability that wins over ours.")
+    ] = None,
+) -> None:
+    """Start a customer's retention journey (one running journey per customer)."""
+    if (file is None) == (customer_id is None):
+        raise typer.BadParameter("give a customer FILE or --customer-id (exactly one)")
+    options = _journey_options(time_scale=time_scale, upstream_churn_probability=churn_probability)
+    snapshot = _read_customer(file) if file is not None else None
+    known = snapshot or _customer_in_database(str(customer_id))
+
+    handle = _with_client(
+        lambda client: start_journey(client, snapshot, customer_id, options, known_customer=known)
+    )
+    profile = known.profile
+    console.print(
+        f"started [bold]{handle.id}[/] for {profile.company} ({known.customer_id})"
+        f" · time scale {options.time_scale:g}"
+    )
+    console.print(
+        f"  watch: starter.py show {known.customer_id} · UI: "
+        f"{get_settings().ui_url}/namespaces/{get_settings().temporal_namespace}"
+        f"/workflows/{handle.id}",
+        soft_wrap=True,
+    )
+
+
+_OPTION_NAMES = {"time_scale": "--time-scale", "upstream_churn_probability": "--churn-probability"}
+
+
+def _journey_options(**given: float | None) -> JourneyOptions:
+    try:
+        return JourneyOptions(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        problems = [
+            f"{_OPTION_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
+            for e in exc.errors()
+            if e["loc"]
+        ]
+        raise InvalidInput("; ".join(problems) or describe_validation_error(exc)) from exc
+
+
+# ---- customers -------------------------------------------------------------------------------
+
+
+@customers_app.command("import")
+@friendly
+def import_customers(
+    files: Annotated[list[Path], typer.Argument(help="Customer snapshot JSON files.")],
+) -> None:
+    """Validate customer files and save them to the database (all or none)."""
+    from retention.store.records import save_customer
+
+    snapshots = [_read_customer(path) for path in files]
+    with _database() as engine:
+        for snapshot in snapshots:
+            save_customer(engine, snapshot)
+    ids = ", ".join(s.customer_id for s in snapshots)
+    console.print(
+        f"imported {len(snapshots)} customer{'s' * (len(snapshots) != 1)} into "
+        f"{_safe_url(get_settings().database_url)}: {ids}",
+        soft_wrap=True,
+    )
+
+
+def _read_customer(path: Path) -> CustomerSnapshot:
+    return parse_customer(_read_json(path), source=str(path))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{path}: file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read it ({exc})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid JSON: {exc}") from exc
+
+
+def _customer_in_database(customer_id: str) -> CustomerSnapshot:
+    from retention.store.records import load_customer
+
+    with _database() as engine:
+        try:
+            return load_customer(engine, customer_id)
+        except CustomerNotFound as exc:
+            raise CustomerNotFound(
+                f"{exc}; add it first: starter.py customers import FILE"
+            ) from exc
+
+
+@contextmanager
+def _database() -> Iterator[Engine]:
+    """The database engine; a database failure becomes one line naming the (safe) URL.
+
+    sqlalchemy and the store load here, not at start-up: most commands never need them.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from retention.store.db import make_engine
+
+    url = get_settings().database_url
+    try:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise RetentionError(f"database {_safe_url(url)}: {reason}") from exc
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ---- events ----------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def event(
+    customer_id: Annotated[str, typer.Argument(help="The customer whose journey hears it.")],
+    event_type: Annotated[
+        str, typer.Argument(metavar="TYPE", help="login, meeting_booked, renewed, churned, ...")
+    ],
+    data: Annotated[
+        str, typer.Option(help='Event data as a JSON object, e.g. {"score": 9}.')
+    ] = "{}",
+    at: Annotated[str | None, typer.Option(help="When it happened (ISO 8601).")] = None,
+) -> None:
+    """Send a customer event into the customer's running journey."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--data: not valid JSON: {exc}") from exc
+    raw: dict[str, Any] = {"type": event_type, "data": payload}
+    if at is not None:
+        raw["at"] = at
+    customer_event = parse_event(raw)
+    _with_client(lambda client: send_event(client, customer_id, customer_event))
+    console.print(f"sent {customer_event.type} to {journey_id(customer_id)}")
+
+
+# ---- show ------------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def show(
+    customer_id: Annotated[str, typer.Argument(help="The customer whose journey to show.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+) -> None:
+    """Show a journey's state: scores, strategy, plan and events (running or closed)."""
+    state = _with_client(lambda client: journey_state(client, customer_id))
+    if as_json:
+        typer.echo(state.model_dump_json(indent=2))
+        return
+    console.print(_overview(state))
+    console.print(_plan_table(state))
+    console.print(_events_table(state) if state.events else "events: none")
+
+
+def _overview(s: JourneyState) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    who = s.customer.profile.company if s.customer else "(customer not loaded yet)"
+    rows: list[tuple[str, Text | str]] = [
+        ("journey", Text(f"{journey_id(s.customer_id)} · {who} ({s.customer_id})")),
+        ("stage", _stage_text(s)),
+        ("strategy", Text(_strategy_path(s))),
+        ("risk tier", Text(f"{s.risk_tier or '-'} · severity {s.severity_tier or '-'}")),
+        ("churn", Text(_churn_text(s))),
+        ("health", Text(_number(s.health_score, "{:.1f}"))),
+        ("risk factors", Text(", ".join(f"{f.name} ({f.impact:.2f})" for f in s.risk_factors))),
+        ("rules", Text(f"{s.rules_version or '-'} · fired {', '.join(s.fired_rules) or '-'}")),
+        ("outcome", _outcome_text(s)),
+        ("started", Text(_when(s.started_at) + _finished(s))),
+    ]
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
+
+
+def _stage_text(s: JourneyState) -> Text:
+    text = Text(s.stage, style="yellow" if s.paused else "")
+    if s.paused:
+        text.append(f" ({s.pause_reason or 'by an operator'})")
+    return text
+
+
+def _strategy_path(s: JourneyState) -> str:
+    path = [change.to_strategy for change in s.strategy_history]
+    return " → ".join(path) if len(path) > 1 else (s.strategy or "-")
+
+
+def _churn_text(s: JourneyState) -> str:
+    if s.churn_probability is None:
+        return "-"
+    return (
+        f"{s.churn_probability:.2f} (source {s.probability_source or '-'}, "
+        f"model {s.model_version or '-'})"
+    )
+
+
+def _outcome_text(s: JourneyState) -> Text:
+    if s.outcome is None:
+        return Text("running", style="cyan")
+    style = (
+        "green" if s.outcome in {"saved", "recovered"} else "red" if s.outcome == "churned" else ""
+    )
+    return Text(f"{s.outcome} — {s.exit_reason or '-'}", style=style)
+
+
+def _finished(s: JourneyState) -> str:
+    return f" · finished {_when(s.finished_at)}" if s.finished_at else ""
+
+
+_STEP_STYLE = {"done": "green", "skipped": "yellow", "pending": ""}
+
+
+def _plan_table(s: JourneyState) -> Table:
+    table = Table(title="plan", title_justify="left")
+    for column in ("gen", "at", "action", "channel", "owner", "due (UTC)", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note")
+    for step in sorted(s.steps, key=lambda x: (x.generation, x.step.at_hours, x.step.step_id)):
+        table.add_row(
+            str(step.generation),
+            f"+{step.step.at_hours:g}h",
+            Text(step.step.action),
+            Text(_channel(step)),
+            step.step.owner,
+            _when(step.due_at),
+            Text(step.status, style=_STEP_STYLE.get(step.status, "")),
+            Text(step.note),
+        )
+    return table
+
+
+def _channel(step: StepState) -> str:
+    used, planned = step.channel_used, step.step.channel
+    if used is None or used == planned:
+        return planned
+    return f"{used} (planned {planned})"
+
+
+def _events_table(s: JourneyState) -> Table:
+    table = Table(title=f"events ({len(s.events)})", title_justify="left")
+    for column in ("received (UTC)", "type", "accepted", "data / reason"):
+        table.add_column(column)
+    for e in s.events:
+        detail = e.reason if not e.accepted else json.dumps(e.data) if e.data else ""
+        table.add_row(
+            _when(e.received_at),
+            Text(e.type),
+            Text("yes", style="green") if e.accepted else Text("rejected", style="red"),
+            Text(detail or ""),
+        )
+    return table
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return fmt.format(value) if value is not None else "-"
+
+
+# ---- list ------------------------------------------------------------------------------------
+
+
+@app.command("list")
+@friendly
+def list_journeys(
+    tier: Annotated[str | None, typer.Option(help="Risk tier, e.g. critical.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="e.g. critical_save.")] = None,
+    stage: Annotated[str | None, typer.Option(help="e.g. waiting, paused.")] = None,
+    status: Annotated[str, typer.Option(help="running, closed or all.")] = "running",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """List journeys from their search attributes, highest churn probability first."""
+    query = journey_query(tier=tier, strategy=strategy, stage=stage, status=_status(status))
+    rows = _with_client(lambda client: journey_rows(client, query))
+    rows.sort(key=lambda r: -(r.churn_probability if r.churn_probability is not None else -1))
+    if as_json:
+        typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
+    elif not rows:
+        console.print(f"no journeys match {query}", soft_wrap=True)
+    else:
+        console.print(_rows_table(rows))
+        console.print(Text(query, style="dim"), soft_wrap=True)
+
+
+def _status(value: str) -> StatusFilter:
+    if value not in ("running", "closed", "all"):
+        raise InvalidInput(f"--status: {value!r} is not one of running, closed, all")
+    return value  # type: ignore[return-value]
+
+
+def _rows_table(rows: list[JourneyRow]) -> Table:
+    title = f"{len(rows)} journey{'s' * (len(rows) != 1)}"
+    table = Table(title=title, title_justify="left")
+    for column, justify in (
+        ("customer", "left"),
+        ("risk tier", "left"),
+        ("strategy", "left"),
+        ("stage", "left"),
+        ("churn p", "right"),
+        ("health", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            Text(r.customer_id),
+            Text(r.risk_tier or "-", style="red" if r.risk_tier == "critical" else ""),
+            Text(r.strategy or "-"),
+            Text(r.stage or "-"),
+            _number(r.churn_probability, "{:.2f}"),
+            _number(r.health_score, "{:.1f}"),
+            r.status,
+        )
+    return table
+
+
+# ---- operator commands -----------------------------------------------------------------------
+
+
+def _command(customer_id: str, name: Command, request: CommandRequest) -> None:
+    result: CommandResult = _with_client(
+        lambda client: run_command(client, customer_id, name, request)
+    )
+    console.print(
+        f"{journey_id(customer_id)}: {result.message} "
+        f"(stage {result.stage}, strategy {result.strategy or '-'})",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@friendly
+def pause(
+    customer_id: str,
+    reason: Annotated[str, typer.Option(help="Why (shown in the journey's state).")] = "",
+) -> None:
+    """Pause a journey: no step runs until it is resumed."""
+    _command(customer_id, "pause", PauseRequest(reason=reason))
+
+
+@app.command()
+@friendly
+def resume(customer_id: str) -> None:
+    """Resume a paused journey; overdue steps run now."""
+    _command(customer_id, "resume", ResumeRequest())
+
+
+@app.command()
+@friendly
+def cancel(
+    customer_id: str,
+    reason: Annotated[str, typer.Option(help="Why the journey is cancelled (required).")],
+) -> None:
+    """Cancel a journey (outcome `cancelled`)."""
+    _command(customer_id, "cancel", CancelRequest(reason=reason))
+
+
+@app.command()
+@friendly
+def escalate(
+    customer_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the strategy history).")] = "",
+) -> None:
+    """Re-score now and move the journey to the next more intensive strategy."""
+    _command(customer_id, "escalate", EscalateRequest(reason=reason))
+
+
+def main() -> None:
+    """Run the CLI, then leave without interpreter teardown.
+
+    A short-lived Temporal client process can abort in teardown ("PyGILState_Release ...
+    must be current", temporalio/sdk-python#300), so flush and `os._exit` with the CLI's code.
+    """
+    code = 0
+    try:
+        app()
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
