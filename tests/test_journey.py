@@ -13,7 +13,7 @@ from conftest import running_worker
 from factories import make_customer
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
@@ -289,6 +289,22 @@ async def test_continue_as_new_carries_the_state(world: Any) -> None:
     assert [e.type for e in final.events] == ["login", "feature_used", "email_opened", "renewed"]
     assert final.outcome == "saved"
     assert final.strategy_history[0].to_strategy == "nurture"
+
+
+async def test_a_malformed_request_fails_the_journey_naming_the_fields(world: Any) -> None:
+    handle = await world.client.start_workflow(
+        "RetentionJourney",
+        {"customer_id": "bad id!", "options": {"time_scale": -1}},
+        id=f"retention-bad-{uuid4().hex[:8]}",
+        task_queue=world.task_queue,
+    )
+
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+
+    message = str(failed.value.cause)
+    assert "invalid JourneyRequest" in message
+    assert "customer_id" in message and "options.time_scale" in message
 
 
 async def test_a_second_start_for_the_same_customer_is_refused(world: Any) -> None:

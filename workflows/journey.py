@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         CommandResult,
         EscalateRequest,
         EventRecord,
+        JourneyOptions,
         JourneyRequest,
         JourneyState,
         PauseRequest,
@@ -60,22 +61,38 @@ RECORDING_TIMEOUT = timedelta(seconds=30)
 @workflow.defn(name=sa.WORKFLOW_TYPE)
 class RetentionJourney:
     @workflow.init
-    def __init__(self, request: JourneyRequest) -> None:
+    def __init__(self, request: Any) -> None:
+        # Validated here rather than by the converter: a malformed request (e.g. typed into the
+        # temporal CLI) then fails the journey naming the field, instead of failing its task
+        # forever.
         info = workflow.info()
-        self._request = request
-        self._state = request.carried_state or JourneyState(
-            customer_id=request.target_customer_id,
-            customer=request.customer,
+        self._invalid: str | None = None
+        try:
+            self._request = JourneyRequest.model_validate(request)
+        except ValidationError as exc:
+            self._invalid = describe_validation_error(exc)
+            self._request = JourneyRequest.model_construct(options=JourneyOptions())
+        self._state = self._request.carried_state or JourneyState(
+            customer_id=(
+                info.workflow_id.removeprefix("retention-")
+                if self._invalid
+                else self._request.target_customer_id
+            ),
+            customer=self._request.customer,
             journey_key=f"{info.workflow_id}/{info.first_execution_run_id}",
             started_at=workflow.now(),
         )
         self._lock = asyncio.Lock()
         self._events_this_run = 0
-        self._escalation: EscalateRequest | None = None
 
     @workflow.run
-    async def run(self, request: JourneyRequest) -> JourneyState:
-        if request.carried_state is None:
+    async def run(self, request: Any) -> JourneyState:
+        """`request` is a JourneyRequest (or its JSON); see __init__ for why it is typed Any."""
+        if self._invalid:
+            raise ApplicationError(
+                f"invalid JourneyRequest: {self._invalid}", type="InvalidInput", non_retryable=True
+            )
+        if self._request.carried_state is None:
             self._publish()
             await self._assess_and_plan()
         while self._state.outcome is None:
