@@ -38,7 +38,7 @@ def start_dev_server(
 ) -> subprocess.Popen[bytes]:
     """`temporal server start-dev` with every search attribute registered; waits until ready."""
     db_file.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_file or db_file.with_suffix(".log"), "ab")  # noqa: SIM115 - owned by the child
+    log_path = log_file or db_file.with_suffix(".log")
     command = [
         temporal_cli(), "server", "start-dev",
         "--db-filename", str(db_file),
@@ -51,11 +51,12 @@ def start_dev_server(
         "--ui-disable-news-fetch",
         *dev_server_flags(),
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("ab") as log:  # the child keeps its own copy of the handle
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while not port_open(port):
         if process.poll() is not None:
-            raise RuntimeError(f"temporal dev server exited ({process.returncode}); see {log.name}")
+            raise RuntimeError(f"temporal dev server exited ({process.returncode}); see {log_path}")
         if time.monotonic() > deadline:
             process.terminate()
             raise TimeoutError(f"temporal dev server did not listen on {port} within 60 s")
