@@ -75,6 +75,8 @@ app = typer.Typer(
 )
 customers_app = typer.Typer(help="Customers in the retention database.", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
+rules_app = typer.Typer(help="Check and test the rule set (rules/).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 console = Console(highlight=False)
 
@@ -198,6 +200,58 @@ def _journey_options(**given: float | None) -> JourneyOptions:
             if e["loc"]
         ]
         raise InvalidInput("; ".join(problems) or describe_validation_error(exc)) from exc
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+
+def _rules_dir(path: Path | None) -> Path:
+    return path or get_settings().rules_dir
+
+
+@rules_app.command("check")
+@friendly
+def rules_check(
+    path: Annotated[Path | None, typer.Argument(help="Rule set folder (default: rules/).")] = None,
+) -> None:
+    """Refuse a broken rule set: every problem as file:line:column: message; exit 1 if any."""
+    from retention.rulebook.check import check
+    from retention.rulebook.loader import load_rulebook
+
+    folder = _rules_dir(path)
+    findings = check(folder)
+    for finding in findings:
+        typer.echo(finding, err=True)
+    if findings:
+        _fail(f"{len(findings)} problem{'s' * (len(findings) != 1)} in {folder}")
+    rulebook = load_rulebook(folder)
+    console.print(
+        f"{folder}: OK · version {rulebook.version} · {len(rulebook.strategies)} strategies, "
+        f"{len(rulebook.severity_tiers)} severity tiers, {len(rulebook.timelines)} timelines",
+        soft_wrap=True,
+    )
+
+
+@rules_app.command("test")
+@friendly
+def rules_test(
+    path: Annotated[Path | None, typer.Argument(help="Rule set folder (default: rules/).")] = None,
+) -> None:
+    """Run the rule cases in <rules>/tests/*.yaml and report each; exit 1 if any fails."""
+    from retention.rulebook.cases import run_cases
+    from retention.rulebook.loader import load_rulebook
+
+    folder = _rules_dir(path)
+    results = run_cases(load_rulebook(folder), folder / "tests")
+    for result in results:
+        mark = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {result.name}  [dim]{result.where}[/]", soft_wrap=True)
+        for failure in result.failures:
+            console.print(f"     {failure}", soft_wrap=True)
+    failed = sum(not r.passed for r in results)
+    console.print(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
 
 
 # ---- customers -------------------------------------------------------------------------------

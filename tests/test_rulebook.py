@@ -211,7 +211,9 @@ def test_bad_duration_is_refused(rules_copy: Path) -> None:
 
 def test_missing_template_is_refused(rules_copy: Path) -> None:
     (rules_copy / "templates" / "usage_tips.j2").unlink()
-    with pytest.raises(RulebookError, match="template 'usage_tips' not found"):
+    with pytest.raises(
+        RulebookError, match=r"timelines\.yaml:\d+:\d+: template .usage_tips. not found"
+    ):
         load_rulebook(rules_copy)
 
 
@@ -221,7 +223,9 @@ def test_unknown_exit_event_is_refused(rules_copy: Path) -> None:
         "{event: renewed, outcome: saved}",
         "{event: renewal, outcome: saved}",
     )
-    with pytest.raises(RulebookError, match="exit event 'renewal' is not a customer event type"):
+    with pytest.raises(
+        RulebookError, match=r"journey\.yaml:\d+:\d+: exit event .renewal. is not a customer event"
+    ):
         load_rulebook(rules_copy)
 
 

@@ -46,9 +46,9 @@ class Rulebook:
 
 
 def load_rulebook(rules_dir: Path) -> Rulebook:
-    strategies = _load(rules_dir / "strategies.yaml", StrategiesFile)
-    timelines = _load(rules_dir / "timelines.yaml", TimelinesFile)
-    journey = _load(rules_dir / "journey.yaml", JourneyFile)
+    strategies = load_yaml_model(rules_dir / "strategies.yaml", StrategiesFile)
+    timelines = load_yaml_model(rules_dir / "timelines.yaml", TimelinesFile)
+    journey = load_yaml_model(rules_dir / "journey.yaml", JourneyFile)
     rulebook = Rulebook(
         strategies=strategies.strategies,
         severity_tiers=timelines.severity_tiers,
@@ -61,7 +61,8 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
     return rulebook
 
 
-def _load(path: Path, model: type[_Model]) -> _Model:
+def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
+    """One YAML file validated as `model`; errors name file:line:column and the field."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -79,6 +80,14 @@ def _load(path: Path, model: type[_Model]) -> _Model:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(file)"
         raise RulebookError(f"{_where(path, root, first['loc'])}: {field}: {first['msg']}") from exc
+
+
+def locate(path: Path, loc: tuple[Any, ...]) -> str:
+    """file:line:column of a place in a rule file, e.g. ("strategies", 0, "when")."""
+    try:
+        return _where(path, yaml.compose(path.read_text(encoding="utf-8")), loc)
+    except (OSError, yaml.YAMLError):
+        return str(path)
 
 
 def _where(path: Path, root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
@@ -100,39 +109,49 @@ def _where(path: Path, root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
 
 def _check_references(rulebook: Rulebook, rules_dir: Path) -> None:
     """Names that point across files must exist: tiers, strategies, events, templates."""
+    timelines, journey = rules_dir / "timelines.yaml", rules_dir / "journey.yaml"
     tiers = {t.name for t in rulebook.severity_tiers}
-    names = {s.name for s in rulebook.strategies}
+    names = [s.name for s in rulebook.strategies]
     problems = [
-        f"timelines.yaml: timeline {t!r} has no severity tier of that name"
+        f"{locate(timelines, ('timelines', t))}: timeline {t!r} has no severity tier of that name"
         for t in rulebook.timelines
         if t not in tiers
     ]
-    if len(names) != len(rulebook.strategies):
-        problems.append("strategies.yaml: strategy names must be unique")
+    problems += [
+        f"{locate(rules_dir / 'strategies.yaml', ('strategies', i, 'name'))}: "
+        f"strategy {name!r} is defined twice"
+        for i, name in enumerate(names)
+        if name in names[:i]
+    ]
     recovered = rulebook.journey.recovered_strategy
     if recovered and recovered not in names:
-        problems.append(f"journey.yaml: recovered_strategy {recovered!r} is not a strategy")
+        where = locate(journey, ("recovered_strategy",))
+        problems.append(f"{where}: recovered_strategy {recovered!r} is not a strategy")
     events = set(get_args(EventType))
     problems += [
-        f"journey.yaml: exit event {e.event!r} is not a customer event type"
-        for e in rulebook.journey.exits
+        f"{locate(journey, ('exits', i, 'event'))}: exit event {e.event!r} is not a customer event"
+        for i, e in enumerate(rulebook.journey.exits)
         if e.event not in events
     ]
-    problems += _missing_templates(rulebook)
+    problems += _missing_templates(rulebook, rules_dir)
     if problems:
-        raise RulebookError(f"{rules_dir}: " + "; ".join(problems))
+        raise RulebookError("\n".join(problems))
 
 
-def _missing_templates(rulebook: Rulebook) -> list[str]:
-    plans = [s.interventions for s in rulebook.strategies] + list(rulebook.timelines.values())
-    return sorted(
-        {
-            f"template {step.template or step.action!r} not found in {rulebook.templates_dir}"
-            for plan in plans
-            for step in plan
-            if not (rulebook.templates_dir / f"{step.template or step.action}.j2").is_file()
-        }
-    )
+def _missing_templates(rulebook: Rulebook, rules_dir: Path) -> list[str]:
+    plans = [
+        ("strategies.yaml", ("strategies", i, "interventions"), s.interventions)
+        for i, s in enumerate(rulebook.strategies)
+    ] + [
+        ("timelines.yaml", ("timelines", name), steps) for name, steps in rulebook.timelines.items()
+    ]
+    return [
+        f"{locate(rules_dir / file, (*loc, j, 'action'))}: template "
+        f"{step.template or step.action!r} not found in {rulebook.templates_dir}"
+        for file, loc, steps in plans
+        for j, step in enumerate(steps)
+        if not (rulebook.templates_dir / f"{step.template or step.action}.j2").is_file()
+    ]
 
 
 def content_hash(rules_dir: Path) -> str:

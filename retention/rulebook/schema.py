@@ -35,6 +35,8 @@ Comparison = Literal["gt", "gte", "lt", "lte", "eq", "ne"]
 class DecisionFacts(BaseModel):
     """The facts a rule's `when` can compare: one customer, as assessed now."""
 
+    model_config = ConfigDict(extra="forbid")
+
     churn_probability: float
     severity_value: float
     health_score: float
@@ -74,6 +76,7 @@ Condition = dict[str, dict[Comparison, float | int | str]]
 
 
 class _Conditional(_Rule):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     when: Condition
 
     @model_validator(mode="after")
@@ -86,13 +89,12 @@ class _Conditional(_Rule):
 
 
 class Strategy(_Conditional):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     risk_tier: str
     interventions: list[Intervention] = Field(min_length=1)
 
 
 class SeverityTier(_Conditional):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    """A band of severity (churn probability x annual contract value)."""
 
 
 class StrategiesFile(_Rule):

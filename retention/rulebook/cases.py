@@ -1,0 +1,111 @@
+"""`rules test`: rule authors' own cases — given facts, the decision they expect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from retention.errors import RulebookError
+from retention.plan import Decision
+from retention.rulebook.decide import decide
+from retention.rulebook.loader import Rulebook, load_yaml_model, locate
+from retention.rulebook.schema import DecisionFacts
+
+# A case lists only the facts it is about; the rest are those of an unremarkable customer.
+CASE_DEFAULTS: dict[str, Any] = {
+    "churn_probability": 0.1,
+    "severity_value": 0.0,
+    "health_score": 75.0,
+    "annual_contract_value": 20_000.0,
+    "days_since_last_login": 1,
+    "usage_decline": 0.0,
+    "nps": 8,
+    "segment": "mid_market",
+    "plan": "professional",
+    "champion_status": "active",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Expectation(_Strict):
+    strategy: str | None = None
+    risk_tier: str | None = None
+    severity_tier: str | None = None
+    steps_include: list[str] = Field(default_factory=list)
+    steps_exclude: list[str] = Field(default_factory=list)
+    exits: dict[str, str] = Field(default_factory=dict, description="event → outcome")
+
+
+class Case(_Strict):
+    name: str = Field(min_length=1)
+    given: dict[str, Any]
+    expect: Expectation
+
+    def facts(self) -> DecisionFacts:
+        return DecisionFacts.model_validate(CASE_DEFAULTS | self.given)
+
+
+class CaseFile(_Strict):
+    cases: list[Case] = Field(min_length=1)
+
+
+@dataclass
+class CaseResult:
+    name: str
+    where: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def run_cases(rulebook: Rulebook, tests_dir: Path) -> list[CaseResult]:
+    """Every case in `tests_dir/*.yaml`, in file order; a broken case file is a RulebookError."""
+    results = []
+    for path in sorted(tests_dir.glob("*.yaml")):
+        for i, case in enumerate(load_yaml_model(path, CaseFile).cases):
+            result = CaseResult(case.name, locate(path, ("cases", i, "name")))
+            result.failures = _failures(rulebook, case)
+            results.append(result)
+    return results
+
+
+def _failures(rulebook: Rulebook, case: Case) -> list[str]:
+    try:
+        decision = decide(rulebook, case.facts())
+    except ValidationError as exc:
+        return [f"given: {'; '.join(_field_errors(exc))}"]
+    except RulebookError as exc:
+        return [f"no decision: {exc}"]
+    return _compare(case.expect, decision)
+
+
+def _compare(expect: Expectation, decision: Decision) -> list[str]:
+    failures = [
+        f"expected {name} {wanted}, got {got}"
+        for name, wanted, got in (
+            ("strategy", expect.strategy, decision.strategy),
+            ("risk_tier", expect.risk_tier, decision.risk_tier),
+            ("severity_tier", expect.severity_tier, decision.severity_tier),
+        )
+        if wanted is not None and wanted != got
+    ]
+    planned = {step.action for step in decision.plan.steps}
+    failures += [f"expected step {a} in the plan" for a in expect.steps_include if a not in planned]
+    failures += [f"expected no step {a} in the plan" for a in expect.steps_exclude if a in planned]
+    for event, outcome in expect.exits.items():
+        got = decision.policy.outcome_for(event)
+        if got != outcome:
+            failures.append(f"expected event {event} to end the journey {outcome}, got {got}")
+    return failures
+
+
+def _field_errors(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]

@@ -1,0 +1,132 @@
+"""`rules check`: everything wrong with a rule set, each finding at its file:line:column.
+
+Beyond what loading refuses (syntax, unknown fields and facts, wrong types, missing templates),
+this finds rules that can never fire and churn-probability bands that overlap or leave a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retention.errors import RulebookError
+from retention.rulebook.loader import Rulebook, load_rulebook, locate
+
+PROBABILITY = "churn_probability"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A numeric range with open or closed ends."""
+
+    low: float = float("-inf")
+    low_closed: bool = False
+    high: float = float("inf")
+    high_closed: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return self.low > self.high or (
+            self.low == self.high and not (self.low_closed and self.high_closed)
+        )
+
+    def meet(self, other: Interval) -> Interval:
+        low = max((self.low, not self.low_closed), (other.low, not other.low_closed))
+        high = min((self.high, self.high_closed), (other.high, other.high_closed))
+        return Interval(low[0], not low[1], high[0], high[1])
+
+    def within(self, other: Interval) -> bool:
+        return self.empty or self.meet(other) == self
+
+    def __str__(self) -> str:
+        left, right = "[" if self.low_closed else "(", "]" if self.high_closed else ")"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+_BOUNDS = {
+    "gt": lambda v: Interval(low=v),
+    "gte": lambda v: Interval(low=v, low_closed=True),
+    "lt": lambda v: Interval(high=v),
+    "lte": lambda v: Interval(high=v, high_closed=True),
+    "eq": lambda v: Interval(v, True, v, True),
+}
+
+
+def box(when: Mapping[str, Mapping[Any, Any]]) -> dict[str, Interval] | None:
+    """The condition as one interval per fact, or None when it is not purely numeric ranges."""
+    ranges: dict[str, Interval] = {}
+    for fact, ops in when.items():
+        for op, value in ops.items():
+            if op not in _BOUNDS or isinstance(value, str | bool):
+                return None
+            ranges[fact] = ranges.get(fact, Interval()).meet(_BOUNDS[op](float(value)))
+    return ranges
+
+
+def covered_by(inner: dict[str, Interval], outer: dict[str, Interval]) -> bool:
+    """Every fact set that satisfies `inner` also satisfies `outer`."""
+    return all(inner.get(fact, Interval()).within(bound) for fact, bound in outer.items())
+
+
+def check(rules_dir: Path) -> list[str]:
+    """Findings as `file:line:column: message`; empty when the rule set is sound."""
+    try:
+        rulebook = load_rulebook(rules_dir)
+    except RulebookError as exc:
+        return [str(exc)]
+    return _shadowed(rulebook, rules_dir) + _probability_bands(rulebook, rules_dir)
+
+
+def _shadowed(rulebook: Rulebook, rules_dir: Path) -> list[str]:
+    findings = []
+    for file, key, rules in (
+        ("strategies.yaml", "strategies", rulebook.strategies),
+        ("timelines.yaml", "severity_tiers", rulebook.severity_tiers),
+    ):
+        boxes = [box(rule.when) for rule in rules]
+        for i, (rule, mine) in enumerate(zip(rules, boxes, strict=True)):
+            if mine is None:
+                continue
+            if any(v.empty for v in mine.values()):
+                where = locate(rules_dir / file, (key, i, "when"))
+                findings.append(f"{where}: {rule.name} can never fire: its `when` is impossible")
+                continue
+            earlier = next(
+                (r for r, b in zip(rules[:i], boxes[:i], strict=True) if b and covered_by(mine, b)),
+                None,
+            )
+            if earlier is not None:
+                where = locate(rules_dir / file, (key, i, "when"))
+                findings.append(
+                    f"{where}: {rule.name} can never fire: {earlier.name} above it matches first"
+                )
+    return findings
+
+
+def _probability_bands(rulebook: Rulebook, rules_dir: Path) -> list[str]:
+    """Strategy bands on churn probability must tile [0, 1]: no overlap, no gap."""
+    path = rules_dir / "strategies.yaml"
+    bands = []
+    for i, strategy in enumerate(rulebook.strategies):
+        ranges = box(strategy.when)
+        if ranges is None or set(ranges) != {PROBABILITY}:
+            continue  # other facts decide too: first match, not bands
+        bands.append((ranges[PROBABILITY].meet(Interval(0, True, 1, True)), strategy.name, i))
+    bands.sort(key=lambda b: (b[0].low, not b[0].low_closed))
+    findings = []
+    reach = Interval(high=0, high_closed=False)  # everything below 0 counts as covered
+    for band, name, i in bands:
+        where = locate(path, ("strategies", i, "when"))
+        if (band.low, not band.low_closed) < (reach.high, reach.high_closed):
+            findings.append(f"{where}: {name}'s band {band} overlaps the band below it")
+        elif (band.low, band.low_closed) != (reach.high, not reach.high_closed):
+            gap = Interval(reach.high, not reach.high_closed, band.low, not band.low_closed)
+            findings.append(f"{where}: churn probability {gap} matches no strategy")
+        if (band.high, band.high_closed) > (reach.high, reach.high_closed):
+            reach = band
+    if bands and (reach.high, reach.high_closed) < (1, True):
+        gap = Interval(reach.high, not reach.high_closed, 1, True)
+        findings.append(f"{path}: churn probability {gap} matches no strategy")
+    return findings

@@ -1,0 +1,145 @@
+"""`starter.py rules check` and `rules test`: what a rule author sees for good and bad changes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retention.rulebook.cases import CaseResult, run_cases
+from retention.rulebook.check import check
+from retention.rulebook.loader import load_rulebook
+from starter import app
+
+RULES = Path(__file__).resolve().parent.parent / "rules"
+CASES = run_cases(load_rulebook(RULES), RULES / "tests")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_shipped_rule_case(case: CaseResult) -> None:
+    assert case.passed, "\n".join(case.failures)
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(RULES, tmp_path / "rules"))
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_the_shipped_rule_set_is_sound() -> None:
+    assert check(RULES) == []
+    code, output = run("rules", "check", str(RULES))
+    assert code == 0 and "OK · version" in output
+
+
+def test_overlapping_probability_bands_are_refused(rules: Path) -> None:
+    edit(
+        rules / "strategies.yaml",
+        "{churn_probability: {gt: 0.6, lte: 0.8}}",
+        "{churn_probability: {gt: 0.55, lte: 0.8}}",
+    )
+    findings = check(rules)
+    assert len(findings) == 1
+    assert "strategies.yaml:" in findings[0]
+    assert "proactive_engagement's band (0.55, 0.8] overlaps" in findings[0]
+
+
+def test_a_probability_gap_is_refused(rules: Path) -> None:
+    edit(
+        rules / "strategies.yaml",
+        "{churn_probability: {gt: 0.4, lte: 0.6}}",
+        "{churn_probability: {gt: 0.45, lte: 0.6}}",
+    )
+    assert [f.split(": ", 1)[1] for f in check(rules)] == [
+        "churn probability (0.4, 0.45] matches no strategy"
+    ]
+
+
+def test_a_gap_at_the_top_is_refused(rules: Path) -> None:
+    edit(
+        rules / "strategies.yaml",
+        "when: {churn_probability: {gt: 0.8}}",
+        "when: {churn_probability: {gt: 0.8, lt: 0.95}}",
+    )
+    assert check(rules)[-1].endswith("churn probability [0.95, 1] matches no strategy")
+
+
+def test_a_shadowed_severity_tier_is_refused(rules: Path) -> None:
+    edit(
+        rules / "timelines.yaml",
+        "  - {name: high,",
+        "  - {name: huge, when: {severity_value: {gte: 80000}, churn_probability: {gt: 0.5}}}\n"
+        "  - {name: high,",
+    )
+    (finding,) = check(rules)
+    assert "timelines.yaml:" in finding
+    assert "huge can never fire: critical above it matches first" in finding
+
+
+def test_an_impossible_condition_is_refused(rules: Path) -> None:
+    edit(
+        rules / "strategies.yaml",
+        "{churn_probability: {gt: 0.4, lte: 0.6}}",
+        "{churn_probability: {gt: 0.6, lte: 0.4}}",
+    )
+    findings = check(rules)
+    assert any("nurture can never fire: its `when` is impossible" in f for f in findings)
+
+
+def test_check_reports_load_errors_with_file_and_line_and_exits_1(rules: Path) -> None:
+    edit(rules / "strategies.yaml", "channel: in_app,", "channel: fax,")
+    code, output = run("rules", "check", str(rules))
+    assert code == 1
+    assert "strategies.yaml:" in output and "channel" in output
+    assert "1 problem in" in output
+
+
+def test_rules_test_reports_like_a_test_runner(rules: Path) -> None:
+    code, output = run("rules", "test", str(rules))
+    assert code == 0
+    assert f"{len(CASES)} passed, 0 failed" in output
+
+    edit(
+        rules / "strategies.yaml",
+        "{churn_probability: {gt: 0.8}}",
+        "{churn_probability: {gt: 0.85}}",
+    )
+    edit(
+        rules / "strategies.yaml",
+        "{churn_probability: {gt: 0.6, lte: 0.8}}",
+        "{churn_probability: {gt: 0.6, lte: 0.85}}",
+    )
+    code, output = run("rules", "test", str(rules))
+    assert code == 1
+    assert "FAIL just above 0.8 is a critical save" in output
+    assert "expected strategy critical_save, got proactive_engagement" in output
+    assert "1 failed" in output
+
+
+def test_a_case_with_an_unknown_fact_names_it(rules: Path) -> None:
+    (rules / "tests" / "broken.yaml").write_text(
+        "cases:\n  - name: typo\n    given: {churn_probabilty: 0.9}\n"
+        "    expect: {strategy: nurture}\n"
+    )
+    code, output = run("rules", "test", str(rules))
+    assert code == 1
+    assert "FAIL typo" in output and "churn_probabilty" in output
+
+
+def test_a_malformed_case_file_names_file_and_line(rules: Path) -> None:
+    (rules / "tests" / "broken.yaml").write_text("cases:\n  - name: x\n    expect: {}\n")
+    code, output = run("rules", "test", str(rules))
+    assert code == 1
+    assert "broken.yaml:2:" in output and "given" in output
