@@ -9,7 +9,8 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from retention.journey import JourneyState
-from retention.store.records import append_audit, record_journey
+from retention.store.records import record_journey
+from retention.store.tables import AuditRow
 
 
 class RecordInput(BaseModel):
@@ -26,12 +27,12 @@ class RecordActivities:
 
     @activity.defn(name="record")
     def record(self, request: RecordInput) -> None:
-        record_journey(self._engine, request.workflow_id, request.state)
-        append_audit(
-            self._engine,
-            request.actor,
-            request.action,
+        audit = AuditRow(
+            actor=request.actor,
+            action=request.action,
             journey_id=request.workflow_id,
             customer_id=request.state.customer_id,
             detail=request.detail,
+            entry_key=f"{request.state.journey_key}:{request.action}",
         )
+        record_journey(self._engine, request.workflow_id, request.state, audit)

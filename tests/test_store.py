@@ -115,6 +115,22 @@ def test_late_record_does_not_clear_the_outcome(engine: Engine) -> None:
     assert (row.outcome, row.finished_at) == ("churned", AT)
 
 
+def test_a_retried_journey_record_adds_one_audit_entry(engine: Engine) -> None:
+    state = JourneyState(customer_id="cust-001", journey_key="j-2", started_at=AT)
+
+    def started() -> AuditRow:
+        return AuditRow(actor="system", action="journey_started", entry_key="j-2:journey_started")
+
+    record_journey(engine, "retention-cust-001", state, started())
+    record_journey(engine, "retention-cust-001", state, started())  # the activity retried
+
+    with session(engine) as db:
+        rows = db.exec(select(AuditRow)).all()
+        journeys = db.exec(select(JourneyRow)).all()
+    assert [(r.action, r.entry_key) for r in rows] == [("journey_started", "j-2:journey_started")]
+    assert len(journeys) == 1
+
+
 def test_audit_rows(engine: Engine) -> None:
     append_audit(engine, "operator:ana", "pause", journey_id="retention-cust-001")
     append_audit(engine, "system", "customer_saved", customer_id="cust-001", detail={"n": 1})

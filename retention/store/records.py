@@ -81,8 +81,12 @@ def record_assessment(
         db.add(prediction_row)
 
 
-def record_journey(engine: Engine, workflow_id: str, state: JourneyState) -> None:
-    """Insert or update the journey's row, keyed by `state.journey_key`."""
+def record_journey(
+    engine: Engine, workflow_id: str, state: JourneyState, audit: AuditRow | None = None
+) -> None:
+    """Upsert the journey's row (keyed by `state.journey_key`) and, in the same transaction, its
+    audit entry; an entry whose `entry_key` is already there (a retried write) is not added twice.
+    """
     values: dict[str, Any] = {
         "journey_key": state.journey_key,
         "workflow_id": workflow_id,
@@ -103,6 +107,14 @@ def record_journey(engine: Engine, workflow_id: str, state: JourneyState) -> Non
     kept = {name for name in _KEPT_WHEN_NONE if values[name] is None}
     with session(engine) as db:
         _upsert(db, JourneyRow, values, key="journey_key", keep=kept)
+        if audit is not None and not _audited(db, audit.entry_key):
+            db.add(audit)
+
+
+def _audited(db: Session, entry_key: str | None) -> bool:
+    if entry_key is None:
+        return False
+    return db.exec(select(AuditRow).where(AuditRow.entry_key == entry_key)).first() is not None
 
 
 def append_audit(

@@ -167,3 +167,6 @@ class AuditRow(SQLModel, table=True):
     journey_id: str | None = Field(default=None, index=True)
     customer_id: str | None = Field(default=None, index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    entry_key: str | None = Field(
+        default=None, unique=True, description="set by retried writers so a retry adds no row"
+    )
