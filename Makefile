@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories
+.PHONY: run test lint install clean histories bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ clean:
 histories: $(STAMP)
 	rm -f tests/histories/*.json  # older sets in subfolders stay: running journeys may have them
 	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_journey.py
+
+# Benchmarks: each prints one JSON line (figures recorded in bench/RESULTS.md).
+bench: $(STAMP)
+	$(BIN)/python bench/rules.py

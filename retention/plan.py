@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Literal[
     "email", "sms", "phone", "in_app", "csm_task", "internal", "meeting", "webinar", "document"
@@ -12,7 +12,13 @@ Channel = Literal[
 Owner = Literal["csm", "automated", "internal"]
 
 
-class PlanStep(BaseModel):
+class _Value(BaseModel):
+    """Decisions are shared between callers (see rulebook.decide), so nothing may change them."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class PlanStep(_Value):
     step_id: str = Field(description="stable within a plan, e.g. g1-03-retention_offer")
     action: str
     at_hours: float = Field(ge=0, description="offset from the start of the plan")
@@ -25,18 +31,18 @@ class PlanStep(BaseModel):
     source: str = Field(description="the rule that put it in the plan")
 
 
-class InterventionPlan(BaseModel):
+class InterventionPlan(_Value):
     strategy: str
     generation: int = Field(default=1, ge=1, description="1 for the first plan, +1 per re-plan")
     steps: list[PlanStep]
 
 
-class ExitRule(BaseModel):
+class ExitRule(_Value):
     event: str
     outcome: str = Field(description="saved, churned, recovered or exited:<reason>")
 
 
-class JourneyPolicy(BaseModel):
+class JourneyPolicy(_Value):
     """How a journey ends and when it looks again: the rule set's journey-wide settings."""
 
     exits: list[ExitRule]
@@ -54,7 +60,7 @@ class JourneyPolicy(BaseModel):
         return next((e.outcome for e in self.exits if e.event == event_type), None)
 
 
-class Decision(BaseModel):
+class Decision(_Value):
     strategy: str
     risk_tier: str
     severity_tier: str

@@ -56,22 +56,30 @@ def decide(
     if escalate_from is not None:
         strategy = _escalated(rulebook.strategy_order, strategy, escalate_from)
     severity = _first(fired, "severity", [t.name for t in rulebook.severity_tiers], facts)
+    return _decision(rulebook, strategy, severity, generation)
+
+
+# A decision depends only on these four, so each is built once and shared (decisions are frozen).
+_decisions: dict[tuple[str, str, str, int], Decision] = {}
+
+
+def _decision(rulebook: Rulebook, strategy: str, severity: str, generation: int) -> Decision:
+    key = (rulebook.version, strategy, severity, generation)
+    if key not in _decisions:
+        _decisions[key] = _build_decision(rulebook, strategy, severity, generation)
+    return _decisions[key]
+
+
+def _build_decision(rulebook: Rulebook, strategy: str, severity: str, generation: int) -> Decision:
     chosen = rulebook.strategy(strategy)
+    steps = _plan_steps(
+        chosen.interventions, rulebook.timelines.get(severity, []), strategy, severity, generation
+    )
     return Decision(
         strategy=strategy,
         risk_tier=chosen.risk_tier,
         severity_tier=severity,
-        plan=InterventionPlan(
-            strategy=strategy,
-            generation=generation,
-            steps=_plan_steps(
-                chosen.interventions,
-                rulebook.timelines.get(severity, []),
-                strategy,
-                severity,
-                generation,
-            ),
-        ),
+        plan=InterventionPlan(strategy=strategy, generation=generation, steps=steps),
         policy=JourneyPolicy(
             exits=[ExitRule(event=e.event, outcome=e.outcome) for e in rulebook.journey.exits],
             checkpoint_hours=sorted(rulebook.journey.checkpoints),

@@ -19,6 +19,7 @@ from durable.lang import get_host
 from retention.errors import RulebookError
 
 MAX_RULESET_VERSIONS = 32
+MAX_LIVE_SESSIONS = 1_024  # per ruleset; durable_rules raises MemoryError past it
 _OPERATORS = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "ne": "$neq"}
 
 _lock = threading.Lock()
@@ -32,7 +33,7 @@ def _term(fact: str, op: str, value: Any) -> dict[str, Any]:
     return {fact: value} if op == "eq" else {_OPERATORS[op]: {fact: value}}
 
 
-def _compile_condition(when: Mapping[str, Mapping[Any, Any]]) -> dict[str, Any]:
+def compile_condition(when: Mapping[str, Mapping[Any, Any]]) -> dict[str, Any]:
     terms = [_term(fact, op, value) for fact, ops in when.items() for op, value in ops.items()]
     return {"m": {"$and": terms}}
 
@@ -57,7 +58,7 @@ class CompiledRuleset:
                     f"{len(_registered)} rule set versions loaded in this process; restart it"
                 )
             definition = {
-                rule: {"all": [_compile_condition(when)], "run": _collect(rule)}
+                rule: {"all": [compile_condition(when)], "run": _collect(rule)}
                 for rule, when in rules.items()
             }
             get_host().register_rulesets({name: definition})
