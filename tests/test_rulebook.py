@@ -229,6 +229,34 @@ def test_unknown_exit_event_is_refused(rules_copy: Path) -> None:
         load_rulebook(rules_copy)
 
 
+def test_a_yaml_bomb_is_refused_at_its_first_alias(rules_copy: Path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    bomb += "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nexits: [*c, *c, *c, *c, *c, *c, *c]\n"
+    (rules_copy / "journey.yaml").write_text(bomb)
+    with pytest.raises(RulebookError, match=r"journey\.yaml:2:\d+: YAML aliases \(\*a\)"):
+        load_rulebook(rules_copy)
+
+
+def test_a_huge_rule_file_is_refused(rules_copy: Path) -> None:
+    with (rules_copy / "strategies.yaml").open("a") as f:
+        f.write("# padding\n" * 120_000)
+    with pytest.raises(RulebookError, match=r"strategies\.yaml: .* more than a rule file may hold"):
+        load_rulebook(rules_copy)
+
+
+def test_a_non_numeric_threshold_names_the_line(rules_copy: Path) -> None:
+    _edit(
+        rules_copy / "timelines.yaml",
+        "{severity_value: {gte: 10000}",
+        "{severity_value: {gte: lots}",
+    )
+    with pytest.raises(
+        RulebookError,
+        match=r"timelines\.yaml:5:\d+: severity_tiers\.1: .*severity_value gte needs a number",
+    ):
+        load_rulebook(rules_copy)
+
+
 def test_a_broken_edit_keeps_the_last_good_rule_set(rules_copy: Path) -> None:
     source = RulebookSource(rules_copy)
     good = source.current()

@@ -22,6 +22,7 @@ from retention.rulebook.schema import (
 )
 
 RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml")
+MAX_RULE_FILE_BYTES = 1_000_000
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -63,11 +64,9 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
 
 def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
     """One YAML file validated as `model`; errors name file:line:column and the field."""
+    text = _read_rule_file(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulebookError(f"{path}: cannot read rule file ({exc.strerror})") from exc
-    try:
+        _refuse_aliases(path, text)
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -80,6 +79,31 @@ def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(file)"
         raise RulebookError(f"{_where(path, root, first['loc'])}: {field}: {first['msg']}") from exc
+
+
+def _read_rule_file(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_RULE_FILE_BYTES:
+            raise RulebookError(
+                f"{path}: {path.stat().st_size:,} bytes is more than a rule file may hold "
+                f"({MAX_RULE_FILE_BYTES:,})"
+            )
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulebookError(f"{path}: cannot read rule file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise RulebookError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+
+
+def _refuse_aliases(path: Path, text: str) -> None:
+    """YAML aliases (`*name`) can expand a small file into billions of nodes: not allowed."""
+    for event in yaml.parse(text):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            raise RulebookError(
+                f"{path}:{mark.line + 1}:{mark.column + 1}: YAML aliases (*{event.anchor}) are "
+                "not allowed in rule files; write the values out"
+            )
 
 
 def locate(path: Path, loc: tuple[Any, ...]) -> str:

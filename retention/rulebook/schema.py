@@ -81,10 +81,13 @@ class _Conditional(_Rule):
 
     @model_validator(mode="after")
     def _known_facts(self) -> _Conditional:
-        for fact in self.when:
+        for fact, comparisons in self.when.items():
             if fact not in DecisionFacts.model_fields:
                 known = ", ".join(DecisionFacts.model_fields)
                 raise ValueError(f"unknown fact {fact!r} in when (known: {known})")
+            for op, value in comparisons.items():
+                if op in ("gt", "gte", "lt", "lte") and not isinstance(value, int | float):
+                    raise ValueError(f"{fact} {op} needs a number, not {value!r}")
         return self
 
 
