@@ -100,9 +100,10 @@ def _refuse_aliases(path: Path, text: str) -> None:
     for event in yaml.parse(text):
         if isinstance(event, yaml.AliasEvent):
             mark = event.start_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             raise RulebookError(
-                f"{path}:{mark.line + 1}:{mark.column + 1}: YAML aliases (*{event.anchor}) are "
-                "not allowed in rule files; write the values out"
+                f"{where}: YAML aliases (*{event.anchor}) are not allowed in rule files; "
+                "write the values out"
             )
 
 
