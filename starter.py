@@ -67,6 +67,8 @@ from retention.settings import get_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from retention.rulebook.simulate import Simulation
+
 app = typer.Typer(
     help="Start, watch and steer customer retention journeys on Temporal.",
     no_args_is_help=True,
@@ -252,6 +254,87 @@ def rules_test(
     console.print(f"{len(results) - failed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@rules_app.command("simulate")
+@friendly
+def rules_simulate(
+    against: Annotated[
+        str, typer.Option("--against", help="The other rule set: a folder or a git ref (main).")
+    ],
+    path: Annotated[Path | None, typer.Argument(help="Rule set folder (default: rules/).")] = None,
+    customers: Annotated[
+        Path, typer.Option(help="Customer JSON files: a folder or one file.")
+    ] = Path("examples/customers"),
+    from_database: Annotated[
+        bool, typer.Option("--from-database", help="Every customer in the database instead.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Decide a population under the other rule set and this one: who moves where."""
+    import tempfile
+
+    from retention.rulebook.loader import load_rulebook
+    from retention.rulebook.simulate import simulate
+
+    population = _population(customers, from_database)
+    with tempfile.TemporaryDirectory() as scratch:
+        before = load_rulebook(_rules_folder(against, Path(scratch)))
+        result = simulate(before, load_rulebook(_rules_dir(path)), population)
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    console.print(_moves_table(result))
+    for change in result.changed:
+        console.print(
+            f"  {change.customer_id}: {change.before}/{change.severity_before} → "
+            f"{change.after}/{change.severity_after} (p {change.churn_probability:.2f})",
+            soft_wrap=True,
+        )
+    console.print(f"{len(result.changed)} of {result.customers} customers change")
+
+
+def _population(customers: Path, from_database: bool) -> list[CustomerSnapshot]:
+    if from_database:
+        from retention.store.records import list_customers
+
+        with _database() as engine:
+            return list_customers(engine)
+    files = sorted(customers.glob("*.json")) if customers.is_dir() else [customers]
+    return [_read_customer(f) for f in files]
+
+
+def _rules_folder(against: str, scratch: Path) -> Path:
+    """A rule set folder as given, or `rules/` as it was at a git ref, unpacked into `scratch`."""
+    import subprocess
+    import tarfile
+    from io import BytesIO
+
+    if Path(against).is_dir():
+        return Path(against)
+    root = get_settings().rules_dir.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", against, "rules"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise InvalidInput(f"--against {against!r} is neither a folder nor a git ref with rules/")
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(scratch, filter="data")
+    return scratch / "rules"
+
+
+def _moves_table(result: Simulation) -> Table:
+    versions = f"rules {result.before_version} → {result.after_version}"
+    table = Table(title=f"{result.customers} customers: {versions}")
+    table.add_column("strategy before")
+    afters = sorted({a for row in result.moves.values() for a in row})
+    for after in afters:
+        table.add_column(f"→ {after}", justify="right")
+    for before, row in result.moves.items():
+        table.add_row(before, *[str(row.get(a, "")) for a in afters])
+    return table
 
 
 # ---- customers -------------------------------------------------------------------------------

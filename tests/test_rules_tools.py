@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -143,3 +144,35 @@ def test_a_malformed_case_file_names_file_and_line(rules: Path) -> None:
     code, output = run("rules", "test", str(rules))
     assert code == 1
     assert "broken.yaml:2:" in output and "given" in output
+
+
+def test_simulate_shows_who_a_change_would_move(rules: Path) -> None:
+    # widen nurture up to 0.65: proactive customers between 0.6 and 0.65 move down
+    edit(
+        rules / "strategies.yaml",
+        "{churn_probability: {gt: 0.6, lte: 0.8}}",
+        "{churn_probability: {gt: 0.65, lte: 0.8}}",
+    )
+    edit(
+        rules / "strategies.yaml",
+        "{churn_probability: {gt: 0.4, lte: 0.6}}",
+        "{churn_probability: {gt: 0.4, lte: 0.65}}",
+    )
+
+    code, output = run("rules", "simulate", str(rules), "--against", str(RULES), "--json")
+
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["customers"] == len(list((RULES.parent / "examples" / "customers").glob("*")))
+    moved = {c["customer_id"]: (c["before"], c["after"]) for c in result["changed"]}
+    assert moved and all(m == ("proactive_engagement", "nurture") for m in moved.values())
+    assert all(0.6 < c["churn_probability"] <= 0.65 for c in result["changed"])
+    assert result["moves"]["proactive_engagement"]["nurture"] == len(moved)
+    assert result["moves"]["critical_save"] == {"critical_save": 2}
+
+
+def test_simulate_against_a_git_ref_and_a_bad_one() -> None:
+    code, output = run("rules", "simulate", "--against", "HEAD")
+    assert code == 0 and "of 11 customers change" in output
+    code, output = run("rules", "simulate", "--against", "no-such-ref")
+    assert code == 2 and "neither a folder nor a git ref" in output

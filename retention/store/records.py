@@ -46,6 +46,13 @@ def load_customer(engine: Engine, customer_id: str) -> CustomerSnapshot:
     return parse_customer(row.snapshot, source=f"customers[{customer_id}]")
 
 
+def list_customers(engine: Engine) -> list[CustomerSnapshot]:
+    """Every customer in the database, by id."""
+    with session(engine) as db:
+        rows = db.exec(select(CustomerRow).order_by(col(CustomerRow.customer_id))).all()
+    return [parse_customer(r.snapshot, source=f"customers[{r.customer_id}]") for r in rows]
+
+
 def record_assessment(
     engine: Engine,
     journey_id: str | None,
