@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
+import shutil
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -56,6 +57,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 TEST_SERVER = Path(sys.prefix) / "bin" / "temporal-test-server"
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    """A scratch copy of the shipped rule set, for tests that break it on purpose."""
+    return Path(shutil.copytree(RULES_DIR, tmp_path / "rules"))
 
 
 @pytest.fixture(scope="session")

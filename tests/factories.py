@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from retention.customer import CustomerSnapshot
@@ -63,3 +64,10 @@ def customer_data(**overrides: Any) -> dict[str, Any]:
 def make_customer(**overrides: Any) -> CustomerSnapshot:
     """A valid snapshot; `usage={"days_since_last_login": 20}` changes just that field."""
     return CustomerSnapshot.model_validate(customer_data(**overrides))
+
+
+def replace_once(path: Path, old: str, new: str) -> None:
+    """Edit a file (e.g. a rule file) the way an author would; the old text must be there."""
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from factories import replace_once
 
 from retention.errors import RulebookError
 from retention.rulebook.decide import decide
@@ -161,19 +161,8 @@ def test_decisions_from_many_threads_at_once(rulebook: Rulebook) -> None:
 # ---- refusals: a broken rule set names the file, line and column -----------------------------
 
 
-@pytest.fixture
-def rules_copy(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(RULES, tmp_path / "rules"))
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
-
-
 def test_yaml_syntax_error_names_file_line_and_column(rules_copy: Path) -> None:
-    _edit(rules_copy / "journey.yaml", "checkpoints: [72h", "checkpoints: [72h: {")
+    replace_once(rules_copy / "journey.yaml", "checkpoints: [72h", "checkpoints: [72h: {")
     with pytest.raises(RulebookError, match=r"journey\.yaml:\d+:\d+: YAML syntax error"):
         load_rulebook(rules_copy)
 
@@ -181,7 +170,7 @@ def test_yaml_syntax_error_names_file_line_and_column(rules_copy: Path) -> None:
 def test_unknown_channel_names_the_line(rules_copy: Path) -> None:
     path = rules_copy / "strategies.yaml"
     line = next(n for n, t in enumerate(path.read_text().splitlines(), 1) if "retention_offer" in t)
-    _edit(
+    replace_once(
         path,
         'owner: automated, channel: email, fallback: in_app,\n         success: "offer',
         'owner: automated, channel: carrier_pigeon, fallback: in_app,\n         success: "offer',
@@ -194,7 +183,7 @@ def test_unknown_channel_names_the_line(rules_copy: Path) -> None:
 
 
 def test_unknown_fact_is_refused(rules_copy: Path) -> None:
-    _edit(
+    replace_once(
         rules_copy / "strategies.yaml",
         "when: {churn_probability: {gt: 0.8}}",
         "when: {churn_probabilty: {gt: 0.8}}",
@@ -204,7 +193,7 @@ def test_unknown_fact_is_refused(rules_copy: Path) -> None:
 
 
 def test_bad_duration_is_refused(rules_copy: Path) -> None:
-    _edit(rules_copy / "journey.yaml", "observation: 2w", "observation: two weeks")
+    replace_once(rules_copy / "journey.yaml", "observation: 2w", "observation: two weeks")
     with pytest.raises(RulebookError, match=r"journey\.yaml:\d+:\d+: observation: .*24h, 3d, 1w"):
         load_rulebook(rules_copy)
 
@@ -218,7 +207,7 @@ def test_missing_template_is_refused(rules_copy: Path) -> None:
 
 
 def test_unknown_exit_event_is_refused(rules_copy: Path) -> None:
-    _edit(
+    replace_once(
         rules_copy / "journey.yaml",
         "{event: renewed, outcome: saved}",
         "{event: renewal, outcome: saved}",
@@ -245,7 +234,7 @@ def test_a_huge_rule_file_is_refused(rules_copy: Path) -> None:
 
 
 def test_a_non_numeric_threshold_names_the_line(rules_copy: Path) -> None:
-    _edit(
+    replace_once(
         rules_copy / "timelines.yaml",
         "{severity_value: {gte: 10000}",
         "{severity_value: {gte: lots}",
@@ -261,10 +250,10 @@ def test_a_broken_edit_keeps_the_last_good_rule_set(rules_copy: Path) -> None:
     source = RulebookSource(rules_copy)
     good = source.current()
 
-    _edit(rules_copy / "strategies.yaml", "risk_tier: critical", "risk_tier: [critical")
+    replace_once(rules_copy / "strategies.yaml", "risk_tier: critical", "risk_tier: [critical")
     assert source.current() is good
 
-    _edit(rules_copy / "strategies.yaml", "risk_tier: [critical", "risk_tier: severe")
+    replace_once(rules_copy / "strategies.yaml", "risk_tier: [critical", "risk_tier: severe")
     fixed = source.current()
     assert fixed.version != good.version
     assert fixed.strategy("critical_save").risk_tier == "severe"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from factories import replace_once
 from typer.testing import CliRunner
 
 from retention.rulebook.cases import CaseResult, run_cases
@@ -23,17 +23,6 @@ def test_shipped_rule_case(case: CaseResult) -> None:
     assert case.passed, "\n".join(case.failures)
 
 
-@pytest.fixture
-def rules(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(RULES, tmp_path / "rules"))
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.output
@@ -45,121 +34,121 @@ def test_the_shipped_rule_set_is_sound() -> None:
     assert code == 0 and "OK · version" in output
 
 
-def test_overlapping_probability_bands_are_refused(rules: Path) -> None:
-    edit(
-        rules / "strategies.yaml",
+def test_overlapping_probability_bands_are_refused(rules_copy: Path) -> None:
+    replace_once(
+        rules_copy / "strategies.yaml",
         "{churn_probability: {gt: 0.6, lte: 0.8}}",
         "{churn_probability: {gt: 0.55, lte: 0.8}}",
     )
-    findings = check(rules)
+    findings = check(rules_copy)
     assert len(findings) == 1
     assert "strategies.yaml:" in findings[0]
     assert "proactive_engagement's band (0.55, 0.8] overlaps" in findings[0]
 
 
-def test_a_probability_gap_is_refused(rules: Path) -> None:
-    edit(
-        rules / "strategies.yaml",
+def test_a_probability_gap_is_refused(rules_copy: Path) -> None:
+    replace_once(
+        rules_copy / "strategies.yaml",
         "{churn_probability: {gt: 0.4, lte: 0.6}}",
         "{churn_probability: {gt: 0.45, lte: 0.6}}",
     )
-    assert [f.split(": ", 1)[1] for f in check(rules)] == [
+    assert [f.split(": ", 1)[1] for f in check(rules_copy)] == [
         "churn probability (0.4, 0.45] matches no strategy"
     ]
 
 
-def test_a_gap_at_the_top_is_refused(rules: Path) -> None:
-    edit(
-        rules / "strategies.yaml",
+def test_a_gap_at_the_top_is_refused(rules_copy: Path) -> None:
+    replace_once(
+        rules_copy / "strategies.yaml",
         "when: {churn_probability: {gt: 0.8}}",
         "when: {churn_probability: {gt: 0.8, lt: 0.95}}",
     )
-    assert check(rules)[-1].endswith("churn probability [0.95, 1] matches no strategy")
+    assert check(rules_copy)[-1].endswith("churn probability [0.95, 1] matches no strategy")
 
 
-def test_a_shadowed_severity_tier_is_refused(rules: Path) -> None:
-    edit(
-        rules / "timelines.yaml",
+def test_a_shadowed_severity_tier_is_refused(rules_copy: Path) -> None:
+    replace_once(
+        rules_copy / "timelines.yaml",
         "  - {name: high,",
         "  - {name: huge, when: {severity_value: {gte: 80000}, churn_probability: {gt: 0.5}}}\n"
         "  - {name: high,",
     )
-    (finding,) = check(rules)
+    (finding,) = check(rules_copy)
     assert "timelines.yaml:" in finding
     assert "huge can never fire: critical above it matches first" in finding
 
 
-def test_an_impossible_condition_is_refused(rules: Path) -> None:
-    edit(
-        rules / "strategies.yaml",
+def test_an_impossible_condition_is_refused(rules_copy: Path) -> None:
+    replace_once(
+        rules_copy / "strategies.yaml",
         "{churn_probability: {gt: 0.4, lte: 0.6}}",
         "{churn_probability: {gt: 0.6, lte: 0.4}}",
     )
-    findings = check(rules)
+    findings = check(rules_copy)
     assert any("nurture can never fire: its `when` is impossible" in f for f in findings)
 
 
-def test_check_reports_load_errors_with_file_and_line_and_exits_1(rules: Path) -> None:
-    edit(rules / "strategies.yaml", "channel: in_app,", "channel: fax,")
-    code, output = run("rules", "check", str(rules))
+def test_check_reports_load_errors_with_file_and_line_and_exits_1(rules_copy: Path) -> None:
+    replace_once(rules_copy / "strategies.yaml", "channel: in_app,", "channel: fax,")
+    code, output = run("rules", "check", str(rules_copy))
     assert code == 1
     assert "strategies.yaml:" in output and "channel" in output
     assert "1 problem in" in output
 
 
-def test_rules_test_reports_like_a_test_runner(rules: Path) -> None:
-    code, output = run("rules", "test", str(rules))
+def test_rules_test_reports_like_a_test_runner(rules_copy: Path) -> None:
+    code, output = run("rules", "test", str(rules_copy))
     assert code == 0
     assert f"{len(CASES)} passed, 0 failed" in output
 
-    edit(
-        rules / "strategies.yaml",
+    replace_once(
+        rules_copy / "strategies.yaml",
         "{churn_probability: {gt: 0.8}}",
         "{churn_probability: {gt: 0.85}}",
     )
-    edit(
-        rules / "strategies.yaml",
+    replace_once(
+        rules_copy / "strategies.yaml",
         "{churn_probability: {gt: 0.6, lte: 0.8}}",
         "{churn_probability: {gt: 0.6, lte: 0.85}}",
     )
-    code, output = run("rules", "test", str(rules))
+    code, output = run("rules", "test", str(rules_copy))
     assert code == 1
     assert "FAIL just above 0.8 is a critical save" in output
     assert "expected strategy critical_save, got proactive_engagement" in output
     assert "1 failed" in output
 
 
-def test_a_case_with_an_unknown_fact_names_it(rules: Path) -> None:
-    (rules / "tests" / "broken.yaml").write_text(
+def test_a_case_with_an_unknown_fact_names_it(rules_copy: Path) -> None:
+    (rules_copy / "tests" / "broken.yaml").write_text(
         "cases:\n  - name: typo\n    given: {churn_probabilty: 0.9}\n"
         "    expect: {strategy: nurture}\n"
     )
-    code, output = run("rules", "test", str(rules))
+    code, output = run("rules", "test", str(rules_copy))
     assert code == 1
     assert "FAIL typo" in output and "churn_probabilty" in output
 
 
-def test_a_malformed_case_file_names_file_and_line(rules: Path) -> None:
-    (rules / "tests" / "broken.yaml").write_text("cases:\n  - name: x\n    expect: {}\n")
-    code, output = run("rules", "test", str(rules))
+def test_a_malformed_case_file_names_file_and_line(rules_copy: Path) -> None:
+    (rules_copy / "tests" / "broken.yaml").write_text("cases:\n  - name: x\n    expect: {}\n")
+    code, output = run("rules", "test", str(rules_copy))
     assert code == 1
     assert "broken.yaml:2:" in output and "given" in output
 
 
-def test_simulate_shows_who_a_change_would_move(rules: Path) -> None:
+def test_simulate_shows_who_a_change_would_move(rules_copy: Path) -> None:
     # widen nurture up to 0.65: proactive customers between 0.6 and 0.65 move down
-    edit(
-        rules / "strategies.yaml",
+    replace_once(
+        rules_copy / "strategies.yaml",
         "{churn_probability: {gt: 0.6, lte: 0.8}}",
         "{churn_probability: {gt: 0.65, lte: 0.8}}",
     )
-    edit(
-        rules / "strategies.yaml",
+    replace_once(
+        rules_copy / "strategies.yaml",
         "{churn_probability: {gt: 0.4, lte: 0.6}}",
         "{churn_probability: {gt: 0.4, lte: 0.65}}",
     )
 
-    code, output = run("rules", "simulate", str(rules), "--against", str(RULES), "--json")
+    code, output = run("rules", "simulate", str(rules_copy), "--against", str(RULES), "--json")
 
     assert code == 0, output
     result = json.loads(output)
