@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from retention.customer import parse_customer  # noqa: E402
 from retention.health import score_health  # noqa: E402
 from retention.risk import baseline_prediction  # noqa: E402
+from retention.rulebook.conditions import as_durable_fact  # noqa: E402
 from retention.rulebook.decide import decide, decision_facts  # noqa: E402
 from retention.rulebook.engine import MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
 from retention.rulebook.loader import Rulebook, load_rulebook  # noqa: E402
@@ -117,7 +118,7 @@ def main() -> None:
     n = parser.parse_args().decisions
     rulebook = load_rulebook(ROOT / "rules")
     people = population()
-    facts = [decision_facts(*p).model_dump() for p in people]
+    facts = [as_durable_fact(decision_facts(*p).model_dump()) for p in people]
     floor = floor_ruleset(rulebook)
 
     def full(i: int) -> None:

@@ -6,12 +6,11 @@ this finds rules that can never fire and churn-probability bands that overlap or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from retention.errors import RulebookError
+from retention.rulebook.conditions import Condition, comparisons
 from retention.rulebook.loader import Rulebook, load_rulebook, locate
 
 PROBABILITY = "churn_probability"
@@ -54,14 +53,16 @@ _BOUNDS = {
 }
 
 
-def box(when: Mapping[str, Mapping[Any, Any]]) -> dict[str, Interval] | None:
+def box(when: Condition) -> dict[str, Interval] | None:
     """The condition as one interval per fact, or None when it is not purely numeric ranges."""
+    found = comparisons(when)
+    if found is None:
+        return None
     ranges: dict[str, Interval] = {}
-    for fact, ops in when.items():
-        for op, value in ops.items():
-            if op not in _BOUNDS or isinstance(value, str | bool):
-                return None
-            ranges[fact] = ranges.get(fact, Interval()).meet(_BOUNDS[op](float(value)))
+    for c in found:
+        if c.op not in _BOUNDS or not isinstance(c.value, int | float):
+            return None
+        ranges[c.fact] = ranges.get(c.fact, Interval()).meet(_BOUNDS[c.op](float(c.value)))
     return ranges
 
 

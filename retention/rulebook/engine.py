@@ -17,25 +17,18 @@ from durable.engine import MessageNotHandledException
 from durable.lang import get_host
 
 from retention.errors import RulebookError
+from retention.rulebook.conditions import Condition, as_durable_fact, to_durable
 
 MAX_RULESET_VERSIONS = 32
 MAX_LIVE_SESSIONS = 1_024  # per ruleset; durable_rules raises MemoryError past it
-_OPERATORS = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "ne": "$neq"}
 
 _lock = threading.Lock()
 _registered: set[str] = set()
 _fired: dict[str, list[str]] = {}
 
-Conditions = Mapping[str, Mapping[str, Mapping[Any, Any]]]
 
-
-def _term(fact: str, op: str, value: Any) -> dict[str, Any]:
-    return {fact: value} if op == "eq" else {_OPERATORS[op]: {fact: value}}
-
-
-def compile_condition(when: Mapping[str, Mapping[Any, Any]]) -> dict[str, Any]:
-    terms = [_term(fact, op, value) for fact, ops in when.items() for op, value in ops.items()]
-    return {"m": {"$and": terms}}
+def compile_condition(when: Condition) -> dict[str, Any]:
+    return {"m": to_durable(when)}
 
 
 def _collect(rule_name: str) -> Any:
@@ -48,7 +41,7 @@ def _collect(rule_name: str) -> Any:
 class CompiledRuleset:
     """A set of named conditions registered once with durable_rules under `name`."""
 
-    def __init__(self, name: str, rules: Conditions) -> None:
+    def __init__(self, name: str, rules: Mapping[str, Condition]) -> None:
         self.name = name
         with _lock:
             if name in _registered:
@@ -67,7 +60,7 @@ class CompiledRuleset:
     def fire(self, facts: dict[str, Any]) -> list[str]:
         """Names of every rule whose condition holds for these facts (session deleted after)."""
         sid = uuid.uuid4().hex
-        fact = {key: value for key, value in facts.items() if value is not None}
+        fact = as_durable_fact(facts)
         with _lock:
             _fired[sid] = []
             host = get_host()

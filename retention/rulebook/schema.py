@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, cast, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SkipValidation, model_validator
 
 from retention.plan import Channel, Owner
+from retention.rulebook.conditions import Condition, parse_condition
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
 _HOURS_PER_UNIT = {"h": 1.0, "d": 24.0, "w": 168.0}
@@ -29,7 +30,6 @@ def parse_hours(value: object) -> float:
 
 
 Hours = Annotated[float, BeforeValidator(parse_hours)]
-Comparison = Literal["gt", "gte", "lt", "lte", "eq", "ne"]
 
 
 class DecisionFacts(BaseModel):
@@ -72,23 +72,21 @@ class Intervention(_Rule):
         return self
 
 
-Condition = dict[str, dict[Comparison, float | int | str]]
+def _kind(annotation: Any) -> type:
+    """float, int or str: the type a fact's comparisons must use (None means absent)."""
+    kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    return cast(type, kinds[0])
+
+
+FACT_KINDS = {name: _kind(f.annotation) for name, f in DecisionFacts.model_fields.items()}
+When = Annotated[
+    SkipValidation[Condition], BeforeValidator(lambda raw: parse_condition(raw, FACT_KINDS))
+]
 
 
 class _Conditional(_Rule):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    when: Condition
-
-    @model_validator(mode="after")
-    def _known_facts(self) -> _Conditional:
-        for fact, comparisons in self.when.items():
-            if fact not in DecisionFacts.model_fields:
-                known = ", ".join(DecisionFacts.model_fields)
-                raise ValueError(f"unknown fact {fact!r} in when (known: {known})")
-            for op, value in comparisons.items():
-                if op in ("gt", "gte", "lt", "lte") and not isinstance(value, int | float):
-                    raise ValueError(f"{fact} {op} needs a number, not {value!r}")
-        return self
+    when: When
 
 
 class Strategy(_Conditional):

@@ -1,0 +1,95 @@
+"""The `when` language: parsed, refused with the place named, and evaluated by durable_rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from retention.rulebook.conditions import AllOf, Compare, parse_condition
+from retention.rulebook.engine import CompiledRuleset
+from retention.rulebook.schema import FACT_KINDS
+
+OK = "neither_starter_nor_sick"
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "band": {"churn_probability": {"gt": 0.6, "lte": 0.8}},
+    "big_segment": {"segment": {"in": ["enterprise", "strategic"]}},
+    "not_smb": {"segment": {"not_in": ["smb"]}},
+    "no_nps": {"nps": {"present": False}},
+    "not_promoter": {"not": {"nps": {"gte": 9}}},
+    "lost_or_fading": {
+        "any": [
+            {"champion_status": {"eq": "left"}},
+            {"all": [{"days_since_last_login": {"gt": 14}}, {"usage_decline": {"gt": 0.3}}]},
+        ]
+    },
+    OK: {"not": {"any": [{"plan": {"eq": "starter"}}, {"health_score": {"lt": 40}}]}},
+}
+ORDINARY = {
+    "churn_probability": 0.1,
+    "severity_value": 0.0,
+    "health_score": 75.0,
+    "annual_contract_value": 20_000.0,
+    "days_since_last_login": 1,
+    "usage_decline": 0.0,
+    "nps": 8,
+    "segment": "mid_market",
+    "plan": "professional",
+    "champion_status": "active",
+}
+
+
+@pytest.fixture(scope="module")
+def ruleset() -> CompiledRuleset:
+    parsed = {name: parse_condition(raw, FACT_KINDS) for name, raw in CONDITIONS.items()}
+    return CompiledRuleset("conditions_under_test", parsed)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fired"),
+    [
+        ({}, {"not_smb", "not_promoter", OK}),
+        ({"churn_probability": 0.8}, {"band", "not_smb", "not_promoter", OK}),
+        ({"churn_probability": 0.6}, {"not_smb", "not_promoter", OK}),
+        ({"segment": "strategic", "nps": 10}, {"big_segment", "not_smb", OK}),
+        ({"segment": "smb", "nps": None}, {"no_nps", "not_promoter", OK}),
+        ({"champion_status": "left"}, {"lost_or_fading", "not_smb", "not_promoter",
+                                        OK}),
+        ({"days_since_last_login": 20, "usage_decline": 0.5, "plan": "starter"},
+         {"lost_or_fading", "not_smb", "not_promoter"}),
+        ({"days_since_last_login": 20, "usage_decline": 0.2, "health_score": 30},
+         {"not_smb", "not_promoter"}),
+    ],
+)  # fmt: skip
+def test_conditions_fire_as_written(
+    ruleset: CompiledRuleset, changes: dict[str, Any], fired: set[str]
+) -> None:
+    assert set(ruleset.fire(ORDINARY | changes)) == fired
+
+
+def test_several_comparisons_mean_all_of_them() -> None:
+    parsed = parse_condition({"churn_probability": {"gt": 0.6, "lte": 0.8}}, FACT_KINDS)
+    assert parsed == AllOf(
+        (Compare("churn_probability", "gt", 0.6), Compare("churn_probability", "lte", 0.8))
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"churn_probabilty": {"gt": 0.5}}, "when.churn_probabilty: unknown fact"),
+        ({"churn_probability": {"above": 0.5}}, "when.churn_probability.above: unknown comparison"),
+        ({"churn_probability": {"gt": "high"}}, "when.churn_probability.gt: needs a number"),
+        ({"segment": {"gt": "m"}}, "when.segment.gt: needs a number"),
+        ({"segment": {"eq": 3}}, "when.segment.eq: needs text"),
+        ({"segment": {"in": "enterprise"}}, "when.segment.in: expected a list"),
+        ({"nps": {"present": "yes"}}, "when.nps.present: expected true or false"),
+        ({"any": {"nps": {"gt": 1}}}, "when.any: expected a list of conditions"),
+        ({"all": [{"nps": {"gt": 1}}, {"nope": {"gt": 1}}]}, "when.all[1].nope: unknown fact"),
+        ({}, "when: expected a mapping"),
+        ({"nps": 5}, "when.nps: expected comparisons"),
+    ],
+)
+def test_bad_conditions_name_the_place(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_condition(raw, FACT_KINDS)
