@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from retention.rulebook.cases import CASE_DEFAULTS
 from retention.rulebook.conditions import AllOf, Compare, parse_condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.schema import FACT_KINDS
@@ -25,18 +26,7 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     },
     OK: {"not": {"any": [{"plan": {"eq": "starter"}}, {"health_score": {"lt": 40}}]}},
 }
-ORDINARY = {
-    "churn_probability": 0.1,
-    "severity_value": 0.0,
-    "health_score": 75.0,
-    "annual_contract_value": 20_000.0,
-    "days_since_last_login": 1,
-    "usage_decline": 0.0,
-    "nps": 8,
-    "segment": "mid_market",
-    "plan": "professional",
-    "champion_status": "active",
-}
+ORDINARY = CASE_DEFAULTS  # an unremarkable customer
 
 
 @pytest.fixture(scope="module")
