@@ -241,7 +241,7 @@ def test_a_non_numeric_threshold_names_the_line(rules_copy: Path) -> None:
     )
     with pytest.raises(
         RulebookError,
-        match=r"timelines\.yaml:5:\d+: severity_tiers\.1\.when: .*severity_value\.gte: needs a number",
+        match=r"timelines\.yaml:5:\d+: severity_tiers\.1\.when: .*severity_value\.gte: needs a num",
     ):
         load_rulebook(rules_copy)
 
