@@ -83,3 +83,30 @@ def test_several_comparisons_mean_all_of_them() -> None:
 def test_bad_conditions_name_the_place(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_condition(raw, FACT_KINDS)
+
+
+def test_health_and_prediction_facts_are_there_to_use() -> None:
+    rules = {
+        "declining_champion_loss": {
+            "health_trend": {"eq": "declining"},
+            "top_risk_factor": {"in": ["champion_risk"]},
+        },
+        "nothing_wrong": {"top_risk_factor": {"present": False}},
+        "weak_product_use": {"product_usage_score": {"lt": 40}, "time_to_churn_days": {"lte": 30}},
+    }
+    ruleset = CompiledRuleset(
+        "prediction_facts_under_test",
+        {name: parse_condition(raw, FACT_KINDS) for name, raw in rules.items()},
+    )
+    worrying = {
+        "health_trend": "declining",
+        "top_risk_factor": "champion_risk",
+        "product_usage_score": 22.0,
+        "time_to_churn_days": 19,
+    }
+
+    assert set(ruleset.fire(CASE_DEFAULTS)) == {"nothing_wrong"}
+    assert set(ruleset.fire(CASE_DEFAULTS | worrying)) == {
+        "declining_champion_loss",
+        "weak_product_use",
+    }

@@ -9,6 +9,7 @@ import pytest
 from factories import replace_once
 
 from retention.errors import RulebookError
+from retention.rulebook.cases import CASE_DEFAULTS
 from retention.rulebook.decide import decide
 from retention.rulebook.loader import Rulebook, load_rulebook
 from retention.rulebook.schema import DecisionFacts
@@ -23,19 +24,9 @@ def rulebook() -> Rulebook:
 
 
 def facts(probability: float, severity_value: float = 0.0, **other: object) -> DecisionFacts:
-    base: dict[str, object] = {
-        "churn_probability": probability,
-        "severity_value": severity_value,
-        "health_score": 50.0,
-        "annual_contract_value": 50_000.0,
-        "days_since_last_login": 3,
-        "usage_decline": 0.0,
-        "nps": 7,
-        "segment": "mid_market",
-        "plan": "professional",
-        "champion_status": "active",
-    }
-    return DecisionFacts.model_validate(base | other)
+    """An unremarkable customer (the rule cases' defaults) at this probability and severity."""
+    given = {"churn_probability": probability, "severity_value": severity_value} | other
+    return DecisionFacts.model_validate(CASE_DEFAULTS | given)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,17 @@ CASE_DEFAULTS: dict[str, Any] = {
     "segment": "mid_market",
     "plan": "professional",
     "champion_status": "active",
+    "product_usage_score": 80.0,
+    "engagement_score": 60.0,
+    "support_score": 75.0,
+    "financial_score": 80.0,
+    "relationship_score": 80.0,
+    "health_trend": "stable",
+    "health_status": "healthy",
+    "time_to_churn_days": 160,
+    "prediction_confidence": 0.5,
+    "risk_factor_count": 0,
+    "top_risk_factor": None,
 }
 
 

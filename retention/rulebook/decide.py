@@ -26,6 +26,17 @@ def decision_facts(
         segment=customer.profile.segment,
         plan=customer.profile.plan,
         champion_status=customer.relationship.champion_status,
+        product_usage_score=health.categories["product_usage"],
+        engagement_score=health.categories["engagement"],
+        support_score=health.categories["support"],
+        financial_score=health.categories["financial"],
+        relationship_score=health.categories["relationship"],
+        health_trend=health.trend,
+        health_status=health.status,
+        time_to_churn_days=prediction.time_to_churn_days,
+        prediction_confidence=prediction.confidence,
+        risk_factor_count=len(prediction.risk_factors),
+        top_risk_factor=prediction.risk_factors[0].name if prediction.risk_factors else None,
     )
 
 

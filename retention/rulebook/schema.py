@@ -47,6 +47,17 @@ class DecisionFacts(BaseModel):
     segment: str
     plan: str
     champion_status: str
+    product_usage_score: float
+    engagement_score: float
+    support_score: float
+    financial_score: float
+    relationship_score: float
+    health_trend: str
+    health_status: str
+    time_to_churn_days: int | None
+    prediction_confidence: float
+    risk_factor_count: int
+    top_risk_factor: str | None
 
 
 class _Rule(BaseModel):
