@@ -15,7 +15,8 @@ from retention.rulebook.schema import DecisionFacts, Intervention
 def decision_facts(
     customer: CustomerSnapshot, health: HealthScore, prediction: ChurnPrediction
 ) -> DecisionFacts:
-    return DecisionFacts(
+    # built from models that were validated already: no second validation on this hot path
+    return DecisionFacts.model_construct(
         churn_probability=prediction.probability,
         severity_value=prediction.severity_value,
         health_score=health.overall,
