@@ -14,7 +14,6 @@ from factories import make_customer
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from retention.customer import CustomerSnapshot
@@ -28,6 +27,7 @@ from retention.journey import (
     PauseRequest,
     ResumeRequest,
 )
+from retention.operations import start_journey
 from retention.store.records import list_outbox
 from workflows.journey import RetentionJourney
 
@@ -52,12 +52,9 @@ def nurture_customer() -> CustomerSnapshot:
 
 
 async def start(world: Any, customer: CustomerSnapshot, **options: Any) -> WorkflowHandle:
-    handle = await world.client.start_workflow(
-        RetentionJourney.run,
-        JourneyRequest(customer=customer, options=JourneyOptions(**options)),
-        id=f"retention-{customer.customer_id}",
-        task_queue=world.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    """Start the way starter.py and `make run` do, on this test's task queue."""
+    handle = await start_journey(
+        world.client, customer, None, JourneyOptions(**options), task_queue=world.task_queue
     )
     world.journeys.append(handle)
     return handle

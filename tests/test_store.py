@@ -15,7 +15,6 @@ from retention.journey import JourneyState
 from retention.risk import ChurnPrediction, RiskFactor
 from retention.store.db import session
 from retention.store.records import (
-    append_audit,
     list_outbox,
     load_customer,
     record_assessment,
@@ -132,8 +131,19 @@ def test_a_retried_journey_record_adds_one_audit_entry(engine: Engine) -> None:
 
 
 def test_audit_rows(engine: Engine) -> None:
-    append_audit(engine, "operator:ana", "pause", journey_id="retention-cust-001")
-    append_audit(engine, "system", "customer_saved", customer_id="cust-001", detail={"n": 1})
+    state = JourneyState(customer_id="cust-001", journey_key="j-3", started_at=AT)
+    record_journey(
+        engine,
+        "retention-cust-001",
+        state,
+        AuditRow(actor="operator:ana", action="pause", journey_id="retention-cust-001"),
+    )
+    record_journey(
+        engine,
+        "retention-cust-001",
+        state,
+        AuditRow(actor="system", action="customer_saved", customer_id="cust-001", detail={"n": 1}),
+    )
 
     with session(engine) as db:
         rows = db.exec(select(AuditRow).order_by(AuditRow.id)).all()

@@ -124,26 +124,6 @@ def _audited(db: Session, entry_key: str | None) -> bool:
     return db.exec(select(AuditRow).where(AuditRow.entry_key == entry_key)).first() is not None
 
 
-def append_audit(
-    engine: Engine,
-    actor: str,
-    action: str,
-    *,
-    journey_id: str | None = None,
-    customer_id: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    row = AuditRow(
-        actor=actor,
-        action=action,
-        journey_id=journey_id,
-        customer_id=customer_id,
-        detail=detail or {},
-    )
-    with session(engine) as db:
-        db.add(row)
-
-
 def list_outbox(engine: Engine, journey_key: str | None = None) -> list[OutboxRow]:
     query = select(OutboxRow).order_by(col(OutboxRow.created_at), col(OutboxRow.id))
     if journey_key is not None:
