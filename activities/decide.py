@@ -8,8 +8,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.assess import Assessment
 from retention.errors import RulebookError
-from retention.plan import Decision
-from retention.rulebook.decide import decide, decision_facts
+from retention.plan import Decision, JourneyContext
+from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
 from retention.rulebook.source import RulebookSource
 
 
@@ -17,6 +17,7 @@ class DecideInput(BaseModel):
     assessment: Assessment
     generation: int = Field(default=1, ge=1)
     escalate_from: str | None = Field(default=None, description="force a strategy above this")
+    journey: JourneyContext = Field(default=FIRST_DECISION, description="the journey so far")
 
 
 class DecideActivities:
@@ -26,7 +27,7 @@ class DecideActivities:
     @activity.defn(name="decide")
     def decide(self, request: DecideInput) -> Decision:
         a = request.assessment
-        facts = decision_facts(a.customer, a.health, a.prediction)
+        facts = decision_facts(a.customer, a.health, a.prediction, request.journey)
         try:
             return decide(
                 self._rulebooks.current(),

@@ -27,6 +27,9 @@ class Profile(_Strict):
     timezone: str = "UTC"
     assigned_csm: str | None = None
     signup_date: date | None = None
+    onboarding_progress: float | None = Field(
+        default=None, ge=0, le=100, description="percent of onboarding done; None: not tracked"
+    )
 
 
 class Usage(_Strict):
@@ -109,6 +112,7 @@ EventType = Literal[
     "unsubscribed",
     "churned",
     "renewed",
+    "milestone_reached",
 ]
 
 
@@ -123,6 +127,10 @@ class CustomerEvent(_Strict):
             score = self.data.get("score")
             if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
                 raise ValueError("data.score must be an integer from 0 to 10 for nps_response")
+        if self.type == "milestone_reached":
+            milestone = self.data.get("milestone")
+            if not isinstance(milestone, str) or not milestone:
+                raise ValueError("data.milestone must name the milestone for milestone_reached")
         return self
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
-from retention.plan import Channel, JourneyPolicy, PlanStep
+from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
 from retention.risk import RiskFactor
 
 Stage = Literal["assessing", "waiting", "intervening", "paused", "rescoring", "closed"]
@@ -81,6 +81,12 @@ class JourneyState(BaseModel):
     checkpoints_done: list[float] = Field(default_factory=list)
     events: list[EventRecord] = Field(default_factory=list)
     strategy_history: list[StrategyChange] = Field(default_factory=list)
+    holdout: bool = Field(default=False, description="held out: steps recorded, nothing sent")
+    offer: RetentionOffer | None = None
+    campaigns_started: list[str] = Field(
+        default_factory=list, description="campaign starts, e.g. re_engagement or a milestone's"
+    )
+    campaigns_exited: dict[str, str] = Field(default_factory=dict, description="campaign → why")
     paused: bool = False
     pause_reason: str | None = None
     exit_reason: str | None = None

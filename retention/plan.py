@@ -29,6 +29,9 @@ class PlanStep(_Value):
     success_criteria: str = ""
     escalation_path: str = ""
     source: str = Field(description="the rule that put it in the plan")
+    campaign: str | None = Field(default=None, description="the campaign this message belongs to")
+    subject: str | None = Field(default=None, description="a campaign message's subject line")
+    cta: str | None = Field(default=None, description="a campaign message's call to action")
 
 
 class InterventionPlan(_Value):
@@ -40,6 +43,32 @@ class InterventionPlan(_Value):
 class ExitRule(_Value):
     event: str
     outcome: str = Field(description="saved, churned, recovered or exited:<reason>")
+
+
+class CampaignExit(_Value):
+    """Ends a campaign's remaining messages (not the journey) once `event` has been seen
+    `at_least` times, within the last `within_hours` of journey time when that is set."""
+
+    event: str
+    at_least: int = Field(default=1, ge=1)
+    within_hours: float | None = Field(default=None, gt=0)
+    reason: str
+
+
+class EventCampaign(_Value):
+    """A campaign that starts when a customer event arrives, e.g. a milestone reached."""
+
+    name: str
+    event: str
+    data_match: dict[str, list[str | int]] = Field(
+        default_factory=dict, description="event data field → values that start the campaign"
+    )
+    steps: list[PlanStep]
+
+    def matches(self, event_type: str, data: dict[str, object]) -> bool:
+        return event_type == self.event and all(
+            data.get(key) in values for key, values in self.data_match.items()
+        )
 
 
 class JourneyPolicy(_Value):
@@ -55,9 +84,35 @@ class JourneyPolicy(_Value):
         description="a checkpoint re-score that lands on this strategy ends the journey recovered",
     )
     strategy_order: list[str] = Field(description="every strategy, least to most intensive")
+    campaign_exits: dict[str, list[CampaignExit]] = Field(default_factory=dict)
+    event_campaigns: list[EventCampaign] = Field(default_factory=list)
 
     def outcome_for(self, event_type: str) -> str | None:
         return next((e.outcome for e in self.exits if e.event == event_type), None)
+
+
+class RetentionOffer(_Value):
+    """What a retention offer gives this customer, from the rule set's offer policy."""
+
+    name: str = Field(description="the offer rule that chose it")
+    type: str = Field(description="e.g. discount, free_months, services_credit")
+    value: float = Field(ge=0, description="in the contract's currency")
+    percent_of_contract: float = Field(ge=0)
+    duration_months: int = Field(ge=1)
+    conditions: list[str] = Field(default_factory=list)
+    expires_in_days: int = Field(ge=1, description="from time to churn, within the rule's bounds")
+
+
+class JourneyContext(BaseModel):
+    """What a running journey tells the rules about itself (none at the first decision)."""
+
+    strategy: str | None = None
+    stage: str = "assessing"
+    steps_done: int = 0
+    days_running: float = 0.0
+    plan_generation: int = 0
+    recent_events: list[str] = Field(default_factory=list, description="types, last 7 days")
+    logins_last_7d: int = 0
 
 
 class Decision(_Value):
@@ -68,3 +123,6 @@ class Decision(_Value):
     policy: JourneyPolicy
     rules_version: str
     fired_rules: list[str]
+    campaigns: list[str] = Field(default_factory=list, description="campaigns in the plan")
+    offer: RetentionOffer | None = None
+    holdout: bool = Field(default=False, description="held out: record everything, send nothing")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from retention.customer import CustomerSnapshot
+from retention.rulebook.loader import load_rulebook
+from retention.rulebook.offers import in_holdout
+from retention.settings import ROOT
 
 # A healthy, active customer: every risk factor is clear and health scores "healthy".
 DEFAULT_CUSTOMER: dict[str, Any] = {
@@ -71,3 +75,14 @@ def replace_once(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, old
     path.write_text(text.replace(old, new, 1))
+
+
+def customer_id_in_group(prefix: str, *, held_out: bool) -> str:
+    """A fresh customer id on the chosen side of the shipped rules' holdout (a hash of the
+    id: a random id would be held out about one time in ten and the test would flake)."""
+    holdout = load_rulebook(ROOT / "rules").journey.holdout
+    assert holdout is not None
+    while True:
+        candidate = f"{prefix}-{uuid4().hex[:8]}"
+        if in_holdout(candidate, holdout) == held_out:
+            return candidate

@@ -23,6 +23,7 @@ from retention.delivery.templates import render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep
 from retention.risk import RiskFactor
+from retention.rulebook.loader import load_rulebook
 from retention.settings import ROOT
 from retention.store.db import session
 from retention.store.tables import InterventionRow, OutboxRow
@@ -85,6 +86,18 @@ def make_step(action: str = "retention_offer", **overrides: object) -> PlanStep:
         "source": "critical_save",
     }
     return PlanStep.model_validate(fields | overrides)
+
+
+def shipped_step(template: str, channel: Channel) -> PlanStep:
+    """A step for `template` as the shipped rules plan it (campaign messages have a subject)."""
+    for campaign in load_rulebook(ROOT / "rules").campaigns:
+        for message in campaign.messages:
+            if message.template == template:
+                return make_step(
+                    template, channel=channel, campaign=campaign.name, subject=message.subject,
+                    cta=message.cta,
+                )  # fmt: skip
+    return make_step(template, channel=channel)
 
 
 def make_request(
@@ -241,8 +254,8 @@ def test_every_action_has_a_template() -> None:
 @pytest.mark.parametrize("channel", ["email", "csm_task"])
 @pytest.mark.parametrize("csm", ["csm-jordan", None])
 def test_every_template_renders(path: Path, channel: Channel, csm: str | None) -> None:
-    customer = make_customer(profile={"assigned_csm": csm})
-    request = make_request(step=make_step(path.stem, channel=channel), customer=customer)
+    customer = make_customer(profile={"assigned_csm": csm, "onboarding_progress": 45})
+    request = make_request(step=shipped_step(path.stem, channel), customer=customer)
     context = message_context(request, channel, recipient_for(channel, customer))
 
     message = render_message(TEMPLATES, path.stem, context)

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StrategyChange,
     )
-    from retention.plan import Decision
+    from retention.plan import Decision, EventCampaign, JourneyContext
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
 SCORING_TIMEOUT = timedelta(seconds=60)
@@ -122,6 +122,8 @@ class RetentionJourney:
         outcome = self._state.policy.outcome_for(event.type) if self._state.policy else None
         if outcome:
             self._end(outcome, f"event:{event.type}")
+        elif self._state.policy:
+            self._follow_campaigns(event.type, event.data)
 
     # ---- operator commands -----------------------------------------------------------------
 
@@ -202,9 +204,11 @@ class RetentionJourney:
         decision = await self._decide(assessment)
         self._state.policy = decision.policy
         self._adopt(decision, why="initial assessment", assessed=assessment)
-        for event in self._state.events:  # events that arrived before there was a policy
-            if event.accepted and (outcome := decision.policy.outcome_for(event.type)):
-                self._end(outcome, f"event:{event.type}")
+        for record in self._state.events:  # events that arrived before there was a policy
+            if record.accepted and (outcome := decision.policy.outcome_for(record.type)):
+                self._end(outcome, f"event:{record.type}")
+            elif record.accepted:
+                self._follow_campaigns(record.type, record.data)
         await self._record("system", "journey_started")
 
     async def _wait_for_next_moment(self) -> None:
@@ -293,7 +297,13 @@ class RetentionJourney:
                 receipt.channel,
                 receipt.outbox_id,
             )
-            step.note = "fallback channel used" if receipt.fallback_used else ""
+            step.note = (
+                "held out: recorded, nothing sent"
+                if receipt.held_out
+                else "fallback channel used"
+                if receipt.fallback_used
+                else ""
+            )
         except ActivityError as err:
             step.status, step.note = "skipped", f"not delivered: {_cause(err)}"
         step.done_at = workflow.now()
@@ -339,7 +349,12 @@ class RetentionJourney:
     ) -> Decision:
         return await workflow.execute_activity_method(
             DecideActivities.decide,
-            DecideInput(assessment=assessment, generation=generation, escalate_from=escalate_from),
+            DecideInput(
+                assessment=assessment,
+                generation=generation,
+                escalate_from=escalate_from,
+                journey=self._journey_context(),
+            ),
             start_to_close_timeout=SCORING_TIMEOUT,
             retry_policy=SCORING_RETRY,
             summary="choose strategy and plan from the rule set",
@@ -370,16 +385,37 @@ class RetentionJourney:
             churn_probability=self._state.churn_probability or 0.0,
             health_score=self._state.health_score or 0.0,
             risk_factors=self._state.risk_factors,
+            held_out=self._state.holdout,
+            offer=self._state.offer,
+        )
+
+    def _journey_context(self) -> JourneyContext:
+        """What the rules may know about this journey so far (last 7 days in journey time)."""
+        s, now = self._state, workflow.now()
+        since = now - self._real(7 * 24)
+        recent = [e.type for e in s.events if e.accepted and e.received_at >= since]
+        return JourneyContext(
+            strategy=s.strategy,
+            stage=s.stage,
+            steps_done=sum(step.status == "done" for step in s.steps),
+            days_running=self._journey_hours(now) / 24,
+            plan_generation=s.plan_generation,
+            recent_events=sorted(set(recent)),
+            logins_last_7d=recent.count("login"),
         )
 
     # ---- state changes ---------------------------------------------------------------------
 
     def _adopt(self, decision: Decision, why: str, assessed: Assessment | None = None) -> None:
-        """Make `decision` the plan: pending steps of an older plan give way to the new one."""
+        """Make `decision` the plan: pending steps of an older plan give way to the new one,
+        except a running campaign's, which runs once per journey and keeps its own pace."""
         s = self._state
         now = workflow.now()
+        if s.strategy is None:  # held out or not for the whole journey: lift needs that
+            s.holdout = decision.holdout
+        s.offer = decision.offer or s.offer
         for old in s.steps:
-            if old.status == "pending":
+            if old.status == "pending" and old.step.campaign is None:
                 old.status, old.note = "skipped", f"replaced by plan {decision.plan.generation}"
         s.strategy_history.append(
             StrategyChange(at=now, from_strategy=s.strategy, to_strategy=decision.strategy, why=why)
@@ -392,6 +428,8 @@ class RetentionJourney:
         s.rules_version, s.fired_rules = decision.rules_version, decision.fired_rules
         s.plan_generation = decision.plan.generation
         s.plan_started_at = now
+        new_campaigns = [c for c in decision.campaigns if c not in s.campaigns_started]
+        s.campaigns_started += new_campaigns
         s.steps += [
             StepState(
                 step=step,
@@ -399,10 +437,55 @@ class RetentionJourney:
                 due_at=now + self._real(step.at_hours),
             )
             for step in decision.plan.steps
+            if step.campaign is None or step.campaign in new_campaigns
         ]
         if assessed is not None:
             self._note_scores(assessed)
         self._settle()
+
+    def _follow_campaigns(self, event_type: str, data: dict[str, Any]) -> None:
+        """A customer event may end a running campaign or start one (e.g. a milestone)."""
+        assert self._state.policy is not None
+        for campaign, exits in self._state.policy.campaign_exits.items():
+            for rule in exits:
+                seen = self._seen(event_type, rule.within_hours)
+                if rule.event == event_type and seen >= rule.at_least:
+                    self._exit_campaign(campaign, rule.reason)
+        for starter in self._state.policy.event_campaigns:
+            if starter.matches(event_type, data):
+                self._start_campaign(starter, data)
+
+    def _seen(self, event_type: str, within_hours: float | None) -> int:
+        since = workflow.now() - self._real(within_hours) if within_hours else None
+        return sum(
+            e.accepted and e.type == event_type and (since is None or e.received_at >= since)
+            for e in self._state.events
+        )
+
+    def _exit_campaign(self, campaign: str, reason: str) -> None:
+        pending = [
+            s for s in self._state.steps if s.status == "pending" and s.step.campaign == campaign
+        ]
+        for step in pending:
+            step.status, step.note = "skipped", f"campaign exited: {reason}"
+        if pending:
+            self._state.campaigns_exited[campaign] = reason
+
+    def _start_campaign(self, campaign: EventCampaign, data: dict[str, Any]) -> None:
+        """Once per distinct triggering event data (e.g. each milestone), steps from now."""
+        start = ":".join([campaign.name, *(str(data.get(k)) for k in campaign.data_match)])
+        if start in self._state.campaigns_started:
+            return
+        self._state.campaigns_started.append(start)
+        n, now = len(self._state.campaigns_started), workflow.now()
+        self._state.steps += [
+            StepState(
+                step=step.model_copy(update={"step_id": f"e{n}-{step.step_id}"}),
+                generation=self._state.plan_generation,
+                due_at=now + self._real(step.at_hours),
+            )
+            for step in campaign.steps
+        ]
 
     def _note_scores(self, assessment: Assessment) -> None:
         p = assessment.prediction
@@ -526,6 +609,10 @@ def _details(s: JourneyState) -> str:
         if nxt
         else "next: -",
     ]
+    if s.holdout:
+        lines.append("**holdout**: steps are recorded, nothing is sent")
+    if s.offer:
+        lines.append(f"offer: {s.offer.type} worth {s.offer.value:,.0f} ({s.offer.name})")
     if s.paused:
         lines.append(f"paused: {s.pause_reason or 'by operator'}")
     if s.outcome:

@@ -2,6 +2,8 @@
 
 The idempotency key is `<journey_key>:<step_id>`. A retried activity or a replayed workflow finds
 the row already there and gets the first delivery's receipt back with `duplicate=True`.
+A held-out customer's message is rendered and recorded (status `held_out`) but never written
+to the outbox folder or sent: the holdout group is what lift is measured against.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from retention.customer import CustomerSnapshot
 from retention.delivery.channels import CSM_CHANNELS, recipient_for, resolve_channel
 from retention.delivery.templates import RenderedMessage, render_message
 from retention.errors import InvalidInput
-from retention.plan import Channel, PlanStep
+from retention.plan import Channel, PlanStep, RetentionOffer
 from retention.risk import RiskFactor
 from retention.store.db import session
 from retention.store.tables import InterventionRow, OutboxRow
@@ -39,6 +41,8 @@ class DeliverRequest(BaseModel):
     churn_probability: float
     health_score: float
     risk_factors: list[RiskFactor] = Field(default_factory=list)
+    held_out: bool = Field(default=False, description="record the message, send nothing")
+    offer: RetentionOffer | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -54,6 +58,7 @@ class DeliveryReceipt(BaseModel):
     duplicate: bool
     path: str
     subject: str
+    held_out: bool = False
 
 
 def deliver_captured(
@@ -69,8 +74,9 @@ def deliver_captured(
         templates_dir, request.step.template, message_context(request, channel, recipient)
     )
     path = _message_path(outbox_dir, request)
-    # File first: a row always has its file. A racing loser rewrites the same bytes.
-    _write_atomic(path, _file_text(recipient, channel, message))
+    if not request.held_out:
+        # File first: a row always has its file. A racing loser rewrites the same bytes.
+        _write_atomic(path, _file_text(recipient, channel, message))
     row = OutboxRow(
         idempotency_key=request.idempotency_key,
         journey_key=request.journey_key,
@@ -82,9 +88,9 @@ def deliver_captured(
         recipient=recipient,
         subject=message.subject,
         body=message.body,
-        status="captured",
+        status="held_out" if request.held_out else "captured",
         mode="capture",
-        path=str(path),
+        path="" if request.held_out else str(path),
     )
     try:
         with session(engine) as db:
@@ -99,7 +105,7 @@ def deliver_captured(
 
 
 def message_context(request: DeliverRequest, channel: Channel, recipient: str) -> dict[str, Any]:
-    """What a template sees: `customer`, `step`, `journey` and `delivery`, as plain data."""
+    """What a template sees: `customer`, `step`, `journey`, `offer` (or None) and `delivery`."""
     return {
         "customer": request.customer.model_dump(mode="json"),
         "step": request.step.model_dump(mode="json"),
@@ -111,6 +117,7 @@ def message_context(request: DeliverRequest, channel: Channel, recipient: str) -
             "health_score": request.health_score,
             "risk_factors": [factor.model_dump(mode="json") for factor in request.risk_factors],
         },
+        "offer": request.offer.model_dump(mode="json") if request.offer else None,
         "delivery": {
             "channel": channel,
             "recipient": recipient,
@@ -150,6 +157,7 @@ def _receipt(row: OutboxRow, *, duplicate: bool) -> DeliveryReceipt:
             "duplicate": duplicate,
             "path": row.path,
             "subject": row.subject,
+            "held_out": row.status == "held_out",
         }
     )
 

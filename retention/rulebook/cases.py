@@ -16,6 +16,7 @@ from retention.rulebook.schema import DecisionFacts
 
 # A case lists only the facts it is about; the rest are those of an unremarkable customer.
 CASE_DEFAULTS: dict[str, Any] = {
+    "customer_id": "case-customer",
     "churn_probability": 0.1,
     "severity_value": 0.0,
     "health_score": 75.0,
@@ -37,11 +38,33 @@ CASE_DEFAULTS: dict[str, Any] = {
     "prediction_confidence": 0.5,
     "risk_factor_count": 0,
     "top_risk_factor": None,
+    "risk_factors": [],
+    "health_alerts": [],
+    "feature_adoption": 0.7,
+    "active_users": 20,
+    "max_users": 50,
+    "seat_utilisation": 0.4,
+    "tenure_days": 400,
+    "onboarding_progress": None,
+    "recent_events": [],
+    "logins_last_7d": 4,
+    "journey_strategy": None,
+    "journey_stage": "assessing",
+    "steps_done": 0,
+    "days_running": 0.0,
+    "plan_generation": 0,
 }
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ExpectedOffer(_Strict):
+    name: str | None = None
+    type: str | None = None
+    value: float | None = None
+    expires_in_days: int | None = None
 
 
 class Expectation(_Strict):
@@ -51,6 +74,11 @@ class Expectation(_Strict):
     steps_include: list[str] = Field(default_factory=list)
     steps_exclude: list[str] = Field(default_factory=list)
     exits: dict[str, str] = Field(default_factory=dict, description="event → outcome")
+    campaigns_include: list[str] = Field(default_factory=list)
+    campaigns_exclude: list[str] = Field(default_factory=list)
+    offer: ExpectedOffer | None = Field(default=None, description="the offer made, if any")
+    no_offer: bool = False
+    holdout: bool | None = None
 
 
 class Case(_Strict):
@@ -115,7 +143,35 @@ def _compare(expect: Expectation, decision: Decision) -> list[str]:
         got = decision.policy.outcome_for(event)
         if got != outcome:
             failures.append(f"expected event {event} to end the journey {outcome}, got {got}")
-    return failures
+    failures += [
+        f"expected campaign {c} in the plan"
+        for c in expect.campaigns_include
+        if c not in decision.campaigns
+    ]
+    failures += [
+        f"expected no campaign {c} in the plan"
+        for c in expect.campaigns_exclude
+        if c in decision.campaigns
+    ]
+    if expect.holdout is not None and expect.holdout != decision.holdout:
+        failures.append(f"expected holdout {expect.holdout}, got {decision.holdout}")
+    return failures + _offer_failures(expect, decision)
+
+
+def _offer_failures(expect: Expectation, decision: Decision) -> list[str]:
+    offer = decision.offer
+    if expect.no_offer:
+        return [] if offer is None else [f"expected no offer, got {offer.name}"]
+    if expect.offer is None:
+        return []
+    if offer is None:
+        return ["expected an offer, got none"]
+    got = offer.model_dump()
+    return [
+        f"expected offer {name} {wanted}, got {got[name]}"
+        for name, wanted in expect.offer.model_dump(exclude_none=True).items()
+        if got[name] != wanted
+    ]
 
 
 def _field_errors(exc: ValidationError) -> list[str]:

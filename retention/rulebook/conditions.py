@@ -8,6 +8,10 @@
 
 A comparison on a fact the customer does not have (e.g. no NPS answer) is false; `not` is
 logical negation, so `not: {nps: {gt: 6}}` holds for a customer without an NPS answer.
+
+List facts (health alerts, risk factors, recent events, ...) take `contains` and `excludes`:
+
+    when: {risk_factors: {contains: champion_risk}, recent_events: {excludes: login}}
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from typing import Any
 
 ORDERING = ("gt", "gte", "lt", "lte")
 OPERATORS = (*ORDERING, "eq", "ne", "in", "not_in", "present")
+LIST_OPERATORS = ("contains", "excludes")
 _NEGATED = {
     "gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt",
     "eq": "ne", "ne": "eq", "in": "not_in", "not_in": "in",
+    "contains": "excludes", "excludes": "contains",
 }  # fmt: skip
 _DURABLE = {"gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "ne": "$neq"}
 
@@ -74,6 +80,8 @@ def _part(key: str, value: Any, facts: dict[str, type], where: str) -> Condition
 
 
 def _compare(fact: str, op: str, value: Any, kind: type, where: str) -> Compare:
+    if kind is list:
+        return _list_compare(fact, op, value, where)
     if op not in OPERATORS:
         raise ValueError(f"{where}: unknown comparison (use {', '.join(OPERATORS)})")
     if op == "present":
@@ -86,6 +94,14 @@ def _compare(fact: str, op: str, value: Any, kind: type, where: str) -> Compare:
     for item in values:
         _check_type(item, kind, where, ordering=op in ORDERING)
     return Compare(fact, op, tuple(value) if op in ("in", "not_in") else value)
+
+
+def _list_compare(fact: str, op: str, value: Any, where: str) -> Compare:
+    if op not in LIST_OPERATORS:
+        raise ValueError(f"{where}: {fact} is a list; use {' or '.join(LIST_OPERATORS)}")
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where}: needs one name, not {value!r}")
+    return Compare(fact, op, value)
 
 
 def _check_type(value: Any, kind: type, where: str, ordering: bool) -> None:
@@ -107,6 +123,8 @@ def negate(condition: Condition) -> Condition:
             return AllOf(tuple(negate(i) for i in items))
         case Compare(fact, "present", value):
             return Compare(fact, "present", not value)
+        case Compare(fact, "contains" | "excludes" as op, value):  # a list is never absent
+            return Compare(fact, _NEGATED[op], value)
         case Compare(fact, op, value):  # false when absent, so its negation also holds then
             return AnyOf((Compare(fact, _NEGATED[op], value), Compare(fact, "present", False)))
     raise TypeError(condition)
@@ -123,6 +141,8 @@ def to_durable(condition: Condition) -> dict[str, Any]:
             return {"$or": [to_durable(i) for i in items]}
         case Compare(fact, "present", value):
             return {absent_flag(fact): not value}
+        case Compare(fact, "contains" | "excludes" as op, value):
+            return {member_flag(fact, value): op == "contains"}
         case Compare(fact, "eq", value):
             return {fact: value}
         case Compare(fact, "in", values):
@@ -143,10 +163,37 @@ def absent_flag(fact: str) -> str:
     return f"{fact}__absent"
 
 
-def as_durable_fact(facts: dict[str, Any]) -> dict[str, Any]:
-    """Facts as posted: None values left out, and every fact's absence flag set."""
-    posted = {key: value for key, value in facts.items() if value is not None}
-    return posted | {absent_flag(key): value is None for key, value in facts.items()}
+def member_flag(fact: str, value: str) -> str:
+    """The boolean fact that says list `fact` holds `value` (durable_rules has no negated
+    membership, so each name a rule asks about is posted as true or false)."""
+    return f"{fact}__has__{value}"
+
+
+def memberships(condition: Condition) -> set[tuple[str, str]]:
+    """Every (list fact, name) a condition asks about."""
+    match condition:
+        case Not(item):
+            return memberships(item)
+        case AllOf(items) | AnyOf(items):
+            return set().union(*(memberships(i) for i in items))
+        case Compare(fact, "contains" | "excludes", value):
+            return {(fact, value)}
+    return set()
+
+
+def as_durable_fact(
+    facts: dict[str, Any], asked: frozenset[tuple[str, str]] = frozenset()
+) -> dict[str, Any]:
+    """Facts as posted: None values and lists left out, every scalar fact's absence flag set,
+    and one membership flag per (list fact, name) the rules ask about."""
+    posted: dict[str, Any] = {}
+    for key, value in facts.items():
+        if isinstance(value, list):
+            continue
+        if value is not None:
+            posted[key] = value
+        posted[absent_flag(key)] = value is None
+    return posted | {member_flag(fact, name): name in facts[fact] for fact, name in asked}
 
 
 def comparisons(condition: Condition) -> list[Compare] | None:

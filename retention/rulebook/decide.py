@@ -1,31 +1,55 @@
-"""Decide a customer's strategy and plan: facts in, rules fired, Decision out."""
+"""Decide a customer's strategy and plan: facts in, rules fired, Decision out.
+
+Semantics: the FIRST strategy, severity tier and offer whose `when` holds is chosen (file
+order is priority); ALL campaigns whose `when` holds join the plan.
+"""
 
 from __future__ import annotations
 
 from retention.customer import CustomerSnapshot
 from retention.errors import RulebookError
 from retention.health import HealthScore
-from retention.plan import Decision, ExitRule, InterventionPlan, JourneyPolicy, PlanStep
+from retention.plan import (
+    CampaignExit,
+    Decision,
+    EventCampaign,
+    ExitRule,
+    InterventionPlan,
+    JourneyContext,
+    JourneyPolicy,
+    PlanStep,
+)
 from retention.risk import ChurnPrediction
+from retention.rulebook.conditions import Condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import Rulebook
-from retention.rulebook.schema import DecisionFacts, Intervention
+from retention.rulebook.offers import in_holdout, make_offer
+from retention.rulebook.schema import Campaign, DecisionFacts, Intervention
+
+FIRST_DECISION = JourneyContext()
+HOLDOUT_RULE = "holdout:eligible"
 
 
 def decision_facts(
-    customer: CustomerSnapshot, health: HealthScore, prediction: ChurnPrediction
+    customer: CustomerSnapshot,
+    health: HealthScore,
+    prediction: ChurnPrediction,
+    journey: JourneyContext = FIRST_DECISION,
 ) -> DecisionFacts:
+    usage, profile = customer.usage, customer.profile
+    signup = profile.signup_date
     # built from models that were validated already: no second validation on this hot path
     return DecisionFacts.model_construct(
+        customer_id=profile.customer_id,
         churn_probability=prediction.probability,
         severity_value=prediction.severity_value,
         health_score=health.overall,
         annual_contract_value=customer.financial.annual_contract_value,
-        days_since_last_login=customer.usage.days_since_last_login,
-        usage_decline=round(customer.usage.usage_decline, 4),
+        days_since_last_login=usage.days_since_last_login,
+        usage_decline=round(usage.usage_decline, 4),
         nps=customer.relationship.nps,
-        segment=customer.profile.segment,
-        plan=customer.profile.plan,
+        segment=profile.segment,
+        plan=profile.plan,
         champion_status=customer.relationship.champion_status,
         product_usage_score=health.categories["product_usage"],
         engagement_score=health.categories["engagement"],
@@ -38,6 +62,23 @@ def decision_facts(
         prediction_confidence=prediction.confidence,
         risk_factor_count=len(prediction.risk_factors),
         top_risk_factor=prediction.risk_factors[0].name if prediction.risk_factors else None,
+        risk_factors=[factor.name for factor in prediction.risk_factors],
+        health_alerts=list(health.alerts),
+        feature_adoption=round(usage.features_used / usage.total_features, 4),
+        active_users=usage.active_users,
+        max_users=usage.max_users,
+        seat_utilisation=round(usage.active_users / usage.max_users, 4)
+        if usage.max_users
+        else None,
+        tenure_days=(health.scored_at.date() - signup).days if signup else None,
+        onboarding_progress=profile.onboarding_progress,
+        recent_events=journey.recent_events,
+        logins_last_7d=journey.logins_last_7d,
+        journey_strategy=journey.strategy,
+        journey_stage=journey.stage,
+        steps_done=journey.steps_done,
+        days_running=round(journey.days_running, 2),
+        plan_generation=journey.plan_generation,
     )
 
 
@@ -47,12 +88,21 @@ _compiled_versions: dict[str, CompiledRuleset] = {}
 def _compiled(rulebook: Rulebook) -> CompiledRuleset:
     """One durable_rules ruleset per rule-set version, compiled on first use."""
     if rulebook.version not in _compiled_versions:
-        rules = {f"strategy:{s.name}": s.when for s in rulebook.strategies}
-        rules |= {f"severity:{t.name}": t.when for t in rulebook.severity_tiers}
         _compiled_versions[rulebook.version] = CompiledRuleset(
-            f"retention_{rulebook.version}", rules
+            f"retention_{rulebook.version}", _conditions(rulebook)
         )
     return _compiled_versions[rulebook.version]
+
+
+def _conditions(rulebook: Rulebook) -> dict[str, Condition]:
+    rules = {f"strategy:{s.name}": s.when for s in rulebook.strategies}
+    rules |= {f"severity:{t.name}": t.when for t in rulebook.severity_tiers}
+    rules |= {f"campaign:{c.name}": c.when for c in rulebook.campaigns if c.when is not None}
+    rules |= {f"offer:{o.name}": o.when for o in rulebook.offers.offers}
+    holdout = rulebook.journey.holdout
+    if holdout is not None and holdout.eligible is not None:
+        rules[HOLDOUT_RULE] = holdout.eligible
+    return rules
 
 
 def decide(
@@ -68,39 +118,97 @@ def decide(
     if escalate_from is not None:
         strategy = _escalated(rulebook.strategy_order, strategy, escalate_from)
     severity = _first(fired, "severity", [t.name for t in rulebook.severity_tiers], facts)
-    return _decision(rulebook, strategy, severity, generation)
+    campaigns = tuple(c.name for c in rulebook.campaigns if f"campaign:{c.name}" in fired)
+    decision = _decision(rulebook, strategy, severity, campaigns, generation)
+    return _for_customer(rulebook, decision, fired, facts)
 
 
-# A decision depends only on these four, so each is built once and shared (decisions are frozen).
-_decisions: dict[tuple[str, str, str, int], Decision] = {}
+def _for_customer(
+    rulebook: Rulebook, decision: Decision, fired: list[str], facts: DecisionFacts
+) -> Decision:
+    """The shared decision plus what is this customer's own: the offer and the holdout."""
+    extra: dict[str, object] = {}
+    also_fired: list[str] = []
+    if any(step.action in rulebook.offers.attach_to for step in decision.plan.steps):
+        rule = next((o for o in rulebook.offers.offers if f"offer:{o.name}" in fired), None)
+        if rule is not None:
+            extra["offer"] = make_offer(rule, facts)
+            also_fired.append(f"offer:{rule.name}")
+    holdout = rulebook.journey.holdout
+    if (
+        holdout is not None
+        and (holdout.eligible is None or HOLDOUT_RULE in fired)
+        and in_holdout(facts.customer_id, holdout)
+    ):
+        extra["holdout"] = True
+        also_fired.append("holdout")
+    if not extra:
+        return decision
+    return decision.model_copy(update=extra | {"fired_rules": decision.fired_rules + also_fired})
 
 
-def _decision(rulebook: Rulebook, strategy: str, severity: str, generation: int) -> Decision:
-    key = (rulebook.version, strategy, severity, generation)
+# A shared decision depends only on these, so each is built once (decisions are frozen).
+_DecisionKey = tuple[str, str, str, tuple[str, ...], int]
+_decisions: dict[_DecisionKey, Decision] = {}
+
+
+def _decision(
+    rulebook: Rulebook, strategy: str, severity: str, campaigns: tuple[str, ...], generation: int
+) -> Decision:
+    key = (rulebook.version, strategy, severity, campaigns, generation)
     if key not in _decisions:
-        _decisions[key] = _build_decision(rulebook, strategy, severity, generation)
+        _decisions[key] = _build_decision(rulebook, strategy, severity, campaigns, generation)
     return _decisions[key]
 
 
-def _build_decision(rulebook: Rulebook, strategy: str, severity: str, generation: int) -> Decision:
+def _build_decision(
+    rulebook: Rulebook, strategy: str, severity: str, campaigns: tuple[str, ...], generation: int
+) -> Decision:
     chosen = rulebook.strategy(strategy)
-    steps = _plan_steps(
-        chosen.interventions, rulebook.timelines.get(severity, []), strategy, severity, generation
-    )
+    drafts = _drafts(chosen.interventions, rulebook.timelines.get(severity, []), strategy, severity)
+    drafts += [d for c in rulebook.campaigns if c.name in campaigns for d in _campaign_drafts(c)]
     return Decision(
         strategy=strategy,
         risk_tier=chosen.risk_tier,
         severity_tier=severity,
-        plan=InterventionPlan(strategy=strategy, generation=generation, steps=steps),
-        policy=JourneyPolicy(
-            exits=[ExitRule(event=e.event, outcome=e.outcome) for e in rulebook.journey.exits],
-            checkpoint_hours=sorted(rulebook.journey.checkpoints),
-            observation_hours=rulebook.journey.observation,
-            recovered_strategy=rulebook.journey.recovered_strategy,
-            strategy_order=rulebook.strategy_order,
+        plan=InterventionPlan(
+            strategy=strategy, generation=generation, steps=_numbered(drafts, f"g{generation}")
         ),
+        policy=_policy(rulebook),
         rules_version=rulebook.version,
-        fired_rules=[f"strategy:{strategy}", f"severity:{severity}"],
+        fired_rules=[f"strategy:{strategy}", f"severity:{severity}"]
+        + [f"campaign:{name}" for name in campaigns],
+        campaigns=list(campaigns),
+    )
+
+
+def _policy(rulebook: Rulebook) -> JourneyPolicy:
+    journey = rulebook.journey
+    return JourneyPolicy(
+        exits=[ExitRule(event=e.event, outcome=e.outcome) for e in journey.exits],
+        checkpoint_hours=sorted(journey.checkpoints),
+        observation_hours=journey.observation,
+        recovered_strategy=journey.recovered_strategy,
+        strategy_order=rulebook.strategy_order,
+        campaign_exits={
+            c.name: [
+                CampaignExit(
+                    event=e.event, at_least=e.at_least, within_hours=e.within, reason=e.reason
+                )
+                for e in c.exits
+            ]
+            for c in rulebook.campaigns
+        },
+        event_campaigns=[
+            EventCampaign(
+                name=c.name,
+                event=c.on_event.event,
+                data_match=c.on_event.data,
+                steps=_numbered(_campaign_drafts(c), c.name),
+            )
+            for c in rulebook.campaigns
+            if c.on_event is not None
+        ],
     )
 
 
@@ -121,34 +229,65 @@ def _escalated(order: list[str], chosen: str, escalate_from: str) -> str:
     return max(chosen, order[above], key=order.index)
 
 
-def _plan_steps(
-    interventions: list[Intervention],
-    timeline: list[Intervention],
-    strategy: str,
-    severity: str,
-    generation: int,
-) -> list[PlanStep]:
+# A step before it has its place in the plan: (offset in hours, the step with a blank id).
+_Draft = tuple[float, PlanStep]
+
+
+def _drafts(
+    interventions: list[Intervention], timeline: list[Intervention], strategy: str, severity: str
+) -> list[_Draft]:
     planned = {i.action for i in interventions}
     sourced = [(i, f"strategy:{strategy}") for i in interventions]
     sourced += [(i, f"timeline:{severity}") for i in timeline if i.action not in planned]
-    occurrences = [
-        (item.at + n * (item.every or 0), n, item, source)
+    return [
+        (
+            item.at + n * (item.every or 0),
+            PlanStep(
+                step_id="",
+                action=item.action,
+                at_hours=item.at + n * (item.every or 0),
+                channel=item.channel,
+                fallback_channel=item.fallback,
+                owner=item.owner,
+                template=item.template or item.action,
+                success_criteria=item.success,
+                escalation_path=item.escalation,
+                source=source,
+            ),
+        )
         for item, source in sourced
         for n in range(item.times)
     ]
-    occurrences.sort(key=lambda o: o[0])  # stable: same time keeps the rule file's order
+
+
+def _campaign_drafts(campaign: Campaign) -> list[_Draft]:
     return [
-        PlanStep(
-            step_id=f"g{generation}-{index:02d}-{item.action}",
-            action=item.action,
-            at_hours=at,
-            channel=item.channel,
-            fallback_channel=item.fallback,
-            owner=item.owner,
-            template=item.template or item.action,
-            success_criteria=item.success,
-            escalation_path=item.escalation,
-            source=source,
+        (
+            message.at,
+            PlanStep(
+                step_id="",
+                action=message.template,
+                at_hours=message.at,
+                channel=message.channel,
+                fallback_channel=message.fallback,
+                owner=campaign.owner,
+                template=message.template,
+                success_criteria=campaign.success,
+                escalation_path=campaign.escalation,
+                source=f"campaign:{campaign.name}",
+                campaign=campaign.name,
+                subject=message.subject,
+                cta=message.cta,
+            ),
         )
-        for index, (at, _n, item, source) in enumerate(occurrences, start=1)
+        for message in campaign.messages
+    ]
+
+
+def _numbered(drafts: list[_Draft], prefix: str) -> list[PlanStep]:
+    """Steps in time order (ties keep the rule files' order), ids like g1-03-retention_offer."""
+    ordered = sorted(drafts, key=lambda draft: draft[0])
+    return [
+        step.model_copy(update={"step_id": f"{prefix}-{index:02d}-{step.action}"})
+        for index, (_at, step) in enumerate(ordered, start=1)
     ]

@@ -13,15 +13,18 @@ from pydantic import BaseModel, ValidationError
 from retention.customer import EventType
 from retention.errors import RulebookError
 from retention.rulebook.schema import (
+    Campaign,
+    CampaignsFile,
     Intervention,
     JourneyFile,
+    OffersFile,
     SeverityTier,
     StrategiesFile,
     Strategy,
     TimelinesFile,
 )
 
-RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml")
+RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml", "offers.yaml", "campaigns.yaml")
 MAX_RULE_FILE_BYTES = 1_000_000
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -34,6 +37,8 @@ class Rulebook:
     severity_tiers: list[SeverityTier]
     timelines: dict[str, list[Intervention]]
     journey: JourneyFile
+    offers: OffersFile
+    campaigns: list[Campaign]
     version: str
     templates_dir: Path
 
@@ -55,11 +60,18 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         severity_tiers=timelines.severity_tiers,
         timelines=timelines.timelines,
         journey=journey,
+        offers=_load_optional(rules_dir / "offers.yaml", OffersFile),
+        campaigns=_load_optional(rules_dir / "campaigns.yaml", CampaignsFile).campaigns,
         version=content_hash(rules_dir),
         templates_dir=rules_dir / "templates",
     )
     _check_references(rulebook, rules_dir)
     return rulebook
+
+
+def _load_optional(path: Path, model: type[_Model]) -> _Model:
+    """A rule set may go without offers or campaigns: no file means none."""
+    return load_yaml_model(path, model) if path.exists() else model()
 
 
 def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
@@ -158,9 +170,50 @@ def _check_references(rulebook: Rulebook, rules_dir: Path) -> None:
         for i, e in enumerate(rulebook.journey.exits)
         if e.event not in events
     ]
+    problems += _campaign_problems(rulebook, rules_dir, events)
+    problems += _offer_problems(rulebook, rules_dir)
     problems += _missing_templates(rulebook, rules_dir)
     if problems:
         raise RulebookError("\n".join(problems))
+
+
+def _campaign_problems(rulebook: Rulebook, rules_dir: Path, events: set[str]) -> list[str]:
+    path = rules_dir / "campaigns.yaml"
+    names = [c.name for c in rulebook.campaigns]
+    problems = [
+        f"{locate(path, ('campaigns', i, 'name'))}: campaign {name!r} is defined twice"
+        for i, name in enumerate(names)
+        if name in names[:i]
+    ]
+    for i, campaign in enumerate(rulebook.campaigns):
+        used: list[tuple[tuple[str | int, ...], str]] = [
+            (("exits", j, "event"), e.event) for j, e in enumerate(campaign.exits)
+        ]
+        if campaign.on_event is not None:
+            used.append((("on_event", "event"), campaign.on_event.event))
+        problems += [
+            f"{locate(path, ('campaigns', i, *loc))}: {event!r} is not a customer event"
+            for loc, event in used
+            if event not in events
+        ]
+        problems += [
+            f"{locate(path, ('campaigns', i, 'messages', j, 'template'))}: template "
+            f"{m.template!r} not found in {rulebook.templates_dir}"
+            for j, m in enumerate(campaign.messages)
+            if not (rulebook.templates_dir / f"{m.template}.j2").is_file()
+        ]
+    return problems
+
+
+def _offer_problems(rulebook: Rulebook, rules_dir: Path) -> list[str]:
+    planned = {i.action for s in rulebook.strategies for i in s.interventions}
+    planned |= {i.action for steps in rulebook.timelines.values() for i in steps}
+    return [
+        f"{locate(rules_dir / 'offers.yaml', ('attach_to', i))}: no strategy or timeline plans "
+        f"{action!r}, so no offer would ever be made"
+        for i, action in enumerate(rulebook.offers.attach_to)
+        if action not in planned
+    ]
 
 
 def _missing_templates(rulebook: Rulebook, rules_dir: Path) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, cast, get_args
+from typing import Annotated, Any, cast, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SkipValidation, model_validator
 
@@ -33,10 +33,11 @@ Hours = Annotated[float, BeforeValidator(parse_hours)]
 
 
 class DecisionFacts(BaseModel):
-    """The facts a rule's `when` can compare: one customer, as assessed now."""
+    """The facts a rule's `when` can compare: one customer, as assessed now, and the journey."""
 
     model_config = ConfigDict(extra="forbid")
 
+    customer_id: str
     churn_probability: float
     severity_value: float
     health_score: float
@@ -58,6 +59,21 @@ class DecisionFacts(BaseModel):
     prediction_confidence: float
     risk_factor_count: int
     top_risk_factor: str | None
+    risk_factors: list[str]
+    health_alerts: list[str]
+    feature_adoption: float
+    active_users: int
+    max_users: int
+    seat_utilisation: float | None
+    tenure_days: int | None
+    onboarding_progress: float | None
+    recent_events: list[str]
+    logins_last_7d: int
+    journey_strategy: str | None
+    journey_stage: str
+    steps_done: int
+    days_running: float
+    plan_generation: int
 
 
 class _Rule(BaseModel):
@@ -84,7 +100,9 @@ class Intervention(_Rule):
 
 
 def _kind(annotation: Any) -> type:
-    """float, int or str: the type a fact's comparisons must use (None means absent)."""
+    """float, int, str or list: the type a fact's comparisons must use (None means absent)."""
+    if get_origin(annotation) is list:
+        return list
     kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
     return cast(type, kinds[0])
 
@@ -118,6 +136,90 @@ class TimelinesFile(_Rule):
     timelines: dict[str, list[Intervention]] = Field(default_factory=dict)
 
 
+class Holdout(_Rule):
+    """A deterministic share of eligible customers whose journeys run and record, but send
+    nothing: the comparison group that turns "retained" into measured lift."""
+
+    share: float = Field(ge=0, le=0.5)
+    salt: str = Field(min_length=1, description="change it to draw a new holdout group")
+    eligible: When | None = None
+
+
+class OfferValue(_Rule):
+    share_of_contract: float = Field(gt=0, le=1)
+    scale_by_probability: bool = True
+    minimum: float = Field(default=0, ge=0)
+    maximum: float | None = Field(default=None, gt=0)
+    round_to: float = Field(default=10, gt=0)
+
+
+class OfferExpiry(_Rule):
+    share_of_time_to_churn: float = Field(gt=0, le=1)
+    min_days: int = Field(ge=1)
+    max_days: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OfferExpiry:
+        if self.min_days > self.max_days:
+            raise ValueError("min_days cannot be more than max_days")
+        return self
+
+
+class Offer(_Conditional):
+    type: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    value: OfferValue
+    duration_months: int = Field(ge=1, le=36)
+    conditions: list[str] = Field(default_factory=list)
+    expiry: OfferExpiry
+
+
+class OffersFile(_Rule):
+    attach_to: list[str] = Field(default_factory=list, description="actions carrying the offer")
+    offers: list[Offer] = Field(default_factory=list)
+
+
+class CampaignMessage(_Rule):
+    at: Hours
+    template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    subject: str = Field(min_length=1)
+    cta: str = Field(min_length=1)
+    channel: Channel = "email"
+    fallback: Channel | None = "in_app"
+
+
+class CampaignExitRule(_Rule):
+    event: str
+    at_least: int = Field(default=1, ge=1)
+    within: Hours | None = None
+    reason: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class EventTrigger(_Rule):
+    event: str
+    data: dict[str, list[str | int]] = Field(default_factory=dict)
+
+
+class Campaign(_Rule):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    when: When | None = None
+    on_event: EventTrigger | None = None
+    owner: Owner = "automated"
+    success: str = ""
+    escalation: str = ""
+    messages: list[CampaignMessage] = Field(min_length=1)
+    exits: list[CampaignExitRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> Campaign:
+        if (self.when is None) == (self.on_event is None):
+            raise ValueError("give exactly one of `when` (at a decision) or `on_event`")
+        return self
+
+
+class CampaignsFile(_Rule):
+    campaigns: list[Campaign] = Field(default_factory=list)
+
+
 class Exit(_Rule):
     event: str
     outcome: str = Field(pattern=r"^(saved|churned|recovered|exited:[a-z_]+)$")
@@ -128,3 +230,4 @@ class JourneyFile(_Rule):
     checkpoints: list[Hours] = Field(default_factory=list)
     recovered_strategy: str | None = None
     observation: Hours = 0.0
+    holdout: Holdout | None = None
