@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench
+.PHONY: run test lint install clean histories bench population
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,7 @@ histories: $(STAMP)
 # Benchmarks: each prints one JSON line (figures recorded in bench/RESULTS.md).
 bench: $(STAMP)
 	$(BIN)/python bench/rules.py
+
+# examples/population.csv: the sample customers as a CSV population (tests check they match).
+population: $(STAMP)
+	$(BIN)/python -m retention.population examples/customers examples/population.csv

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
-from retention.customer import CustomerSnapshot, parse_customer
+from retention.customer import CustomerSnapshot
 from retention.devserver import port_open, start_dev_server, stop
 from retention.journey import JourneyOptions, JourneyState, journey_id
 from retention.operations import (
@@ -33,6 +33,7 @@ from retention.operations import (
     open_client,
     start_journey,
 )
+from retention.population import read_customers
 from retention.settings import ROOT, Settings, get_settings
 from retention.store.db import make_engine
 from retention.store.records import save_customer
@@ -43,8 +44,7 @@ console = Console()
 
 
 def load_samples() -> list[CustomerSnapshot]:
-    files = sorted((EXAMPLES / "customers").glob("*.json"))
-    return [parse_customer(json.loads(f.read_text()), source=str(f)) for f in files]
+    return read_customers(EXAMPLES / "customers")
 
 
 def start_children(settings: Settings, stack: ExitStack) -> None:

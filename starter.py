@@ -31,12 +31,7 @@ from rich.text import Text
 from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
-from retention.customer import (
-    CustomerSnapshot,
-    describe_validation_error,
-    parse_customer,
-    parse_event,
-)
+from retention.customer import CustomerSnapshot, describe_validation_error, parse_event
 from retention.errors import CustomerNotFound, InvalidInput, RetentionError
 from retention.journey import (
     CancelRequest,
@@ -62,6 +57,7 @@ from retention.operations import (
     send_event,
     start_journey,
 )
+from retention.population import read_customer_json, read_customers
 from retention.settings import get_settings
 
 if TYPE_CHECKING:
@@ -170,7 +166,7 @@ def start(
     if (file is None) == (customer_id is None):
         raise typer.BadParameter("give a customer FILE or --customer-id (exactly one)")
     options = _journey_options(time_scale=time_scale, upstream_churn_probability=churn_probability)
-    snapshot = _read_customer(file) if file is not None else None
+    snapshot = read_customer_json(file) if file is not None else None
     known = snapshot or _customer_in_database(str(customer_id))
 
     handle = _with_client(
@@ -264,7 +260,8 @@ def rules_simulate(
     ],
     path: Annotated[Path | None, typer.Argument(help="Rule set folder (default: rules/).")] = None,
     customers: Annotated[
-        Path, typer.Option(help="Customer JSON files: a folder or one file.")
+        Path,
+        typer.Option(help="A folder of customer JSON files, one JSON file or a .csv population."),
     ] = Path("examples/customers"),
     from_database: Annotated[
         bool, typer.Option("--from-database", help="Every customer in the database instead.")
@@ -300,8 +297,7 @@ def _population(customers: Path, from_database: bool) -> list[CustomerSnapshot]:
 
         with _database() as engine:
             return list_customers(engine)
-    files = sorted(customers.glob("*.json")) if customers.is_dir() else [customers]
-    return [_read_customer(f) for f in files]
+    return read_customers(customers)
 
 
 def _rules_folder(against: str, scratch: Path) -> Path:
@@ -343,38 +339,52 @@ def _moves_table(result: Simulation) -> Table:
 @customers_app.command("import")
 @friendly
 def import_customers(
-    files: Annotated[list[Path], typer.Argument(help="Customer snapshot JSON files.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Customer snapshot JSON files or .csv populations.")
+    ],
 ) -> None:
-    """Validate customer files and save them to the database (all or none)."""
+    """Validate customer files and save them to the database (none if any file is bad)."""
     from retention.store.records import save_customer
 
-    snapshots = [_read_customer(path) for path in files]
+    snapshots = [snapshot for path in files for snapshot in read_customers(path)]
     with _database() as engine:
         for snapshot in snapshots:
             save_customer(engine, snapshot)
-    ids = ", ".join(s.customer_id for s in snapshots)
     console.print(
-        f"imported {len(snapshots)} customer{'s' * (len(snapshots) != 1)} into "
-        f"{_safe_url(get_settings().database_url)}: {ids}",
+        f"imported {_count(snapshots)} into {_safe_url(get_settings().database_url)}: "
+        f"{_some_ids(snapshots)}",
         soft_wrap=True,
     )
 
 
-def _read_customer(path: Path) -> CustomerSnapshot:
-    return parse_customer(_read_json(path), source=str(path))
+@customers_app.command("export")
+@friendly
+def export_customers(
+    csv_file: Annotated[
+        Path, typer.Option("--csv", help="Write every customer to this CSV population.")
+    ],
+) -> None:
+    """Write every customer in the database to a CSV file (`customers import` reads it back)."""
+    from retention.population import write_customers_csv
+    from retention.store.records import list_customers
+
+    with _database() as engine:
+        snapshots = list_customers(engine)
+    write_customers_csv(snapshots, csv_file)
+    console.print(
+        f"exported {_count(snapshots)} from {_safe_url(get_settings().database_url)} to {csv_file}",
+        soft_wrap=True,
+    )
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InvalidInput(f"{path}: file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read it ({exc})") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path}: not valid JSON: {exc}") from exc
+def _count(snapshots: list[CustomerSnapshot]) -> str:
+    return f"{len(snapshots)} customer{'s' * (len(snapshots) != 1)}"
+
+
+def _some_ids(snapshots: list[CustomerSnapshot], most: int = 20) -> str:
+    """The first ids, not ten thousand of them on one line."""
+    ids = ", ".join(s.customer_id for s in snapshots[:most])
+    return ids + (f", ... ({len(snapshots) - most} more)" if len(snapshots) > most else "")
 
 
 def _customer_in_database(customer_id: str) -> CustomerSnapshot:

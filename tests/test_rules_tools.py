@@ -135,18 +135,23 @@ def test_a_malformed_case_file_names_file_and_line(rules_copy: Path) -> None:
     assert "broken.yaml:2:" in output and "given" in output
 
 
-def test_simulate_shows_who_a_change_would_move(rules_copy: Path) -> None:
-    # widen nurture up to 0.65: proactive customers between 0.6 and 0.65 move down
+def widen_nurture(rules: Path) -> Path:
+    """Nurture up to 0.65: proactive customers between 0.6 and 0.65 move down."""
     replace_once(
-        rules_copy / "strategies.yaml",
+        rules / "strategies.yaml",
         "{churn_probability: {gt: 0.6, lte: 0.8}}",
         "{churn_probability: {gt: 0.65, lte: 0.8}}",
     )
     replace_once(
-        rules_copy / "strategies.yaml",
+        rules / "strategies.yaml",
         "{churn_probability: {gt: 0.4, lte: 0.6}}",
         "{churn_probability: {gt: 0.4, lte: 0.65}}",
     )
+    return rules
+
+
+def test_simulate_shows_who_a_change_would_move(rules_copy: Path) -> None:
+    widen_nurture(rules_copy)
 
     code, output = run("rules", "simulate", str(rules_copy), "--against", str(RULES), "--json")
 
@@ -158,6 +163,31 @@ def test_simulate_shows_who_a_change_would_move(rules_copy: Path) -> None:
     assert all(0.6 < c["churn_probability"] <= 0.65 for c in result["changed"])
     assert result["moves"]["proactive_engagement"]["nurture"] == len(moved)
     assert result["moves"]["critical_save"] == {"critical_save": 2}
+
+
+def test_simulate_a_csv_population_like_the_json_one(rules_copy: Path) -> None:
+    widen_nurture(rules_copy)
+    examples = RULES.parent / "examples"
+    answers = [
+        run("rules", "simulate", str(rules_copy), "--against", str(RULES), "--json", *customers)
+        for customers in (
+            ["--customers", str(examples / "population.csv")],
+            ["--customers", str(examples / "customers")],
+        )
+    ]
+
+    assert answers[0][0] == 0, answers[0][1]
+    assert answers[0] == answers[1]
+    assert json.loads(answers[0][1])["changed"]
+
+
+def test_simulate_names_the_line_of_a_bad_csv_population(tmp_path: Path) -> None:
+    bad = tmp_path / "pop.csv"
+    bad.write_text("profile.customer_id,usage.foo\nacme,1\n", encoding="utf-8")
+
+    code, output = run("rules", "simulate", "--against", str(RULES), "--customers", str(bad))
+
+    assert code == 2 and f"{bad}:1: unknown column 'usage.foo'" in output
 
 
 def test_simulate_against_a_git_ref_and_a_bad_one() -> None:

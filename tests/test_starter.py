@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from factories import customer_data
+from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 import starter
 from retention.devserver import free_port
 from retention.errors import CustomerNotFound, InvalidInput
 from retention.operations import journey_query
+from retention.population import read_customers_csv
 from retention.settings import get_settings
 from retention.store.db import make_engine
-from retention.store.records import load_customer
+from retention.store.records import list_customers, load_customer
 
 runner = CliRunner()
+POPULATION = Path(__file__).resolve().parent.parent / "examples" / "population.csv"
 
 
 @pytest.fixture(autouse=True)
@@ -212,6 +216,67 @@ def test_customers_import_writes_nothing_when_one_file_is_bad(
     with pytest.raises(CustomerNotFound):
         load_customer(engine, "cust-g")
     engine.dispose()
+
+
+@pytest.fixture
+def cli_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The CLI's database is the `engine` fixture (SQLite, and PostgreSQL when configured)."""
+
+    @contextmanager
+    def database() -> Iterator[Engine]:
+        yield engine
+
+    monkeypatch.setattr(starter, "_database", database)
+    return engine
+
+
+@pytest.mark.database
+def test_customers_import_a_csv_then_export_it_again(tmp_path: Path, cli_engine: Engine) -> None:
+    result = invoke("customers", "import", str(POPULATION))
+
+    assert result.exit_code == 0, result.output
+    assert "imported 11 customers" in result.stdout
+    assert list_customers(cli_engine) == read_customers_csv(POPULATION)
+
+    exported = tmp_path / "exported.csv"
+    result = invoke("customers", "export", "--csv", str(exported))
+
+    assert result.exit_code == 0, result.output
+    assert "exported 11 customers" in result.stdout and str(exported) in result.stdout
+    assert exported.read_bytes() == POPULATION.read_bytes()  # both ordered by customer id
+
+
+@pytest.mark.database
+def test_customers_import_takes_json_and_csv_together_or_nothing(
+    tmp_path: Path, cli_engine: Engine
+) -> None:
+    single = write_json(tmp_path / "a.json", customer_data(profile={"customer_id": "cust-a"}))
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        POPULATION.read_text(encoding="utf-8").replace(",8,true,active,", ",11,true,active,", 1),
+        encoding="utf-8",
+    )
+
+    result = invoke("customers", "import", str(single), str(bad))
+
+    assert result.exit_code == 2
+    assert f"{bad}:2: relationship.nps: Input should be less than or equal to 10" in (
+        one_error_line(result)
+    )
+    assert list_customers(cli_engine) == []
+    result = invoke("customers", "import", str(single), str(POPULATION))
+    assert result.exit_code == 0 and "imported 12 customers" in result.stdout
+
+
+def test_customers_export_of_an_empty_database_and_to_a_bad_place(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    assert invoke("customers", "export", "--csv", str(empty)).exit_code == 0
+    assert empty.read_text(encoding="utf-8").startswith("profile.customer_id,")
+
+    result = invoke("customers", "export", "--csv", str(tmp_path / "no" / "such" / "x.csv"))
+
+    assert result.exit_code == 1
+    assert "cannot write it" in one_error_line(result)
 
 
 def test_start_by_id_of_an_unknown_customer_says_how_to_add_it() -> None:
