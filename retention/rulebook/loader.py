@@ -9,19 +9,21 @@ from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from retention.customer import EventType
 from retention.errors import RulebookError
 from retention.rulebook.schema import (
     Intervention,
     JourneyFile,
+    ScoringFile,
     SeverityTier,
     StrategiesFile,
     Strategy,
     TimelinesFile,
 )
 
-RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml")
+RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml", "scoring.yaml")
 MAX_RULE_FILE_BYTES = 1_000_000
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -34,6 +36,7 @@ class Rulebook:
     severity_tiers: list[SeverityTier]
     timelines: dict[str, list[Intervention]]
     journey: JourneyFile
+    scoring: ScoringFile
     version: str
     templates_dir: Path
 
@@ -50,11 +53,13 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
     strategies = load_yaml_model(rules_dir / "strategies.yaml", StrategiesFile)
     timelines = load_yaml_model(rules_dir / "timelines.yaml", TimelinesFile)
     journey = load_yaml_model(rules_dir / "journey.yaml", JourneyFile)
+    scoring = load_yaml_model(rules_dir / "scoring.yaml", ScoringFile)
     rulebook = Rulebook(
         strategies=strategies.strategies,
         severity_tiers=timelines.severity_tiers,
         timelines=timelines.timelines,
         journey=journey,
+        scoring=scoring,
         version=content_hash(rules_dir),
         templates_dir=rules_dir / "templates",
     )
@@ -76,9 +81,14 @@ def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = _most_telling(exc.errors())
         field = ".".join(str(part) for part in first["loc"]) or "(file)"
         raise RulebookError(f"{_where(path, root, first['loc'])}: {field}: {first['msg']}") from exc
+
+
+def _most_telling(errors: list[ErrorDetails]) -> ErrorDetails:
+    """A misspelt key is both unknown and, under its right name, missing: name the typo."""
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
 def _read_rule_file(path: Path) -> str:
