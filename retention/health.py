@@ -71,7 +71,8 @@ class HealthScore(BaseModel):
 
 
 class _Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict: `yes` or "40" is not a number of points, even though Python could convert it
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 Points = Annotated[float, Field(ge=0)]

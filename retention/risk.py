@@ -101,14 +101,14 @@ class RiskFactorRule(BaseModel):
     action: str = Field(pattern=NAME_PATTERN, description="the recommended action")
     detail: str = Field(description="text for the CSM; {value} is the customer's figure")
 
-    @field_validator("threshold")
+    @field_validator("threshold", mode="before")
     @classmethod
-    def _threshold_fits_metric(cls, threshold: float | str, info: ValidationInfo) -> float | str:
+    def _threshold_fits_metric(cls, threshold: object, info: ValidationInfo) -> object:
         metric = RISK_METRICS.get(info.data.get("metric", ""))
         if metric is None:
             return threshold  # the metric itself is refused already
         if metric.kind is not str:
-            if not isinstance(threshold, int | float):
+            if isinstance(threshold, bool) or not isinstance(threshold, int | float):
                 raise ValueError(f"{info.data['metric']} is a number, got {threshold!r}")
             return threshold
         if info.data.get("comparison") != "equals":

@@ -81,9 +81,11 @@ def test_a_new_risk_factor_can_be_added(rules_copy: Path) -> None:
         ("support: 0.15", "suport: 0.15", 11, r"health\.weights\.suport: Extra inputs"),
         ("metric: usage_decline\n", "metric: logins\n", 87, "factors.0.metric: .*metric 'logins'"),
         ("threshold: 14", "threshold: two weeks", 98, "factors.1.threshold: .*is a number"),
+        ("threshold: 0\n", "threshold: yes\n", 116, "factors.3.threshold: .*is a number"),
         ("threshold: left", "threshold: gone", 125, "factors.4.threshold: .*active, at_risk"),
         ("    band: 5\n", "    band: 5\n    bands: 6\n", 62, r"health\.trend\.bands: Extra inputs"),
         ("impact: 0.20", "impact: 1.2", 109, "factors.2.impact: .*less than or equal to 1"),
+        ("email_opens: 50", "email_opens: yes", 33, r"health\.engagement\.email_opens: .*number"),
         ("feature_adoption: 30", "feature_adoption: 40", 20, "product_usage: .*add up to 100"),
         (
             '"Average support ticket sentiment is {value:.2f}."',
