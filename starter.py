@@ -63,7 +63,7 @@ from retention.settings import get_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from retention.rulebook.simulate import Simulation
+    from retention.rulebook.simulate import CustomerChange, Simulation
 
 app = typer.Typer(
     help="Start, watch and steer customer retention journeys on Temporal.",
@@ -276,8 +276,9 @@ def rules_simulate(
 
     population = _population(customers, from_database)
     with tempfile.TemporaryDirectory() as scratch:
-        before = load_rulebook(_rules_folder(against, Path(scratch)))
-        result = simulate(before, load_rulebook(_rules_dir(path)), population)
+        after_dir = _rules_dir(path)
+        before = load_rulebook(_rules_folder(against, Path(scratch), after_dir))
+        result = simulate(before, load_rulebook(after_dir), population)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -285,10 +286,16 @@ def rules_simulate(
     for change in result.changed:
         console.print(
             f"  {change.customer_id}: {change.before}/{change.severity_before} → "
-            f"{change.after}/{change.severity_after} (p {change.churn_probability:.2f})",
+            f"{change.after}/{change.severity_after} (p {_probability_move(change)})",
             soft_wrap=True,
         )
     console.print(f"{len(result.changed)} of {result.customers} customers change")
+
+
+def _probability_move(change: CustomerChange) -> str:
+    """`0.62`, or `0.55 → 0.62` when the new scoring.yaml changed the churn probability."""
+    before, after = change.churn_probability_before, change.churn_probability
+    return f"{after:.2f}" if before == after else f"{before:.2f} → {after:.2f}"
 
 
 def _population(customers: Path, from_database: bool) -> list[CustomerSnapshot]:
@@ -300,8 +307,12 @@ def _population(customers: Path, from_database: bool) -> list[CustomerSnapshot]:
     return read_customers(customers)
 
 
-def _rules_folder(against: str, scratch: Path) -> Path:
-    """A rule set folder as given, or `rules/` as it was at a git ref, unpacked into `scratch`."""
+def _rules_folder(against: str, scratch: Path, current: Path) -> Path:
+    """A rule set folder as given, or `rules/` as it was at a git ref, unpacked into `scratch`.
+
+    A ref from before scoring.yaml existed scores customers with `current`'s scoring.yaml.
+    """
+    import shutil
     import subprocess
     import tarfile
     from io import BytesIO
@@ -318,6 +329,10 @@ def _rules_folder(against: str, scratch: Path) -> Path:
         raise InvalidInput(f"--against {against!r} is neither a folder nor a git ref with rules/")
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
         tar.extractall(scratch, filter="data")
+    scoring = scratch / "rules" / "scoring.yaml"
+    if not scoring.exists():
+        shutil.copy(current / "scoring.yaml", scoring)
+        typer.echo(f"{against} has no rules/scoring.yaml: it is scored with yours", err=True)
     return scratch / "rules"
 
 

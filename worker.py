@@ -31,7 +31,7 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker)."""
     return [
-        AssessActivities(engine).assess,
+        AssessActivities(engine, rulebooks).assess,
         DecideActivities(rulebooks).decide,
         DeliverActivities(engine, outbox_dir, rules_dir / "templates").deliver,
         RecordActivities(engine).record,

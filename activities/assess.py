@@ -14,6 +14,7 @@ from retention.errors import CustomerNotFound
 from retention.events import apply_events
 from retention.health import HealthScore, score_health
 from retention.risk import ChurnPrediction, baseline_prediction, upstream_prediction
+from retention.rulebook.source import RulebookSource
 from retention.store.records import load_customer, record_assessment
 
 
@@ -33,18 +34,22 @@ class Assessment(BaseModel):
 
 
 class AssessActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, rulebooks: RulebookSource) -> None:
         self._engine = engine
+        self._rulebooks = rulebooks
 
     @activity.defn(name="assess")
     def assess(self, request: AssessInput) -> Assessment:
         customer = request.customer or self._load(request.customer_id)
         now = apply_events(customer, request.events, request.elapsed_hours)
-        health = score_health(now, datetime.now(UTC))
+        scoring = self._rulebooks.current().scoring  # the rule set in force scores too
+        health = score_health(now, datetime.now(UTC), scoring.health)
         if request.upstream_churn_probability is not None:
-            prediction = upstream_prediction(now, health, request.upstream_churn_probability)
+            prediction = upstream_prediction(
+                now, health, scoring.risk, request.upstream_churn_probability
+            )
         else:
-            prediction = baseline_prediction(now, health)
+            prediction = baseline_prediction(now, health, scoring.risk)
         record_assessment(self._engine, request.journey_id, health, prediction, now.customer_id)
         return Assessment(customer=now, health=health, prediction=prediction)
 

@@ -39,16 +39,17 @@ from retention.rulebook.conditions import as_durable_fact  # noqa: E402
 from retention.rulebook.decide import decide, decision_facts  # noqa: E402
 from retention.rulebook.engine import MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
 from retention.rulebook.loader import Rulebook, load_rulebook  # noqa: E402
+from retention.rulebook.schema import ScoringFile  # noqa: E402
 
 
-def population() -> list[tuple[Any, Any, Any]]:
+def population(scoring: ScoringFile) -> list[tuple[Any, Any, Any]]:
     """The sample customers, assessed once: (snapshot, health, prediction)."""
     now = datetime.now(UTC)
     assessed = []
     for path in sorted((ROOT / "examples" / "customers").glob("*.json")):
         customer = parse_customer(json.loads(path.read_text()))
-        health = score_health(customer, now)
-        assessed.append((customer, health, baseline_prediction(customer, health)))
+        health = score_health(customer, now, scoring.health)
+        assessed.append((customer, health, baseline_prediction(customer, health, scoring.risk)))
     return assessed
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=100_000)
     n = parser.parse_args().decisions
     rulebook = load_rulebook(ROOT / "rules")
-    people = population()
+    people = population(rulebook.scoring)
     facts = [as_durable_fact(decision_facts(*p).model_dump()) for p in people]
     floor = floor_ruleset(rulebook)
 

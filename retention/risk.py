@@ -1,38 +1,83 @@
-"""Risk factors from the snapshot and the baseline churn scorer (`baseline-0`)."""
+"""Risk factors from the snapshot and the baseline churn scorer (`baseline-0`).
+
+Which risk factors exist, what fires them and how much each weighs come from a `RiskPolicy`,
+which the rule set loads from `rules/scoring.yaml`. The baseline model's own constants below are
+a documented model, not rule settings.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Literal
+import string
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
-from retention.customer import CustomerSnapshot
+from retention.customer import CustomerSnapshot, Relationship
 from retention.errors import InvalidInput
 from retention.health import HealthScore
 
 Severity = Literal["low", "medium", "high", "critical"]
+Comparison = Literal["above", "below", "equals"]
 
 BASELINE_MODEL_VERSION = "baseline-0"
 UPSTREAM_MODEL_VERSION = "upstream"
-
-USAGE_DECLINE_ABOVE = 0.3
-INACTIVE_AFTER_DAYS = 14
-NEGATIVE_SENTIMENT_BELOW = -0.5
 
 BASE_HAZARD = 0.05
 HEALTH_HAZARD_WEIGHT = 0.5
 CHURN_HORIZON_DAYS = 180
 MIN_TIME_TO_CHURN_DAYS = 7
 
-RECOMMENDED_ACTIONS: dict[str, str] = {
-    "usage_decline": "usage_review",
-    "inactive": "re_engagement",
-    "negative_sentiment": "support_escalation",
-    "payment_issues": "billing_outreach",
-    "champion_risk": "executive_sponsor_outreach",
-}
+# Ratios of floats carry noise (1 - 7/10 = 0.30000000000000004): compare at this many decimals,
+# so that an exact 30% drop stays on the "not above 0.3" side of a 0.3 threshold.
+COMPARE_DECIMALS = 9
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class Metric(NamedTuple):
+    """A figure of the snapshot that a risk factor can watch."""
+
+    kind: type  # int, float or str
+    read: Callable[[CustomerSnapshot], Any]
+    values: tuple[str, ...] = ()  # the allowed values of a text metric
+
+
+CHAMPION_STATUSES: tuple[str, ...] = get_args(
+    Relationship.model_fields["champion_status"].annotation
+)
+
+RiskMetric = Literal[
+    "usage_decline",
+    "days_since_last_login",
+    "avg_ticket_sentiment",
+    "payment_delays_90d",
+    "champion_status",
+]
+RISK_METRICS: Mapping[RiskMetric, Metric] = MappingProxyType(
+    {
+        "usage_decline": Metric(float, lambda s: s.usage.usage_decline),
+        "days_since_last_login": Metric(int, lambda s: s.usage.days_since_last_login),
+        "avg_ticket_sentiment": Metric(float, lambda s: s.support.avg_ticket_sentiment),
+        "payment_delays_90d": Metric(int, lambda s: s.financial.payment_delays_90d),
+        "champion_status": Metric(str, lambda s: s.relationship.champion_status, CHAMPION_STATUSES),
+    }
+)
+
+
+def _known_metric(value: object) -> object:
+    if isinstance(value, str) and value not in RISK_METRICS:
+        raise ValueError(f"unknown metric {value!r}; use one of {', '.join(RISK_METRICS)}")
+    return value
 
 
 class RiskFactor(BaseModel):
@@ -40,6 +85,85 @@ class RiskFactor(BaseModel):
     severity: Severity
     impact: float = Field(ge=0, le=1)
     detail: str
+
+
+class RiskFactorRule(BaseModel):
+    """One risk factor: when it fires (`metric` `comparison` `threshold`) and what it means."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    metric: Annotated[RiskMetric, BeforeValidator(_known_metric)]
+    comparison: Comparison
+    threshold: float | str
+    severity: Severity
+    impact: float = Field(ge=0, le=1)
+    action: str = Field(pattern=NAME_PATTERN, description="the recommended action")
+    detail: str = Field(description="text for the CSM; {value} is the customer's figure")
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold_fits_metric(cls, threshold: object, info: ValidationInfo) -> object:
+        metric = RISK_METRICS.get(info.data.get("metric", ""))
+        if metric is None:
+            return threshold  # the metric itself is refused already
+        if metric.kind is not str:
+            if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+                raise ValueError(f"{info.data['metric']} is a number, got {threshold!r}")
+            return threshold
+        if info.data.get("comparison") != "equals":
+            raise ValueError(f"{info.data['metric']} is text: use comparison `equals`")
+        if threshold not in metric.values:
+            raise ValueError(f"expected one of {', '.join(metric.values)}; got {threshold!r}")
+        return threshold
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_formats(cls, detail: str, info: ValidationInfo) -> str:
+        fields = {name for _, name, _, _ in string.Formatter().parse(detail) if name is not None}
+        if fields - {"value"}:
+            raise ValueError(f"only {{value}} can be filled in, not {sorted(fields - {'value'})}")
+        metric = RISK_METRICS.get(info.data.get("metric", ""))
+        try:  # a format like {value:.0%} must suit the metric's kind of value
+            detail.format(value=metric.kind() if metric else 0)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ValueError(f"cannot fill in {{value}}: {exc}") from exc
+        return detail
+
+    def fires(self, value: float | str) -> bool:
+        if isinstance(value, str) or isinstance(self.threshold, str):
+            return value == self.threshold
+        observed = round(value, COMPARE_DECIMALS)
+        if self.comparison == "above":
+            return observed > self.threshold
+        if self.comparison == "below":
+            return observed < self.threshold
+        return observed == self.threshold
+
+    def factor(self, value: float | str) -> RiskFactor:
+        return RiskFactor(
+            name=self.name,
+            severity=self.severity,
+            impact=self.impact,
+            detail=self.detail.format(value=value),
+        )
+
+
+class RiskPolicy(BaseModel):
+    """The risk factors in file order, which breaks ties in impact."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    factors: list[RiskFactorRule]
+
+    @field_validator("factors")
+    @classmethod
+    def _unique_names(cls, factors: list[RiskFactorRule]) -> list[RiskFactorRule]:
+        names = [factor.name for factor in factors]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"risk factor names must be unique: {', '.join(twice)}")
+        return factors
 
 
 class ChurnPrediction(BaseModel):
@@ -53,78 +177,21 @@ class ChurnPrediction(BaseModel):
     recommended_actions: list[str] = Field(default_factory=list)
 
 
-def _usage_decline(snapshot: CustomerSnapshot) -> RiskFactor | None:
-    decline = snapshot.usage.usage_decline
-    # The decline is a ratio of floats (1 - 7/10 = 0.30000000000000004); compare it at a
-    # precision that keeps an exact 30% drop on the seed's "not above 0.3" side.
-    if round(decline, 9) <= USAGE_DECLINE_ABOVE:
-        return None
-    return RiskFactor(
-        name="usage_decline",
-        severity="high",
-        impact=0.35,
-        detail=f"Weekly logins fell {decline:.0%} against the prior period.",
-    )
+Fired = list[tuple[RiskFactorRule, RiskFactor]]
 
 
-def _inactive(snapshot: CustomerSnapshot) -> RiskFactor | None:
-    days = snapshot.usage.days_since_last_login
-    if days <= INACTIVE_AFTER_DAYS:
-        return None
-    return RiskFactor(
-        name="inactive", severity="high", impact=0.30, detail=f"No login for {days} days."
-    )
+def fired_rules(snapshot: CustomerSnapshot, policy: RiskPolicy) -> Fired:
+    """The policy's risk factors that fire for this customer, highest impact first."""
+    found = []
+    for rule in policy.factors:
+        value = RISK_METRICS[rule.metric].read(snapshot)
+        if rule.fires(value):
+            found.append((rule, rule.factor(value)))
+    return sorted(found, key=lambda pair: pair[1].impact, reverse=True)  # stable: ties keep order
 
 
-def _negative_sentiment(snapshot: CustomerSnapshot) -> RiskFactor | None:
-    sentiment = snapshot.support.avg_ticket_sentiment
-    if sentiment >= NEGATIVE_SENTIMENT_BELOW:
-        return None
-    return RiskFactor(
-        name="negative_sentiment",
-        severity="medium",
-        impact=0.20,
-        detail=f"Average support ticket sentiment is {sentiment:.2f}.",
-    )
-
-
-def _payment_issues(snapshot: CustomerSnapshot) -> RiskFactor | None:
-    delays = snapshot.financial.payment_delays_90d
-    if delays <= 0:
-        return None
-    return RiskFactor(
-        name="payment_issues",
-        severity="high",
-        impact=0.25,
-        detail=f"{delays} delayed payment(s) in the last 90 days.",
-    )
-
-
-def _champion_risk(snapshot: CustomerSnapshot) -> RiskFactor | None:
-    if snapshot.relationship.champion_status != "left":
-        return None
-    return RiskFactor(
-        name="champion_risk",
-        severity="critical",
-        impact=0.40,
-        detail="The customer's champion has left the account.",
-    )
-
-
-# In the seed's listing order, which breaks ties in impact.
-RISK_CHECKS: tuple[Callable[[CustomerSnapshot], RiskFactor | None], ...] = (
-    _usage_decline,
-    _inactive,
-    _negative_sentiment,
-    _payment_issues,
-    _champion_risk,
-)
-
-
-def risk_factors(snapshot: CustomerSnapshot) -> list[RiskFactor]:
-    """The seed's risk factors that fire for this customer, highest impact first."""
-    found = [factor for check in RISK_CHECKS if (factor := check(snapshot)) is not None]
-    return sorted(found, key=lambda factor: factor.impact, reverse=True)  # stable: ties keep order
+def risk_factors(snapshot: CustomerSnapshot, policy: RiskPolicy) -> list[RiskFactor]:
+    return [factor for _, factor in fired_rules(snapshot, policy)]
 
 
 def factor_hazard(factors: list[RiskFactor]) -> float:
@@ -143,7 +210,7 @@ def time_to_churn_days(probability: float) -> int:
 
 def _prediction(
     snapshot: CustomerSnapshot,
-    factors: list[RiskFactor],
+    fired: Fired,
     probability: float,
     confidence: float,
     model_version: str,
@@ -153,11 +220,11 @@ def _prediction(
         probability=probability,
         confidence=confidence,
         time_to_churn_days=time_to_churn_days(probability),
-        risk_factors=factors,
+        risk_factors=[factor for _, factor in fired],
         severity_value=round(probability * snapshot.financial.annual_contract_value, 2),
         model_version=model_version,
         probability_source=source,
-        recommended_actions=[RECOMMENDED_ACTIONS[factor.name] for factor in factors],
+        recommended_actions=[rule.action for rule, _ in fired],
     )
 
 
@@ -184,17 +251,20 @@ def baseline_confidence(factors: list[RiskFactor], health: HealthScore) -> float
     return round(0.3 + 0.3 * agreement, 2)
 
 
-def baseline_prediction(snapshot: CustomerSnapshot, health: HealthScore) -> ChurnPrediction:
+def baseline_prediction(
+    snapshot: CustomerSnapshot, health: HealthScore, policy: RiskPolicy
+) -> ChurnPrediction:
     """The documented `baseline-0` churn scorer.
 
     probability: `baseline_probability`; confidence: `baseline_confidence`;
     time_to_churn_days = max(7, round(180 x (1 - p))); severity_value = p x annual contract
-    value (2 decimals); one recommended action per risk factor, in impact order.
+    value (2 decimals); each fired risk factor's recommended action, in impact order.
     """
-    factors = risk_factors(snapshot)
+    fired = fired_rules(snapshot, policy)
+    factors = [factor for _, factor in fired]
     return _prediction(
         snapshot,
-        factors,
+        fired,
         probability=baseline_probability(factors, health),
         confidence=baseline_confidence(factors, health),
         model_version=BASELINE_MODEL_VERSION,
@@ -203,7 +273,7 @@ def baseline_prediction(snapshot: CustomerSnapshot, health: HealthScore) -> Chur
 
 
 def upstream_prediction(
-    snapshot: CustomerSnapshot, health: HealthScore, probability: float
+    snapshot: CustomerSnapshot, health: HealthScore, policy: RiskPolicy, probability: float
 ) -> ChurnPrediction:
     """A prediction whose probability comes from an upstream system; it wins over the baseline.
 
@@ -213,13 +283,13 @@ def upstream_prediction(
     """
     if not (math.isfinite(probability) and 0 <= probability <= 1):
         raise InvalidInput(f"probability: must be between 0 and 1, got {probability}")
-    factors = risk_factors(snapshot)
-    agreement = 1 - abs(probability - baseline_probability(factors, health))
+    fired = fired_rules(snapshot, policy)
+    baseline = baseline_probability([factor for _, factor in fired], health)
     return _prediction(
         snapshot,
-        factors,
+        fired,
         probability=probability,
-        confidence=round(0.3 + 0.6 * agreement, 2),
+        confidence=round(0.3 + 0.6 * (1 - abs(probability - baseline)), 2),
         model_version=UPSTREAM_MODEL_VERSION,
         source="upstream",
     )

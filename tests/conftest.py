@@ -21,6 +21,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from retention.health import HealthPolicy
+from retention.risk import RiskPolicy
+from retention.rulebook.loader import load_yaml_model
+from retention.rulebook.schema import ScoringFile
 from retention.rulebook.source import RulebookSource
 from retention.store.db import make_engine
 from retention.temporal import register_search_attributes
@@ -63,6 +67,22 @@ HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 def rules_copy(tmp_path: Path) -> Path:
     """A scratch copy of the shipped rule set, for tests that break it on purpose."""
     return Path(shutil.copytree(RULES_DIR, tmp_path / "rules"))
+
+
+@pytest.fixture(scope="session")
+def scoring() -> ScoringFile:
+    """The shipped rules/scoring.yaml, loaded as the worker loads it."""
+    return load_yaml_model(RULES_DIR / "scoring.yaml", ScoringFile)
+
+
+@pytest.fixture(scope="session")
+def health_policy(scoring: ScoringFile) -> HealthPolicy:
+    return scoring.health
+
+
+@pytest.fixture(scope="session")
+def risk_policy(scoring: ScoringFile) -> RiskPolicy:
+    return scoring.risk
 
 
 @pytest.fixture(scope="session")

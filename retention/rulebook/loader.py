@@ -9,6 +9,7 @@ from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from retention.customer import EventType
 from retention.errors import RulebookError
@@ -18,13 +19,21 @@ from retention.rulebook.schema import (
     Intervention,
     JourneyFile,
     OffersFile,
+    ScoringFile,
     SeverityTier,
     StrategiesFile,
     Strategy,
     TimelinesFile,
 )
 
-RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml", "offers.yaml", "campaigns.yaml")
+RULE_FILES = (
+    "strategies.yaml",
+    "timelines.yaml",
+    "journey.yaml",
+    "scoring.yaml",
+    "offers.yaml",
+    "campaigns.yaml",
+)
 MAX_RULE_FILE_BYTES = 1_000_000
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -39,6 +48,7 @@ class Rulebook:
     journey: JourneyFile
     offers: OffersFile
     campaigns: list[Campaign]
+    scoring: ScoringFile
     version: str
     templates_dir: Path
 
@@ -55,6 +65,7 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
     strategies = load_yaml_model(rules_dir / "strategies.yaml", StrategiesFile)
     timelines = load_yaml_model(rules_dir / "timelines.yaml", TimelinesFile)
     journey = load_yaml_model(rules_dir / "journey.yaml", JourneyFile)
+    scoring = load_yaml_model(rules_dir / "scoring.yaml", ScoringFile)
     rulebook = Rulebook(
         strategies=strategies.strategies,
         severity_tiers=timelines.severity_tiers,
@@ -62,6 +73,7 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         journey=journey,
         offers=_load_optional(rules_dir / "offers.yaml", OffersFile),
         campaigns=_load_optional(rules_dir / "campaigns.yaml", CampaignsFile).campaigns,
+        scoring=scoring,
         version=content_hash(rules_dir),
         templates_dir=rules_dir / "templates",
     )
@@ -88,9 +100,14 @@ def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = _most_telling(exc.errors())
         field = ".".join(str(part) for part in first["loc"]) or "(file)"
         raise RulebookError(f"{_where(path, root, first['loc'])}: {field}: {first['msg']}") from exc
+
+
+def _most_telling(errors: list[ErrorDetails]) -> ErrorDetails:
+    """A misspelt key is both unknown and, under its right name, missing: name the typo."""
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
 def _read_rule_file(path: Path) -> str:

@@ -7,7 +7,9 @@ from typing import Annotated, Any, cast, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SkipValidation, model_validator
 
+from retention.health import HealthPolicy
 from retention.plan import Channel, Owner
+from retention.risk import RiskPolicy
 from retention.rulebook.conditions import Condition, parse_condition
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
@@ -231,3 +233,10 @@ class JourneyFile(_Rule):
     recovered_strategy: str | None = None
     observation: Hours = 0.0
     holdout: Holdout | None = None
+
+
+class ScoringFile(_Rule):
+    """`scoring.yaml`: the numbers behind the health score and the risk factors."""
+
+    health: HealthPolicy
+    risk: RiskPolicy

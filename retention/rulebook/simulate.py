@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
 from retention.health import score_health
 from retention.risk import baseline_prediction
 from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import Rulebook
+from retention.rulebook.schema import DecisionFacts, ScoringFile
 
 
 class CustomerChange(BaseModel):
     customer_id: str
-    churn_probability: float
+    churn_probability: float = Field(description="under the new rule set")
+    churn_probability_before: float
     before: str
     after: str
     severity_before: str
@@ -31,21 +33,31 @@ class Simulation(BaseModel):
     changed: list[CustomerChange]
 
 
+def assessed_facts(customer: CustomerSnapshot, scoring: ScoringFile, at: datetime) -> DecisionFacts:
+    """The customer scored under one rule set's scoring.yaml, as facts for its strategies."""
+    health = score_health(customer, at, scoring.health)
+    return decision_facts(customer, health, baseline_prediction(customer, health, scoring.risk))
+
+
 def simulate(before: Rulebook, after: Rulebook, customers: list[CustomerSnapshot]) -> Simulation:
-    """Decide every customer under both rule sets (same assessment) and compare."""
+    """Score and decide every customer under each rule set, and compare.
+
+    Each side scores with its own scoring.yaml, so a changed weight or risk threshold shows too.
+    """
     now = datetime.now(UTC)
     moves: Counter[tuple[str, str]] = Counter()
     changed = []
     for customer in customers:
-        health = score_health(customer, now)
-        facts = decision_facts(customer, health, baseline_prediction(customer, health))
-        old, new = decide(before, facts), decide(after, facts)
+        old_facts = assessed_facts(customer, before.scoring, now)
+        new_facts = assessed_facts(customer, after.scoring, now)
+        old, new = decide(before, old_facts), decide(after, new_facts)
         moves[(old.strategy, new.strategy)] += 1
         if (old.strategy, old.severity_tier) != (new.strategy, new.severity_tier):
             changed.append(
                 CustomerChange(
                     customer_id=customer.customer_id,
-                    churn_probability=facts.churn_probability,
+                    churn_probability=new_facts.churn_probability,
+                    churn_probability_before=old_facts.churn_probability,
                     before=old.strategy,
                     after=new.strategy,
                     severity_before=old.severity_tier,
