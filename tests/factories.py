@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,9 @@ def replace_once(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, old
     path.write_text(text.replace(old, new, 1))
+
+
+def refused_at(path: Path, at: str) -> str:
+    """Regex for the start of a refusal: `path:LINE:`, LINE being the first line holding `at`."""
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if at in text)
+    return rf"^{re.escape(str(path))}:{line}:\d+: "

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from retention.customer import EventType
 from retention.errors import RulebookError
+from retention.expansion import ExpansionPolicy
 from retention.rulebook.schema import (
     Intervention,
     JourneyFile,
@@ -20,8 +21,15 @@ from retention.rulebook.schema import (
     Strategy,
     TimelinesFile,
 )
+from retention.sentiment import SentimentPolicy
 
-RULE_FILES = ("strategies.yaml", "timelines.yaml", "journey.yaml")
+RULE_FILES = (
+    "strategies.yaml",
+    "timelines.yaml",
+    "journey.yaml",
+    "sentiment.yaml",
+    "expansion.yaml",
+)
 MAX_RULE_FILE_BYTES = 1_000_000
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -36,6 +44,8 @@ class Rulebook:
     journey: JourneyFile
     version: str
     templates_dir: Path
+    sentiment: SentimentPolicy
+    expansion: ExpansionPolicy
 
     def strategy(self, name: str) -> Strategy:
         return next(s for s in self.strategies if s.name == name)
@@ -57,6 +67,8 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         journey=journey,
         version=content_hash(rules_dir),
         templates_dir=rules_dir / "templates",
+        sentiment=load_yaml_model(rules_dir / "sentiment.yaml", SentimentPolicy),
+        expansion=load_yaml_model(rules_dir / "expansion.yaml", ExpansionPolicy),
     )
     _check_references(rulebook, rules_dir)
     return rulebook
