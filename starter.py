@@ -307,10 +307,13 @@ def _population(customers: Path, from_database: bool) -> list[CustomerSnapshot]:
     return read_customers(customers)
 
 
+SCORING_FILES = ("scoring.yaml", "sentiment.yaml", "expansion.yaml")
+
+
 def _rules_folder(against: str, scratch: Path, current: Path) -> Path:
     """A rule set folder as given, or `rules/` as it was at a git ref, unpacked into `scratch`.
 
-    A ref from before scoring.yaml existed scores customers with `current`'s scoring.yaml.
+    A ref from before a scoring file existed (scoring, sentiment, expansion) uses `current`'s.
     """
     import shutil
     import subprocess
@@ -329,10 +332,10 @@ def _rules_folder(against: str, scratch: Path, current: Path) -> Path:
         raise InvalidInput(f"--against {against!r} is neither a folder nor a git ref with rules/")
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
         tar.extractall(scratch, filter="data")
-    scoring = scratch / "rules" / "scoring.yaml"
-    if not scoring.exists():
-        shutil.copy(current / "scoring.yaml", scoring)
-        typer.echo(f"{against} has no rules/scoring.yaml: it is scored with yours", err=True)
+    for name in SCORING_FILES:
+        if not (scratch / "rules" / name).exists():
+            shutil.copy(current / name, scratch / "rules" / name)
+            typer.echo(f"{against} has no rules/{name}: yours is used for it", err=True)
     return scratch / "rules"
 
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from retention.errors import InvalidInput
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_INTERACTION_CHARS = 10_000
+# A snapshot carries the recent conversations, not the whole helpdesk history.
+MAX_INTERACTIONS = 1_000
 
 
 class _Strict(BaseModel):
@@ -40,12 +51,25 @@ class Usage(_Strict):
     total_features: int = Field(ge=1)
     actions_per_session: float = Field(ge=0)
     active_users: int = Field(default=0, ge=0)
-    max_users: int = Field(default=0, ge=0)
+    max_users: int = Field(default=0, ge=0, description="licensed seats; 0 means no limit")
+    active_users_history: list[NonNegativeInt] = Field(
+        default_factory=list,
+        description="active users in earlier periods (e.g. months), oldest first, without now",
+    )
+    advanced_features_used: int = Field(
+        default=0, ge=0, description="how many of features_used are advanced (plan-gated) ones"
+    )
+    storage_used_gb: float = Field(default=0.0, ge=0)
+    storage_limit_gb: float = Field(default=0.0, ge=0, description="0 means no limit")
+    api_calls_month: int = Field(default=0, ge=0)
+    api_limit_month: int = Field(default=0, ge=0, description="0 means no limit")
 
     @model_validator(mode="after")
     def _features_within_total(self) -> Usage:
         if self.features_used > self.total_features:
             raise ValueError("features_used cannot exceed total_features")
+        if self.advanced_features_used > self.features_used:
+            raise ValueError("advanced_features_used cannot exceed features_used")
         return self
 
     @property
@@ -62,10 +86,28 @@ class Engagement(_Strict):
     resources_downloaded_90d: int = Field(default=0, ge=0)
 
 
+class Interaction(_Strict):
+    """One support conversation turn (ticket, email, chat, call transcript) from the customer."""
+
+    at: datetime = Field(description="when it happened; a time without a zone is taken as UTC")
+    channel: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="ticket, email, chat, call")
+    text: str = Field(max_length=MAX_INTERACTION_CHARS)
+    sentiment: float | None = Field(
+        default=None, ge=-1, le=1, description="scored upstream; wins over the local scorer"
+    )
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, at: datetime) -> datetime:
+        # Interactions are ordered by time: naive and aware datetimes cannot be compared.
+        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 class Support(_Strict):
     tickets_90d: int = Field(ge=0)
     avg_ticket_sentiment: float = Field(default=0.0, ge=-1, le=1)
     satisfaction: float | None = Field(default=None, ge=1, le=5, description="CSAT, 1-5")
+    interactions: list[Interaction] = Field(default_factory=list, max_length=MAX_INTERACTIONS)
 
 
 class Financial(_Strict):

@@ -8,8 +8,8 @@ The CSV format, for spreadsheets and database exports (`examples/population.csv`
 - one customer per line; a blank cell is the field's default (None where it has none), so only
   the required fields' columns must be there;
 - a list of numbers or words (`health_history`) is one cell, its items joined by `;`
-  (`72.5;70;64.25`); a list of objects has no CSV form: `COLUMNS` refuses such a field
-  until it is given one;
+  (`72.5;70;64.25`); a list of objects (`support.interactions`) is one cell of JSON
+  (`[{"at": "2026-11-02T10:00:00Z", "channel": "ticket", "text": "..."}]`);
 - true/false for yes/no fields, ISO dates (2024-03-01); UTF-8, with or without a BOM.
 
 Reading is all or nothing: the first problem is raised as `InvalidInput` naming file, line and
@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,6 +50,7 @@ class Column:
     path: tuple[str, ...]
     required: bool  # no default here or in any model above it
     is_list: bool
+    is_json: bool = False  # a list of objects, as one JSON cell
 
     @property
     def name(self) -> str:
@@ -58,6 +59,8 @@ class Column:
 
 def _is_scalar(annotation: Any) -> bool:
     origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_scalar(get_args(annotation)[0])
     if origin is Literal:
         return True
     if origin in (Union, types.UnionType):
@@ -76,7 +79,11 @@ def _columns(
             yield from _columns(annotation, path, needed)
             continue
         is_list = get_origin(annotation) is list
-        if not _is_scalar(get_args(annotation)[0] if is_list else annotation):
+        item = get_args(annotation)[0] if is_list else annotation
+        if is_list and isinstance(item, type) and issubclass(item, BaseModel):
+            yield Column(path, needed, is_list=False, is_json=True)
+            continue
+        if not _is_scalar(item):
             raise TypeError(f"{'.'.join(path)}: {annotation} has no CSV cell form; give it one")
         yield Column(path, needed, is_list)
 
@@ -181,6 +188,8 @@ def _parse_row(columns: Sequence[Column], cells: list[str], where: str) -> Custo
         return CustomerSnapshot.model_validate(_document(columns, cells))
     except ValidationError as exc:
         raise InvalidInput(f"{where}: {describe_validation_error(exc)}") from exc
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc}") from exc
 
 
 def _document(columns: Sequence[Column], cells: list[str]) -> dict[str, Any]:
@@ -190,9 +199,19 @@ def _document(columns: Sequence[Column], cells: list[str]) -> dict[str, Any]:
         _node(document, path)
     for column, cell in zip(columns, cells, strict=True):
         if cell != "":
-            value = cell.split(LIST_SEPARATOR) if column.is_list else cell
-            _node(document, column.path[:-1])[column.path[-1]] = value
+            _node(document, column.path[:-1])[column.path[-1]] = _from_cell(column, cell)
     return document
+
+
+def _from_cell(column: Column, cell: str) -> Any:
+    if column.is_json:
+        try:
+            return json.loads(cell)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"{column.name}: not JSON ({exc.msg} at character {exc.pos})"
+            ) from exc
+    return cell.split(LIST_SEPARATOR) if column.is_list else cell
 
 
 def _node(document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -225,7 +244,7 @@ def write_customers_csv(customers: Iterable[CustomerSnapshot], path: Path) -> No
 
 def _row(customer: CustomerSnapshot, where: str) -> list[str]:
     values = _values(customer)
-    row = [_cell(value) for value in values]
+    row = [_cell(column, value) for column, value in zip(COLUMNS, values, strict=True)]
     back = _parse_row(COLUMNS, row, where)
     if back != customer:  # an empty text reads back as the default, `a;b` as two items
         pairs = zip(COLUMNS, values, _values(back), strict=True)
@@ -240,11 +259,13 @@ def _values(customer: CustomerSnapshot) -> list[Any]:
     return [_node(dumped, column.path[:-1])[column.path[-1]] for column in COLUMNS]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
+def _cell(column: Column, value: Any) -> str:
+    if value is None or value == []:
         return ""
+    if column.is_json:
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return LIST_SEPARATOR.join(_cell(item) for item in value)
+        return LIST_SEPARATOR.join(_cell(column, item) for item in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

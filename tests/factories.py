@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -86,3 +87,9 @@ def customer_id_in_group(prefix: str, *, held_out: bool) -> str:
         candidate = f"{prefix}-{uuid4().hex[:8]}"
         if in_holdout(candidate, holdout) == held_out:
             return candidate
+
+
+def refused_at(path: Path, at: str) -> str:
+    """Regex for the start of a refusal: `path:LINE:`, LINE being the first line holding `at`."""
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if at in text)
+    return rf"^{re.escape(str(path))}:{line}:\d+: "

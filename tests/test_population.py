@@ -61,11 +61,8 @@ def test_every_snapshot_field_has_a_column_named_by_its_path() -> None:
 
 
 def test_a_field_without_a_cell_form_is_refused_when_columns_are_derived() -> None:
-    class Note(BaseModel):
-        text: str
-
     class WithNotes(BaseModel):
-        notes: list[Note]
+        notes: dict[str, str]
 
     with pytest.raises(TypeError, match="notes: .* has no CSV cell form"):
         list(population._columns(WithNotes))
@@ -209,3 +206,31 @@ def test_the_writer_refuses_what_csv_cannot_hold(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="'cust-1' twice"):
         write_customers_csv([*customers(2), *customers(1)], path)
     assert not path.exists()
+
+
+def test_interactions_travel_as_one_json_cell(tmp_path: Path) -> None:
+    customer = make_customer(
+        support={
+            "interactions": [
+                {"at": "2026-11-02T10:00:00Z", "channel": "ticket", "text": 'Still "broken", again'}
+            ]
+        },
+        usage={"active_users_history": [10, 12, 15]},
+    )
+    path = tmp_path / "pop.csv"
+
+    write_customers_csv([customer], path)
+
+    assert read_customers_csv(path) == [customer]
+
+
+def test_an_interactions_cell_that_is_not_json_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "pop.csv"
+    write_customers_csv([make_customer()], path)
+    header, row = path.read_text().splitlines()
+    cells = row.split(",")
+    cells[[c.name for c in COLUMNS].index("support.interactions")] = "[{oops"
+    path.write_text(f"{header}\n{','.join(cells)}\n")
+
+    with pytest.raises(InvalidInput, match=r"pop\.csv:2: support\.interactions: not JSON"):
+        read_customers_csv(path)

@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 
 from retention.customer import EventType
 from retention.errors import RulebookError
+from retention.expansion import ExpansionPolicy
 from retention.rulebook.schema import (
     Campaign,
     CampaignsFile,
@@ -25,6 +26,7 @@ from retention.rulebook.schema import (
     Strategy,
     TimelinesFile,
 )
+from retention.sentiment import SentimentPolicy
 
 RULE_FILES = (
     "strategies.yaml",
@@ -33,6 +35,8 @@ RULE_FILES = (
     "scoring.yaml",
     "offers.yaml",
     "campaigns.yaml",
+    "sentiment.yaml",
+    "expansion.yaml",
 )
 MAX_RULE_FILE_BYTES = 1_000_000
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -49,6 +53,8 @@ class Rulebook:
     offers: OffersFile
     campaigns: list[Campaign]
     scoring: ScoringFile
+    sentiment: SentimentPolicy
+    expansion: ExpansionPolicy
     version: str
     templates_dir: Path
 
@@ -74,6 +80,8 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         offers=_load_optional(rules_dir / "offers.yaml", OffersFile),
         campaigns=_load_optional(rules_dir / "campaigns.yaml", CampaignsFile).campaigns,
         scoring=scoring,
+        sentiment=load_yaml_model(rules_dir / "sentiment.yaml", SentimentPolicy),
+        expansion=load_yaml_model(rules_dir / "expansion.yaml", ExpansionPolicy),
         version=content_hash(rules_dir),
         templates_dir=rules_dir / "templates",
     )
