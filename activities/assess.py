@@ -1,4 +1,4 @@
-"""Assess a customer: load, apply what happened since, score health and churn, record."""
+"""Assess a customer: load, apply what happened since, score everything, record."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from retention.assessment import Assessment, assess_customer
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import CustomerNotFound
 from retention.events import apply_events
-from retention.health import HealthScore, score_health
-from retention.risk import ChurnPrediction, baseline_prediction, upstream_prediction
 from retention.rulebook.source import RulebookSource
 from retention.store.records import load_customer, record_assessment
 
@@ -27,12 +26,6 @@ class AssessInput(BaseModel):
     upstream_churn_probability: float | None = None
 
 
-class Assessment(BaseModel):
-    customer: CustomerSnapshot = Field(description="the customer as assessed, events applied")
-    health: HealthScore
-    prediction: ChurnPrediction
-
-
 class AssessActivities:
     def __init__(self, engine: Engine, rulebooks: RulebookSource) -> None:
         self._engine = engine
@@ -42,16 +35,14 @@ class AssessActivities:
     def assess(self, request: AssessInput) -> Assessment:
         customer = request.customer or self._load(request.customer_id)
         now = apply_events(customer, request.events, request.elapsed_hours)
-        scoring = self._rulebooks.current().scoring  # the rule set in force scores too
-        health = score_health(now, datetime.now(UTC), scoring.health)
-        if request.upstream_churn_probability is not None:
-            prediction = upstream_prediction(
-                now, health, scoring.risk, request.upstream_churn_probability
-            )
-        else:
-            prediction = baseline_prediction(now, health, scoring.risk)
-        record_assessment(self._engine, request.journey_id, health, prediction, now.customer_id)
-        return Assessment(customer=now, health=health, prediction=prediction)
+        assessment = assess_customer(
+            now,
+            self._rulebooks.current(),  # the rule set in force scores too
+            datetime.now(UTC),
+            request.upstream_churn_probability,
+        )
+        record_assessment(self._engine, request.journey_id, assessment)
+        return assessment
 
     def _load(self, customer_id: str) -> CustomerSnapshot:
         try:

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.assess import Assessment
+from retention.assessment import Assessment
 from retention.errors import RulebookError
 from retention.plan import Decision, JourneyContext
 from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
@@ -26,8 +26,7 @@ class DecideActivities:
 
     @activity.defn(name="decide")
     def decide(self, request: DecideInput) -> Decision:
-        a = request.assessment
-        facts = decision_facts(a.customer, a.health, a.prediction, request.journey)
+        facts = decision_facts(request.assessment, request.journey)
         try:
             return decide(
                 self._rulebooks.current(),

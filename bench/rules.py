@@ -32,25 +32,21 @@ from durable.lang import get_host
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from retention.assessment import Assessment, assess_customer  # noqa: E402
 from retention.customer import parse_customer  # noqa: E402
-from retention.health import score_health  # noqa: E402
-from retention.risk import baseline_prediction  # noqa: E402
-from retention.rulebook.conditions import as_durable_fact  # noqa: E402
-from retention.rulebook.decide import decide, decision_facts  # noqa: E402
+from retention.rulebook.conditions import as_durable_fact, memberships  # noqa: E402
+from retention.rulebook.decide import decide, decision_facts, rule_conditions  # noqa: E402
 from retention.rulebook.engine import MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
 from retention.rulebook.loader import Rulebook, load_rulebook  # noqa: E402
-from retention.rulebook.schema import ScoringFile  # noqa: E402
 
 
-def population(scoring: ScoringFile) -> list[tuple[Any, Any, Any]]:
-    """The sample customers, assessed once: (snapshot, health, prediction)."""
+def population(rulebook: Rulebook) -> list[Assessment]:
+    """The sample customers, assessed once (health, churn, sentiment, expansion)."""
     now = datetime.now(UTC)
-    assessed = []
-    for path in sorted((ROOT / "examples" / "customers").glob("*.json")):
-        customer = parse_customer(json.loads(path.read_text()))
-        health = score_health(customer, now, scoring.health)
-        assessed.append((customer, health, baseline_prediction(customer, health, scoring.risk)))
-    return assessed
+    return [
+        assess_customer(parse_customer(json.loads(path.read_text())), rulebook, now)
+        for path in sorted((ROOT / "examples" / "customers").glob("*.json"))
+    ]
 
 
 def rate(work: Callable[[int], None], n: int) -> float:
@@ -63,8 +59,7 @@ def rate(work: Callable[[int], None], n: int) -> float:
 def floor_ruleset(rulebook: Rulebook) -> str:
     """The rule set's conditions registered again with actions that do nothing."""
     name = f"floor_{rulebook.version}"
-    rules = {f"strategy:{s.name}": s.when for s in rulebook.strategies}
-    rules |= {f"severity:{t.name}": t.when for t in rulebook.severity_tiers}
+    rules = rule_conditions(rulebook)
     get_host().register_rulesets(
         {
             name: {
@@ -120,12 +115,13 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=100_000)
     n = parser.parse_args().decisions
     rulebook = load_rulebook(ROOT / "rules")
-    people = population(rulebook.scoring)
-    facts = [as_durable_fact(decision_facts(*p).model_dump()) for p in people]
+    people = population(rulebook)
+    asked = frozenset().union(*(memberships(w) for w in rule_conditions(rulebook).values()))
+    facts = [as_durable_fact(decision_facts(p).model_dump(), asked) for p in people]
     floor = floor_ruleset(rulebook)
 
     def full(i: int) -> None:
-        decide(rulebook, decision_facts(*people[i % len(people)]))
+        decide(rulebook, decision_facts(people[i % len(people)]))
 
     def engine_only(i: int) -> None:
         floor_post(floor, facts[i % len(facts)], f"f{i}")

@@ -9,10 +9,13 @@ from factories import make_customer
 from sqlalchemy import Engine, func
 from sqlmodel import select
 
+from retention.assessment import Assessment
 from retention.errors import CustomerNotFound
+from retention.expansion import ExpansionOpportunity
 from retention.health import HealthScore
 from retention.journey import JourneyState
 from retention.risk import ChurnPrediction, RiskFactor
+from retention.sentiment import SentimentAlert, SentimentReading
 from retention.store.db import session
 from retention.store.records import (
     list_outbox,
@@ -24,9 +27,11 @@ from retention.store.records import (
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
+    ExpansionOpportunityRow,
     HealthScoreRow,
     JourneyRow,
     OutboxRow,
+    SentimentRow,
 )
 
 pytestmark = pytest.mark.database
@@ -54,7 +59,7 @@ def test_unknown_customer_is_named(engine: Engine) -> None:
         load_customer(engine, "nobody-42")
 
 
-def test_record_assessment_writes_both_rows(engine: Engine) -> None:
+def test_record_assessment_writes_every_row(engine: Engine) -> None:
     health = HealthScore(
         overall=41.5,
         categories={"product_usage": 30.0, "engagement": 50.0},
@@ -71,11 +76,47 @@ def test_record_assessment_writes_both_rows(engine: Engine) -> None:
         severity_value=17_280.0,
         model_version="baseline-0",
     )
-    record_assessment(engine, "retention-cust-001", health, prediction, "cust-001")
+    sentiment = SentimentReading(
+        overall=-0.2,
+        recent=-0.6,
+        change=-0.5,
+        trend="declining",
+        alerts=[SentimentAlert(name="negative_shift", severity="high", action="a", detail="d")],
+        interactions_scored=6,
+        source="interactions",
+    )
+    expansion = [
+        ExpansionOpportunity(
+            type=kind,
+            trigger="t",
+            estimated_value=value,
+            probability=0.5,
+            timing="immediate",
+            expected_value=value / 2,
+        )
+        for kind, value in (("storage_expansion", 900.0), ("api_expansion", 400.0))
+    ]
+    customer = make_customer(profile={"customer_id": "cust-001"})
+    assessment = Assessment(
+        customer=customer,
+        health=health,
+        prediction=prediction,
+        sentiment=sentiment,
+        expansion=expansion,
+    )
+    record_assessment(engine, "retention-cust-001", assessment)
 
     with session(engine) as db:
         health_row = db.exec(select(HealthScoreRow)).one()
         prediction_row = db.exec(select(ChurnPredictionRow)).one()
+        sentiment_row = db.exec(select(SentimentRow)).one()
+        expansion_rows = db.exec(select(ExpansionOpportunityRow)).all()
+    assert (sentiment_row.score, sentiment_row.label) == (-0.6, "declining")
+    assert sentiment_row.alerts[0]["name"] == "negative_shift"
+    assert [(r.kind, r.priority) for r in sorted(expansion_rows, key=lambda r: r.priority)] == [
+        ("storage_expansion", 1),
+        ("api_expansion", 2),
+    ]
     assert health_row.customer_id == "cust-001"
     assert health_row.categories == {"product_usage": 30.0, "engagement": 50.0}
     assert health_row.scored_at == AT

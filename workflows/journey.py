@@ -18,11 +18,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.assess import AssessActivities, AssessInput, Assessment
+    from activities.assess import AssessActivities, AssessInput
     from activities.decide import DecideActivities, DecideInput
     from activities.deliver import DeliverActivities
     from activities.record import RecordActivities, RecordInput
     from retention import temporal as sa
+    from retention.assessment import Assessment
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.outbox import DeliverRequest
     from retention.journey import (

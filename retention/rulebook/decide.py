@@ -6,9 +6,8 @@ order is priority); ALL campaigns whose `when` holds join the plan.
 
 from __future__ import annotations
 
-from retention.customer import CustomerSnapshot
+from retention.assessment import Assessment
 from retention.errors import RulebookError
-from retention.health import HealthScore
 from retention.plan import (
     CampaignExit,
     Decision,
@@ -19,7 +18,6 @@ from retention.plan import (
     JourneyPolicy,
     PlanStep,
 )
-from retention.risk import ChurnPrediction
 from retention.rulebook.conditions import Condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import Rulebook
@@ -31,11 +29,10 @@ HOLDOUT_RULE = "holdout:eligible"
 
 
 def decision_facts(
-    customer: CustomerSnapshot,
-    health: HealthScore,
-    prediction: ChurnPrediction,
-    journey: JourneyContext = FIRST_DECISION,
+    assessment: Assessment, journey: JourneyContext = FIRST_DECISION
 ) -> DecisionFacts:
+    customer, health, prediction = assessment.customer, assessment.health, assessment.prediction
+    sentiment, expansion = assessment.sentiment, assessment.expansion
     usage, profile = customer.usage, customer.profile
     signup = profile.signup_date
     # built from models that were validated already: no second validation on this hot path
@@ -72,6 +69,15 @@ def decision_facts(
         else None,
         tenure_days=(health.scored_at.date() - signup).days if signup else None,
         onboarding_progress=profile.onboarding_progress,
+        sentiment_overall=sentiment.overall if sentiment else None,
+        sentiment_recent=sentiment.recent if sentiment else None,
+        sentiment_change=sentiment.change if sentiment else None,
+        sentiment_trend=sentiment.trend if sentiment else None,
+        sentiment_alerts=[alert.name for alert in sentiment.alerts] if sentiment else [],
+        emotions=list(sentiment.emotions) if sentiment else [],
+        expansion_opportunities=[o.type for o in expansion],
+        expansion_value=round(sum(o.expected_value for o in expansion), 2),
+        top_expansion=expansion[0].type if expansion else None,
         recent_events=journey.recent_events,
         logins_last_7d=journey.logins_last_7d,
         journey_strategy=journey.strategy,
@@ -89,12 +95,12 @@ def _compiled(rulebook: Rulebook) -> CompiledRuleset:
     """One durable_rules ruleset per rule-set version, compiled on first use."""
     if rulebook.version not in _compiled_versions:
         _compiled_versions[rulebook.version] = CompiledRuleset(
-            f"retention_{rulebook.version}", _conditions(rulebook)
+            f"retention_{rulebook.version}", rule_conditions(rulebook)
         )
     return _compiled_versions[rulebook.version]
 
 
-def _conditions(rulebook: Rulebook) -> dict[str, Condition]:
+def rule_conditions(rulebook: Rulebook) -> dict[str, Condition]:
     rules = {f"strategy:{s.name}": s.when for s in rulebook.strategies}
     rules |= {f"severity:{t.name}": t.when for t in rulebook.severity_tiers}
     rules |= {f"campaign:{c.name}": c.when for c in rulebook.campaigns if c.when is not None}

@@ -69,6 +69,15 @@ class DecisionFacts(BaseModel):
     seat_utilisation: float | None
     tenure_days: int | None
     onboarding_progress: float | None
+    sentiment_overall: float | None
+    sentiment_recent: float | None
+    sentiment_change: float | None
+    sentiment_trend: str | None
+    sentiment_alerts: list[str]
+    emotions: list[str]
+    expansion_opportunities: list[str]
+    expansion_value: float
+    top_expansion: str | None
     recent_events: list[str]
     logins_last_7d: int
     journey_strategy: str | None

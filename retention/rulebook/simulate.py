@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from retention.assessment import assess_customer
 from retention.customer import CustomerSnapshot
-from retention.health import score_health
-from retention.risk import baseline_prediction
 from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import Rulebook
-from retention.rulebook.schema import DecisionFacts, ScoringFile
+from retention.rulebook.schema import DecisionFacts
 
 
 class CustomerChange(BaseModel):
@@ -33,10 +32,9 @@ class Simulation(BaseModel):
     changed: list[CustomerChange]
 
 
-def assessed_facts(customer: CustomerSnapshot, scoring: ScoringFile, at: datetime) -> DecisionFacts:
-    """The customer scored under one rule set's scoring.yaml, as facts for its strategies."""
-    health = score_health(customer, at, scoring.health)
-    return decision_facts(customer, health, baseline_prediction(customer, health, scoring.risk))
+def assessed_facts(customer: CustomerSnapshot, rulebook: Rulebook, at: datetime) -> DecisionFacts:
+    """The customer scored under one rule set's own scoring files, as facts for its rules."""
+    return decision_facts(assess_customer(customer, rulebook, at))
 
 
 def simulate(before: Rulebook, after: Rulebook, customers: list[CustomerSnapshot]) -> Simulation:
@@ -48,8 +46,8 @@ def simulate(before: Rulebook, after: Rulebook, customers: list[CustomerSnapshot
     moves: Counter[tuple[str, str]] = Counter()
     changed = []
     for customer in customers:
-        old_facts = assessed_facts(customer, before.scoring, now)
-        new_facts = assessed_facts(customer, after.scoring, now)
+        old_facts = assessed_facts(customer, before, now)
+        new_facts = assessed_facts(customer, after, now)
         old, new = decide(before, old_facts), decide(after, new_facts)
         moves[(old.strategy, new.strategy)] += 1
         if (old.strategy, old.severity_tier) != (new.strategy, new.severity_tier):

@@ -8,19 +8,20 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
+from retention.assessment import Assessment
 from retention.customer import CustomerSnapshot, parse_customer
 from retention.errors import CustomerNotFound, RetentionError
-from retention.health import HealthScore
 from retention.journey import JourneyState
-from retention.risk import ChurnPrediction
 from retention.store.db import session
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
     CustomerRow,
+    ExpansionOpportunityRow,
     HealthScoreRow,
     JourneyRow,
     OutboxRow,
+    SentimentRow,
     utcnow,
 )
 
@@ -53,39 +54,63 @@ def list_customers(engine: Engine) -> list[CustomerSnapshot]:
     return [parse_customer(r.snapshot, source=f"customers[{r.customer_id}]") for r in rows]
 
 
-def record_assessment(
-    engine: Engine,
-    journey_id: str | None,
-    health: HealthScore,
-    prediction: ChurnPrediction,
-    customer_id: str,
-) -> None:
-    """One health row and one prediction row, in one transaction."""
-    health_row = HealthScoreRow(
-        customer_id=customer_id,
-        journey_id=journey_id,
-        overall=health.overall,
-        categories={name: score for name, score in health.categories.items()},
-        trend=health.trend,
-        status=health.status,
-        alerts=list(health.alerts),
-        scored_at=health.scored_at,
-    )
-    prediction_row = ChurnPredictionRow(
-        customer_id=customer_id,
-        journey_id=journey_id,
-        probability=prediction.probability,
-        confidence=prediction.confidence,
-        time_to_churn_days=prediction.time_to_churn_days,
-        severity_value=prediction.severity_value,
-        model_version=prediction.model_version,
-        probability_source=prediction.probability_source,
-        risk_factors=[factor.model_dump(mode="json") for factor in prediction.risk_factors],
-        predicted_at=health.scored_at,
-    )
+def record_assessment(engine: Engine, journey_id: str | None, assessment: Assessment) -> None:
+    """The health, prediction, sentiment and expansion rows of one assessment, in one
+    transaction."""
+    health, prediction = assessment.health, assessment.prediction
+    customer_id, at = assessment.customer.customer_id, health.scored_at
+    rows: list[SQLModel] = [
+        HealthScoreRow(
+            customer_id=customer_id,
+            journey_id=journey_id,
+            overall=health.overall,
+            categories={name: score for name, score in health.categories.items()},
+            trend=health.trend,
+            status=health.status,
+            alerts=list(health.alerts),
+            scored_at=at,
+        ),
+        ChurnPredictionRow(
+            customer_id=customer_id,
+            journey_id=journey_id,
+            probability=prediction.probability,
+            confidence=prediction.confidence,
+            time_to_churn_days=prediction.time_to_churn_days,
+            severity_value=prediction.severity_value,
+            model_version=prediction.model_version,
+            probability_source=prediction.probability_source,
+            risk_factors=[factor.model_dump(mode="json") for factor in prediction.risk_factors],
+            predicted_at=at,
+        ),
+    ]
+    if (sentiment := assessment.sentiment) is not None:
+        rows.append(
+            SentimentRow(
+                customer_id=customer_id,
+                journey_id=journey_id,
+                source=sentiment.source,
+                score=sentiment.recent,
+                label=sentiment.trend,
+                alerts=[alert.model_dump(mode="json") for alert in sentiment.alerts],
+                detected_at=at,
+            )
+        )
+    rows += [
+        ExpansionOpportunityRow(
+            customer_id=customer_id,
+            journey_id=journey_id,
+            kind=opportunity.type,
+            probability=opportunity.probability,
+            value=opportunity.estimated_value,
+            timing=opportunity.timing,
+            priority=rank,
+            detail={"trigger": opportunity.trigger, "expected_value": opportunity.expected_value},
+            detected_at=at,
+        )
+        for rank, opportunity in enumerate(assessment.expansion, start=1)
+    ]
     with session(engine) as db:
-        db.add(health_row)
-        db.add(prediction_row)
+        db.add_all(rows)
 
 
 def record_journey(

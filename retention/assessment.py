@@ -1,0 +1,46 @@
+"""One customer assessed under a rule set: health, churn risk, sentiment and expansion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from retention.customer import CustomerSnapshot
+from retention.expansion import ExpansionOpportunity, expansion_opportunities
+from retention.health import HealthScore, score_health
+from retention.risk import ChurnPrediction, baseline_prediction, upstream_prediction
+from retention.rulebook.loader import Rulebook
+from retention.sentiment import SentimentReading, read_sentiment
+
+
+class Assessment(BaseModel):
+    customer: CustomerSnapshot = Field(description="the customer as assessed, events applied")
+    health: HealthScore
+    prediction: ChurnPrediction
+    sentiment: SentimentReading | None = Field(default=None, description="None before v2")
+    expansion: list[ExpansionOpportunity] = Field(
+        default_factory=list, description="highest expected value first"
+    )
+
+
+def assess_customer(
+    customer: CustomerSnapshot,
+    rulebook: Rulebook,
+    at: datetime,
+    upstream_probability: float | None = None,
+) -> Assessment:
+    """Score with the rule set's own scoring, sentiment and expansion files."""
+    scoring = rulebook.scoring
+    health = score_health(customer, at, scoring.health)
+    if upstream_probability is not None:
+        prediction = upstream_prediction(customer, health, scoring.risk, upstream_probability)
+    else:
+        prediction = baseline_prediction(customer, health, scoring.risk)
+    return Assessment(
+        customer=customer,
+        health=health,
+        prediction=prediction,
+        sentiment=read_sentiment(customer, rulebook.sentiment),
+        expansion=expansion_opportunities(customer, rulebook.expansion),
+    )
