@@ -27,13 +27,13 @@ WORKFLOWS = [RetentionJourney]
 
 
 def build_activities(
-    engine: Engine, rulebooks: RulebookSource, outbox_dir: Path, rules_dir: Path
+    engine: Engine, rulebooks: RulebookSource, outbox_dir: Path
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker)."""
     return [
         AssessActivities(engine, rulebooks).assess,
         DecideActivities(rulebooks).decide,
-        DeliverActivities(engine, outbox_dir, rules_dir / "templates").deliver,
+        DeliverActivities(engine, outbox_dir, rulebooks).deliver,
         RecordActivities(engine).record,
     ]
 
@@ -50,7 +50,6 @@ async def main() -> None:
         make_engine(settings.database_url),
         RulebookSource(settings.rules_dir),
         settings.outbox_dir,
-        settings.rules_dir,
     )
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(

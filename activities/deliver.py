@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -9,18 +10,40 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from retention.delivery.outbox import DeliverRequest, DeliveryReceipt, deliver_captured
+from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput
+from retention.rulebook.source import RulebookSource
+
+log = logging.getLogger(__name__)
 
 
 class DeliverActivities:
-    def __init__(self, engine: Engine, outbox_dir: Path, templates_dir: Path) -> None:
+    def __init__(self, engine: Engine, outbox_dir: Path, rulebooks: RulebookSource) -> None:
         self._engine = engine
         self._outbox_dir = outbox_dir
-        self._templates_dir = templates_dir
+        self._rulebooks = rulebooks
 
     @activity.defn(name="deliver")
     def deliver(self, request: DeliverRequest) -> DeliveryReceipt:
         try:
-            return deliver_captured(self._engine, self._outbox_dir, self._templates_dir, request)
+            return deliver_captured(
+                self._engine, self._outbox_dir, self._templates_for(request), request
+            )
         except InvalidInput as exc:
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from exc
+
+    def _templates_for(self, request: DeliverRequest) -> TemplateSet:
+        """The templates of the rule set that made the journey's plan, while this worker still
+        holds that version; after a restart, those in force."""
+        pinned = self._rulebooks.kept(request.rules_version)
+        if pinned is None:
+            current = self._rulebooks.current()
+            if request.rules_version and request.rules_version != current.version:
+                log.warning(
+                    "rules %s no longer held: %s renders with %s",
+                    request.rules_version,
+                    request.idempotency_key,
+                    current.version,
+                )
+            return current.templates
+        return pinned.templates

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from retention.assessment import Assessment, assess_customer  # noqa: E402
 from retention.customer import parse_customer  # noqa: E402
-from retention.rulebook.conditions import as_durable_fact, memberships  # noqa: E402
+from retention.rulebook.conditions import PostedFacts  # noqa: E402
 from retention.rulebook.decide import decide, decision_facts, rule_conditions  # noqa: E402
 from retention.rulebook.engine import MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
 from retention.rulebook.loader import Rulebook, load_rulebook  # noqa: E402
@@ -116,8 +116,8 @@ def main() -> None:
     n = parser.parse_args().decisions
     rulebook = load_rulebook(ROOT / "rules")
     people = population(rulebook)
-    asked = frozenset().union(*(memberships(w) for w in rule_conditions(rulebook).values()))
-    facts = [as_durable_fact(decision_facts(p).model_dump(), asked) for p in people]
+    posted = PostedFacts.of(rule_conditions(rulebook).values())
+    facts = [posted.post(decision_facts(p).model_dump()) for p in people]
     floor = floor_ruleset(rulebook)
 
     def full(i: int) -> None:

@@ -122,7 +122,7 @@ class JourneyWorld:
 @pytest.fixture
 def journey_activities(engine: Engine, tmp_path: Path) -> list[Callable[..., Any]]:
     """The real activities; a test module overrides this fixture to swap one."""
-    return build_activities(engine, RulebookSource(RULES_DIR), tmp_path / "outbox", RULES_DIR)
+    return build_activities(engine, RulebookSource(RULES_DIR), tmp_path / "outbox")
 
 
 @asynccontextmanager

@@ -19,7 +19,7 @@ from retention.delivery.outbox import (
     deliver_captured,
     message_context,
 )
-from retention.delivery.templates import render_message
+from retention.delivery.templates import TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep
 from retention.risk import RiskFactor
@@ -31,6 +31,7 @@ from retention.store.tables import InterventionRow, OutboxRow
 pytestmark = pytest.mark.database
 
 TEMPLATES = ROOT / "rules" / "templates"
+SHIPPED = TemplateSet.read(TEMPLATES)
 ACTIONS = [
     "executive_call",
     "retention_offer",
@@ -127,8 +128,8 @@ def files_under(directory: Path) -> list[Path]:
 
 def test_delivering_twice_delivers_once(engine: Engine, tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
-    first = deliver_captured(engine, outbox, TEMPLATES, make_request())
-    second = deliver_captured(engine, outbox, TEMPLATES, make_request())
+    first = deliver_captured(engine, outbox, SHIPPED, make_request())
+    second = deliver_captured(engine, outbox, SHIPPED, make_request())
 
     assert not first.duplicate and second.duplicate
     assert second.model_dump(exclude={"duplicate"}) == first.model_dump(exclude={"duplicate"})
@@ -157,7 +158,7 @@ def test_concurrent_deliveries_write_one_row(engine: Engine, tmp_path: Path) -> 
 
     def deliver(_: int) -> DeliveryReceipt:
         barrier.wait()
-        return deliver_captured(engine, outbox, TEMPLATES, make_request())
+        return deliver_captured(engine, outbox, SHIPPED, make_request())
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         receipts = list(pool.map(deliver, range(8)))
@@ -178,14 +179,14 @@ def test_missing_variable_writes_nothing(engine: Engine, tmp_path: Path) -> None
     request = make_request(step=make_step(template="broken"))
 
     with pytest.raises(InvalidInput, match=r"broken\.j2.*nickname"):
-        deliver_captured(engine, tmp_path / "outbox", templates, request)
+        deliver_captured(engine, tmp_path / "outbox", TemplateSet.read(templates), request)
     assert count(engine, OutboxRow) == 0 and count(engine, InterventionRow) == 0
     assert not (tmp_path / "outbox").exists()
 
 
 def test_missing_template_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="no_such_action"):
-        render_message(tmp_path, "no_such_action", {})
+        render_message(TemplateSet.read(tmp_path), "no_such_action", {})
 
 
 @pytest.mark.parametrize(
@@ -203,12 +204,12 @@ def test_sandbox_refuses_escapes(tmp_path: Path, expression: str) -> None:
         "{% endblock %}"
     )
     with pytest.raises(InvalidInput, match=r"escape\.j2.*sandbox"):
-        render_message(tmp_path, "escape", {"customer": {}})
+        render_message(TemplateSet.read(tmp_path), "escape", {"customer": {}})
 
 
 def test_sms_without_phone_falls_back(engine: Engine, tmp_path: Path) -> None:
     step = make_step("usage_tips", channel="sms", fallback_channel="email")
-    receipt = deliver_captured(engine, tmp_path, TEMPLATES, make_request(step=step))
+    receipt = deliver_captured(engine, tmp_path, SHIPPED, make_request(step=step))
     assert (receipt.channel, receipt.recipient, receipt.fallback_used) == (
         "email",
         "dana@acme.example",
@@ -258,7 +259,7 @@ def test_every_template_renders(path: Path, channel: Channel, csm: str | None) -
     request = make_request(step=shipped_step(path.stem, channel), customer=customer)
     context = message_context(request, channel, recipient_for(channel, customer))
 
-    message = render_message(TEMPLATES, path.stem, context)
+    message = render_message(SHIPPED, path.stem, context)
 
     assert message.subject and "\n" not in message.subject
     assert len(message.body) > 40

@@ -388,6 +388,7 @@ class RetentionJourney:
             risk_factors=self._state.risk_factors,
             held_out=self._state.holdout,
             offer=self._state.offer,
+            rules_version=self._state.rules_version,
         )
 
     def _journey_context(self) -> JourneyContext:

@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from retention.customer import CustomerSnapshot
 from retention.delivery.channels import CSM_CHANNELS, recipient_for, resolve_channel
-from retention.delivery.templates import RenderedMessage, render_message
+from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep, RetentionOffer
 from retention.risk import RiskFactor
@@ -42,6 +42,9 @@ class DeliverRequest(BaseModel):
     health_score: float
     risk_factors: list[RiskFactor] = Field(default_factory=list)
     held_out: bool = Field(default=False, description="record the message, send nothing")
+    rules_version: str | None = Field(
+        default=None, description="the rule set whose templates render it (the plan's)"
+    )
     offer: RetentionOffer | None = None
 
     @property
@@ -62,7 +65,7 @@ class DeliveryReceipt(BaseModel):
 
 
 def deliver_captured(
-    engine: Engine, outbox_dir: Path, templates_dir: Path, request: DeliverRequest
+    engine: Engine, outbox_dir: Path, templates: TemplateSet, request: DeliverRequest
 ) -> DeliveryReceipt:
     """Render the step's message, write it under `outbox_dir` and record it, exactly once."""
     existing = _find(engine, request.idempotency_key)
@@ -71,7 +74,7 @@ def deliver_captured(
     channel, fallback_used = resolve_channel(request.step, request.customer)
     recipient = recipient_for(channel, request.customer)
     message = render_message(
-        templates_dir, request.step.template, message_context(request, channel, recipient)
+        templates, request.step.template, message_context(request, channel, recipient)
     )
     path = _message_path(outbox_dir, request)
     if not request.held_out:

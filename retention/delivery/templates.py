@@ -2,16 +2,20 @@
 
 Rendered in Jinja's sandbox with StrictUndefined: a rule author's template can read the context it
 is given and nothing else, and a missing variable is an error, never an empty string.
+Templates are rendered from a `TemplateSet`, the sources as one rule-set version held them, so a
+running journey's messages do not change when someone edits a template mid-journey.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
-    FileSystemLoader,
+    DictLoader,
     StrictUndefined,
     Template,
     TemplateNotFound,
@@ -30,15 +34,32 @@ class RenderedMessage(BaseModel):
     body: str
 
 
-def render_message(templates_dir: Path, template: str, context: dict[str, Any]) -> RenderedMessage:
-    """Render `<templates_dir>/<template>.j2`; any template fault is an InvalidInput naming it."""
+@dataclass(frozen=True, eq=False)  # compared and cached by identity: one per rule-set version
+class TemplateSet:
+    """Template sources by file name (`retention_offer.j2`), and the folder they came from."""
+
+    folder: Path
+    sources: Mapping[str, str]
+
+    @classmethod
+    def read(cls, folder: Path) -> TemplateSet:
+        return cls(folder, {p.name: p.read_text("utf-8") for p in sorted(folder.glob("*.j2"))})
+
+    def __contains__(self, template: object) -> bool:
+        return f"{template}.j2" in self.sources
+
+
+def render_message(
+    templates: TemplateSet, template: str, context: dict[str, Any]
+) -> RenderedMessage:
+    """Render `<template>.j2` from `templates`; any template fault is an InvalidInput naming it."""
     name = f"{template}.j2"
     try:
-        loaded = _environment(templates_dir.resolve()).get_template(name)
+        loaded = _environment(templates).get_template(name)
         subject = _render_block(loaded, "subject", context)
         body = _render_block(loaded, "body", context)
     except TemplateNotFound as exc:
-        raise InvalidInput(f"template {name!r} not found in {templates_dir}") from exc
+        raise InvalidInput(f"template {name!r} not found in {templates.folder}") from exc
     except TemplateSyntaxError as exc:
         raise InvalidInput(f"template {name!r} line {exc.lineno}: {exc.message}") from exc
     except SecurityError as exc:
@@ -49,10 +70,9 @@ def render_message(templates_dir: Path, template: str, context: dict[str, Any]) 
 
 
 @lru_cache(maxsize=16)
-def _environment(templates_dir: Path) -> SandboxedEnvironment:
-    # The loader re-reads a template whose file changed, so caching the environment is safe.
+def _environment(templates: TemplateSet) -> SandboxedEnvironment:
     return SandboxedEnvironment(
-        loader=FileSystemLoader(templates_dir),
+        loader=DictLoader(dict(templates.sources)),
         undefined=StrictUndefined,
         autoescape=select_autoescape(["html", "htm", "xml", "html.j2"]),
         trim_blocks=True,

@@ -16,6 +16,7 @@ List facts (health alerts, risk factors, recent events, ...) take `contains` and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,31 +170,45 @@ def member_flag(fact: str, value: str) -> str:
     return f"{fact}__has__{value}"
 
 
-def memberships(condition: Condition) -> set[tuple[str, str]]:
-    """Every (list fact, name) a condition asks about."""
+def _compares(condition: Condition) -> list[Compare]:
     match condition:
         case Not(item):
-            return memberships(item)
+            return _compares(item)
         case AllOf(items) | AnyOf(items):
-            return set().union(*(memberships(i) for i in items))
-        case Compare(fact, "contains" | "excludes", value):
-            return {(fact, value)}
-    return set()
+            return [c for item in items for c in _compares(item)]
+        case Compare():
+            return [condition]
+    raise TypeError(condition)
 
 
-def as_durable_fact(
-    facts: dict[str, Any], asked: frozenset[tuple[str, str]] = frozenset()
-) -> dict[str, Any]:
-    """Facts as posted: None values and lists left out, every scalar fact's absence flag set,
-    and one membership flag per (list fact, name) the rules ask about."""
-    posted: dict[str, Any] = {}
-    for key, value in facts.items():
-        if isinstance(value, list):
-            continue
-        if value is not None:
-            posted[key] = value
-        posted[absent_flag(key)] = value is None
-    return posted | {member_flag(fact, name): name in facts[fact] for fact, name in asked}
+@dataclass(frozen=True)
+class PostedFacts:
+    """What a set of conditions reads, and so what is posted to durable_rules: only those
+    facts (its cost grows with every fact posted), their absence flags, and one membership
+    flag per (list fact, name) asked about."""
+
+    scalars: frozenset[str]
+    members: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(cls, conditions: Iterable[Condition]) -> PostedFacts:
+        compares = [c for condition in conditions for c in _compares(condition)]
+        listed = ("contains", "excludes")
+        return cls(
+            scalars=frozenset(c.fact for c in compares if c.op not in listed),
+            members=frozenset((c.fact, c.value) for c in compares if c.op in listed),
+        )
+
+    def post(self, facts: dict[str, Any]) -> dict[str, Any]:
+        posted: dict[str, Any] = {}
+        for name in self.scalars:
+            value = facts[name]
+            if value is not None:
+                posted[name] = value
+            posted[absent_flag(name)] = value is None
+        for fact, name in self.members:
+            posted[member_flag(fact, name)] = name in facts[fact]
+        return posted
 
 
 def comparisons(condition: Condition) -> list[Compare] | None:

@@ -17,7 +17,7 @@ from durable.engine import MessageNotHandledException
 from durable.lang import get_host
 
 from retention.errors import RulebookError
-from retention.rulebook.conditions import Condition, as_durable_fact, memberships, to_durable
+from retention.rulebook.conditions import Condition, PostedFacts, to_durable
 
 MAX_RULESET_VERSIONS = 32
 MAX_LIVE_SESSIONS = 1_024  # per ruleset; durable_rules raises MemoryError past it
@@ -43,7 +43,7 @@ class CompiledRuleset:
 
     def __init__(self, name: str, rules: Mapping[str, Condition]) -> None:
         self.name = name
-        self._asked = frozenset().union(*(memberships(when) for when in rules.values()))
+        self.posted = PostedFacts.of(rules.values())
         with _lock:
             if name in _registered:
                 return
@@ -61,7 +61,7 @@ class CompiledRuleset:
     def fire(self, facts: dict[str, Any]) -> list[str]:
         """Names of every rule whose condition holds for these facts (session deleted after)."""
         sid = uuid.uuid4().hex
-        fact = as_durable_fact(facts, self._asked)
+        fact = self.posted.post(facts)
         with _lock:
             _fired[sid] = []
             host = get_host()

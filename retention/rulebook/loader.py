@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from retention.customer import EventType
+from retention.delivery.templates import TemplateSet
 from retention.errors import RulebookError
 from retention.expansion import ExpansionPolicy
 from retention.rulebook.schema import (
@@ -56,7 +58,11 @@ class Rulebook:
     sentiment: SentimentPolicy
     expansion: ExpansionPolicy
     version: str
-    templates_dir: Path
+    templates: TemplateSet
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.templates.folder
 
     def strategy(self, name: str) -> Strategy:
         return next(s for s in self.strategies if s.name == name)
@@ -67,36 +73,62 @@ class Rulebook:
         return [s.name for s in reversed(self.strategies)]
 
 
+@dataclass(frozen=True)
+class RuleFiles:
+    """A rule set's files, each read once: the version hashes the very text that is parsed, so
+    an edit landing mid-load cannot give a rule set another set's version."""
+
+    folder: Path
+    texts: Mapping[str, str]  # rule file name → text, for the files that exist
+    templates: TemplateSet
+    version: str
+
+    def model(self, name: str, model: type[_Model], optional: bool = False) -> _Model:
+        if name not in self.texts and optional:
+            return model()  # e.g. a rule set without offers or campaigns
+        return load_yaml_model(self.folder / name, model, self.texts.get(name))
+
+
+def read_rule_files(rules_dir: Path) -> RuleFiles:
+    digest = hashlib.sha256()
+    texts: dict[str, str] = {}
+    for name in RULE_FILES:
+        if (rules_dir / name).is_file():
+            texts[name] = _read_rule_file(rules_dir / name)
+    folder = rules_dir / "templates"
+    sources = {p.name: _read_rule_file(p) for p in sorted(folder.glob("*.j2"))}
+    for name, text in [*texts.items(), *sources.items()]:
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return RuleFiles(rules_dir, texts, TemplateSet(folder, sources), digest.hexdigest()[:12])
+
+
 def load_rulebook(rules_dir: Path) -> Rulebook:
-    strategies = load_yaml_model(rules_dir / "strategies.yaml", StrategiesFile)
-    timelines = load_yaml_model(rules_dir / "timelines.yaml", TimelinesFile)
-    journey = load_yaml_model(rules_dir / "journey.yaml", JourneyFile)
-    scoring = load_yaml_model(rules_dir / "scoring.yaml", ScoringFile)
+    return parse_rulebook(read_rule_files(rules_dir))
+
+
+def parse_rulebook(files: RuleFiles) -> Rulebook:
+    timelines = files.model("timelines.yaml", TimelinesFile)
     rulebook = Rulebook(
-        strategies=strategies.strategies,
+        strategies=files.model("strategies.yaml", StrategiesFile).strategies,
         severity_tiers=timelines.severity_tiers,
         timelines=timelines.timelines,
-        journey=journey,
-        offers=_load_optional(rules_dir / "offers.yaml", OffersFile),
-        campaigns=_load_optional(rules_dir / "campaigns.yaml", CampaignsFile).campaigns,
-        scoring=scoring,
-        sentiment=load_yaml_model(rules_dir / "sentiment.yaml", SentimentPolicy),
-        expansion=load_yaml_model(rules_dir / "expansion.yaml", ExpansionPolicy),
-        version=content_hash(rules_dir),
-        templates_dir=rules_dir / "templates",
+        journey=files.model("journey.yaml", JourneyFile),
+        offers=files.model("offers.yaml", OffersFile, optional=True),
+        campaigns=files.model("campaigns.yaml", CampaignsFile, optional=True).campaigns,
+        scoring=files.model("scoring.yaml", ScoringFile),
+        sentiment=files.model("sentiment.yaml", SentimentPolicy),
+        expansion=files.model("expansion.yaml", ExpansionPolicy),
+        version=files.version,
+        templates=files.templates,
     )
-    _check_references(rulebook, rules_dir)
+    _check_references(rulebook, files.folder)
     return rulebook
 
 
-def _load_optional(path: Path, model: type[_Model]) -> _Model:
-    """A rule set may go without offers or campaigns: no file means none."""
-    return load_yaml_model(path, model) if path.exists() else model()
-
-
-def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
-    """One YAML file validated as `model`; errors name file:line:column and the field."""
-    text = _read_rule_file(path)
+def load_yaml_model(path: Path, model: type[_Model], text: str | None = None) -> _Model:
+    """One YAML file (read now, or its `text` as read) validated as `model`; errors name
+    file:line:column and the field."""
+    text = _read_rule_file(path) if text is None else text
     try:
         _refuse_aliases(path, text)
         root = yaml.compose(text)
@@ -225,7 +257,7 @@ def _campaign_problems(rulebook: Rulebook, rules_dir: Path, events: set[str]) ->
             f"{locate(path, ('campaigns', i, 'messages', j, 'template'))}: template "
             f"{m.template!r} not found in {rulebook.templates_dir}"
             for j, m in enumerate(campaign.messages)
-            if not (rulebook.templates_dir / f"{m.template}.j2").is_file()
+            if m.template not in rulebook.templates
         ]
     return problems
 
@@ -253,15 +285,5 @@ def _missing_templates(rulebook: Rulebook, rules_dir: Path) -> list[str]:
         f"{step.template or step.action!r} not found in {rulebook.templates_dir}"
         for file, loc, steps in plans
         for j, step in enumerate(steps)
-        if not (rulebook.templates_dir / f"{step.template or step.action}.j2").is_file()
+        if (step.template or step.action) not in rulebook.templates
     ]
-
-
-def content_hash(rules_dir: Path) -> str:
-    digest = hashlib.sha256()
-    files = [rules_dir / name for name in RULE_FILES]
-    files += sorted((rules_dir / "templates").glob("*.j2"))
-    for path in files:
-        if path.is_file():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]

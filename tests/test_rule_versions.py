@@ -1,0 +1,58 @@
+"""A running journey's messages use the templates of the rule set that made its plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from factories import replace_once
+from sqlalchemy import Engine
+from test_delivery import make_request, make_step
+
+from activities.deliver import DeliverActivities
+from retention.rulebook import source
+from retention.rulebook.source import RulebookSource
+
+pytestmark = pytest.mark.database
+
+SUBJECT = "Something for {{ customer.profile.company }}, as a thank-you"
+
+
+def test_a_template_edit_waits_for_the_journeys_next_plan(
+    engine: Engine, rules_copy: Path, tmp_path: Path
+) -> None:
+    rulebooks = RulebookSource(rules_copy)
+    planned_under = rulebooks.current().version
+    replace_once(rules_copy / "templates" / "retention_offer.j2", SUBJECT, "A NEW SUBJECT")
+    edited = rulebooks.current().version
+    deliver = DeliverActivities(engine, tmp_path / "outbox", rulebooks).deliver
+
+    def subject(step_id: str, version: str | None) -> str:
+        request = make_request(step=make_step(step_id=step_id))
+        return deliver(request.model_copy(update={"rules_version": version})).subject
+
+    assert edited != planned_under
+    assert subject("g1-01-retention_offer", planned_under).startswith("Something for")
+    assert subject("g2-01-retention_offer", edited) == "A NEW SUBJECT"
+    assert subject("g3-01-retention_offer", "0123456789ab") == "A NEW SUBJECT"  # not held: current
+
+
+def test_a_refused_edit_leaves_every_version_in_place(rules_copy: Path) -> None:
+    rulebooks = RulebookSource(rules_copy)
+    good = rulebooks.current()
+    replace_once(rules_copy / "journey.yaml", "observation: 2w", "observation: soon")
+
+    assert rulebooks.current() is good
+    assert rulebooks.kept(good.version) is good
+
+
+def test_only_recent_versions_are_held(rules_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "KEPT_VERSIONS", 2)
+    rulebooks = RulebookSource(rules_copy)
+    versions = [rulebooks.current().version]
+    for n in range(2):
+        with (rules_copy / "journey.yaml").open("a") as journey:
+            journey.write(f"# edit {n}\n")
+        versions.append(rulebooks.current().version)
+
+    assert [rulebooks.kept(v) is not None for v in versions] == [False, True, True]
