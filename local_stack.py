@@ -139,7 +139,7 @@ def _row(s: JourneyState) -> list[str]:
     tier_style = {"critical": "bold red", "high": "red", "medium": "yellow"}.get(s.risk_tier or "")
     tier = f"[{tier_style}]{s.risk_tier}[/]" if tier_style else (s.risk_tier or "-")
     return [
-        s.customer_id,
+        f"{s.customer_id} [magenta](holdout)[/]" if s.holdout else s.customer_id,
         tier,
         s.strategy or "-",
         s.stage,

@@ -506,12 +506,33 @@ def _overview(s: JourneyState) -> Table:
         ("health", Text(_number(s.health_score, "{:.1f}"))),
         ("risk factors", Text(", ".join(f"{f.name} ({f.impact:.2f})" for f in s.risk_factors))),
         ("rules", Text(f"{s.rules_version or '-'} · fired {', '.join(s.fired_rules) or '-'}")),
+        ("holdout", Text("yes: steps recorded, nothing sent" if s.holdout else "no")),
+        ("offer", Text(_offer_text(s))),
+        ("campaigns", Text(_campaigns_text(s))),
         ("outcome", _outcome_text(s)),
         ("started", Text(_when(s.started_at) + _finished(s))),
     ]
     for label, value in rows:
         grid.add_row(label, value)
     return grid
+
+
+def _offer_text(s: JourneyState) -> str:
+    o = s.offer
+    if o is None:
+        return "-"
+    return (
+        f"{o.type} worth {o.value:,.0f} ({o.percent_of_contract:g}% of contract) for "
+        f"{o.duration_months} months, expires in {o.expires_in_days} days · {o.name}"
+    )
+
+
+def _campaigns_text(s: JourneyState) -> str:
+    exited = s.campaigns_exited
+    return (
+        ", ".join(f"{c} (exited: {exited[c]})" if c in exited else c for c in s.campaigns_started)
+        or "-"
+    )
 
 
 def _stage_text(s: JourneyState) -> Text:
