@@ -225,7 +225,9 @@ def rules_check(
     rulebook = load_rulebook(folder)
     console.print(
         f"{folder}: OK · version {rulebook.version} · {len(rulebook.strategies)} strategies, "
-        f"{len(rulebook.severity_tiers)} severity tiers, {len(rulebook.timelines)} timelines",
+        f"{len(rulebook.severity_tiers)} severity tiers, {len(rulebook.timelines)} timelines, "
+        f"{len(rulebook.offers.offers)} offers, {len(rulebook.campaigns)} campaigns, holdout "
+        f"{rulebook.journey.holdout.share if rulebook.journey.holdout else 0:.0%}",
         soft_wrap=True,
     )
 

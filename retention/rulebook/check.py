@@ -7,11 +7,13 @@ this finds rules that can never fire and churn-probability bands that overlap or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from retention.errors import RulebookError
 from retention.rulebook.conditions import Condition, comparisons
 from retention.rulebook.loader import Rulebook, load_rulebook, locate
+from retention.rulebook.schema import Offer, SeverityTier, Strategy
 
 PROBABILITY = "churn_probability"
 
@@ -82,10 +84,12 @@ def check(rules_dir: Path) -> list[str]:
 
 def _shadowed(rulebook: Rulebook, rules_dir: Path) -> list[str]:
     findings = []
-    for file, key, rules in (
+    first_match: list[tuple[str, str, Sequence[Strategy | SeverityTier | Offer]]] = [
         ("strategies.yaml", "strategies", rulebook.strategies),
         ("timelines.yaml", "severity_tiers", rulebook.severity_tiers),
-    ):
+        ("offers.yaml", "offers", rulebook.offers.offers),
+    ]
+    for file, key, rules in first_match:
         boxes = [box(rule.when) for rule in rules]
         for i, (rule, mine) in enumerate(zip(rules, boxes, strict=True)):
             if mine is None:
