@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from durable.engine import MessageNotHandledException
-from durable.lang import get_host
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 from retention.assessment import Assessment, assess_customer  # noqa: E402
 from retention.customer import parse_customer  # noqa: E402
 from retention.rulebook.conditions import PostedFacts  # noqa: E402
-from retention.rulebook.decide import decide, decision_facts, rule_conditions  # noqa: E402
-from retention.rulebook.engine import MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
+from retention.rulebook.decide import decide, decision_facts  # noqa: E402
+from retention.rulebook.engine import HOST, LOCK, MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
 from retention.rulebook.loader import Rulebook, load_rulebook  # noqa: E402
 
 
@@ -59,14 +58,11 @@ def rate(work: Callable[[int], None], n: int) -> float:
 def floor_ruleset(rulebook: Rulebook) -> str:
     """The rule set's conditions registered again with actions that do nothing."""
     name = f"floor_{rulebook.version}"
-    rules = rule_conditions(rulebook)
-    get_host().register_rulesets(
-        {
-            name: {
-                r: {"all": [compile_condition(w)], "run": lambda c: None} for r, w in rules.items()
-            }
-        }
-    )
+    rules = {placed.rule: placed.when for placed in rulebook.conditions()}
+    with LOCK:
+        HOST.register_rulesets(
+            {name: {r: {"all": [compile_condition(w)], "run": _nothing} for r, w in rules.items()}}
+        )
     return name
 
 
@@ -75,15 +71,15 @@ def _nothing(_context: Any) -> None:
 
 
 def floor_post(ruleset: str, facts: dict[str, Any], sid: str) -> None:
-    host = get_host()
-    with contextlib.suppress(MessageNotHandledException):
-        host.assert_fact(ruleset, {**facts, "sid": sid})
-    host.delete_state(ruleset, sid)
+    with LOCK:
+        with contextlib.suppress(MessageNotHandledException):
+            HOST.assert_fact(ruleset, {**facts, "sid": sid})
+        HOST.delete_state(ruleset, sid)
 
 
 def live_sessions(ruleset: str) -> int:
     """Sessions still held: fill the free slots until durable_rules refuses, then free them."""
-    host, opened = get_host(), []
+    host, opened = HOST, []
     try:
         for n in range(MAX_LIVE_SESSIONS + 1):
             host.assert_fact(ruleset, {"sid": f"probe-{n}", "churn_probability": 0.5})
@@ -116,7 +112,7 @@ def main() -> None:
     n = parser.parse_args().decisions
     rulebook = load_rulebook(ROOT / "rules")
     people = population(rulebook)
-    posted = PostedFacts.of(rule_conditions(rulebook).values())
+    posted = PostedFacts.of(placed.when for placed in rulebook.conditions())
     facts = [posted.post(decision_facts(p).model_dump()) for p in people]
     floor = floor_ruleset(rulebook)
 

@@ -322,23 +322,31 @@ def health_status(overall: float, bands: StatusBands) -> Literal["healthy", "at_
     return "critical"
 
 
+HEALTH_ALERTS = (
+    "usage_low",
+    "declining_trend",
+    "champion_left",
+    "payment_delays",
+    "negative_support_sentiment",
+)
+
+
 def health_alerts(
     snapshot: CustomerSnapshot,
     categories: Mapping[HealthCategory, float],
     trend: str,
     thresholds: AlertThresholds,
 ) -> list[str]:
-    checks = (
-        ("usage_low", categories["product_usage"] < thresholds.usage_low_below),
-        ("declining_trend", trend == "declining"),
-        ("champion_left", snapshot.relationship.champion_status == "left"),
-        ("payment_delays", snapshot.financial.payment_delays_90d > thresholds.payment_delays_above),
-        (
-            "negative_support_sentiment",
-            snapshot.support.avg_ticket_sentiment < thresholds.negative_sentiment_below,
+    fired = {
+        "usage_low": categories["product_usage"] < thresholds.usage_low_below,
+        "declining_trend": trend == "declining",
+        "champion_left": snapshot.relationship.champion_status == "left",
+        "payment_delays": snapshot.financial.payment_delays_90d > thresholds.payment_delays_above,
+        "negative_support_sentiment": (
+            snapshot.support.avg_ticket_sentiment < thresholds.negative_sentiment_below
         ),
-    )
-    return [alert for alert, fired in checks if fired]
+    }
+    return [alert for alert in HEALTH_ALERTS if fired[alert]]
 
 
 def score_health(snapshot: CustomerSnapshot, at: datetime, policy: HealthPolicy) -> HealthScore:

@@ -9,8 +9,10 @@ from typing import Any
 from uuid import uuid4
 
 from retention.customer import CustomerSnapshot
+from retention.rulebook.cases import CASE_DEFAULTS
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.offers import in_holdout
+from retention.rulebook.schema import DecisionFacts
 from retention.settings import ROOT
 
 # A healthy, active customer: every risk factor is clear and health scores "healthy".
@@ -69,6 +71,11 @@ def customer_data(**overrides: Any) -> dict[str, Any]:
 def make_customer(**overrides: Any) -> CustomerSnapshot:
     """A valid snapshot; `usage={"days_since_last_login": 20}` changes just that field."""
     return CustomerSnapshot.model_validate(customer_data(**overrides))
+
+
+def case_facts(**given: Any) -> DecisionFacts:
+    """Decision facts as a rule case builds them: an unremarkable customer plus `given`."""
+    return DecisionFacts.model_validate(CASE_DEFAULTS | given)
 
 
 def replace_once(path: Path, old: str, new: str) -> None:

@@ -29,10 +29,16 @@ CONDITIONS: dict[str, dict[str, Any]] = {
 ORDINARY = CASE_DEFAULTS  # an unremarkable customer
 
 
+def compiled(name: str, conditions: dict[str, dict[str, Any]]) -> CompiledRuleset:
+    """Conditions as a rule author writes them, registered with durable_rules as `name`."""
+    return CompiledRuleset(
+        name, {rule: parse_condition(raw, FACT_KINDS) for rule, raw in conditions.items()}
+    )
+
+
 @pytest.fixture(scope="module")
 def ruleset() -> CompiledRuleset:
-    parsed = {name: parse_condition(raw, FACT_KINDS) for name, raw in CONDITIONS.items()}
-    return CompiledRuleset("conditions_under_test", parsed)
+    return compiled("conditions_under_test", CONDITIONS)
 
 
 @pytest.mark.parametrize(
@@ -78,8 +84,18 @@ def test_several_comparisons_mean_all_of_them() -> None:
         ({"all": [{"nps": {"gt": 1}}, {"nope": {"gt": 1}}]}, "when.all[1].nope: unknown fact"),
         ({}, "when: expected a mapping"),
         ({"nps": 5}, "when.nps: expected comparisons"),
+        (
+            {"segment": {"contains": "enterprise"}},
+            "when.segment.contains: segment is not a list; contains works on risk_factors, "
+            "health_alerts, sentiment_alerts, emotions, expansion_opportunities, recent_events",
+        ),
+        ({"any": [{"risk_factors": {"eq": "inactive"}}]}, "when.any[0].risk_factors.eq: "
+         "risk_factors is a list; use contains or excludes"),
+        ({"not": {"health_alerts": {"present": True}}}, "when.not.health_alerts.present: "
+         "health_alerts is a list"),
+        ({"recent_events": {"excludes": ["login"]}}, "when.recent_events.excludes: needs one name"),
     ],
-)
+)  # fmt: skip
 def test_bad_conditions_name_the_place(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_condition(raw, FACT_KINDS)
@@ -94,10 +110,7 @@ def test_health_and_prediction_facts_are_there_to_use() -> None:
         "nothing_wrong": {"top_risk_factor": {"present": False}},
         "weak_product_use": {"product_usage_score": {"lt": 40}, "time_to_churn_days": {"lte": 30}},
     }
-    ruleset = CompiledRuleset(
-        "prediction_facts_under_test",
-        {name: parse_condition(raw, FACT_KINDS) for name, raw in rules.items()},
-    )
+    ruleset = compiled("prediction_facts_under_test", rules)
     worrying = {
         "health_trend": "declining",
         "top_risk_factor": "champion_risk",
@@ -110,3 +123,46 @@ def test_health_and_prediction_facts_are_there_to_use() -> None:
         "declining_champion_loss",
         "weak_product_use",
     }
+
+
+LIST_CONDITIONS: dict[str, dict[str, Any]] = {
+    "champion_at_risk": {"risk_factors": {"contains": "champion_risk"}},
+    "silent": {"recent_events": {"excludes": "login"}},
+    "usage_fine": {"not": {"health_alerts": {"contains": "usage_low"}}},
+    "gone_quiet": {
+        "any": [
+            {
+                "all": [
+                    {"risk_factors": {"contains": "inactive"}},
+                    {"not": {"recent_events": {"contains": "login"}}},
+                ]
+            },
+            {"not": {"health_alerts": {"excludes": "champion_left"}}},
+        ]
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def list_ruleset() -> CompiledRuleset:
+    return compiled("list_conditions_under_test", LIST_CONDITIONS)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fired"),
+    [
+        ({}, {"silent", "usage_fine"}),
+        ({"risk_factors": ["inactive", "champion_risk"]},
+         {"champion_at_risk", "silent", "usage_fine", "gone_quiet"}),
+        ({"risk_factors": ["inactive"], "recent_events": ["email_opened", "login"]},
+         {"usage_fine"}),
+        ({"health_alerts": ["usage_low"], "recent_events": ["login"]}, set()),
+        ({"health_alerts": ["declining_trend", "champion_left"], "recent_events": ["login"]},
+         {"usage_fine", "gone_quiet"}),
+        ({"risk_factors": ["champion_risk_2"]}, {"silent", "usage_fine"}),  # whole names only
+    ],
+)  # fmt: skip
+def test_list_facts_contain_exclude_and_not_contain(
+    list_ruleset: CompiledRuleset, changes: dict[str, Any], fired: set[str]
+) -> None:
+    assert set(list_ruleset.fire(ORDINARY | changes)) == fired

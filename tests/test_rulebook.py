@@ -6,11 +6,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from factories import replace_once
+from factories import case_facts, replace_once
 
 from retention.errors import RulebookError
 from retention.rulebook.cases import CASE_DEFAULTS
+from retention.rulebook.conditions import PostedFacts
 from retention.rulebook.decide import decide
+from retention.rulebook.engine import HOST, MAX_LIVE_SESSIONS
 from retention.rulebook.loader import Rulebook, load_rulebook
 from retention.rulebook.schema import DecisionFacts
 from retention.rulebook.source import RulebookSource
@@ -25,8 +27,7 @@ def rulebook() -> Rulebook:
 
 def facts(probability: float, severity_value: float = 0.0, **other: object) -> DecisionFacts:
     """An unremarkable customer (the rule cases' defaults) at this probability and severity."""
-    given = {"churn_probability": probability, "severity_value": severity_value} | other
-    return DecisionFacts.model_validate(CASE_DEFAULTS | given)
+    return case_facts(churn_probability=probability, severity_value=severity_value, **other)
 
 
 @pytest.mark.parametrize(
@@ -124,10 +125,42 @@ def test_policy_carries_exits_checkpoints_and_order(rulebook: Rulebook) -> None:
     assert policy.strategy_order == ["standard", "nurture", "proactive_engagement", "critical_save"]
 
 
+def assert_no_live_sessions(rulebook: Rulebook) -> None:
+    """durable_rules cannot count its sessions, but takes only MAX_LIVE_SESSIONS: all of them
+    fit only when none is left over. (Never go past the limit: its MemoryError leaves the
+    engine broken for the rest of the process.)"""
+    ruleset = f"retention_{rulebook.version}"
+    posted = PostedFacts.of(placed.when for placed in rulebook.conditions())
+    host, fact = HOST, posted.post(CASE_DEFAULTS)  # fires strategy:standard
+    taken: list[str] = []
+    try:
+        for n in range(MAX_LIVE_SESSIONS):
+            host.assert_fact(ruleset, {**fact, "sid": f"probe-{n}"})
+            taken.append(f"probe-{n}")
+    finally:
+        for sid in taken:
+            host.delete_state(ruleset, sid)
+
+
 def test_sessions_are_deleted_so_thousands_of_decisions_fit(rulebook: Rulebook) -> None:
     # durable_rules raises MemoryError past 1,024 live sessions per ruleset
     for n in range(3_000):
-        decide(rulebook, facts((n % 100) / 100))
+        decide(
+            rulebook,
+            facts(
+                (n % 100) / 100,
+                (n % 7) * 9_000,
+                customer_id=f"c-{n}",
+                days_since_last_login=n % 20,
+                nps=n % 11,
+                onboarding_progress=n % 120 if n % 3 else None,
+                feature_adoption=(n % 10) / 10,
+                segment=("smb", "enterprise", "mid_market")[n % 3],
+                risk_factors=["inactive", "champion_risk"][: n % 3],
+                recent_events=["login"] if n % 2 else [],
+            ),
+        )
+    assert_no_live_sessions(rulebook)
 
 
 def test_decisions_from_many_threads_at_once(rulebook: Rulebook) -> None:

@@ -6,8 +6,8 @@ this finds rules that can never fire and churn-probability bands that overlap or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from retention.errors import RulebookError

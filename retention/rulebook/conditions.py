@@ -76,13 +76,17 @@ def _part(key: str, value: Any, facts: dict[str, type], where: str) -> Condition
         raise ValueError(f"{where}: unknown fact {key!r} (known: {', '.join(facts)})")
     if not isinstance(value, dict) or not value:
         raise ValueError(f"{where}: expected comparisons such as {{gt: 0.5}}")
-    compares = tuple(_compare(key, op, v, facts[key], f"{where}.{op}") for op, v in value.items())
+    compares = tuple(_compare(key, op, v, facts, f"{where}.{op}") for op, v in value.items())
     return compares[0] if len(compares) == 1 else AllOf(compares)
 
 
-def _compare(fact: str, op: str, value: Any, kind: type, where: str) -> Compare:
+def _compare(fact: str, op: str, value: Any, facts: dict[str, type], where: str) -> Compare:
+    kind = facts[fact]
     if kind is list:
         return _list_compare(fact, op, value, where)
+    if op in LIST_OPERATORS:
+        lists = ", ".join(name for name, k in facts.items() if k is list)
+        raise ValueError(f"{where}: {fact} is not a list; {op} works on {lists}")
     if op not in OPERATORS:
         raise ValueError(f"{where}: unknown comparison (use {', '.join(OPERATORS)})")
     if op == "present":

@@ -18,14 +18,12 @@ from retention.plan import (
     JourneyPolicy,
     PlanStep,
 )
-from retention.rulebook.conditions import Condition
 from retention.rulebook.engine import CompiledRuleset
-from retention.rulebook.loader import Rulebook
+from retention.rulebook.loader import HOLDOUT_RULE, Rulebook
 from retention.rulebook.offers import in_holdout, make_offer
 from retention.rulebook.schema import Campaign, DecisionFacts, Intervention
 
 FIRST_DECISION = JourneyContext()
-HOLDOUT_RULE = "holdout:eligible"
 
 
 def decision_facts(
@@ -95,20 +93,9 @@ def _compiled(rulebook: Rulebook) -> CompiledRuleset:
     """One durable_rules ruleset per rule-set version, compiled on first use."""
     if rulebook.version not in _compiled_versions:
         _compiled_versions[rulebook.version] = CompiledRuleset(
-            f"retention_{rulebook.version}", rule_conditions(rulebook)
+            f"retention_{rulebook.version}", {p.rule: p.when for p in rulebook.conditions()}
         )
     return _compiled_versions[rulebook.version]
-
-
-def rule_conditions(rulebook: Rulebook) -> dict[str, Condition]:
-    rules = {f"strategy:{s.name}": s.when for s in rulebook.strategies}
-    rules |= {f"severity:{t.name}": t.when for t in rulebook.severity_tiers}
-    rules |= {f"campaign:{c.name}": c.when for c in rulebook.campaigns if c.when is not None}
-    rules |= {f"offer:{o.name}": o.when for o in rulebook.offers.offers}
-    holdout = rulebook.journey.holdout
-    if holdout is not None and holdout.eligible is not None:
-        rules[HOLDOUT_RULE] = holdout.eligible
-    return rules
 
 
 def decide(

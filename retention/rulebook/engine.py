@@ -1,9 +1,9 @@
 """durable_rules behind one small interface: assert facts in a fresh session, collect, delete.
 
-durable_rules keeps one process-global host whose C core is not safe to call from several
-threads at once, cannot unregister a ruleset, and raises MemoryError past 1,024 live sessions
-per ruleset. So: one lock around every call, rulesets named by content hash and registered once,
-and every session deleted in `finally`.
+durable_rules' C core is not safe to call from several threads at once, cannot unregister a
+ruleset, and raises MemoryError past 1,024 live sessions per ruleset. So: one host of our own
+whose every call is made under one lock, rulesets named by content hash and registered once, and
+every session deleted in `finally`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from durable.engine import MessageNotHandledException
-from durable.lang import get_host
+from durable.engine import Host, MessageNotHandledException
 
 from retention.errors import RulebookError
 from retention.rulebook.conditions import Condition, PostedFacts, to_durable
@@ -22,7 +21,19 @@ from retention.rulebook.conditions import Condition, PostedFacts, to_durable
 MAX_RULESET_VERSIONS = 32
 MAX_LIVE_SESSIONS = 1_024  # per ruleset; durable_rules raises MemoryError past it
 
-_lock = threading.Lock()
+
+class _SynchronousHost(Host):  # type: ignore[misc]  # durable_rules ships no type hints
+    """durable_rules' host without its two background threads, which poll every ruleset in the
+    C core outside any lock of ours: with them, a decision raced a poll and segfaulted (seen here
+    in 1 of 3 runs of the rule tests; jruizgit/rules #291, #292, #306). Nothing here needs them:
+    the actions run inside `assert_fact`, and no rule uses timers or queued messages."""
+
+    def _run(self) -> None:
+        pass
+
+
+HOST = _SynchronousHost()
+LOCK = threading.Lock()  # every call into HOST holds it
 _registered: set[str] = set()
 _fired: dict[str, list[str]] = {}
 
@@ -44,7 +55,7 @@ class CompiledRuleset:
     def __init__(self, name: str, rules: Mapping[str, Condition]) -> None:
         self.name = name
         self.posted = PostedFacts.of(rules.values())
-        with _lock:
+        with LOCK:
             if name in _registered:
                 return
             if len(_registered) >= MAX_RULESET_VERSIONS:
@@ -55,21 +66,20 @@ class CompiledRuleset:
                 rule: {"all": [compile_condition(when)], "run": _collect(rule)}
                 for rule, when in rules.items()
             }
-            get_host().register_rulesets({name: definition})
+            HOST.register_rulesets({name: definition})
             _registered.add(name)
 
     def fire(self, facts: dict[str, Any]) -> list[str]:
         """Names of every rule whose condition holds for these facts (session deleted after)."""
         sid = uuid.uuid4().hex
         fact = self.posted.post(facts)
-        with _lock:
+        with LOCK:
             _fired[sid] = []
-            host = get_host()
             try:
-                host.assert_fact(self.name, {**fact, "sid": sid})
+                HOST.assert_fact(self.name, {**fact, "sid": sid})
             except MessageNotHandledException:
                 pass
             finally:
-                host.delete_state(self.name, sid)
+                HOST.delete_state(self.name, sid)
                 fired = _fired.pop(sid)
         return fired

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -16,11 +16,14 @@ from retention.customer import EventType
 from retention.delivery.templates import TemplateSet
 from retention.errors import RulebookError
 from retention.expansion import ExpansionPolicy
+from retention.health import HEALTH_ALERTS
+from retention.rulebook.conditions import Condition, PostedFacts
 from retention.rulebook.schema import (
     Campaign,
     CampaignsFile,
     Intervention,
     JourneyFile,
+    Offer,
     OffersFile,
     ScoringFile,
     SeverityTier,
@@ -28,6 +31,7 @@ from retention.rulebook.schema import (
     Strategy,
     TimelinesFile,
 )
+from retention.sentiment import AlertName as SentimentAlertName
 from retention.sentiment import SentimentPolicy
 
 RULE_FILES = (
@@ -41,7 +45,18 @@ RULE_FILES = (
     "expansion.yaml",
 )
 MAX_RULE_FILE_BYTES = 1_000_000
+HOLDOUT_RULE = "holdout:eligible"
 _Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PlacedCondition:
+    """A rule's `when`, its name as fired (e.g. `strategy:nurture`) and where it is written."""
+
+    rule: str
+    file: str
+    loc: tuple[str | int, ...]
+    when: Condition
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,28 @@ class Rulebook:
     def strategy_order(self) -> list[str]:
         """Least to most intensive (the file lists them highest priority first)."""
         return [s.name for s in reversed(self.strategies)]
+
+    def conditions(self) -> list[PlacedCondition]:
+        """Every `when` of the rule set: strategies, tiers, campaigns, offers, the holdout."""
+        groups: list[tuple[str, str, str, Sequence[Strategy | SeverityTier | Campaign | Offer]]]
+        groups = [
+            ("strategy", "strategies.yaml", "strategies", self.strategies),
+            ("severity", "timelines.yaml", "severity_tiers", self.severity_tiers),
+            ("campaign", "campaigns.yaml", "campaigns", self.campaigns),
+            ("offer", "offers.yaml", "offers", self.offers.offers),
+        ]
+        placed = [
+            PlacedCondition(f"{kind}:{rule.name}", file, (key, i, "when"), rule.when)
+            for kind, file, key, rules in groups
+            for i, rule in enumerate(rules)
+            if rule.when is not None
+        ]
+        eligible = self.journey.holdout.eligible if self.journey.holdout else None
+        if eligible is not None:
+            placed.append(
+                PlacedCondition(HOLDOUT_RULE, "journey.yaml", ("holdout", "eligible"), eligible)
+            )
+        return placed
 
 
 @dataclass(frozen=True)
@@ -229,6 +266,7 @@ def _check_references(rulebook: Rulebook, rules_dir: Path) -> None:
     ]
     problems += _campaign_problems(rulebook, rules_dir, events)
     problems += _offer_problems(rulebook, rules_dir)
+    problems += _membership_problems(rulebook, rules_dir)
     problems += _missing_templates(rulebook, rules_dir)
     if problems:
         raise RulebookError("\n".join(problems))
@@ -270,6 +308,25 @@ def _offer_problems(rulebook: Rulebook, rules_dir: Path) -> list[str]:
         f"{action!r}, so no offer would ever be made"
         for i, action in enumerate(rulebook.offers.attach_to)
         if action not in planned
+    ]
+
+
+def _membership_problems(rulebook: Rulebook, rules_dir: Path) -> list[str]:
+    """`contains`/`excludes` must name something the list can hold: a typo would never match."""
+    known = {
+        "risk_factors": [factor.name for factor in rulebook.scoring.risk.factors],
+        "health_alerts": list(HEALTH_ALERTS),
+        "recent_events": list(get_args(EventType)),
+        "sentiment_alerts": list(get_args(SentimentAlertName)),
+        "emotions": list(rulebook.sentiment.emotions),
+        "expansion_opportunities": list(ExpansionPolicy.model_fields),
+    }
+    return [
+        f"{locate(rules_dir / placed.file, placed.loc)}: {fact} never holds {name!r} "
+        f"(it holds: {', '.join(known[fact])})"
+        for placed in rulebook.conditions()
+        for fact, name in sorted(PostedFacts.of([placed.when]).members)
+        if name not in known[fact]
     ]
 
 

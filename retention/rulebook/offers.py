@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 from retention.plan import RetentionOffer
 from retention.rulebook.schema import DecisionFacts, Holdout, Offer
@@ -18,7 +19,7 @@ def make_offer(rule: Offer, facts: DecisionFacts) -> RetentionOffer:
     value = max(terms.minimum, value)
     if terms.maximum is not None:
         value = min(terms.maximum, value)
-    value = round(value / terms.round_to) * terms.round_to
+    value = round_half_up(value / terms.round_to) * terms.round_to
     return RetentionOffer(
         name=rule.name,
         type=rule.type,
@@ -34,8 +35,14 @@ def _expiry_days(rule: Offer, time_to_churn_days: int | None) -> int:
     expiry = rule.expiry
     if time_to_churn_days is None:
         return expiry.max_days
-    days = round(time_to_churn_days * expiry.share_of_time_to_churn)
+    days = round_half_up(time_to_churn_days * expiry.share_of_time_to_churn)
     return min(expiry.max_days, max(expiry.min_days, days))
+
+
+def round_half_up(x: float) -> int:
+    """Rounded as by hand (8.5 → 9), not to the even neighbour as `round` does (8.5 → 8);
+    float noise (8.4999999999) is settled first."""
+    return math.floor(round(x, 9) + 0.5)
 
 
 def in_holdout(customer_id: str, holdout: Holdout) -> bool:

@@ -163,6 +163,12 @@ class OfferValue(_Rule):
     maximum: float | None = Field(default=None, gt=0)
     round_to: float = Field(default=10, gt=0)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> OfferValue:
+        if self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum cannot be more than maximum")
+        return self
+
 
 class OfferExpiry(_Rule):
     share_of_time_to_churn: float = Field(gt=0, le=1)
