@@ -10,67 +10,33 @@ from uuid import uuid4
 
 import pytest
 from conftest import running_worker
-from factories import customer_id_in_group, make_customer
+from journeys import (
+    critical_customer,
+    end_journey,
+    nurture_customer,
+    start,
+    state_of,
+    until,
+    until_planned,
+)
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from retention.customer import CustomerSnapshot
 from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
 from retention.journey import (
     CancelRequest,
     EscalateRequest,
-    JourneyOptions,
     JourneyRequest,
     JourneyState,
     PauseRequest,
     ResumeRequest,
 )
-from retention.operations import start_journey
 from retention.store.records import list_outbox
 from workflows.journey import RetentionJourney
 
 pytestmark = pytest.mark.database
-
-AT_RISK = {
-    "usage": {"days_since_last_login": 21, "logins_per_week": 1.0, "logins_per_week_prior": 6.0},
-    "relationship": {"champion_status": "left", "nps": 3, "executive_engaged": False},
-    "financial": {"annual_contract_value": 90_000.0, "payment_delays_90d": 2},
-    "support": {"avg_ticket_sentiment": -0.7, "tickets_90d": 6},
-}
-WAVERING = {"usage": {"days_since_last_login": 10, "logins_per_week": 2.0}}
-
-
-def critical_customer() -> CustomerSnapshot:
-    customer_id = customer_id_in_group("crit", held_out=False)
-    return make_customer(profile={"customer_id": customer_id}, **AT_RISK)
-
-
-def nurture_customer() -> CustomerSnapshot:
-    customer_id = customer_id_in_group("nur", held_out=False)
-    return make_customer(profile={"customer_id": customer_id}, **WAVERING)
-
-
-async def start(world: Any, customer: CustomerSnapshot, **options: Any) -> WorkflowHandle:
-    """Start the way starter.py and `make run` do, on this test's task queue."""
-    handle = await start_journey(
-        world.client, customer, None, JourneyOptions(**options), task_queue=world.task_queue
-    )
-    world.journeys.append(handle)
-    return handle
-
-
-async def state_of(handle: WorkflowHandle) -> JourneyState:
-    """The state of the journey's latest run (a continue-as-new starts a new run)."""
-    latest = handle._client.get_workflow_handle(handle.id)
-    return await latest.query(RetentionJourney.state)
-
-
-async def end_journey(handle: WorkflowHandle) -> None:
-    """Cancel and wait for the close, so no journey outlives its test's worker."""
-    await handle.execute_update(RetentionJourney.cancel, CancelRequest(reason="test done"))
-    assert (await handle.result()).outcome == "cancelled"
 
 
 async def refusal(update: Awaitable[Any]) -> str:
@@ -78,18 +44,6 @@ async def refusal(update: Awaitable[Any]) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await update
     return str(refused.value.cause)
-
-
-async def until(
-    world: Any, handle: WorkflowHandle, holds: Callable[[JourneyState], bool]
-) -> JourneyState:
-    """Poll the journey's state until `holds` (activities run in real time, timers do not)."""
-    for _ in range(200):
-        state = await state_of(handle)
-        if holds(state):
-            return state
-        await world.env.sleep(timedelta(seconds=1))
-    raise AssertionError("the journey never reached the expected state")
 
 
 async def until_continued_as_new(world: Any, handle: WorkflowHandle) -> None:
@@ -105,10 +59,6 @@ async def until_continued_as_new(world: Any, handle: WorkflowHandle) -> None:
                 return
         await asyncio.sleep(0.1)
     raise AssertionError("the journey never continued as new")
-
-
-async def until_planned(world: Any, handle: WorkflowHandle) -> JourneyState:
-    return await until(world, handle, lambda state: state.strategy is not None)
 
 
 async def test_critical_journey_runs_its_whole_plan_over_weeks(world: Any) -> None:

@@ -1,0 +1,71 @@
+"""Customers and helpers for journey stories on the time-skipping server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from conftest import JourneyWorld
+from factories import customer_id_in_group, make_customer
+from temporalio.client import WorkflowHandle
+
+from retention.customer import CustomerSnapshot
+from retention.journey import CancelRequest, JourneyOptions, JourneyState
+from retention.operations import start_journey
+from workflows.journey import RetentionJourney
+
+AT_RISK = {
+    "usage": {"days_since_last_login": 21, "logins_per_week": 1.0, "logins_per_week_prior": 6.0},
+    "relationship": {"champion_status": "left", "nps": 3, "executive_engaged": False},
+    "financial": {"annual_contract_value": 90_000.0, "payment_delays_90d": 2},
+    "support": {"avg_ticket_sentiment": -0.7, "tickets_90d": 6},
+}
+WAVERING = {"usage": {"days_since_last_login": 10, "logins_per_week": 2.0}}
+
+
+def critical_customer(*, held_out: bool = False) -> CustomerSnapshot:
+    customer_id = customer_id_in_group("crit", held_out=held_out)
+    return make_customer(profile={"customer_id": customer_id}, **AT_RISK)
+
+
+def nurture_customer(*, held_out: bool = False) -> CustomerSnapshot:
+    customer_id = customer_id_in_group("nur", held_out=held_out)
+    return make_customer(profile={"customer_id": customer_id}, **WAVERING)
+
+
+async def start(world: JourneyWorld, customer: CustomerSnapshot, **options: Any) -> WorkflowHandle:
+    """Start the way starter.py and `make run` do, on this test's task queue."""
+    handle = await start_journey(
+        world.client, customer, None, JourneyOptions(**options), task_queue=world.task_queue
+    )
+    world.journeys.append(handle)
+    return handle
+
+
+async def state_of(handle: WorkflowHandle) -> JourneyState:
+    """The state of the journey's latest run (a continue-as-new starts a new run)."""
+    latest = handle._client.get_workflow_handle(handle.id)
+    return await latest.query(RetentionJourney.state)
+
+
+async def end_journey(handle: WorkflowHandle) -> None:
+    """Cancel and wait for the close, so no journey outlives its test's worker."""
+    await handle.execute_update(RetentionJourney.cancel, CancelRequest(reason="test done"))
+    assert (await handle.result()).outcome == "cancelled"
+
+
+async def until(
+    world: JourneyWorld, handle: WorkflowHandle, holds: Callable[[JourneyState], bool]
+) -> JourneyState:
+    """Poll the journey's state until `holds` (activities run in real time, timers do not)."""
+    for _ in range(200):
+        state = await state_of(handle)
+        if holds(state):
+            return state
+        await world.env.sleep(timedelta(seconds=1))
+    raise AssertionError("the journey never reached the expected state")
+
+
+async def until_planned(world: JourneyWorld, handle: WorkflowHandle) -> JourneyState:
+    return await until(world, handle, lambda state: state.strategy is not None)
