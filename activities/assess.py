@@ -42,6 +42,8 @@ class AssessActivities:
             request.upstream_churn_probability,
         )
         record_assessment(self._engine, request.journey_id, assessment)
+        if request.customer is None:
+            assessment.loaded = customer  # the journey keeps it and applies events to it
         return assessment
 
     def _load(self, customer_id: str) -> CustomerSnapshot:

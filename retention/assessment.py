@@ -22,6 +22,9 @@ class Assessment(BaseModel):
     expansion: list[ExpansionOpportunity] = Field(
         default_factory=list, description="highest expected value first"
     )
+    loaded: CustomerSnapshot | None = Field(
+        default=None, description="the snapshot as loaded from the database, before any event"
+    )
 
 
 def assess_customer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from conftest import JourneyWorld
@@ -21,10 +22,10 @@ from journeys import (
 from sqlmodel import select
 from temporalio.client import WorkflowHandle
 
-from retention.journey import EscalateRequest, JourneyState, StepState
+from retention.journey import EscalateRequest, JourneyRequest, JourneyState, StepState
 from retention.store.db import session
 from retention.store.records import list_outbox
-from retention.store.tables import InterventionRow, OutboxRow
+from retention.store.tables import ChurnPredictionRow, InterventionRow, OutboxRow
 from workflows.journey import RetentionJourney
 
 pytestmark = pytest.mark.database
@@ -294,4 +295,69 @@ async def test_an_escalation_keeps_a_running_campaign_at_its_own_pace(
     new_feature = await until(world, handle, done("re_engagement_new_feature"))
     step = step_for(new_feature, "re_engagement_new_feature")
     assert step.generation == 1 and step.due_at == campaign_before[1].due_at
+    await end_journey(handle)
+
+
+async def test_a_checkpoint_that_keeps_the_strategy_still_starts_a_campaign_now_due(
+    world: JourneyWorld,
+) -> None:
+    # healthy and on `standard`, last seen 5 days ago: not yet re-engagement material
+    customer_id = customer_id_in_group("std", held_out=False)
+    customer = make_customer(
+        profile={"customer_id": customer_id}, usage={"days_since_last_login": 5}
+    )
+    handle = await start(world, customer)
+    state = await until_planned(world, handle)
+    assert (state.strategy, state.campaigns_started) == ("standard", [])
+
+    # three quiet days later the 72 h re-score finds 8 days without a login
+    await world.env.sleep(timedelta(hours=73))
+    state = await until(world, handle, lambda s: 72 in s.checkpoints_done)
+
+    assert state.strategy == "standard" and state.outcome is None
+    assert state.campaigns_started == ["re_engagement"]
+    assert len(steps_of(state, "re_engagement")) == 4
+    await end_journey(handle)
+
+
+async def test_an_upstream_probability_decides_a_journey_started_from_a_snapshot(
+    world: JourneyWorld,
+) -> None:
+    healthy = make_customer(profile={"customer_id": customer_id_in_group("up", held_out=False)})
+    handle = await start(world, healthy, upstream_churn_probability=0.9)
+
+    state = await until_planned(world, handle)
+
+    assert (state.churn_probability, state.probability_source) == (0.9, "upstream")
+    assert state.strategy == "critical_save"
+    await end_journey(handle)
+
+
+async def test_an_event_that_opens_a_journey_counts_once_at_every_re_score(
+    world: JourneyWorld,
+) -> None:
+    customer = make_customer(profile={"customer_id": f"pay-{uuid4().hex[:8]}"})  # no delays
+    handle = await world.client.start_workflow(
+        RetentionJourney.run,
+        JourneyRequest(customer=customer),
+        id=f"retention-{customer.customer_id}",
+        task_queue=world.task_queue,
+        start_signal="customer_event",
+        start_signal_args=[{"type": "payment_failed", "data": {}}],
+    )
+    world.journeys.append(handle)
+
+    await world.env.sleep(timedelta(hours=73))
+    state = await until(world, handle, lambda s: 72 in s.checkpoints_done)
+
+    assert state.customer is not None
+    assert state.customer.financial.payment_delays_90d == 0  # the snapshot, before any event
+    with session(world.engine) as db:
+        rows = db.exec(
+            select(ChurnPredictionRow).where(ChurnPredictionRow.journey_id == handle.id)
+        ).all()
+    details = [
+        f["detail"] for row in rows for f in row.risk_factors if f["name"] == "payment_issues"
+    ]
+    assert len(rows) == 2 and details == ["1 delayed payment(s) in the last 90 days."] * 2
     await end_journey(handle)

@@ -201,7 +201,8 @@ class RetentionJourney:
 
     async def _assess_and_plan(self) -> None:
         assessment = await self._assess()
-        self._state.customer = assessment.customer
+        # the snapshot before any event: every assessment applies all accepted events to it
+        self._state.customer = self._state.customer or assessment.loaded or assessment.customer
         decision = await self._decide(assessment)
         self._state.policy = decision.policy
         self._adopt(decision, why="initial assessment", assessed=assessment)
@@ -267,6 +268,7 @@ class RetentionJourney:
         policy = self._state.policy
         if decision.strategy == self._state.strategy:
             self._note_scores(assessment)
+            self._add_campaigns(decision)  # the plan stays; a campaign may now apply
         elif policy and decision.strategy == policy.recovered_strategy:
             self._note_scores(assessment)
             self._end("recovered", f"re-scored at {checkpoint:g}h: {decision.strategy}")
@@ -323,7 +325,7 @@ class RetentionJourney:
     # ---- activities ------------------------------------------------------------------------
 
     async def _assess(self) -> Assessment:
-        first = self._state.customer is None
+        first = self._state.strategy is None  # no decision yet: an upstream probability wins
         return await workflow.execute_activity_method(
             AssessActivities.assess,
             AssessInput(
@@ -430,8 +432,6 @@ class RetentionJourney:
         s.rules_version, s.fired_rules = decision.rules_version, decision.fired_rules
         s.plan_generation = decision.plan.generation
         s.plan_started_at = now
-        new_campaigns = [c for c in decision.campaigns if c not in s.campaigns_started]
-        s.campaigns_started += new_campaigns
         s.steps += [
             StepState(
                 step=step,
@@ -439,11 +439,27 @@ class RetentionJourney:
                 due_at=now + self._real(step.at_hours),
             )
             for step in decision.plan.steps
-            if step.campaign is None or step.campaign in new_campaigns
+            if step.campaign is None
         ]
+        self._add_campaigns(decision)
         if assessed is not None:
             self._note_scores(assessed)
         self._settle()
+
+    def _add_campaigns(self, decision: Decision) -> None:
+        """The decision's campaigns that have not run in this journey start now: once each."""
+        s, now = self._state, workflow.now()
+        new = [c for c in decision.campaigns if c not in s.campaigns_started]
+        s.campaigns_started += new
+        s.steps += [
+            StepState(
+                step=step,
+                generation=decision.plan.generation,
+                due_at=now + self._real(step.at_hours),
+            )
+            for step in decision.plan.steps
+            if step.campaign in new
+        ]
 
     def _follow_campaigns(self, event_type: str, data: dict[str, Any]) -> None:
         """A customer event may end a running campaign or start one (e.g. a milestone)."""
