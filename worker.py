@@ -7,6 +7,7 @@ import concurrent.futures
 import logging
 import signal
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,17 @@ from activities.record import RecordActivities
 from retention.rulebook.source import RulebookSource
 from retention.settings import get_settings
 from retention.store.db import make_engine
+from retention.store.rule_sets import archive_rule_set
 from retention.temporal import connect
 from workflows.journey import RetentionJourney
 
 WORKFLOWS = [RetentionJourney]
 
 
-def build_activities(
-    engine: Engine, rulebooks: RulebookSource, outbox_dir: Path
-) -> list[Callable[..., Any]]:
-    """Every activity, bound to the dependencies it needs (built once per worker)."""
+def build_activities(engine: Engine, rules_dir: Path, outbox_dir: Path) -> list[Callable[..., Any]]:
+    """Every activity, bound to the dependencies it needs (built once per worker); every rule
+    set the worker loads is archived, so later messages of a journey use its templates."""
+    rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
     return [
         AssessActivities(engine, rulebooks).assess,
         DecideActivities(rulebooks).decide,
@@ -47,9 +49,7 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     activities = build_activities(
-        make_engine(settings.database_url),
-        RulebookSource(settings.rules_dir),
-        settings.outbox_dir,
+        make_engine(settings.database_url), settings.rules_dir, settings.outbox_dir
     )
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(

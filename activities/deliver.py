@@ -13,6 +13,7 @@ from retention.delivery.outbox import DeliverRequest, DeliveryReceipt, deliver_c
 from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput
 from retention.rulebook.source import RulebookSource
+from retention.store.rule_sets import archived_templates
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +34,20 @@ class DeliverActivities:
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from exc
 
     def _templates_for(self, request: DeliverRequest) -> TemplateSet:
-        """The templates of the rule set that made the journey's plan, while this worker still
-        holds that version; after a restart, those in force."""
-        pinned = self._rulebooks.kept(request.rules_version)
-        if pinned is None:
-            current = self._rulebooks.current()
-            if request.rules_version and request.rules_version != current.version:
-                log.warning(
-                    "rules %s no longer held: %s renders with %s",
-                    request.rules_version,
-                    request.idempotency_key,
-                    current.version,
-                )
+        """The templates of the rule set that made the journey's plan: held in memory, else
+        from the archive; the templates in force only for a version never archived."""
+        version = request.rules_version
+        if (pinned := self._rulebooks.kept(version)) is not None:
+            return pinned.templates
+        current = self._rulebooks.current()
+        if version is None or version == current.version:
             return current.templates
-        return pinned.templates
+        if (archived := archived_templates(self._engine, version, current.templates_dir)) is None:
+            log.warning(
+                "rules %s not archived: %s renders with %s",
+                version,
+                request.idempotency_key,
+                current.version,
+            )
+            return current.templates
+        return archived

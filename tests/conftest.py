@@ -25,7 +25,6 @@ from retention.health import HealthPolicy
 from retention.risk import RiskPolicy
 from retention.rulebook.loader import load_yaml_model
 from retention.rulebook.schema import ScoringFile
-from retention.rulebook.source import RulebookSource
 from retention.store.db import make_engine
 from retention.temporal import register_search_attributes
 from worker import WORKFLOWS, build_activities
@@ -122,7 +121,7 @@ class JourneyWorld:
 @pytest.fixture
 def journey_activities(engine: Engine, tmp_path: Path) -> list[Callable[..., Any]]:
     """The real activities; a test module overrides this fixture to swap one."""
-    return build_activities(engine, RulebookSource(RULES_DIR), tmp_path / "outbox")
+    return build_activities(engine, RULES_DIR, tmp_path / "outbox")
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from test_delivery import make_request, make_step
 from activities.deliver import DeliverActivities
 from retention.rulebook import source
 from retention.rulebook.source import RulebookSource
+from retention.store.rule_sets import archive_rule_set
 
 pytestmark = pytest.mark.database
 
@@ -21,20 +23,24 @@ SUBJECT = "Something for {{ customer.profile.company }}, as a thank-you"
 def test_a_template_edit_waits_for_the_journeys_next_plan(
     engine: Engine, rules_copy: Path, tmp_path: Path
 ) -> None:
-    rulebooks = RulebookSource(rules_copy)
+    archive = partial(archive_rule_set, engine)
+    rulebooks = RulebookSource(rules_copy, on_load=archive)
     planned_under = rulebooks.current().version
     replace_once(rules_copy / "templates" / "retention_offer.j2", SUBJECT, "A NEW SUBJECT")
     edited = rulebooks.current().version
-    deliver = DeliverActivities(engine, tmp_path / "outbox", rulebooks).deliver
+    after_restart = RulebookSource(rules_copy, on_load=archive)  # holds only the edited version
 
-    def subject(step_id: str, version: str | None) -> str:
+    def subject(rulebooks: RulebookSource, step_id: str, version: str | None) -> str:
+        deliver = DeliverActivities(engine, tmp_path / "outbox", rulebooks).deliver
         request = make_request(step=make_step(step_id=step_id))
         return deliver(request.model_copy(update={"rules_version": version})).subject
 
     assert edited != planned_under
-    assert subject("g1-01-retention_offer", planned_under).startswith("Something for")
-    assert subject("g2-01-retention_offer", edited) == "A NEW SUBJECT"
-    assert subject("g3-01-retention_offer", "0123456789ab") == "A NEW SUBJECT"  # not held: current
+    assert subject(rulebooks, "g1-01-retention_offer", planned_under).startswith("Something for")
+    assert subject(rulebooks, "g2-01-retention_offer", edited) == "A NEW SUBJECT"
+    assert subject(after_restart, "g3-01-retention_offer", planned_under).startswith("Something")
+    never_archived = "0123456789ab"  # e.g. planned before this version existed: those in force
+    assert subject(after_restart, "g4-01-retention_offer", never_archived) == "A NEW SUBJECT"
 
 
 def test_a_refused_edit_leaves_every_version_in_place(rules_copy: Path) -> None:

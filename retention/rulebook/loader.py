@@ -72,8 +72,15 @@ class Rulebook:
     scoring: ScoringFile
     sentiment: SentimentPolicy
     expansion: ExpansionPolicy
-    version: str
-    templates: TemplateSet
+    files: RuleFiles
+
+    @property
+    def version(self) -> str:
+        return self.files.version
+
+    @property
+    def templates(self) -> TemplateSet:
+        return self.files.templates
 
     @property
     def templates_dir(self) -> Path:
@@ -155,8 +162,7 @@ def parse_rulebook(files: RuleFiles) -> Rulebook:
         scoring=files.model("scoring.yaml", ScoringFile),
         sentiment=files.model("sentiment.yaml", SentimentPolicy),
         expansion=files.model("expansion.yaml", ExpansionPolicy),
-        version=files.version,
-        templates=files.templates,
+        files=files,
     )
     _check_references(rulebook, files.folder)
     return rulebook

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from retention.errors import RulebookError
@@ -20,12 +21,17 @@ KEPT_VERSIONS = 16  # bounded: durable_rules never frees a compiled ruleset eith
 
 
 class RulebookSource:
-    def __init__(self, rules_dir: Path) -> None:
+    def __init__(
+        self, rules_dir: Path, on_load: Callable[[Rulebook], None] = lambda rulebook: None
+    ) -> None:
+        """`on_load` sees every version this source adopts (the worker archives them)."""
         self._rules_dir = rules_dir
         self._lock = threading.Lock()
+        self._on_load = on_load
         self._current = load_rulebook(rules_dir)  # a broken rule set at start is fatal
         self._kept: OrderedDict[str, Rulebook] = OrderedDict({self._current.version: self._current})
         self._refused: str | None = None
+        on_load(self._current)
 
     def current(self) -> Rulebook:
         with self._lock:
@@ -48,6 +54,7 @@ class RulebookSource:
             return self._kept.get(version) if version else None
 
     def _adopt(self, rulebook: Rulebook) -> None:
+        self._on_load(rulebook)
         self._current = rulebook
         self._kept[rulebook.version] = rulebook
         self._kept.move_to_end(rulebook.version)

@@ -170,3 +170,14 @@ class AuditRow(SQLModel, table=True):
     entry_key: str | None = Field(
         default=None, unique=True, description="set by retried writers so a retry adds no row"
     )
+
+
+class RuleSetRow(SQLModel, table=True):
+    """Every rule-set version a worker loaded, as its files were: a journey planned under it
+    renders its messages with its templates even after the files or the worker changed."""
+
+    __tablename__ = "rule_sets"
+
+    version: str = Field(primary_key=True)
+    files: dict[str, str] = Field(sa_type=JSON, description="file name → text; templates/x.j2")
+    loaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
