@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from retention.assessment import Assessment, assess_customer  # noqa: E402
 from retention.customer import parse_customer  # noqa: E402
 from retention.rulebook.conditions import PostedFacts  # noqa: E402
-from retention.rulebook.decide import decide, decision_facts  # noqa: E402
+from retention.rulebook.decide import decide, decision_facts, first_match_only  # noqa: E402
 from retention.rulebook.engine import HOST, LOCK, MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
 from retention.rulebook.loader import Rulebook, load_rulebook  # noqa: E402
 
@@ -58,7 +58,7 @@ def rate(work: Callable[[int], None], n: int) -> float:
 def floor_ruleset(rulebook: Rulebook) -> str:
     """The rule set's conditions registered again with actions that do nothing."""
     name = f"floor_{rulebook.version}"
-    rules = {placed.rule: placed.when for placed in rulebook.conditions()}
+    rules = first_match_only(rulebook.conditions())
     with LOCK:
         HOST.register_rulesets(
             {name: {r: {"all": [compile_condition(w)], "run": _nothing} for r, w in rules.items()}}
@@ -112,8 +112,8 @@ def main() -> None:
     n = parser.parse_args().decisions
     rulebook = load_rulebook(ROOT / "rules")
     people = population(rulebook)
-    posted = PostedFacts.of(placed.when for placed in rulebook.conditions())
-    facts = [posted.post(decision_facts(p).model_dump()) for p in people]
+    posted = PostedFacts.of(first_match_only(rulebook.conditions()).values())
+    facts = [posted.post(decision_facts(p)) for p in people]
     floor = floor_ruleset(rulebook)
 
     def full(i: int) -> None:

@@ -12,7 +12,7 @@ from retention.customer import CustomerSnapshot
 from retention.rulebook.cases import CASE_DEFAULTS
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.offers import in_holdout
-from retention.rulebook.schema import DecisionFacts
+from retention.rulebook.schema import DecisionFacts, validate_facts
 from retention.settings import ROOT
 
 # A healthy, active customer: every risk factor is clear and health scores "healthy".
@@ -75,7 +75,7 @@ def make_customer(**overrides: Any) -> CustomerSnapshot:
 
 def case_facts(**given: Any) -> DecisionFacts:
     """Decision facts as a rule case builds them: an unremarkable customer plus `given`."""
-    return DecisionFacts.model_validate(CASE_DEFAULTS | given)
+    return validate_facts(CASE_DEFAULTS | given)
 
 
 def replace_once(path: Path, old: str, new: str) -> None:

@@ -12,7 +12,7 @@ from retention.errors import RulebookError
 from retention.plan import Decision
 from retention.rulebook.decide import decide
 from retention.rulebook.loader import Rulebook, load_yaml_model, locate
-from retention.rulebook.schema import DecisionFacts
+from retention.rulebook.schema import DecisionFacts, validate_facts
 
 # A case lists only the facts it is about; the rest are those of an unremarkable customer.
 CASE_DEFAULTS: dict[str, Any] = {
@@ -96,7 +96,7 @@ class Case(_Strict):
     expect: Expectation
 
     def facts(self) -> DecisionFacts:
-        return DecisionFacts.model_validate(CASE_DEFAULTS | self.given)
+        return validate_facts(CASE_DEFAULTS | self.given)
 
 
 class CaseFile(_Strict):

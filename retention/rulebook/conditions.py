@@ -16,7 +16,7 @@ List facts (health alerts, risk factors, recent events, ...) take `contains` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,7 +203,7 @@ class PostedFacts:
             members=frozenset((c.fact, c.value) for c in compares if c.op in listed),
         )
 
-    def post(self, facts: dict[str, Any]) -> dict[str, Any]:
+    def post(self, facts: Mapping[str, Any]) -> dict[str, Any]:
         posted: dict[str, Any] = {}
         for name in self.scalars:
             value = facts[name]

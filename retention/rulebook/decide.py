@@ -18,8 +18,9 @@ from retention.plan import (
     JourneyPolicy,
     PlanStep,
 )
+from retention.rulebook.conditions import AllOf, Condition, Not
 from retention.rulebook.engine import CompiledRuleset
-from retention.rulebook.loader import HOLDOUT_RULE, Rulebook
+from retention.rulebook.loader import HOLDOUT_RULE, PlacedCondition, Rulebook
 from retention.rulebook.offers import in_holdout, make_offer
 from retention.rulebook.schema import Campaign, DecisionFacts, Intervention
 
@@ -33,8 +34,7 @@ def decision_facts(
     sentiment, expansion = assessment.sentiment, assessment.expansion
     usage, profile = customer.usage, customer.profile
     signup = profile.signup_date
-    # built from models that were validated already: no second validation on this hot path
-    return DecisionFacts.model_construct(
+    return DecisionFacts(
         customer_id=profile.customer_id,
         churn_probability=prediction.probability,
         severity_value=prediction.severity_value,
@@ -93,9 +93,28 @@ def _compiled(rulebook: Rulebook) -> CompiledRuleset:
     """One durable_rules ruleset per rule-set version, compiled on first use."""
     if rulebook.version not in _compiled_versions:
         _compiled_versions[rulebook.version] = CompiledRuleset(
-            f"retention_{rulebook.version}", {p.rule: p.when for p in rulebook.conditions()}
+            f"retention_{rulebook.version}", first_match_only(rulebook.conditions())
         )
     return _compiled_versions[rulebook.version]
+
+
+FIRST_MATCH = ("strategy", "severity", "offer")
+
+
+def first_match_only(placed: list[PlacedCondition]) -> dict[str, Condition]:
+    """Rules of a first-match kind compiled as "mine and none before me": durable_rules then
+    fires one rule per kind, and each fired rule costs it a round of JSON in and out."""
+    rules: dict[str, Condition] = {}
+    earlier: dict[str, list[Condition]] = {kind: [] for kind in FIRST_MATCH}
+    for p in placed:
+        kind = p.rule.split(":", 1)[0]
+        before = earlier.get(kind)
+        if before is None:  # campaigns: every match fires
+            rules[p.rule] = p.when
+            continue
+        rules[p.rule] = AllOf((p.when, *(Not(w) for w in before))) if before else p.when
+        before.append(p.when)
+    return rules
 
 
 def decide(
@@ -106,7 +125,7 @@ def decide(
     escalate_from: str | None = None,
 ) -> Decision:
     """First matching strategy and severity tier; `escalate_from` forces at least one step up."""
-    fired = _compiled(rulebook).fire(facts.model_dump())
+    fired = _compiled(rulebook).fire(facts)
     strategy = _first(fired, "strategy", [s.name for s in rulebook.strategies], facts)
     if escalate_from is not None:
         strategy = _escalated(rulebook.strategy_order, strategy, escalate_from)
@@ -131,7 +150,7 @@ def _for_customer(
     if (
         holdout is not None
         and (holdout.eligible is None or HOLDOUT_RULE in fired)
-        and in_holdout(facts.customer_id, holdout)
+        and in_holdout(facts["customer_id"], holdout)
     ):
         extra["holdout"] = True
         also_fired.append("holdout")
@@ -210,8 +229,8 @@ def _first(fired: list[str], kind: str, ordered: list[str], facts: DecisionFacts
         if f"{kind}:{name}" in fired:
             return name
     raise RulebookError(
-        f"no {kind} rule matches churn_probability={facts.churn_probability}, "
-        f"severity_value={facts.severity_value}: add a catch-all {kind}"
+        f"no {kind} rule matches churn_probability={facts['churn_probability']}, "
+        f"severity_value={facts['severity_value']}: add a catch-all {kind}"
     )
 
 

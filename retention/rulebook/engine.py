@@ -69,7 +69,7 @@ class CompiledRuleset:
             HOST.register_rulesets({name: definition})
             _registered.add(name)
 
-    def fire(self, facts: dict[str, Any]) -> list[str]:
+    def fire(self, facts: Mapping[str, Any]) -> list[str]:
         """Names of every rule whose condition holds for these facts (session deleted after)."""
         sid = uuid.uuid4().hex
         fact = self.posted.post(facts)

@@ -11,11 +11,11 @@ from retention.rulebook.schema import DecisionFacts, Holdout, Offer
 
 def make_offer(rule: Offer, facts: DecisionFacts) -> RetentionOffer:
     """Value from the contract and the churn probability; expiry from the time to churn."""
-    contract = facts.annual_contract_value
+    contract = facts["annual_contract_value"]
     terms = rule.value
     value = contract * terms.share_of_contract
     if terms.scale_by_probability:
-        value *= facts.churn_probability
+        value *= facts["churn_probability"]
     value = max(terms.minimum, value)
     if terms.maximum is not None:
         value = min(terms.maximum, value)
@@ -27,7 +27,7 @@ def make_offer(rule: Offer, facts: DecisionFacts) -> RetentionOffer:
         percent_of_contract=round(value / contract * 100, 2) if contract else 0.0,
         duration_months=rule.duration_months,
         conditions=rule.conditions,
-        expires_in_days=_expiry_days(rule, facts.time_to_churn_days),
+        expires_in_days=_expiry_days(rule, facts["time_to_churn_days"]),
     )
 
 

@@ -54,8 +54,8 @@ def simulate(before: Rulebook, after: Rulebook, customers: list[CustomerSnapshot
             changed.append(
                 CustomerChange(
                     customer_id=customer.customer_id,
-                    churn_probability=new_facts.churn_probability,
-                    churn_probability_before=old_facts.churn_probability,
+                    churn_probability=new_facts["churn_probability"],
+                    churn_probability_before=old_facts["churn_probability"],
                     before=old.strategy,
                     after=new.strategy,
                     severity_before=old.severity_tier,
