@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StrategyChange,
     )
-    from retention.plan import Decision, EventCampaign, JourneyContext
+    from retention.plan import Decision, EventCampaign, JourneyContext, PlanStep
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
 SCORING_TIMEOUT = timedelta(seconds=60)
@@ -432,15 +432,8 @@ class RetentionJourney:
         s.rules_version, s.fired_rules = decision.rules_version, decision.fired_rules
         s.plan_generation = decision.plan.generation
         s.plan_started_at = now
-        s.steps += [
-            StepState(
-                step=step,
-                generation=decision.plan.generation,
-                due_at=now + self._real(step.at_hours),
-            )
-            for step in decision.plan.steps
-            if step.campaign is None
-        ]
+        own = [step for step in decision.plan.steps if step.campaign is None]
+        s.steps += self._scheduled(own, decision.plan.generation)
         self._add_campaigns(decision)
         if assessed is not None:
             self._note_scores(assessed)
@@ -448,17 +441,18 @@ class RetentionJourney:
 
     def _add_campaigns(self, decision: Decision) -> None:
         """The decision's campaigns that have not run in this journey start now: once each."""
-        s, now = self._state, workflow.now()
+        s = self._state
         new = [c for c in decision.campaigns if c not in s.campaigns_started]
         s.campaigns_started += new
-        s.steps += [
-            StepState(
-                step=step,
-                generation=decision.plan.generation,
-                due_at=now + self._real(step.at_hours),
-            )
-            for step in decision.plan.steps
-            if step.campaign in new
+        steps = [step for step in decision.plan.steps if step.campaign in new]
+        s.steps += self._scheduled(steps, decision.plan.generation)
+
+    def _scheduled(self, steps: list[PlanStep], generation: int) -> list[StepState]:
+        """Steps due their `at_hours` of journey time from now."""
+        now = workflow.now()
+        return [
+            StepState(step=step, generation=generation, due_at=now + self._real(step.at_hours))
+            for step in steps
         ]
 
     def _follow_campaigns(self, event_type: str, data: dict[str, Any]) -> None:
@@ -495,15 +489,9 @@ class RetentionJourney:
         if start in self._state.campaigns_started:
             return
         self._state.campaigns_started.append(start)
-        n, now = len(self._state.campaigns_started), workflow.now()
-        self._state.steps += [
-            StepState(
-                step=step.model_copy(update={"step_id": f"e{n}-{step.step_id}"}),
-                generation=self._state.plan_generation,
-                due_at=now + self._real(step.at_hours),
-            )
-            for step in campaign.steps
-        ]
+        n = len(self._state.campaigns_started)
+        steps = [s.model_copy(update={"step_id": f"e{n}-{s.step_id}"}) for s in campaign.steps]
+        self._state.steps += self._scheduled(steps, self._state.plan_generation)
 
     def _note_scores(self, assessment: Assessment) -> None:
         p = assessment.prediction
