@@ -166,6 +166,13 @@ class RiskPolicy(BaseModel):
         return factors
 
 
+class ModelDriver(BaseModel):
+    """One input's push on this customer's churn score, as the model itself computes it."""
+
+    feature: str
+    contribution: float = Field(description="to the cumulative hazard -ln(1 - p); > 0 raises it")
+
+
 class ChurnPrediction(BaseModel):
     probability: float = Field(ge=0, le=1)
     confidence: float = Field(ge=0, le=1)
@@ -175,6 +182,9 @@ class ChurnPrediction(BaseModel):
     model_version: str
     probability_source: Literal["model", "upstream"] = "model"
     recommended_actions: list[str] = Field(default_factory=list)
+    drivers: list[ModelDriver] = Field(
+        default_factory=list, description="the model's own reasons, largest first; none upstream"
+    )
 
 
 Fired = list[tuple[RiskFactorRule, RiskFactor]]
@@ -242,6 +252,23 @@ def baseline_probability(factors: list[RiskFactor], health: HealthScore) -> floa
     return round(1 - survival, 3)
 
 
+HEALTH_DRIVER = "health"
+
+
+def baseline_drivers(factors: list[RiskFactor], health: HealthScore) -> list[ModelDriver]:
+    """baseline-0 is additive in cumulative hazard: -ln(1 - p) = -ln(0.95) + sum over factors of
+    -ln(1 - impact) - ln(1 - 0.5 h). Each factor and the health deficit is one term (the base
+    hazard is the bias), so these are exact per-customer contributions, not an approximation."""
+    terms = [(factor.name, factor.impact) for factor in factors]
+    terms.append((HEALTH_DRIVER, HEALTH_HAZARD_WEIGHT * health_deficit(health)))
+    drivers = [
+        ModelDriver(feature=name, contribution=round(-math.log(max(1e-9, 1 - hazard)), 4))
+        for name, hazard in terms
+        if hazard > 0
+    ]
+    return sorted(drivers, key=lambda driver: driver.contribution, reverse=True)
+
+
 def baseline_confidence(factors: list[RiskFactor], health: HealthScore) -> float:
     """0.3 + 0.3 x (1 - |p_f - h|): higher when the risk factors and the health deficit agree.
 
@@ -262,7 +289,7 @@ def baseline_prediction(
     """
     fired = fired_rules(snapshot, policy)
     factors = [factor for _, factor in fired]
-    return _prediction(
+    prediction = _prediction(
         snapshot,
         fired,
         probability=baseline_probability(factors, health),
@@ -270,6 +297,8 @@ def baseline_prediction(
         model_version=BASELINE_MODEL_VERSION,
         source="model",
     )
+    prediction.drivers = baseline_drivers(factors, health)
+    return prediction
 
 
 def upstream_prediction(

@@ -87,6 +87,7 @@ def test_several_comparisons_mean_all_of_them() -> None:
         (
             {"segment": {"contains": "enterprise"}},
             "when.segment.contains: segment is not a list; contains works on risk_factors, "
+            "model_drivers, "
             "health_alerts, sentiment_alerts, emotions, expansion_opportunities, recent_events",
         ),
         ({"any": [{"risk_factors": {"eq": "inactive"}}]}, "when.any[0].risk_factors.eq: "
@@ -166,3 +167,39 @@ def test_list_facts_contain_exclude_and_not_contain(
     list_ruleset: CompiledRuleset, changes: dict[str, Any], fired: set[str]
 ) -> None:
     assert set(list_ruleset.fire(ORDINARY | changes)) == fired
+
+
+SIGNALS = {
+    "souring": {
+        "sentiment_alerts": {"contains": "persistent_negative"},
+        "sentiment_recent": {"lt": -0.3},
+    },
+    "model_blames_health": {"top_driver": {"eq": "health"},
+                            "model_drivers": {"excludes": "inactive"}},
+    "worth_growing": {"expansion_opportunities": {"contains": "user_expansion"},
+                      "expansion_value": {"gte": 5000}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "fired"),
+    [
+        ({}, {"model_blames_health"}),
+        ({"sentiment_alerts": ["persistent_negative"], "sentiment_recent": -0.6},
+         {"souring", "model_blames_health"}),
+        ({"sentiment_alerts": ["persistent_negative"], "sentiment_recent": None},
+         {"model_blames_health"}),
+        ({"model_drivers": ["health", "inactive"]}, set()),
+        ({"top_driver": "inactive", "model_drivers": ["inactive"]}, set()),
+        ({"expansion_opportunities": ["user_expansion"], "expansion_value": 7500.0},
+         {"worth_growing", "model_blames_health"}),
+        ({"expansion_opportunities": ["api_expansion"], "expansion_value": 7500.0},
+         {"model_blames_health"}),
+    ],
+)  # fmt: skip
+def test_sentiment_model_and_expansion_facts_fire_as_written(
+    changes: dict[str, Any], fired: set[str]
+) -> None:
+    ruleset = compiled("signals_under_test", SIGNALS)
+
+    assert set(ruleset.fire(ORDINARY | changes)) == fired

@@ -3,6 +3,7 @@ upstream churn predictions."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -224,3 +225,27 @@ def test_upstream_probability_out_of_range_is_refused(
     health = score_health(HEALTHY, AT, scoring.health)
     with pytest.raises(InvalidInput, match="probability"):
         upstream_prediction(HEALTHY, health, scoring.risk, probability)
+
+
+def test_baseline_drivers_are_its_own_terms_largest_first(
+    predict: Callable[[CustomerSnapshot], ChurnPrediction],
+) -> None:
+    prediction = predict(make_customer(**ALL_FACTORS))
+
+    contributions = [d.contribution for d in prediction.drivers]
+    assert [d.feature for d in prediction.drivers][:2] == ["champion_risk", "usage_decline"]
+    assert contributions == sorted(contributions, reverse=True)
+    assert {d.feature for d in prediction.drivers} == {
+        *(f.name for f in prediction.risk_factors),
+        "health",
+    }
+    # bias (the 5% base hazard) plus the drivers give back the probability: nothing is left out
+    hazard = -math.log(0.95) + sum(contributions)
+    assert 1 - math.exp(-hazard) == pytest.approx(prediction.probability, abs=1e-3)
+
+
+def test_an_upstream_probability_has_no_drivers_of_ours(scoring: ScoringFile) -> None:
+    customer = make_customer(**ALL_FACTORS)
+    health = score_health(customer, AT, scoring.health)
+
+    assert upstream_prediction(customer, health, scoring.risk, 0.5).drivers == []

@@ -39,6 +39,8 @@ CASE_DEFAULTS: dict[str, Any] = {
     "risk_factor_count": 0,
     "top_risk_factor": None,
     "risk_factors": [],
+    "model_drivers": ["health"],
+    "top_driver": "health",
     "health_alerts": [],
     "feature_adoption": 0.7,
     "active_users": 20,

@@ -58,6 +58,8 @@ def decision_facts(
         risk_factor_count=len(prediction.risk_factors),
         top_risk_factor=prediction.risk_factors[0].name if prediction.risk_factors else None,
         risk_factors=[factor.name for factor in prediction.risk_factors],
+        model_drivers=[d.feature for d in prediction.drivers if d.contribution > 0],
+        top_driver=prediction.drivers[0].feature if prediction.drivers else None,
         health_alerts=list(health.alerts),
         feature_adoption=round(usage.features_used / usage.total_features, 4),
         active_users=usage.active_users,

@@ -17,6 +17,7 @@ from retention.delivery.templates import TemplateSet
 from retention.errors import RulebookError
 from retention.expansion import ExpansionPolicy
 from retention.health import HEALTH_ALERTS
+from retention.risk import HEALTH_DRIVER
 from retention.rulebook.conditions import Condition, PostedFacts
 from retention.rulebook.schema import (
     Campaign,
@@ -321,6 +322,8 @@ def _membership_problems(rulebook: Rulebook, rules_dir: Path) -> list[str]:
     """`contains`/`excludes` must name something the list can hold: a typo would never match."""
     known = {
         "risk_factors": [factor.name for factor in rulebook.scoring.risk.factors],
+        "model_drivers": [factor.name for factor in rulebook.scoring.risk.factors]
+        + [HEALTH_DRIVER],
         "health_alerts": list(HEALTH_ALERTS),
         "recent_events": list(get_args(EventType)),
         "sentiment_alerts": list(get_args(SentimentAlertName)),

@@ -75,6 +75,8 @@ class DecisionFacts(TypedDict):
     risk_factor_count: int
     top_risk_factor: str | None
     risk_factors: list[str]
+    model_drivers: list[str]
+    top_driver: str | None
     health_alerts: list[str]
     feature_adoption: float
     active_users: int
