@@ -309,13 +309,14 @@ def _population(customers: Path, from_database: bool) -> list[CustomerSnapshot]:
     return read_customers(customers)
 
 
-SCORING_FILES = ("scoring.yaml", "sentiment.yaml", "expansion.yaml")
+SEED_FILES = ("scoring.yaml", "sentiment.yaml", "expansion.yaml", "kpis.yaml")
 
 
 def _rules_folder(against: str, scratch: Path, current: Path) -> Path:
     """A rule set folder as given, or `rules/` as it was at a git ref, unpacked into `scratch`.
 
-    A ref from before a scoring file existed (scoring, sentiment, expansion) uses `current`'s.
+    A ref from before a seed-number file existed (scoring, sentiment, expansion, KPI targets)
+    uses `current`'s.
     """
     import shutil
     import subprocess
@@ -334,7 +335,7 @@ def _rules_folder(against: str, scratch: Path, current: Path) -> Path:
         raise InvalidInput(f"--against {against!r} is neither a folder nor a git ref with rules/")
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
         tar.extractall(scratch, filter="data")
-    for name in SCORING_FILES:
+    for name in SEED_FILES:
         if not (scratch / "rules" / name).exists():
             shutil.copy(current / name, scratch / "rules" / name)
             typer.echo(f"{against} has no rules/{name}: yours is used for it", err=True)

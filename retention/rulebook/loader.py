@@ -17,6 +17,7 @@ from retention.delivery.templates import TemplateSet
 from retention.errors import RulebookError
 from retention.expansion import ExpansionPolicy
 from retention.health import HEALTH_ALERTS
+from retention.kpis import KpiTargets
 from retention.risk import HEALTH_DRIVER
 from retention.rulebook.conditions import Condition, PostedFacts
 from retention.rulebook.schema import (
@@ -44,6 +45,7 @@ RULE_FILES = (
     "campaigns.yaml",
     "sentiment.yaml",
     "expansion.yaml",
+    "kpis.yaml",
 )
 MAX_RULE_FILE_BYTES = 1_000_000
 HOLDOUT_RULE = "holdout:eligible"
@@ -73,6 +75,7 @@ class Rulebook:
     scoring: ScoringFile
     sentiment: SentimentPolicy
     expansion: ExpansionPolicy
+    kpis: KpiTargets
     files: RuleFiles
 
     @property
@@ -163,6 +166,7 @@ def parse_rulebook(files: RuleFiles) -> Rulebook:
         scoring=files.model("scoring.yaml", ScoringFile),
         sentiment=files.model("sentiment.yaml", SentimentPolicy),
         expansion=files.model("expansion.yaml", ExpansionPolicy),
+        kpis=files.model("kpis.yaml", KpiTargets),
         files=files,
     )
     _check_references(rulebook, files.folder)
