@@ -5,6 +5,7 @@
     python starter.py show cust-001
     python starter.py list --tier critical
     python starter.py cancel cust-001 --reason "customer asked for no contact"
+    python starter.py model generate --customers 100000 --seed 1 --out var/generated.parquet
 
 The Temporal calls themselves live in `retention.operations` (shared with `make run`).
 """
@@ -75,6 +76,8 @@ customers_app = typer.Typer(help="Customers in the retention database.", no_args
 app.add_typer(customers_app, name="customers")
 rules_app = typer.Typer(help="Check and test the rule set (rules/).", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+model_app = typer.Typer(help="The churn model's data: generated populations.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 
 console = Console(highlight=False)
 
@@ -352,6 +355,42 @@ def _moves_table(result: Simulation) -> Table:
     for before, row in result.moves.items():
         table.add_row(before, *[str(row.get(a, "")) for a in afters])
     return table
+
+
+# ---- model ----------------------------------------------------------------------------------
+
+
+@model_app.command("generate")
+@friendly
+def model_generate(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="How many customers.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="The training file to write: .csv or .parquet.")
+    ],
+    seed: Annotated[int, typer.Option("--seed", help="The same seed, the same customers.")] = 1,
+) -> None:
+    """Generate customers with their churn outcome (retention/model/generator.py) as a training
+    file in the documented schema (README: Training data)."""
+    from rich.progress import Progress
+
+    from retention.model.generator import HORIZON_DAYS, generate_population
+    from retention.model.training_data import write_training_file
+
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise InvalidInput(f"--out: {out}: name a .csv or .parquet file")
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("generating", total=customers)
+        population = generate_population(
+            customers, seed, progress=lambda done: progress.update(task, completed=done)
+        )
+        progress.add_task(f"writing {out}", total=None)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_training_file(population, out)
+    console.print(
+        f"wrote {len(population)} rows to {out} · seed {seed} · "
+        f"churn rate {population.churn_rate:.1%} within {HORIZON_DAYS} days",
+        soft_wrap=True,
+    )
 
 
 # ---- customers -------------------------------------------------------------------------------

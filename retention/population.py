@@ -15,6 +15,10 @@ The CSV format, for spreadsheets and database exports (`examples/population.csv`
 Reading is all or nothing: the first problem is raised as `InvalidInput` naming file, line and
 column (`pop.csv:14: usage.total_features: Input should be greater than or equal to 1`).
 
+The same columns can come as Parquet (`read_rows_parquet`, `write_customers_parquet`), and a
+caller may add columns of its own after the snapshot's (`extra`: training labels, see
+retention/model/training_data.py); the readers return those cells untouched for it to check.
+
 Regenerate the sample: `python -m retention.population examples/customers examples/population.csv`
 (`make population`).
 """
@@ -23,22 +27,20 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import types
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from retention.customer import CustomerSnapshot, describe_validation_error, parse_customer
 from retention.errors import InvalidInput, RetentionError
-
-if TYPE_CHECKING:
-    from _csv import Reader
 
 LIST_SEPARATOR = ";"
 MAX_CSV_BYTES = 200 * 1024 * 1024  # far above any real book of customers; refuses a wrong file
@@ -51,6 +53,7 @@ class Column:
     required: bool  # no default here or in any model above it
     is_list: bool
     is_json: bool = False  # a list of objects, as one JSON cell
+    extra: bool = False  # not a snapshot field: a caller's own column (e.g. a training label)
 
     @property
     def name(self) -> str:
@@ -93,6 +96,24 @@ _BY_NAME = {column.name: column for column in COLUMNS}
 _SUB_MODELS = sorted({column.path[:i] for column in COLUMNS for i in range(1, len(column.path))})
 
 
+def extra_columns(names: Sequence[str]) -> dict[str, Column]:
+    """Every column a file may have: the snapshot's, then `names`, which are required."""
+    clash = [name for name in names if name in _BY_NAME]
+    if clash:
+        raise ValueError(f"{', '.join(clash)}: already a snapshot column")
+    extra = {name: Column((name,), required=True, is_list=False, extra=True) for name in names}
+    return _BY_NAME | extra
+
+
+@dataclass(frozen=True)
+class Row:
+    """One customer read from a file, with its extra columns' cells as they were."""
+
+    customer: CustomerSnapshot
+    extra: dict[str, Any]
+    where: str  # `file:line` (CSV) or `file:row n` (Parquet), to name it in a later error
+
+
 # ---- any population ---------------------------------------------------------------------------
 
 
@@ -131,59 +152,95 @@ def _reading(path: Path) -> Iterator[None]:
 
 def read_customers_csv(path: Path) -> list[CustomerSnapshot]:
     """Every customer in a CSV population, or `InvalidInput` for the first problem."""
+    return [row.customer for row in read_rows_csv(path)]
+
+
+def read_rows_csv(path: Path, extra: Sequence[str] = ()) -> list[Row]:
+    """Every row of a CSV file of snapshot columns plus the `extra` ones; all or nothing."""
+    _refuse_huge(path, "CSV")
+    with _reading(path), path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise InvalidInput(f"{path}:1: no header line naming the columns")
+            lines = ((reader.line_num, f"{path}:{reader.line_num}", cells) for cells in reader)
+            return _read_rows(header, lines, str(path), extra)
+        except csv.Error as exc:
+            raise InvalidInput(f"{path}:{reader.line_num}: {exc}") from exc
+
+
+def read_rows_parquet(path: Path, extra: Sequence[str] = ()) -> list[Row]:
+    """The same columns from a Parquet file: cells may be typed (numbers, yes/no) or text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _refuse_huge(path, "Parquet")
+    with _reading(path):
+        try:
+            table = pq.read_table(path)
+        except pa.ArrowException as exc:
+            raise InvalidInput(f"{path}: not a Parquet file ({exc})") from exc
+    header = table.column_names
+    records = table.to_pylist()
+    rows = (
+        (n, f"{path}:row {n}", [record[name] for name in header])
+        for n, record in enumerate(records, start=1)
+    )
+    return _read_rows(header, rows, str(path), extra)
+
+
+def _refuse_huge(path: Path, kind: str) -> None:
     with _reading(path):
         size = path.stat().st_size
-        if size > MAX_CSV_BYTES:
-            raise InvalidInput(
-                f"{path}: {size / 2**20:.0f} MB is over the "
-                f"{MAX_CSV_BYTES // 2**20} MB limit for a CSV population"
-            )
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            try:
-                return _read_rows(reader, str(path))
-            except csv.Error as exc:
-                raise InvalidInput(f"{path}:{reader.line_num}: {exc}") from exc
+    if size > MAX_CSV_BYTES:
+        raise InvalidInput(
+            f"{path}: {size / 2**20:.0f} MB is over the "
+            f"{MAX_CSV_BYTES // 2**20} MB limit for a {kind} population"
+        )
 
 
-def _read_rows(reader: Reader, source: str) -> list[CustomerSnapshot]:
-    header = next(reader, None)
-    if not header:
-        raise InvalidInput(f"{source}:1: no header line naming the columns")
-    columns = _header(header, source)
-    customers: list[CustomerSnapshot] = []
+def _read_rows(
+    header: list[str],
+    rows: Iterable[tuple[int, str, list[Any]]],
+    source: str,
+    extra: Sequence[str],
+) -> list[Row]:
+    """`rows` are (number, where, cells); a row's number tells a repeated customer's first."""
+    columns = _header(header, source, extra_columns(extra))
+    found: list[Row] = []
     first_line: dict[str, int] = {}
-    for cells in reader:
-        if not any(cells):  # a blank line, or one of only commas
+    for number, where, cells in rows:
+        if all(_blank(cell) for cell in cells):  # a blank line, or one of only commas
             continue
-        where = f"{source}:{reader.line_num}"
         if len(cells) != len(columns):
             raise InvalidInput(f"{where}: {len(cells)} cells, the header has {len(columns)}")
         customer = _parse_row(columns, cells, where)
-        first = first_line.setdefault(customer.customer_id, reader.line_num)
-        if first != reader.line_num:
+        first = first_line.setdefault(customer.customer_id, number)
+        if first != number:
             raise InvalidInput(
                 f"{where}: profile.customer_id: {customer.customer_id!r} is already on line {first}"
             )
-        customers.append(customer)
-    return customers
+        extras = {c.name: cell for c, cell in zip(columns, cells, strict=True) if c.extra}
+        found.append(Row(customer, extras, where))
+    return found
 
 
-def _header(names: list[str], source: str) -> list[Column]:
+def _header(names: list[str], source: str, known: dict[str, Column]) -> list[Column]:
     names = [name.strip() for name in names]
     for name in names:
-        if name not in _BY_NAME:
+        if name not in known:
             raise InvalidInput(f"{source}:1: unknown column {name!r}")
         if names.count(name) > 1:
             raise InvalidInput(f"{source}:1: column {name!r} appears twice")
-    missing = [c.name for c in COLUMNS if c.required and c.name not in names]
+    missing = [c.name for c in known.values() if c.required and c.name not in names]
     if missing:
         plural = "s" * (len(missing) > 1)
         raise InvalidInput(f"{source}:1: missing column{plural} {', '.join(map(repr, missing))}")
-    return [_BY_NAME[name] for name in names]
+    return [known[name] for name in names]
 
 
-def _parse_row(columns: Sequence[Column], cells: list[str], where: str) -> CustomerSnapshot:
+def _parse_row(columns: Sequence[Column], cells: Sequence[Any], where: str) -> CustomerSnapshot:
     try:
         return CustomerSnapshot.model_validate(_document(columns, cells))
     except ValidationError as exc:
@@ -192,18 +249,25 @@ def _parse_row(columns: Sequence[Column], cells: list[str], where: str) -> Custo
         raise InvalidInput(f"{where}: {exc}") from exc
 
 
-def _document(columns: Sequence[Column], cells: list[str]) -> dict[str, Any]:
+def _document(columns: Sequence[Column], cells: Sequence[Any]) -> dict[str, Any]:
     """The nested snapshot document; pydantic turns the text into numbers, dates and yes/no."""
     document: dict[str, Any] = {}
     for path in _SUB_MODELS:  # every sub-model, even one without a cell here: its defaults
         _node(document, path)
     for column, cell in zip(columns, cells, strict=True):
-        if cell != "":
+        if not column.extra and not _blank(cell):
             _node(document, column.path[:-1])[column.path[-1]] = _from_cell(column, cell)
     return document
 
 
-def _from_cell(column: Column, cell: str) -> Any:
+def _blank(cell: Any) -> bool:
+    """An empty CSV cell, or a Parquet null (pandas writes a missing float as NaN)."""
+    return cell is None or cell == "" or (isinstance(cell, float) and math.isnan(cell))
+
+
+def _from_cell(column: Column, cell: Any) -> Any:
+    if not isinstance(cell, str):  # a typed Parquet cell: pydantic checks it as it is
+        return cell
     if column.is_json:
         try:
             return json.loads(cell)
@@ -223,9 +287,63 @@ def _node(document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 # ---- CSV: write --------------------------------------------------------------------------------
 
 
-def write_customers_csv(customers: Iterable[CustomerSnapshot], path: Path) -> None:
-    """Write a CSV population that reads back exactly; refuse a customer it could not hold."""
-    rows: list[list[str]] = []
+def write_customers_csv(
+    customers: Iterable[CustomerSnapshot],
+    path: Path,
+    extra: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Write a CSV population that reads back exactly; refuse a customer it could not hold.
+
+    `extra` adds columns after the snapshot's: name -> one ready-made cell per customer.
+    """
+    extra = extra or {}
+    rows = [
+        [*cells, *(column[i] for column in extra.values())]
+        for i, (_, cells) in enumerate(_checked_rows(customers, path))
+    ]
+    try:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow([*(column.name for column in COLUMNS), *extra])
+            writer.writerows(rows)
+    except OSError as exc:
+        raise RetentionError(f"{path}: cannot write it ({exc})") from exc
+
+
+def write_customers_parquet(
+    customers: Iterable[CustomerSnapshot],
+    path: Path,
+    extra: Mapping[str, Sequence[Any]] | None = None,
+) -> None:
+    """The same columns as the CSV in a Parquet file: numbers and yes/no typed, nulls for blank
+    cells, everything else (text, dates, lists) as the CSV's text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    checked = _checked_rows(customers, path)
+    data: dict[str, list[Any]] = {
+        column.name: [_typed(column, values[j], cells[j]) for values, cells in checked]
+        for j, column in enumerate(COLUMNS)
+    }
+    data.update({name: list(cells) for name, cells in (extra or {}).items()})
+    try:
+        pq.write_table(pa.table(data), path)
+    except (OSError, pa.ArrowException) as exc:
+        raise RetentionError(f"{path}: cannot write it ({exc})") from exc
+
+
+def _typed(column: Column, value: Any, cell: str) -> Any:
+    if cell == "":
+        return None
+    typed = isinstance(value, int | float) and not column.is_list and not column.is_json
+    return value if typed else cell
+
+
+def _checked_rows(
+    customers: Iterable[CustomerSnapshot], path: Path
+) -> list[tuple[list[Any], list[str]]]:
+    """Each customer's JSON values and CSV cells, once each, checked to read back the same."""
+    rows: list[tuple[list[Any], list[str]]] = []
     seen: set[str] = set()
     for customer in customers:
         where = f"{path}: customer {customer.customer_id!r}"
@@ -233,16 +351,10 @@ def write_customers_csv(customers: Iterable[CustomerSnapshot], path: Path) -> No
             raise InvalidInput(f"{where} twice; a population holds each customer once")
         seen.add(customer.customer_id)
         rows.append(_row(customer, where))
-    try:
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(column.name for column in COLUMNS)
-            writer.writerows(rows)
-    except OSError as exc:
-        raise RetentionError(f"{path}: cannot write it ({exc})") from exc
+    return rows
 
 
-def _row(customer: CustomerSnapshot, where: str) -> list[str]:
+def _row(customer: CustomerSnapshot, where: str) -> tuple[list[Any], list[str]]:
     values = _values(customer)
     row = [_cell(column, value) for column, value in zip(COLUMNS, values, strict=True)]
     back = _parse_row(COLUMNS, row, where)
@@ -250,7 +362,7 @@ def _row(customer: CustomerSnapshot, where: str) -> list[str]:
         pairs = zip(COLUMNS, values, _values(back), strict=True)
         lost = ", ".join(column.name for column, old, new in pairs if old != new)
         raise InvalidInput(f"{where}: {lost}: would not read back the same from CSV")
-    return row
+    return values, row
 
 
 def _values(customer: CustomerSnapshot) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import re
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,18 @@ def refused_at(path: Path, at: str) -> str:
     """Regex for the start of a refusal: `path:LINE:`, LINE being the first line holding `at`."""
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if at in text)
     return rf"^{re.escape(str(path))}:{line}:\d+: "
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """A CSV file's rows as dicts, to edit the way a spreadsheet user would."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv_rows(path: Path, rows: list[dict[str, str]]) -> Path:
+    """Write rows as `read_csv_rows` gives them (the first row's keys are the header)."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

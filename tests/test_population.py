@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
-from factories import make_customer
+from factories import make_customer, read_csv_rows, write_csv_rows
 from pydantic import BaseModel
 
 from retention import population
@@ -25,16 +24,7 @@ def rows_of(tmp_path: Path, snapshots: list[CustomerSnapshot]) -> list[dict[str,
     """The CSV rows the writer makes, as dicts to edit the way a spreadsheet user would."""
     written = tmp_path / "written.csv"
     write_customers_csv(snapshots, written)
-    with written.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return read_csv_rows(written)
 
 
 def refusal(path: Path) -> str:
@@ -100,7 +90,7 @@ def test_blank_cells_and_missing_optional_columns_take_the_defaults(tmp_path: Pa
     rows = [{k: ("" if k == "profile.plan" else v) for k, v in rows[0].items()}]
     rows = [{k: v for k, v in rows[0].items() if k not in optional - {"profile.plan"}}]
 
-    (customer,) = read_customers_csv(write_rows(tmp_path / "pop.csv", rows))
+    (customer,) = read_customers_csv(write_csv_rows(tmp_path / "pop.csv", rows))
 
     assert customer.profile.plan == "standard" and customer.relationship.nps is None
     assert customer.relationship.champion_status == "active" and customer.health_history == []
@@ -108,7 +98,7 @@ def test_blank_cells_and_missing_optional_columns_take_the_defaults(tmp_path: Pa
 
 def test_columns_in_any_order_with_a_bom_and_blank_lines(tmp_path: Path) -> None:
     rows = [dict(reversed(row.items())) for row in rows_of(tmp_path, customers(2))]
-    path = write_rows(tmp_path / "pop.csv", rows)
+    path = write_csv_rows(tmp_path / "pop.csv", rows)
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes() + b"\r\n,,\r\n")
 
     assert read_customers_csv(path) == customers(2)
@@ -139,16 +129,16 @@ def test_a_bad_cell_names_file_line_and_column(
     rows = rows_of(tmp_path, customers(3))
     rows[1][column] = value
 
-    assert refusal(write_rows(tmp_path / "pop.csv", rows)).startswith(f"{tmp_path}/pop.csv:3: ")
+    assert refusal(write_csv_rows(tmp_path / "pop.csv", rows)).startswith(f"{tmp_path}/pop.csv:3: ")
     assert message in refusal(tmp_path / "pop.csv")
 
 
 def test_header_problems_are_line_1(tmp_path: Path) -> None:
     rows = rows_of(tmp_path, customers(1))
-    unknown = write_rows(tmp_path / "unknown.csv", [{**rows[0], "usage.foo": "1"}])
+    unknown = write_csv_rows(tmp_path / "unknown.csv", [{**rows[0], "usage.foo": "1"}])
     assert refusal(unknown) == f"{unknown}:1: unknown column 'usage.foo'"
 
-    missing = write_rows(
+    missing = write_csv_rows(
         tmp_path / "missing.csv",
         [{k: v for k, v in rows[0].items() if k not in {"profile.email", "usage.features_used"}}],
     )
@@ -165,13 +155,13 @@ def test_a_repeated_customer_is_refused_naming_both_lines(tmp_path: Path) -> Non
     rows = rows_of(tmp_path, customers(3))
     rows[2]["profile.customer_id"] = "cust-1"
 
-    path = write_rows(tmp_path / "pop.csv", rows)
+    path = write_csv_rows(tmp_path / "pop.csv", rows)
 
     assert refusal(path) == f"{path}:4: profile.customer_id: 'cust-1' is already on line 2"
 
 
 def test_a_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
-    path = write_rows(tmp_path / "pop.csv", rows_of(tmp_path, customers(2)))
+    path = write_csv_rows(tmp_path / "pop.csv", rows_of(tmp_path, customers(2)))
     path.write_text(path.read_text(encoding="utf-8") + "cust-9,Nobody\n", encoding="utf-8")
 
     assert refusal(path) == f"{path}:4: 2 cells, the header has {len(COLUMNS)}"

@@ -1,0 +1,1 @@
+"""The churn model's data: seed features, generated populations and training files."""
