@@ -1,0 +1,1 @@
+"""The churn model: feature specs, training, prediction, evaluation, model cards, persistence."""
