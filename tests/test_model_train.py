@@ -251,10 +251,12 @@ def test_a_table_that_does_not_fit_the_spec_is_refused_naming_the_column(
         train_churn_model(bad, SPEC, seed=SEED, source="history.csv")
 
 
-def test_too_few_churners_is_refused(table: pd.DataFrame) -> None:
+def test_a_table_a_model_cannot_learn_from_is_refused(table: pd.DataFrame) -> None:
     few = pd.concat([table[~table["churned"]].head(200), table[table["churned"]].head(3)])
-    with pytest.raises(InvalidInput, match="fewer than 10 churned customers"):
+    with pytest.raises(InvalidInput, match="'churned': fewer than 10 churned customers"):
         train_churn_model(few, SPEC, seed=SEED)
+    with pytest.raises(InvalidInput, match="column 'plan': blank in every row"):
+        train_churn_model(table.head(300).assign(plan=None), SPEC, seed=SEED)
 
 
 def test_save_then_load_gives_the_same_predictions(

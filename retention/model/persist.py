@@ -3,6 +3,17 @@
 The folder holds the model files of `artifacts` and `card.json`. Loading reads nothing but
 that folder (never a download) and refuses, naming the file, a missing or corrupt file or a
 card whose `model_version` is not the content hash of the files beside it.
+
+The whole round, for a CLI or an activity (all errors are `InvalidInput`, naming the column,
+row or file):
+
+    spec = SEED_SPEC  # or load_feature_spec(path)
+    model = train_churn_model(df, spec, seed=seed, source=str(data_file))
+    card = build_card(model, df, seed=seed, data_hash=file_sha256, progress=print)
+    save_model(model, card, Path("models/churn-1"))
+    model, card = load_model(Path("models/churn-1"))
+    predictions = model.predict(features_df, top=3)  # drivers only where shown or stored
+    figures = evaluate(model, labelled_df, model.spec)  # a team's own history
 """
 
 from __future__ import annotations

@@ -87,6 +87,9 @@ def train_churn_model(
         for column in features.columns
         if isinstance(features[column].dtype, pd.CategoricalDtype)
     }
+    empty = [column for column, values in categories.items() if not values]
+    if empty:  # XGBoost cannot split on a category-less column
+        raise InvalidInput(f"{source}: column {empty[0]!r}: blank in every row")
     fit, held = validation_split(churned, seed)
 
     def data(rows: np.ndarray) -> xgb.DMatrix:
