@@ -1,1 +1,2 @@
-"""The churn model's data: seed features, generated populations and training files."""
+"""The churn model: seed features, generated populations, training files, feature specs,
+training, prediction, evaluation, model cards and persistence."""
