@@ -3,6 +3,7 @@ classified, every attempt is recorded, and a step is delivered exactly once."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Mapping
@@ -262,6 +263,24 @@ def test_wrong_credentials_are_refused_without_the_secret(
     with session(engine) as db:
         [attempt] = db.exec(select(DeliveryAttemptRow)).all()
     assert attempt.outcome == "rejected" and secret not in (attempt.error or "")
+
+
+def test_no_secret_reaches_the_logs_even_at_debug(
+    live_mode: Live,
+    fake_sendgrid: FakeSendGrid,
+    fake_twilio: FakeTwilio,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TWILIO_REGION", "au1")  # ignored: settings are the only source
+    caplog.set_level(logging.DEBUG)
+
+    live_mode.deliver(make_request())
+    live_mode.deliver(sms_request())
+
+    assert fake_sendgrid.message_count == fake_twilio.message_count == 1
+    assert "Bearer ***" in caplog.text  # python_http_client logged its headers, masked
+    assert fake_sendgrid.api_key not in caplog.text and fake_twilio.auth_token not in caplog.text
 
 
 def test_held_out_messages_reach_no_provider(
