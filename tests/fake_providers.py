@@ -17,7 +17,7 @@ from uuid import uuid4
 
 from pydantic import SecretStr
 
-from retention.delivery.providers import EmailProvider, SmsProvider
+from retention.delivery.providers import EmailProvider, Provider, SmsProvider
 
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
 
@@ -56,7 +56,9 @@ class FakeProvider:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -79,6 +81,10 @@ class FakeProvider:
 
     def broken(self) -> Answer:
         return Answer(500, self.error_body(500, "Internal server error"))
+
+    def provider(self, secret: str | None = None, timeout: float = 5.0) -> Provider:
+        """The real provider, pointed here (with another API key or token when given)."""
+        raise NotImplementedError
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -121,15 +127,18 @@ class FakeProvider:
                     self.messages[message_id] = message_id
                 answer = self.accepted(body, message_id)
         time.sleep(self.delay)
-        handler.send_response(answer.status)
         payload = json.dumps(answer.body).encode() if answer.body is not None else b""
-        for name, value in answer.headers:
-            handler.send_header(name, value)
-        if payload:
-            handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
+        try:
+            handler.send_response(answer.status)
+            for name, value in answer.headers:
+                handler.send_header(name, value)
+            if payload:
+                handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a slowness test): the message was still taken
 
 
 class FakeSendGrid(FakeProvider):
@@ -139,9 +148,9 @@ class FakeSendGrid(FakeProvider):
         super().__init__()
         self.api_key = api_key
 
-    def provider(self, api_key: str | None = None) -> EmailProvider:
-        """The real SendGrid provider, pointed here (with another key when given)."""
-        return EmailProvider(SecretStr(api_key or self.api_key), "success@ourapp.example", self.url)
+    def provider(self, secret: str | None = None, timeout: float = 5.0) -> EmailProvider:
+        key = SecretStr(secret or self.api_key)
+        return EmailProvider(key, "success@ourapp.example", self.url, timeout)
 
     def error_body(self, status: int, message: str, field: str | None = None) -> dict[str, Any]:
         return {"errors": [{"message": message, "field": field, "help": None}]}
@@ -184,10 +193,9 @@ class FakeTwilio(FakeProvider):
         super().__init__()
         self.account_sid, self.auth_token = account_sid, auth_token
 
-    def provider(self, auth_token: str | None = None) -> SmsProvider:
-        """The real Twilio provider, pointed here (with another token when given)."""
-        token = SecretStr(auth_token or self.auth_token)
-        return SmsProvider(self.account_sid, token, "+15005550006", self.url)
+    def provider(self, secret: str | None = None, timeout: float = 5.0) -> SmsProvider:
+        token = SecretStr(secret or self.auth_token)
+        return SmsProvider(self.account_sid, token, "+15005550006", self.url, timeout)
 
     def error_body(self, status: int, message: str, code: int | None = None) -> dict[str, Any]:
         code = code or status

@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,24 @@ def sms_request(**fields: Any) -> DeliverRequest:
     return make_request(SMS_STEP, make_customer(profile={"phone": PHONE}), **fields)
 
 
+@dataclass
+class OneChannel:
+    """A test's channel, the fake that takes it and a request for a step on it."""
+
+    channel: Channel
+    fake: FakeProvider
+    request: DeliverRequest
+
+
+@pytest.fixture(params=["email", "sms"])
+def on(
+    request: pytest.FixtureRequest, fake_sendgrid: FakeSendGrid, fake_twilio: FakeTwilio
+) -> OneChannel:
+    if request.param == "email":
+        return OneChannel("email", fake_sendgrid, make_request())
+    return OneChannel("sms", fake_twilio, sms_request())
+
+
 def test_email_goes_out_with_both_parts_and_the_key(
     live_mode: Live, fake_sendgrid: FakeSendGrid
 ) -> None:
@@ -118,12 +137,10 @@ def test_sms_goes_out_through_twilio(live_mode: Live, fake_twilio: FakeTwilio) -
     assert receipt.provider == "twilio" and receipt.provider_message_id.startswith("SM")
 
 
-@pytest.mark.parametrize("channel", ["email", "sms"])
 def test_429_then_accepted_is_one_message_after_retry_after(
-    live_mode: Live, fake_sendgrid: FakeSendGrid, fake_twilio: FakeTwilio, channel: str
+    live_mode: Live, on: OneChannel
 ) -> None:
-    fake: FakeProvider = fake_sendgrid if channel == "email" else fake_twilio
-    request = make_request() if channel == "email" else sms_request()
+    fake, request = on.fake, on.request
     fake.fail_next(fake.busy(retry_after=7))
 
     busy = live_mode.refusal(request)
@@ -136,7 +153,7 @@ def test_429_then_accepted_is_one_message_after_retry_after(
     attempts = live_mode.attempts(request.idempotency_key)
     assert [(a.outcome, a.status_code) for a in attempts] == [
         ("retryable", 429),
-        ("delivered", 202 if channel == "email" else 201),
+        ("delivered", 202 if on.channel == "email" else 201),
     ]
     assert attempts[1].provider_message_id == receipt.provider_message_id
 
@@ -201,16 +218,10 @@ def test_invalid_recipient_without_fallback_is_final(
     assert again.type == "InvalidRecipient" and len(fake_twilio.received) == 1
 
 
-@pytest.mark.parametrize("channel", ["email", "sms"])
 def test_a_crash_between_send_and_outbox_update_sends_once(
-    live_mode: Live,
-    fake_sendgrid: FakeSendGrid,
-    fake_twilio: FakeTwilio,
-    monkeypatch: pytest.MonkeyPatch,
-    channel: str,
+    live_mode: Live, on: OneChannel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake: FakeProvider = fake_sendgrid if channel == "email" else fake_twilio
-    request = make_request() if channel == "email" else sms_request()
+    fake, request = on.fake, on.request
     mark_sent, crashes = live.mark_sent, []
 
     def crash_once(*args: Any) -> OutboxRow:
@@ -234,25 +245,14 @@ def test_a_crash_between_send_and_outbox_update_sends_once(
     assert count(live_mode.engine, InterventionRow) == 1
 
 
-@pytest.mark.parametrize("channel", ["email", "sms"])
 def test_wrong_credentials_are_refused_without_the_secret(
-    engine: Engine,
-    tmp_path: Path,
-    fake_sendgrid: FakeSendGrid,
-    fake_twilio: FakeTwilio,
-    channel: str,
+    engine: Engine, tmp_path: Path, on: OneChannel
 ) -> None:
-    secret = "SG.wrong-but-secret-value" if channel == "email" else "wrong-secret-token"
-    providers = {
-        "email": fake_sendgrid.provider(api_key=secret if channel == "email" else None),
-        "sms": fake_twilio.provider(auth_token=secret if channel == "sms" else None),
-    }
-    step = (make_step() if channel == "email" else SMS_STEP).model_copy(
-        update={"fallback_channel": None}
-    )
-    request = make_request(step, make_customer(profile={"phone": PHONE}))
+    secret = "SG.wrong-but-secret-value" if on.channel == "email" else "wrong-secret-token"
+    step = on.request.step.model_copy(update={"fallback_channel": None})
+    request = on.request.model_copy(update={"step": step})
 
-    refused = Live(engine, tmp_path, providers).refusal(request)
+    refused = Live(engine, tmp_path, {on.channel: on.fake.provider(secret)}).refusal(request)
 
     assert (refused.type, refused.non_retryable) == ("ProviderRejected", True)
     assert "401" in refused.message
@@ -304,6 +304,23 @@ def test_other_channels_are_captured_owner_only_in_live_mode(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for folder in (path.parent, live_mode.outbox):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_a_slow_provider_is_retried_with_the_same_key(
+    engine: Engine, tmp_path: Path, on: OneChannel
+) -> None:
+    fake, request = on.fake, on.request
+    slow = Live(engine, tmp_path, {on.channel: fake.provider(timeout=0.3)})
+    fake.delay = 1.0
+
+    timed_out = slow.refusal(request)
+    fake.delay = 0.0
+    receipt = slow.deliver(request)
+
+    assert timed_out.type == "ProviderUnavailable" and "unreachable" in timed_out.message
+    key = request.idempotency_key
+    assert fake.keys_received() == [key, key] and fake.message_count == 1
+    assert receipt.provider_message_id == fake.messages[key]
 
 
 def test_an_unreachable_provider_is_retried(engine: Engine, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ class _NoBearerToken(logging.Filter):
 logging.getLogger("python_http_client.client").addFilter(_NoBearerToken())
 
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
-SEND_TIMEOUT_SECONDS = 20.0  # well inside the deliver activity's 60 s start-to-close timeout
+SEND_TIMEOUT = 20.0  # seconds  # well inside the deliver activity's 60 s start-to-close timeout
 
 Outcome = Literal["delivered", "retryable", "invalid_recipient", "rejected"]
 
@@ -116,10 +116,13 @@ class EmailProvider:
 
     name = "sendgrid"
 
-    def __init__(self, api_key: SecretStr, sender: str, base_url: str) -> None:
+    def __init__(
+        self, api_key: SecretStr, sender: str, base_url: str, timeout: float = SEND_TIMEOUT
+    ) -> None:
         self._api_key = api_key
         self._sender = sender
         self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
 
     def send(self, message: OutgoingMessage) -> ProviderAnswer:
         client = SendGridAPIClient(api_key=self._api_key.get_secret_value(), host=self._base_url)
@@ -127,7 +130,7 @@ class EmailProvider:
             response = client.client.mail.send.post(
                 request_body=self.mail_json(message),
                 request_headers={IDEMPOTENCY_HEADER: message.idempotency_key},
-                timeout=SEND_TIMEOUT_SECONDS,
+                timeout=self._timeout,
             )
         except python_http_client.HTTPError as exc:
             return self._failure(exc.status_code, exc.body, exc.headers)
@@ -174,8 +177,8 @@ class _KeyedHttpClient(TwilioHttpClient):
     """Twilio's HTTP client plus the idempotency header, keeping the last response's headers
     (Retry-After: the SDK's exception carries only status, code and message)."""
 
-    def __init__(self, idempotency_key: str) -> None:
-        super().__init__(timeout=SEND_TIMEOUT_SECONDS)
+    def __init__(self, idempotency_key: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
         self._key = idempotency_key
         self.last: TwilioResponse | None = None
 
@@ -202,14 +205,22 @@ class SmsProvider:
 
     name = "twilio"
 
-    def __init__(self, account_sid: str, auth_token: SecretStr, sender: str, base_url: str) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: SecretStr,
+        sender: str,
+        base_url: str,
+        timeout: float = SEND_TIMEOUT,
+    ) -> None:
         self._account_sid = account_sid
         self._auth_token = auth_token
         self._sender = sender
         self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
 
     def send(self, message: OutgoingMessage) -> ProviderAnswer:
-        http = _KeyedHttpClient(message.idempotency_key)
+        http = _KeyedHttpClient(message.idempotency_key, self._timeout)
         client = TwilioClient(
             self._account_sid,
             self._auth_token.get_secret_value(),
