@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,9 @@ from activities.assess import AssessActivities
 from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.record import RecordActivities
+from retention.delivery.providers import Provider, providers_from
+from retention.delivery.send import CAPTURE_ONLY
+from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.settings import get_settings
 from retention.store.db import make_engine
@@ -28,14 +31,20 @@ from workflows.journey import RetentionJourney
 WORKFLOWS = [RetentionJourney]
 
 
-def build_activities(engine: Engine, rules_dir: Path, outbox_dir: Path) -> list[Callable[..., Any]]:
+def build_activities(
+    engine: Engine,
+    rules_dir: Path,
+    outbox_dir: Path,
+    providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
+) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
-    set the worker loads is archived, so later messages of a journey use its templates."""
+    set the worker loads is archived, so later messages of a journey use its templates.
+    `providers` are the live channels (none: everything is captured)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
     return [
         AssessActivities(engine, rulebooks).assess,
         DecideActivities(rulebooks).decide,
-        DeliverActivities(engine, outbox_dir, rulebooks).deliver,
+        DeliverActivities(engine, outbox_dir, rulebooks, providers).deliver,
         RecordActivities(engine).record,
     ]
 
@@ -48,8 +57,14 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    providers = providers_from(settings)
     activities = build_activities(
-        make_engine(settings.database_url), settings.rules_dir, settings.outbox_dir
+        make_engine(settings.database_url), settings.rules_dir, settings.outbox_dir, providers
+    )
+    logging.info(
+        "delivery mode %s: %s",
+        settings.delivery_mode,
+        ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(

@@ -1,17 +1,21 @@
-"""Deliver one plan step through the outbox (capture mode): exactly once per journey step."""
+"""Deliver one plan step through the outbox, captured or live: exactly once per journey step."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from retention.delivery.outbox import DeliverRequest, DeliveryReceipt, deliver_captured
+from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+from retention.delivery.providers import Provider
+from retention.delivery.send import CAPTURE_ONLY, deliver
 from retention.delivery.templates import TemplateSet
-from retention.errors import InvalidInput
+from retention.errors import DeliveryFailed, InvalidInput
+from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.store.rule_sets import archived_templates
 
@@ -19,19 +23,39 @@ log = logging.getLogger(__name__)
 
 
 class DeliverActivities:
-    def __init__(self, engine: Engine, outbox_dir: Path, rulebooks: RulebookSource) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        outbox_dir: Path,
+        rulebooks: RulebookSource,
+        providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
+    ) -> None:
         self._engine = engine
         self._outbox_dir = outbox_dir
         self._rulebooks = rulebooks
+        self._providers = providers
 
     @activity.defn(name="deliver")
     def deliver(self, request: DeliverRequest) -> DeliveryReceipt:
         try:
-            return deliver_captured(
-                self._engine, self._outbox_dir, self._templates_for(request), request
+            return deliver(
+                self._engine,
+                self._outbox_dir,
+                self._templates_for(request),
+                request,
+                self._providers,
             )
         except InvalidInput as exc:
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from exc
+        except DeliveryFailed as exc:
+            # The type names the failure for retry policies and the step's note; a 429's
+            # Retry-After replaces the policy's backoff for the next attempt.
+            raise ApplicationError(
+                str(exc),
+                type=type(exc).__name__,
+                non_retryable=exc.permanent,
+                next_retry_delay=exc.retry_after,
+            ) from exc
 
     def _templates_for(self, request: DeliverRequest) -> TemplateSet:
         """The templates of the rule set that made the journey's plan: held in memory, else

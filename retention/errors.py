@@ -1,5 +1,7 @@
 """One error root for the library; every error names the field, file or line it is about."""
 
+from datetime import timedelta
+
 
 class RetentionError(Exception):
     """Base of every error the retention library raises on purpose."""
@@ -15,3 +17,28 @@ class RulebookError(RetentionError):
 
 class CustomerNotFound(RetentionError):
     """A customer id that is not in the database."""
+
+
+class DeliveryFailed(RetentionError):
+    """A provider did not take a message; `permanent` says whether a retry could succeed.
+    The message names the provider and its answer, never a credential."""
+
+    permanent = True
+
+    def __init__(self, message: str, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(DeliveryFailed):
+    """429, 5xx or no answer: retry later (after `retry_after` when the provider said)."""
+
+    permanent = False
+
+
+class InvalidRecipient(DeliveryFailed):
+    """The address or number cannot receive the message on this channel."""
+
+
+class ProviderRejected(DeliveryFailed):
+    """Any other 4xx: bad credentials, a malformed request; the same request would fail again."""

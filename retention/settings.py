@@ -1,18 +1,43 @@
-"""Every RETENTION_* setting, read from the environment (and `.env` when present)."""
+"""Every RETENTION_* setting, read from the environment (and `.env` when present).
+
+Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`) may also come from files
+in `RETENTION_SECRETS_DIR` (one file per setting, named like the variable, e.g. a Docker or
+Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a traceback shows `***`.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 
+DeliveryMode = Literal["capture", "live"]
+# What each provider needs before it can send; a provider with only some of them is an error.
+SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
+TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
+
+
+def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
+    return all(data.get(name) for name in fields)
+
+
+def _default_delivery_mode(data: dict[str, Any]) -> DeliveryMode:
+    """`live` as soon as one provider is fully configured, else `capture`."""
+    configured = _configured(data, SENDGRID_FIELDS) or _configured(data, TWILIO_FIELDS)
+    return "live" if configured else "capture"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RETENTION_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a validation error would otherwise print the secrets it was given.
+    model_config = SettingsConfigDict(
+        env_prefix="RETENTION_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -20,11 +45,36 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{ROOT / 'var' / 'retention.db'}"
     rules_dir: Path = ROOT / "rules"
     outbox_dir: Path = ROOT / "var" / "outbox"
-    delivery_mode: Literal["capture"] = "capture"
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    email_from: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    sms_from: str | None = None
+    # Declared after the credentials: its default is computed from them.
+    delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
+
+    @model_validator(mode="after")
+    def _providers_complete(self) -> Settings:
+        values = {name: getattr(self, name) for name in SENDGRID_FIELDS + TWILIO_FIELDS}
+        for provider, fields in (("SendGrid", SENDGRID_FIELDS), ("Twilio", TWILIO_FIELDS)):
+            missing = [f"RETENTION_{name.upper()}" for name in fields if not values[name]]
+            if missing and len(missing) < len(fields):
+                raise ValueError(f"{provider} is half configured: set {', '.join(missing)}")
+        if self.delivery_mode == "live" and not (
+            _configured(values, SENDGRID_FIELDS) or _configured(values, TWILIO_FIELDS)
+        ):
+            raise ValueError(
+                "RETENTION_DELIVERY_MODE=live needs SendGrid or Twilio credentials "
+                f"({', '.join('RETENTION_' + n.upper() for n in SENDGRID_FIELDS + TWILIO_FIELDS)})"
+            )
+        return self
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    # Only when asked for: pydantic-settings warns about a secrets folder that does not exist.
+    return Settings(_secrets_dir=os.environ.get("RETENTION_SECRETS_DIR"))

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from fake_providers import FakeSendGrid, FakeTwilio
 from sqlalchemy import Engine, create_engine, text
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -157,3 +158,22 @@ async def world(
         yield world
         if os.environ.get("RETENTION_RECORD_HISTORIES") and "sqlite" in request.node.name:
             await world.save_histories(re.sub(r"\W+", "-", request.node.name).strip("-"))
+
+
+# ---- Fake SendGrid and Twilio on 127.0.0.1 ------------------------------------------------
+
+
+@pytest.fixture
+def fake_sendgrid() -> Iterator[FakeSendGrid]:
+    fake = FakeSendGrid()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    fake.start()
+    yield fake
+    fake.stop()

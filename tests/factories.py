@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from sqlalchemy import Engine, func
+from sqlmodel import select
+
 from retention.customer import CustomerSnapshot
+from retention.delivery.outbox import DeliverRequest
+from retention.plan import PlanStep
+from retention.risk import RiskFactor
 from retention.rulebook.cases import CASE_DEFAULTS
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.offers import in_holdout
 from retention.rulebook.schema import DecisionFacts, validate_facts
 from retention.settings import ROOT
+from retention.store.db import session
 
 # A healthy, active customer: every risk factor is clear and health scores "healthy".
 DEFAULT_CUSTOMER: dict[str, Any] = {
@@ -116,3 +123,49 @@ def write_csv_rows(path: Path, rows: list[dict[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+# ---- Delivery: a plan step and the request that delivers it ------------------------------
+
+RISK_FACTORS = [
+    RiskFactor(name="usage_decline", severity="high", impact=0.35, detail="logins down 60%"),
+    RiskFactor(name="inactive", severity="high", impact=0.3, detail="no login for 21 days"),
+]
+
+
+def make_step(action: str = "retention_offer", **overrides: object) -> PlanStep:
+    fields: dict[str, object] = {
+        "step_id": f"g1-01-{action}",
+        "action": action,
+        "at_hours": 0,
+        "channel": "email",
+        "fallback_channel": "in_app",
+        "owner": "automated",
+        "template": action,
+        "success_criteria": "offer accepted before expiry",
+        "escalation_path": "account executive",
+        "source": "critical_save",
+    }
+    return PlanStep.model_validate(fields | overrides)
+
+
+def make_request(
+    step: PlanStep | None = None, customer: CustomerSnapshot | None = None, **fields: Any
+) -> DeliverRequest:
+    return DeliverRequest(
+        journey_id="retention-cust-001",
+        journey_key="retention-cust-001:run-1",
+        customer=customer or make_customer(),
+        step=step or make_step(),
+        strategy="critical_save",
+        risk_tier="critical",
+        churn_probability=0.86,
+        health_score=31.4,
+        risk_factors=RISK_FACTORS,
+        **fields,
+    )
+
+
+def count(engine: Engine, table: type) -> int:
+    with session(engine) as db:
+        return db.exec(select(func.count()).select_from(table)).one()

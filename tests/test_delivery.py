@@ -7,22 +7,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from factories import make_customer
-from sqlalchemy import Engine, func
+from factories import count, make_customer, make_request, make_step
+from sqlalchemy import Engine
 from sqlmodel import select
 
-from retention.customer import CustomerSnapshot
 from retention.delivery.channels import recipient_for, resolve_channel
-from retention.delivery.outbox import (
-    DeliverRequest,
-    DeliveryReceipt,
-    deliver_captured,
-    message_context,
-)
+from retention.delivery.outbox import DeliveryReceipt, message_context
+from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep
-from retention.risk import RiskFactor
 from retention.rulebook.loader import load_rulebook
 from retention.settings import ROOT
 from retention.store.db import session
@@ -67,26 +61,6 @@ CSM_ONLY = {
     "value_review",
     "escalation_review",
 }
-RISK_FACTORS = [
-    RiskFactor(name="usage_decline", severity="high", impact=0.35, detail="logins down 60%"),
-    RiskFactor(name="inactive", severity="high", impact=0.3, detail="no login for 21 days"),
-]
-
-
-def make_step(action: str = "retention_offer", **overrides: object) -> PlanStep:
-    fields: dict[str, object] = {
-        "step_id": f"g1-01-{action}",
-        "action": action,
-        "at_hours": 0,
-        "channel": "email",
-        "fallback_channel": "in_app",
-        "owner": "automated",
-        "template": action,
-        "success_criteria": "offer accepted before expiry",
-        "escalation_path": "account executive",
-        "source": "critical_save",
-    }
-    return PlanStep.model_validate(fields | overrides)
 
 
 def shipped_step(template: str, channel: Channel) -> PlanStep:
@@ -101,35 +75,14 @@ def shipped_step(template: str, channel: Channel) -> PlanStep:
     return make_step(template, channel=channel)
 
 
-def make_request(
-    step: PlanStep | None = None, customer: CustomerSnapshot | None = None
-) -> DeliverRequest:
-    return DeliverRequest(
-        journey_id="retention-cust-001",
-        journey_key="retention-cust-001:run-1",
-        customer=customer or make_customer(),
-        step=step or make_step(),
-        strategy="critical_save",
-        risk_tier="critical",
-        churn_probability=0.86,
-        health_score=31.4,
-        risk_factors=RISK_FACTORS,
-    )
-
-
-def count(engine: Engine, table: type) -> int:
-    with session(engine) as db:
-        return db.exec(select(func.count()).select_from(table)).one()
-
-
 def files_under(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file())
 
 
 def test_delivering_twice_delivers_once(engine: Engine, tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
-    first = deliver_captured(engine, outbox, SHIPPED, make_request())
-    second = deliver_captured(engine, outbox, SHIPPED, make_request())
+    first = deliver(engine, outbox, SHIPPED, make_request())
+    second = deliver(engine, outbox, SHIPPED, make_request())
 
     assert not first.duplicate and second.duplicate
     assert second.model_dump(exclude={"duplicate"}) == first.model_dump(exclude={"duplicate"})
@@ -156,12 +109,12 @@ def test_concurrent_deliveries_write_one_row(engine: Engine, tmp_path: Path) -> 
     outbox = tmp_path / "outbox"
     barrier = threading.Barrier(8)
 
-    def deliver(_: int) -> DeliveryReceipt:
+    def deliver_racing(_: int) -> DeliveryReceipt:
         barrier.wait()
-        return deliver_captured(engine, outbox, SHIPPED, make_request())
+        return deliver(engine, outbox, SHIPPED, make_request())
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        receipts = list(pool.map(deliver, range(8)))
+        receipts = list(pool.map(deliver_racing, range(8)))
 
     assert sum(not r.duplicate for r in receipts) == 1
     assert len({r.outbox_id for r in receipts}) == 1
@@ -179,7 +132,7 @@ def test_missing_variable_writes_nothing(engine: Engine, tmp_path: Path) -> None
     request = make_request(step=make_step(template="broken"))
 
     with pytest.raises(InvalidInput, match=r"broken\.j2.*nickname"):
-        deliver_captured(engine, tmp_path / "outbox", TemplateSet.read(templates), request)
+        deliver(engine, tmp_path / "outbox", TemplateSet.read(templates), request)
     assert count(engine, OutboxRow) == 0 and count(engine, InterventionRow) == 0
     assert not (tmp_path / "outbox").exists()
 
@@ -209,7 +162,7 @@ def test_sandbox_refuses_escapes(tmp_path: Path, expression: str) -> None:
 
 def test_sms_without_phone_falls_back(engine: Engine, tmp_path: Path) -> None:
     step = make_step("usage_tips", channel="sms", fallback_channel="email")
-    receipt = deliver_captured(engine, tmp_path, SHIPPED, make_request(step=step))
+    receipt = deliver(engine, tmp_path, SHIPPED, make_request(step=step))
     assert (receipt.channel, receipt.recipient, receipt.fallback_used) == (
         "email",
         "dana@acme.example",

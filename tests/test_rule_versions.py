@@ -6,9 +6,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from factories import replace_once
+from factories import make_request, make_step, replace_once
 from sqlalchemy import Engine
-from test_delivery import make_request, make_step
 
 from activities.deliver import DeliverActivities
 from retention.rulebook import source

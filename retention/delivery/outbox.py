@@ -1,9 +1,11 @@
-"""Capture-mode delivery through an idempotent outbox: each (journey, step) is delivered once.
+"""The outbox: one row per message, keyed by idempotency key, and capture-mode delivery.
 
-The idempotency key is `<journey_key>:<step_id>`. A retried activity or a replayed workflow finds
-the row already there and gets the first delivery's receipt back with `duplicate=True`.
+The idempotency key is `<journey_key>:<step_id>` (`:fallback` appended for the step's fallback
+channel after a provider refused the first). A retried activity or a replayed workflow finds the
+row already there and gets the first delivery's receipt back with `duplicate=True`.
 A held-out customer's message is rendered and recorded (status `held_out`) but never written
 to the outbox folder or sent: the holdout group is what lift is measured against.
+Captured messages are written owner-only (files 0600, folders 0700): they hold customer data.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from retention.customer import CustomerSnapshot
-from retention.delivery.channels import CSM_CHANNELS, recipient_for, resolve_channel
+from retention.delivery.channels import CSM_CHANNELS, recipient_for
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep, RetentionOffer
@@ -62,49 +65,84 @@ class DeliveryReceipt(BaseModel):
     path: str
     subject: str
     held_out: bool = False
+    mode: str = Field(default="capture", description="capture or live")
+    provider: str | None = None
+    provider_message_id: str | None = None
 
 
-def deliver_captured(
-    engine: Engine, outbox_dir: Path, templates: TemplateSet, request: DeliverRequest
+@dataclass(frozen=True)
+class Route:
+    """Where one message of a step goes: its outbox key, channel and recipient."""
+
+    key: str
+    channel: Channel
+    recipient: str
+    fallback_used: bool
+
+    @classmethod
+    def to(cls, key: str, channel: Channel, fallback_used: bool, request: DeliverRequest) -> Route:
+        return cls(key, channel, recipient_for(channel, request.customer), fallback_used)
+
+
+def render_for(templates: TemplateSet, request: DeliverRequest, route: Route) -> RenderedMessage:
+    context = message_context(request, route.channel, route.recipient)
+    return render_message(templates, request.step.template, context, html=route.channel == "email")
+
+
+def capture(
+    engine: Engine,
+    outbox_dir: Path,
+    templates: TemplateSet,
+    request: DeliverRequest,
+    route: Route,
 ) -> DeliveryReceipt:
-    """Render the step's message, write it under `outbox_dir` and record it, exactly once."""
-    existing = _find(engine, request.idempotency_key)
-    if existing is not None:
-        return _receipt(existing, duplicate=True)
-    channel, fallback_used = resolve_channel(request.step, request.customer)
-    recipient = recipient_for(channel, request.customer)
-    message = render_message(
-        templates, request.step.template, message_context(request, channel, recipient)
-    )
-    path = _message_path(outbox_dir, request)
+    """Render the message, write it under `outbox_dir` and record it, exactly once."""
+    message = render_for(templates, request, route)
+    path = _message_path(outbox_dir, request, route)
     if not request.held_out:
         # File first: a row always has its file. A racing loser rewrites the same bytes.
-        _write_atomic(path, _file_text(recipient, channel, message))
-    row = OutboxRow(
-        idempotency_key=request.idempotency_key,
+        _write_atomic(outbox_dir, path, _file_text(route.recipient, route.channel, message))
+    row = new_row(request, route, message, status="held_out" if request.held_out else "captured")
+    row.path = "" if request.held_out else str(path)
+    return insert_once(engine, request, row, with_intervention=True)
+
+
+def new_row(
+    request: DeliverRequest, route: Route, message: RenderedMessage, *, status: str
+) -> OutboxRow:
+    return OutboxRow(
+        idempotency_key=route.key,
         journey_key=request.journey_key,
         journey_id=request.journey_id,
         step_id=request.step.step_id,
         customer_id=request.customer.customer_id,
-        channel=channel,
-        fallback_used=fallback_used,
-        recipient=recipient,
+        channel=route.channel,
+        fallback_used=route.fallback_used,
+        recipient=route.recipient,
         subject=message.subject,
         body=message.body,
-        status="held_out" if request.held_out else "captured",
+        status=status,
         mode="capture",
-        path="" if request.held_out else str(path),
+        path="",
     )
+
+
+def insert_once(
+    engine: Engine, request: DeliverRequest, row: OutboxRow, *, with_intervention: bool
+) -> DeliveryReceipt:
+    """Insert `row` (and the step's intervention); if a racing attempt got there first, its
+    row's receipt, as a duplicate."""
     try:
         with session(engine) as db:
             db.add(row)
-            db.add(_intervention(request, row))
+            if with_intervention:
+                db.add(intervention(request, row))
     except IntegrityError:
-        winner = _find(engine, request.idempotency_key)
+        winner = find(engine, row.idempotency_key)
         if winner is None:
             raise
-        return _receipt(winner, duplicate=True)
-    return _receipt(row, duplicate=False)
+        return receipt(winner, duplicate=True)
+    return receipt(row, duplicate=False)
 
 
 def message_context(request: DeliverRequest, channel: Channel, recipient: str) -> dict[str, Any]:
@@ -129,13 +167,13 @@ def message_context(request: DeliverRequest, channel: Channel, recipient: str) -
     }
 
 
-def _find(engine: Engine, idempotency_key: str) -> OutboxRow | None:
+def find(engine: Engine, idempotency_key: str) -> OutboxRow | None:
     with session(engine) as db:
         query = select(OutboxRow).where(OutboxRow.idempotency_key == idempotency_key)
         return db.exec(query).first()
 
 
-def _intervention(request: DeliverRequest, row: OutboxRow) -> InterventionRow:
+def intervention(request: DeliverRequest, row: OutboxRow) -> InterventionRow:
     return InterventionRow(
         journey_key=request.journey_key,
         customer_id=request.customer.customer_id,
@@ -149,7 +187,7 @@ def _intervention(request: DeliverRequest, row: OutboxRow) -> InterventionRow:
     )
 
 
-def _receipt(row: OutboxRow, *, duplicate: bool) -> DeliveryReceipt:
+def receipt(row: OutboxRow, *, duplicate: bool) -> DeliveryReceipt:
     return DeliveryReceipt.model_validate(
         {
             "outbox_id": row.id,
@@ -161,26 +199,33 @@ def _receipt(row: OutboxRow, *, duplicate: bool) -> DeliveryReceipt:
             "path": row.path,
             "subject": row.subject,
             "held_out": row.status == "held_out",
+            "mode": row.mode,
+            "provider": row.provider,
+            "provider_message_id": row.provider_message_id,
         }
     )
 
 
-def _message_path(outbox_dir: Path, request: DeliverRequest) -> Path:
+def _message_path(outbox_dir: Path, request: DeliverRequest, route: Route) -> Path:
     for field, value in (
         ("journey_id", request.journey_id),
         ("step.step_id", request.step.step_id),
     ):
         if not _SAFE_NAME.match(value):
             raise InvalidInput(f"{field}: {value!r} is not usable as a file name")
-    return outbox_dir / request.journey_id / f"{request.step.step_id}.txt"
+    suffix = ".fallback" if route.key.endswith(":fallback") else ""
+    return outbox_dir / request.journey_id / f"{request.step.step_id}{suffix}.txt"
 
 
 def _file_text(recipient: str, channel: Channel, message: RenderedMessage) -> str:
     return f"To: {recipient}\nChannel: {channel}\nSubject: {message.subject}\n\n{message.body}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_atomic(outbox_dir: Path, path: Path, text: str) -> None:
+    for folder in (outbox_dir, path.parent):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)  # also when an older version made it with the umask's mode
+    # mkstemp creates the file 0600, and os.replace keeps the mode.
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:

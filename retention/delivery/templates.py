@@ -24,7 +24,7 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from retention.errors import InvalidInput
 
@@ -32,6 +32,7 @@ from retention.errors import InvalidInput
 class RenderedMessage(BaseModel):
     subject: str
     body: str
+    html: str | None = Field(default=None, description="the body as HTML, for email")
 
 
 @dataclass(frozen=True, eq=False)  # compared and cached by identity: one per rule-set version
@@ -50,14 +51,22 @@ class TemplateSet:
 
 
 def render_message(
-    templates: TemplateSet, template: str, context: dict[str, Any]
+    templates: TemplateSet, template: str, context: dict[str, Any], *, html: bool = False
 ) -> RenderedMessage:
-    """Render `<template>.j2` from `templates`; any template fault is an InvalidInput naming it."""
+    """Render `<template>.j2` from `templates`; any template fault is an InvalidInput naming it.
+
+    With `html`, the body is rendered a second time with autoescape, so a value such as a
+    company name cannot inject markup, and laid out as paragraphs.
+    """
     name = f"{template}.j2"
     try:
         loaded = _environment(templates).get_template(name)
         subject = _render_block(loaded, "subject", context)
         body = _render_block(loaded, "body", context)
+        html_body = None
+        if html:
+            escaping = _environment(templates, autoescape=True).get_template(name)
+            html_body = _html_paragraphs(_render_block(escaping, "body", context))
     except TemplateNotFound as exc:
         raise InvalidInput(f"template {name!r} not found in {templates.folder}") from exc
     except TemplateSyntaxError as exc:
@@ -66,15 +75,17 @@ def render_message(
         raise InvalidInput(f"template {name!r}: refused by the sandbox: {exc}") from exc
     except UndefinedError as exc:
         raise InvalidInput(f"template {name!r}: undefined variable: {exc.message}") from exc
-    return RenderedMessage(subject=" ".join(subject.split()), body=body.strip() + "\n")
+    return RenderedMessage(
+        subject=" ".join(subject.split()), body=body.strip() + "\n", html=html_body
+    )
 
 
-@lru_cache(maxsize=16)
-def _environment(templates: TemplateSet) -> SandboxedEnvironment:
+@lru_cache(maxsize=32)
+def _environment(templates: TemplateSet, *, autoescape: bool = False) -> SandboxedEnvironment:
     return SandboxedEnvironment(
         loader=DictLoader(dict(templates.sources)),
         undefined=StrictUndefined,
-        autoescape=select_autoescape(["html", "htm", "xml", "html.j2"]),
+        autoescape=autoescape or select_autoescape(["html", "htm", "xml", "html.j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -85,3 +96,10 @@ def _render_block(template: Template, block: str, context: dict[str, Any]) -> st
     if render is None:
         raise InvalidInput(f"template {template.name!r} has no {{% block {block} %}}")
     return "".join(render(template.new_context(context)))
+
+
+def _html_paragraphs(escaped: str) -> str:
+    """Blank-line separated paragraphs → <p>, line breaks → <br>; the values are already escaped
+    and the template's own text is the rule author's (it passes as written)."""
+    paragraphs = [p.strip() for p in escaped.strip().split("\n\n") if p.strip()]
+    return "".join(f"<p>{'<br>'.join(p.splitlines())}</p>\n" for p in paragraphs)

@@ -151,10 +151,29 @@ class OutboxRow(SQLModel, table=True):
     recipient: str
     subject: str
     body: str = Field(sa_type=Text)
-    status: str
+    status: str = Field(description="captured, held_out; live: sending → sent, or failed")
     mode: str
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     path: str
+    provider: str | None = Field(default=None, description="sendgrid, twilio; None when captured")
+    provider_message_id: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeliveryAttemptRow(SQLModel, table=True):
+    """One call to a provider and its answer; a message sent after two 429s has three rows."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(index=True)
+    channel: str
+    provider: str
+    outcome: str = Field(description="delivered, retryable, invalid_recipient or rejected")
+    status_code: int | None = Field(default=None, description="None: no HTTP answer")
+    provider_message_id: str | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class AuditRow(SQLModel, table=True):

@@ -1,0 +1,239 @@
+"""Fake SendGrid and Twilio: real HTTP servers on 127.0.0.1 that check the request shape the
+real APIs expect, answer like them, fail on cue, and dedupe by idempotency key (which the real
+ones do not: see retention/delivery/live.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+from uuid import uuid4
+
+from pydantic import SecretStr
+
+from retention.delivery.providers import EmailProvider, Provider, SmsProvider
+
+IDEMPOTENCY_HEADER = "X-Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any  # JSON for SendGrid, form fields for Twilio
+    key: str | None
+
+
+class FakeProvider:
+    """The server, the script of failures and the record; subclasses check and answer."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.messages: dict[str, str] = {}  # idempotency key → message id
+        self.delay = 0.0
+        self._script: deque[Answer] = deque()
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def message_count(self) -> int:
+        return len(self.messages)
+
+    def keys_received(self) -> list[str | None]:
+        return [r.key for r in self.received]
+
+    def fail_next(self, *answers: Answer) -> None:
+        self._script.extend(answers)
+
+    def busy(self, retry_after: int | None = None) -> Answer:
+        headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
+        return Answer(429, self.error_body(429, "Too many requests"), headers)
+
+    def broken(self) -> Answer:
+        return Answer(500, self.error_body(500, "Internal server error"))
+
+    def provider(self, secret: str | None = None, timeout: float = 5.0) -> Provider:
+        """The real provider, pointed here (with another API key or token when given)."""
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def invalid_recipient(self) -> Answer:
+        raise NotImplementedError
+
+    def check(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[Any, Answer | None]:
+        """The parsed body, and the error answer if the request is not what the API takes."""
+        raise NotImplementedError
+
+    def accepted(self, body: Any, message_id: str) -> Answer:
+        raise NotImplementedError
+
+    def new_message_id(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> FakeProvider:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        headers = dict(handler.headers.items())
+        body, refusal = self.check(handler.path, headers, raw)
+        key = headers.get(IDEMPOTENCY_HEADER)
+        with self._lock:
+            self.received.append(Received(handler.path, headers, body, key))
+            answer = refusal or (self._script.popleft() if self._script else None)
+            if answer is None:
+                message_id = self.messages.get(key or "") or self.new_message_id()
+                if key:
+                    self.messages.setdefault(key, message_id)
+                else:
+                    self.messages[message_id] = message_id
+                answer = self.accepted(body, message_id)
+        time.sleep(self.delay)
+        payload = json.dumps(answer.body).encode() if answer.body is not None else b""
+        try:
+            handler.send_response(answer.status)
+            for name, value in answer.headers:
+                handler.send_header(name, value)
+            if payload:
+                handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a slowness test): the message was still taken
+
+
+class FakeSendGrid(FakeProvider):
+    """POST /v3/mail/send with `Authorization: Bearer <key>`; 202 and X-Message-Id."""
+
+    def __init__(self, api_key: str = "SG.test-key-not-real") -> None:
+        super().__init__()
+        self.api_key = api_key
+
+    def provider(self, secret: str | None = None, timeout: float = 5.0) -> EmailProvider:
+        key = SecretStr(secret or self.api_key)
+        return EmailProvider(key, "success@ourapp.example", self.url, timeout)
+
+    def error_body(self, status: int, message: str, field: str | None = None) -> dict[str, Any]:
+        return {"errors": [{"message": message, "field": field, "help": None}]}
+
+    def invalid_recipient(self) -> Answer:
+        message, field = "Does not contain a valid address.", "personalizations.0.to.0.email"
+        return Answer(400, self.error_body(400, message, field))
+
+    def new_message_id(self) -> str:
+        return uuid4().hex[:22]
+
+    def accepted(self, body: Any, message_id: str) -> Answer:
+        return Answer(202, None, (("X-Message-Id", message_id),))
+
+    def check(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[Any, Answer | None]:
+        if path != "/v3/mail/send":
+            return None, Answer(404, self.error_body(404, f"no route {path}"))
+        if headers.get("Authorization") != f"Bearer {self.api_key}":
+            grant = "The provided authorization grant is invalid, expired, or revoked"
+            return None, Answer(401, self.error_body(401, grant))
+        try:
+            mail = json.loads(raw)
+            to = mail["personalizations"][0]["to"][0]["email"]
+            shape = (mail["from"]["email"], mail["subject"], mail["content"])
+            types = [part["type"] for part in mail["content"]]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return None, Answer(400, self.error_body(400, f"malformed request: {exc!r}"))
+        if not all(shape) or types != ["text/plain", "text/html"]:
+            return mail, Answer(400, self.error_body(400, f"content types {types}", "content"))
+        if "@" not in to:
+            return mail, self.invalid_recipient()
+        return mail, None
+
+
+class FakeTwilio(FakeProvider):
+    """POST /2010-04-01/Accounts/<sid>/Messages.json, basic auth sid:token, form To, From, Body;
+    201 and the message resource with its `sid`."""
+
+    def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "tok-fake") -> None:
+        super().__init__()
+        self.account_sid, self.auth_token = account_sid, auth_token
+
+    def provider(self, secret: str | None = None, timeout: float = 5.0) -> SmsProvider:
+        token = SecretStr(secret or self.auth_token)
+        return SmsProvider(self.account_sid, token, "+15005550006", self.url, timeout)
+
+    def error_body(self, status: int, message: str, code: int | None = None) -> dict[str, Any]:
+        code = code or status
+        info = f"https://www.twilio.com/docs/errors/{code}"
+        return {"code": code, "message": message, "more_info": info, "status": status}
+
+    def invalid_recipient(self) -> Answer:
+        message = "The 'To' number is not a valid phone number."
+        return Answer(400, self.error_body(400, message, 21211))
+
+    def new_message_id(self) -> str:
+        return "SM" + uuid4().hex
+
+    def accepted(self, body: Any, message_id: str) -> Answer:
+        resource = {
+            "sid": message_id,
+            "account_sid": self.account_sid,
+            "to": body["To"],
+            "from": body["From"],
+            "body": body["Body"],
+            "status": "queued",
+            "num_segments": "1",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{message_id}.json",
+        }
+        return Answer(201, resource)
+
+    def check(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[Any, Answer | None]:
+        if path != f"/2010-04-01/Accounts/{self.account_sid}/Messages.json":
+            return None, Answer(404, self.error_body(404, f"no resource {path}", 20404))
+        basic = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if headers.get("Authorization") != f"Basic {basic}":
+            return None, Answer(401, self.error_body(401, "Authenticate", 20003))
+        form = {name: values[0] for name, values in parse_qs(raw.decode()).items()}
+        missing = [f for f in ("To", "From", "Body") if not form.get(f)]
+        if missing:
+            return form, Answer(400, self.error_body(400, f"missing {missing}", 21604))
+        if not form["To"].startswith("+") or not form["To"][1:].isdigit():
+            return form, self.invalid_recipient()
+        return form, None
