@@ -6,17 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from factories import make_customer
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, inspect, text
 from sqlmodel import select
 
 from retention.assessment import Assessment
-from retention.errors import CustomerNotFound
+from retention.errors import CustomerNotFound, RetentionError
 from retention.expansion import ExpansionOpportunity
 from retention.health import HealthScore
 from retention.journey import JourneyState
 from retention.risk import ChurnPrediction, RiskFactor
 from retention.sentiment import SentimentAlert, SentimentReading
-from retention.store.db import session
+from retention.store.db import add_missing_columns, session
 from retention.store.records import (
     list_outbox,
     load_customer,
@@ -220,3 +220,24 @@ def test_list_outbox_filters_and_sorts(engine: Engine) -> None:
     assert [r.idempotency_key for r in list_outbox(engine)] == ["c", "a", "b"]
     assert [r.idempotency_key for r in list_outbox(engine, "j1")] == ["a", "b"]
     assert count(engine, OutboxRow) == 3
+
+
+@pytest.mark.database
+def test_a_database_from_an_earlier_version_gains_the_new_empty_columns(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox DROP COLUMN provider_message_id"))
+        connection.execute(text("ALTER TABLE outbox DROP COLUMN sent_at"))
+
+    assert add_missing_columns(engine) == ["outbox.provider_message_id", "outbox.sent_at"]
+    assert add_missing_columns(engine) == []  # once is enough
+    columns = {c["name"] for c in inspect(engine).get_columns("outbox")}
+    assert {"provider_message_id", "sent_at"} <= columns
+
+
+@pytest.mark.database
+def test_a_missing_column_that_cannot_be_empty_is_refused_by_name(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox DROP COLUMN recipient"))
+
+    with pytest.raises(RetentionError, match="outbox lacks column recipient"):
+        add_missing_columns(engine)
