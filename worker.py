@@ -41,10 +41,12 @@ def build_activities(
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
+    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers)
     return [
         AssessActivities(engine, rulebooks).assess,
         DecideActivities(rulebooks).decide,
-        DeliverActivities(engine, outbox_dir, rulebooks, providers).deliver,
+        delivery.deliver,
+        delivery.suppress,
         RecordActivities(engine).record,
     ]
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from retention.delivery.guardrails import SuppressRequest
 from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
 from retention.delivery.providers import Provider
 from retention.delivery.send import CAPTURE_ONLY, deliver
@@ -18,6 +19,7 @@ from retention.errors import DeliveryFailed, InvalidInput
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.store.rule_sets import archived_templates
+from retention.store.suppressions import add_suppression
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,13 @@ class DeliverActivities:
                 non_retryable=exc.permanent,
                 next_retry_delay=exc.retry_after,
             ) from exc
+
+    @activity.defn(name="suppress")
+    def suppress(self, request: SuppressRequest) -> SuppressRequest:
+        """Put the customer on the suppression list for a channel (idempotent); answers with
+        the entry in force, which may be an earlier one."""
+        row = add_suppression(self._engine, request)
+        return SuppressRequest.model_validate(row, from_attributes=True)
 
     def _templates_for(self, request: DeliverRequest) -> TemplateSet:
         """The templates of the rule set that made the journey's plan: held in memory, else

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from retention.errors import InvalidInput
+from retention.plan import CUSTOMER_CHANNELS, DEFAULT_UNSUBSCRIBE_CHANNEL
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_INTERACTION_CHARS = 10_000
@@ -169,6 +170,13 @@ class CustomerEvent(_Strict):
             score = self.data.get("score")
             if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
                 raise ValueError("data.score must be an integer from 0 to 10 for nps_response")
+        if self.type == "unsubscribed":
+            channel = self.data.get("channel", DEFAULT_UNSUBSCRIBE_CHANNEL)
+            if channel not in CUSTOMER_CHANNELS:
+                raise ValueError(
+                    f"data.channel must be one of {', '.join(CUSTOMER_CHANNELS)} for "
+                    f"unsubscribed (default email); got {channel!r}"
+                )
         if self.type == "milestone_reached":
             milestone = self.data.get("milestone")
             if not isinstance(milestone, str) or not milestone:

@@ -42,3 +42,7 @@ class InvalidRecipient(DeliveryFailed):
 
 class ProviderRejected(DeliveryFailed):
     """Any other 4xx: bad credentials, a malformed request; the same request would fail again."""
+
+
+class Suppressed(DeliveryFailed):
+    """The customer (or the address) is on the suppression list for this channel."""

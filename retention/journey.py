@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
+from retention.delivery.guardrails import SuppressRequest
 from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
 from retention.risk import RiskFactor
 
@@ -36,6 +37,18 @@ class StepState(BaseModel):
     channel_used: Channel | None = None
     outbox_id: str | None = None
     note: str = ""
+    deferred_until: datetime | None = Field(
+        default=None, description="held back by quiet hours or a frequency cap until then"
+    )
+    deferred_why: str = ""
+    delivery_mode: str | None = Field(default=None, description="capture or live")
+    provider: str | None = Field(default=None, description="sendgrid, twilio; None if captured")
+    provider_message_id: str | None = None
+
+    @property
+    def ready_at(self) -> datetime:
+        """When the step may run: its due time, or later if a guard rail holds it back."""
+        return self.deferred_until or self.due_at
 
 
 class EventRecord(BaseModel):
@@ -93,10 +106,13 @@ class JourneyState(BaseModel):
     outcome: str | None = None
     finished_at: datetime | None = None
     runs: int = Field(default=1, description="runs so far, counting continue-as-new")
+    pending_suppressions: list[SuppressRequest] = Field(
+        default_factory=list, description="unsubscribes heard, not yet on the suppression list"
+    )
 
     def next_step(self) -> StepState | None:
         pending = [s for s in self.steps if s.status == "pending"]
-        return min(pending, key=lambda s: s.due_at) if pending else None
+        return min(pending, key=lambda s: s.ready_at) if pending else None
 
 
 class JourneyRequest(BaseModel):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Channel = Literal[
     "email", "sms", "phone", "in_app", "csm_task", "internal", "meeting", "webinar", "document"
 ]
 Owner = Literal["csm", "automated", "internal"]
+# Channels that reach the customer: the ones an unsubscribe can stop. CSM work never is.
+CustomerChannel = Literal["email", "sms", "phone", "in_app"]
+CUSTOMER_CHANNELS: tuple[CustomerChannel, ...] = ("email", "sms", "phone", "in_app")
+DEFAULT_UNSUBSCRIBE_CHANNEL: CustomerChannel = "email"
 
 
 class _Value(BaseModel):
@@ -71,6 +76,29 @@ class EventCampaign(_Value):
         )
 
 
+class FrequencyCap(_Value):
+    """At most `at_most` messages on `channel` in any `per_hours` of journey time."""
+
+    channel: Channel
+    at_most: int = Field(ge=1)
+    per_hours: float = Field(gt=0)
+
+
+class QuietHours(_Value):
+    """From `start` to `end` on the customer's clock nothing goes out on `channels`;
+    `start` after `end` spans midnight (21:00 to 08:00)."""
+
+    start: time
+    end: time
+    channels: list[Channel]
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours need different `from` and `to` times")
+        return self
+
+
 class JourneyPolicy(_Value):
     """How a journey ends and when it looks again: the rule set's journey-wide settings."""
 
@@ -86,6 +114,8 @@ class JourneyPolicy(_Value):
     strategy_order: list[str] = Field(description="every strategy, least to most intensive")
     campaign_exits: dict[str, list[CampaignExit]] = Field(default_factory=dict)
     event_campaigns: list[EventCampaign] = Field(default_factory=list)
+    frequency_caps: list[FrequencyCap] = Field(default_factory=list)
+    quiet_hours: QuietHours | None = None
 
     def outcome_for(self, event_type: str) -> str | None:
         return next((e.outcome for e in self.exits if e.event == event_type), None)

@@ -25,7 +25,15 @@ with workflow.unsafe.imports_passed_through():
     from retention import temporal as sa
     from retention.assessment import Assessment
     from retention.customer import CustomerEvent, describe_validation_error
-    from retention.delivery.outbox import DeliverRequest
+    from retention.delivery.channels import address_of, likely_channel
+    from retention.delivery.guardrails import (
+        Hold,
+        JourneyClock,
+        SuppressRequest,
+        hold_for,
+        unsubscribe_request,
+    )
+    from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
     from retention.journey import (
         CancelRequest,
         CommandResult,
@@ -57,6 +65,9 @@ DELIVERY_RETRY = RetryPolicy(
     non_retryable_error_types=["InvalidInput"],
 )
 RECORDING_TIMEOUT = timedelta(seconds=30)
+# Patches: journeys whose history was made without them keep behaving as they did.
+RECORD_UNSUBSCRIBES = "record-unsubscribe"  # an unsubscribed event puts the channel on the list
+GUARD_RAILS = "delivery-guard-rails"  # frequency caps and quiet hours hold a step back
 
 
 @workflow.defn(name=sa.WORKFLOW_TYPE)
@@ -101,6 +112,7 @@ class RetentionJourney:
                 return await self._continue_as_new()
             await self._wait_for_next_moment()
             async with self._lock:
+                await self._record_suppressions()  # before any step that it may stop
                 await self._act_on_what_is_due()
         return await self._close()
 
@@ -116,6 +128,10 @@ class RetentionJourney:
         except ValidationError as exc:
             self._state.events.append(_rejected(raw, received, describe_validation_error(exc)))
             return
+        if event.type == "unsubscribed" and workflow.patched(RECORD_UNSUBSCRIBES):
+            # I/O, so the main loop records it (an activity) before it sends anything else;
+            # honoured even when the journey has ended.
+            self._state.pending_suppressions.append(self._suppression(event))
         if self._state.outcome is not None:
             self._state.events.append(_record(event, received, "journey already closed"))
             return
@@ -216,9 +232,15 @@ class RetentionJourney:
     async def _wait_for_next_moment(self) -> None:
         """Sleep until the next step, checkpoint or close, waking early on events and commands."""
         while self._state.outcome is None and not self._should_continue_as_new():
+            if self._state.pending_suppressions:
+                return
             if self._state.paused:
                 await workflow.wait_condition(
-                    lambda: not self._state.paused or self._state.outcome is not None
+                    lambda: (
+                        not self._state.paused
+                        or self._state.outcome is not None
+                        or bool(self._state.pending_suppressions)
+                    )
                 )
                 continue
             due = self._next_moment()
@@ -238,12 +260,17 @@ class RetentionJourney:
 
     def _interrupted(self) -> bool:
         s = self._state
-        return s.paused or s.outcome is not None or self._should_continue_as_new()
+        return (
+            s.paused
+            or s.outcome is not None
+            or bool(s.pending_suppressions)
+            or self._should_continue_as_new()
+        )
 
     def _next_moment(self) -> datetime:
         moments = [self._close_at()]
         if (step := self._state.next_step()) is not None:
-            moments.append(step.due_at)
+            moments.append(step.ready_at)
         if (checkpoint := self._next_checkpoint()) is not None:
             moments.append(self._journey_time(checkpoint))
         return min(moments)
@@ -255,8 +282,12 @@ class RetentionJourney:
         checkpoint = self._next_checkpoint()
         if checkpoint is not None and self._journey_time(checkpoint) <= now:
             await self._rescore(checkpoint)
-        elif (step := self._state.next_step()) is not None and step.due_at <= now:
-            await self._deliver(step)
+        elif (step := self._state.next_step()) is not None and step.ready_at <= now:
+            if (hold := self._hold(step, now)) is not None:
+                step.deferred_until, step.deferred_why = hold.until, hold.why
+                self._publish()
+            else:
+                await self._deliver(step)
         elif self._state.next_step() is None and self._close_at() <= now:
             self._end("completed", "plan ran out")
 
@@ -295,18 +326,7 @@ class RetentionJourney:
                 retry_policy=DELIVERY_RETRY,
                 summary=f"{step.step.action} via {step.step.channel} ({step.step.owner})",
             )
-            step.status, step.channel_used, step.outbox_id = (
-                "done",
-                receipt.channel,
-                receipt.outbox_id,
-            )
-            step.note = (
-                "held out: recorded, nothing sent"
-                if receipt.held_out
-                else "fallback channel used"
-                if receipt.fallback_used
-                else ""
-            )
+            _note_delivery(step, receipt)
         except ActivityError as err:
             step.status, step.note = "skipped", f"not delivered: {_cause(err)}"
         step.done_at = workflow.now()
@@ -314,6 +334,7 @@ class RetentionJourney:
 
     async def _close(self) -> JourneyState:
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._record_suppressions()
         self._state.finished_at = workflow.now()
         for step in self._state.steps:
             if step.status == "pending":
@@ -375,6 +396,32 @@ class RetentionJourney:
             start_to_close_timeout=RECORDING_TIMEOUT,
             summary=f"record {action.replace('_', ' ')}",
         )
+
+    async def _record_suppressions(self) -> None:
+        """Put every unsubscribe heard on the suppression list, oldest first."""
+        while self._state.pending_suppressions:
+            request = self._state.pending_suppressions[0]
+            try:
+                await workflow.execute_activity_method(
+                    DeliverActivities.suppress,
+                    request,
+                    start_to_close_timeout=RECORDING_TIMEOUT,
+                    retry_policy=DELIVERY_RETRY,  # until the database answers: it must be kept
+                    summary=f"suppress {request.channel} for {request.customer_id}",
+                )
+            except ActivityError as err:
+                workflow.logger.error("suppression not recorded: %s", _cause(err))
+            self._state.pending_suppressions.pop(0)
+
+    def _suppression(self, event: CustomerEvent) -> SuppressRequest:
+        request = unsubscribe_request(
+            self._state.customer_id,
+            event.data,
+            source=f"unsubscribed event via {workflow.info().workflow_id}",
+        )
+        if self._state.customer is not None:
+            request.address = address_of(request.channel, self._state.customer)
+        return request
 
     def _deliver_request(self, step: StepState) -> DeliverRequest:
         assert self._state.customer is not None  # assessed before any step exists
@@ -537,6 +584,28 @@ class RetentionJourney:
         workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_details(s))
 
+    def _hold(self, step: StepState, now: datetime) -> Hold | None:
+        """Until when a frequency cap or quiet hours hold `step` back (real time), if they do.
+        Caps count this journey's own deliveries on the channel, held-out ones included, so
+        the holdout keeps the treated group's pace."""
+        policy, customer = self._state.policy, self._state.customer
+        if policy is None or customer is None:
+            return None
+        if not (policy.frequency_caps or policy.quiet_hours) or not workflow.patched(GUARD_RAILS):
+            return None
+        channel = likely_channel(step.step, customer)
+        clock = JourneyClock(self._state.started_at, self._request.options.time_scale)
+        sent = [
+            clock.journey(s.done_at)
+            for s in self._state.steps
+            if s.status == "done" and s.channel_used == channel and s.done_at is not None
+        ]
+        hold = hold_for(policy, channel, clock.journey(now), sent, customer.profile.timezone)
+        if hold is None:
+            return None
+        # at least a second on: a hold that rounding ended early must not spin the loop
+        return Hold(max(clock.real(hold.until), now + timedelta(seconds=1)), hold.why)
+
     # ---- journey time ----------------------------------------------------------------------
 
     def _real(self, journey_hours: float) -> timedelta:
@@ -558,7 +627,7 @@ class RetentionJourney:
         return min(left) if left else None
 
     def _close_at(self) -> datetime:
-        last = max((step.due_at for step in self._state.steps), default=workflow.now())
+        last = max((step.ready_at for step in self._state.steps), default=workflow.now())
         observation = self._state.policy.observation_hours if self._state.policy else 0.0
         return last + self._real(observation)
 
@@ -599,6 +668,19 @@ def _rejected(raw: Any, received: datetime, reason: str) -> EventRecord:
     )
 
 
+def _note_delivery(step: StepState, receipt: DeliveryReceipt) -> None:
+    step.status, step.channel_used, step.outbox_id = "done", receipt.channel, receipt.outbox_id
+    step.delivery_mode, step.provider = receipt.mode, receipt.provider
+    step.provider_message_id = receipt.provider_message_id
+    step.note = (
+        "held out: recorded, nothing sent"
+        if receipt.held_out
+        else receipt.note or "fallback channel used"
+        if receipt.fallback_used
+        else ""
+    )
+
+
 def _cause(err: ActivityError) -> str:
     cause = err.cause
     return str(cause.message) if isinstance(cause, ApplicationError) else str(cause or err)
@@ -611,7 +693,7 @@ def _details(s: JourneyState) -> str:
         f"· tier `{s.risk_tier or '-'}` · severity `{s.severity_tier or '-'}`",
         f"churn probability {s.churn_probability if s.churn_probability is not None else '-'} "
         f"· health {s.health_score if s.health_score is not None else '-'}",
-        f"next: {nxt.step.action} via {nxt.step.channel} at {nxt.due_at:%Y-%m-%d %H:%M:%S} UTC"
+        f"next: {nxt.step.action} via {nxt.step.channel} at {nxt.ready_at:%Y-%m-%d %H:%M:%S} UTC"
         if nxt
         else "next: -",
     ]

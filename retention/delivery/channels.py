@@ -17,6 +17,13 @@ def can_reach(channel: Channel, customer: CustomerSnapshot) -> bool:
     return channel not in PHONE_CHANNELS or customer.profile.phone is not None
 
 
+def likely_channel(step: PlanStep, customer: CustomerSnapshot) -> Channel:
+    """The channel a step will use unless a provider refuses it: guard rails count on it."""
+    if can_reach(step.channel, customer) or step.fallback_channel is None:
+        return step.channel
+    return step.fallback_channel
+
+
 def resolve_channel(step: PlanStep, customer: CustomerSnapshot) -> tuple[Channel, bool]:
     """The step's channel, or its fallback (then True) when the channel cannot reach them."""
     if can_reach(step.channel, customer):
@@ -28,6 +35,13 @@ def resolve_channel(step: PlanStep, customer: CustomerSnapshot) -> tuple[Channel
         f"step {step.step_id!r}: channel {step.channel!r} cannot reach customer "
         f"{customer.customer_id!r} (no phone) and fallback_channel {fallback!r} cannot either"
     )
+
+
+def address_of(channel: Channel, customer: CustomerSnapshot) -> str | None:
+    """Where a message on `channel` would go, or None when the customer has no such address."""
+    if channel in PHONE_CHANNELS and customer.profile.phone is None:
+        return None
+    return recipient_for(channel, customer)
 
 
 def recipient_for(channel: Channel, customer: CustomerSnapshot) -> str:

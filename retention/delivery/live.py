@@ -33,6 +33,7 @@ from retention.errors import (
     ProviderRejected,
     ProviderUnavailable,
     RetentionError,
+    Suppressed,
 )
 from retention.store.db import session
 from retention.store.tables import DeliveryAttemptRow, OutboxRow, utcnow
@@ -41,6 +42,7 @@ from retention.store.tables import DeliveryAttemptRow, OutboxRow, utcnow
 REFUSED: dict[str, type[DeliveryFailed]] = {
     "invalid_recipient": InvalidRecipient,
     "rejected": ProviderRejected,
+    "suppressed": Suppressed,
 }
 
 
@@ -73,6 +75,8 @@ def send_live(
 def refused_or_receipt(row: OutboxRow) -> DeliveryReceipt:
     """An earlier attempt's result: its receipt, or the refusal it ended in, again."""
     if (refusal := REFUSED.get(row.status)) is not None:
+        if row.status == "suppressed" and row.note:
+            raise refusal(row.note)
         raise refusal(f"{row.channel} to {row.recipient} was refused earlier ({row.status})")
     return receipt(row, duplicate=True)
 

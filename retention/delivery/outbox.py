@@ -68,20 +68,30 @@ class DeliveryReceipt(BaseModel):
     mode: str = Field(default="capture", description="capture or live")
     provider: str | None = None
     provider_message_id: str | None = None
+    note: str | None = Field(default=None, description="why the fallback channel was used")
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where one message of a step goes: its outbox key, channel and recipient."""
+    """Where one message of a step goes: its outbox key, channel and recipient; `note` says
+    why, when it is the fallback because the first channel was refused or suppressed."""
 
     key: str
     channel: Channel
     recipient: str
     fallback_used: bool
+    note: str | None = None
 
     @classmethod
-    def to(cls, key: str, channel: Channel, fallback_used: bool, request: DeliverRequest) -> Route:
-        return cls(key, channel, recipient_for(channel, request.customer), fallback_used)
+    def to(
+        cls,
+        key: str,
+        channel: Channel,
+        fallback_used: bool,
+        request: DeliverRequest,
+        note: str | None = None,
+    ) -> Route:
+        return cls(key, channel, recipient_for(channel, request.customer), fallback_used, note)
 
 
 def render_for(templates: TemplateSet, request: DeliverRequest, route: Route) -> RenderedMessage:
@@ -124,6 +134,7 @@ def new_row(
         status=status,
         mode="capture",
         path="",
+        note=route.note,
     )
 
 
@@ -183,6 +194,7 @@ def intervention(request: DeliverRequest, row: OutboxRow) -> InterventionRow:
         owner=request.step.owner,
         status=row.status,
         outbox_id=row.id,
+        note=row.note,
         at=row.created_at,
     )
 
@@ -202,6 +214,7 @@ def receipt(row: OutboxRow, *, duplicate: bool) -> DeliveryReceipt:
             "mode": row.mode,
             "provider": row.provider,
             "provider_message_id": row.provider_message_id,
+            "note": row.note,
         }
     )
 

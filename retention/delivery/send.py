@@ -1,5 +1,6 @@
 """Deliver one plan step: captured, or live through the channel's provider, with the step's
-fallback channel when the provider refuses the first for good."""
+fallback channel when the provider refuses the first for good or the customer is suppressed on
+it. A suppressed message is never rendered or sent; its outbox row says why."""
 
 from __future__ import annotations
 
@@ -8,14 +9,26 @@ from pathlib import Path
 from types import MappingProxyType
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from retention.delivery.channels import can_reach, resolve_channel
 from retention.delivery.live import refused_or_receipt, send_live
-from retention.delivery.outbox import DeliverRequest, DeliveryReceipt, Route, capture, find
+from retention.delivery.outbox import (
+    DeliverRequest,
+    DeliveryReceipt,
+    Route,
+    capture,
+    find,
+    insert_once,
+    intervention,
+    new_row,
+)
 from retention.delivery.providers import Provider
-from retention.delivery.templates import TemplateSet
-from retention.errors import DeliveryFailed, ProviderUnavailable
-from retention.plan import Channel
+from retention.delivery.templates import RenderedMessage, TemplateSet
+from retention.errors import DeliveryFailed, ProviderUnavailable, Suppressed
+from retention.plan import CUSTOMER_CHANNELS, Channel
+from retention.store.db import session
+from retention.store.suppressions import suppression_for
 
 CAPTURE_ONLY: Mapping[Channel, Provider] = MappingProxyType({})
 
@@ -29,18 +42,22 @@ def deliver(
 ) -> DeliveryReceipt:
     """Exactly once per step. A channel without a provider (capture mode, in-app, CSM work) and
     a held-out customer's message are captured; raises DeliveryFailed when nothing got through:
-    `ProviderUnavailable` to retry later, or the refusal when no usable fallback is left."""
+    `ProviderUnavailable` to retry later, or the refusal (or suppression) when no usable
+    fallback is left."""
     channel, fallback_used = resolve_channel(request.step, request.customer)
     route = Route.to(request.idempotency_key, channel, fallback_used, request)
-    try:
-        return _deliver_on(engine, outbox_dir, templates, request, route, providers)
-    except DeliveryFailed as failure:
-        if not failure.permanent:
-            raise
-        fallback = _fallback_route(request, route)
-        if fallback is None:
-            raise type(failure)(f"{failure}; no usable fallback channel") from failure
-        return _deliver_on(engine, outbox_dir, templates, request, fallback, providers)
+    while True:  # at most twice: a fallback route has no fallback of its own
+        try:
+            return _deliver_on(engine, outbox_dir, templates, request, route, providers)
+        except DeliveryFailed as failure:
+            if not failure.permanent:
+                raise
+            fallback = _fallback_route(request, route, because=str(failure))
+            if fallback is None:
+                if isinstance(failure, Suppressed):
+                    _record_suppressed_step(engine, request, route)
+                raise type(failure)(f"{failure}; no usable fallback channel") from failure
+            route = fallback
 
 
 def _deliver_on(
@@ -54,6 +71,8 @@ def _deliver_on(
     existing = find(engine, route.key)
     if existing is not None and existing.status != "sending":
         return refused_or_receipt(existing)
+    if existing is None:  # a reserved row was on its way out before any suppression: resend
+        _refuse_if_suppressed(engine, request, route)
     provider = None if request.held_out else providers.get(route.channel)
     if provider is not None:
         return send_live(engine, templates, request, route, provider)
@@ -65,11 +84,44 @@ def _deliver_on(
     return capture(engine, outbox_dir, templates, request, route)
 
 
-def _fallback_route(request: DeliverRequest, refused: Route) -> Route | None:
+def _fallback_route(request: DeliverRequest, refused: Route, because: str) -> Route | None:
     """The step's fallback channel, if it is another channel that can reach the customer."""
     fallback = request.step.fallback_channel
     if fallback is None or fallback == refused.channel or refused.fallback_used:
         return None
     if not can_reach(fallback, request.customer):
         return None
-    return Route.to(f"{request.idempotency_key}:fallback", fallback, True, request)
+    key, note = f"{request.idempotency_key}:fallback", f"fallback: {because}"
+    return Route.to(key, fallback, True, request, note=note)
+
+
+def _refuse_if_suppressed(engine: Engine, request: DeliverRequest, route: Route) -> None:
+    """Raise Suppressed, after recording the unsent message, when the customer or the address is
+    on the suppression list for the route's channel. CSM work is never suppressed."""
+    if route.channel not in CUSTOMER_CHANNELS:
+        return
+    customer_id = request.customer.customer_id
+    entry = suppression_for(engine, customer_id, route.channel, route.recipient)
+    if entry is None:
+        return
+    why = (
+        f"{route.channel} to {route.recipient} suppressed since {entry.at:%Y-%m-%d} "
+        f"({entry.reason}; {entry.source})"
+    )
+    unsent = RenderedMessage(subject="", body="")  # never rendered: it is never sent
+    row = new_row(request, route, unsent, status="suppressed")
+    row.note = why
+    insert_once(engine, request, row, with_intervention=False)
+    raise Suppressed(why)
+
+
+def _record_suppressed_step(engine: Engine, request: DeliverRequest, route: Route) -> None:
+    """The step's intervention row, when suppression left it nothing to send on."""
+    row = find(engine, route.key)
+    if row is None:
+        return
+    try:
+        with session(engine) as db:
+            db.add(intervention(request, row))
+    except IntegrityError:
+        pass  # a retried activity recorded it already

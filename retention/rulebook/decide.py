@@ -13,16 +13,18 @@ from retention.plan import (
     Decision,
     EventCampaign,
     ExitRule,
+    FrequencyCap,
     InterventionPlan,
     JourneyContext,
     JourneyPolicy,
     PlanStep,
+    QuietHours,
 )
 from retention.rulebook.conditions import AllOf, Condition, Not
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import HOLDOUT_RULE, PlacedCondition, Rulebook
 from retention.rulebook.offers import in_holdout, make_offer
-from retention.rulebook.schema import Campaign, DecisionFacts, Intervention
+from retention.rulebook.schema import Campaign, DecisionFacts, Intervention, QuietHoursRule
 
 FIRST_DECISION = JourneyContext()
 
@@ -223,7 +225,18 @@ def _policy(rulebook: Rulebook) -> JourneyPolicy:
             for c in rulebook.campaigns
             if c.on_event is not None
         ],
+        frequency_caps=[
+            FrequencyCap(channel=channel, at_most=cap.at_most, per_hours=cap.per)
+            for channel, cap in journey.frequency_caps.items()
+        ],
+        quiet_hours=_quiet_hours(journey.quiet_hours),
     )
+
+
+def _quiet_hours(rule: QuietHoursRule | None) -> QuietHours | None:
+    if rule is None:
+        return None
+    return QuietHours(start=rule.start, end=rule.end, channels=rule.channels)
 
 
 def _first(fired: list[str], kind: str, ordered: list[str], facts: DecisionFacts) -> str:

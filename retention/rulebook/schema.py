@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import time
 from typing import Annotated, Any, cast, get_args, get_origin, get_type_hints
 
 from pydantic import (
@@ -18,7 +19,7 @@ from pydantic import (
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from retention.health import HealthPolicy
-from retention.plan import Channel, Owner
+from retention.plan import CUSTOMER_CHANNELS, Channel, Owner
 from retention.risk import RiskPolicy
 from retention.rulebook.conditions import Condition, parse_condition
 
@@ -42,6 +43,19 @@ def parse_hours(value: object) -> float:
 
 
 Hours = Annotated[float, BeforeValidator(parse_hours)]
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_clock(value: object) -> time:
+    """`"21:00"` → 21:00. Unquoted, YAML reads 21:00 as a number (1260), hence the hint."""
+    if isinstance(value, str) and (match := _CLOCK.match(value.strip())):
+        return time(int(match.group(1)), int(match.group(2)))
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError('write the time in quotes, e.g. "21:00" (unquoted it reads as a number)')
+    raise ValueError(f'expected a time of day like "21:00" or "08:30"; got {value!r}')
+
+
+ClockTime = Annotated[time, BeforeValidator(parse_clock)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -258,12 +272,37 @@ class Exit(_Rule):
     outcome: str = Field(pattern=r"^(saved|churned|recovered|exited:[a-z_]+)$")
 
 
+class FrequencyCapRule(_Rule):
+    at_most: int = Field(ge=1)
+    per: Hours = Field(gt=0)
+
+
+def _customer_channels() -> list[Channel]:
+    return list(CUSTOMER_CHANNELS)
+
+
+class QuietHoursRule(_Rule):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: ClockTime = Field(alias="from")
+    end: ClockTime = Field(alias="to")
+    channels: list[Channel] = Field(default_factory=_customer_channels, min_length=1)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursRule:
+        if self.start == self.end:
+            raise ValueError("`from` and `to` must differ")
+        return self
+
+
 class JourneyFile(_Rule):
     exits: list[Exit] = Field(default_factory=list)
     checkpoints: list[Hours] = Field(default_factory=list)
     recovered_strategy: str | None = None
     observation: Hours = 0.0
     holdout: Holdout | None = None
+    frequency_caps: dict[Channel, FrequencyCapRule] = Field(default_factory=dict)
+    quiet_hours: QuietHoursRule | None = None
 
 
 class ScoringFile(_Rule):

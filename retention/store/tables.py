@@ -86,6 +86,7 @@ class InterventionRow(SQLModel, table=True):
     owner: str
     status: str
     outbox_id: str | None = None
+    note: str | None = Field(default=None, description="why a fallback or nothing was sent")
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -151,13 +152,16 @@ class OutboxRow(SQLModel, table=True):
     recipient: str
     subject: str
     body: str = Field(sa_type=Text)
-    status: str = Field(description="captured, held_out; live: sending → sent, or failed")
+    status: str = Field(
+        description="captured, held_out, suppressed; live: sending → sent, or refused"
+    )
     mode: str
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     path: str
     provider: str | None = Field(default=None, description="sendgrid, twilio; None when captured")
     provider_message_id: str | None = None
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    note: str | None = Field(default=None, description="why it went to a fallback, or not out")
 
 
 class DeliveryAttemptRow(SQLModel, table=True):
@@ -173,6 +177,21 @@ class DeliveryAttemptRow(SQLModel, table=True):
     status_code: int | None = Field(default=None, description="None: no HTTP answer")
     provider_message_id: str | None = None
     error: str | None = Field(default=None, sa_type=Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SuppressionRow(SQLModel, table=True):
+    """A customer who gets nothing on a channel, from any journey, until it is removed."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("customer_id", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    channel: str
+    address: str | None = Field(default=None, index=True, description="also matched by itself")
+    reason: str
+    source: str = Field(description="e.g. event via retention-cust-001, cli")
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
