@@ -5,6 +5,7 @@
     python starter.py show cust-001
     python starter.py list --tier critical
     python starter.py cancel cust-001 --reason "customer asked for no contact"
+    python starter.py suppress cust-001 --channel email --reason "asked by phone"
     python starter.py model generate --customers 100000 --seed 1 --out var/generated.parquet
 
 The Temporal calls themselves live in `retention.operations` (shared with `make run`).
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -58,6 +59,7 @@ from retention.operations import (
     send_event,
     start_journey,
 )
+from retention.plan import CustomerChannel
 from retention.population import read_customer_json, read_customers
 from retention.settings import get_settings
 
@@ -86,6 +88,7 @@ app.add_typer(model_app, name="model")
 console = Console(highlight=False)
 
 P = ParamSpec("P")
+M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
@@ -192,12 +195,24 @@ def start(
     )
 
 
-_OPTION_NAMES = {"time_scale": "--time-scale", "upstream_churn_probability": "--churn-probability"}
+_OPTION_NAMES = {
+    "time_scale": "--time-scale",
+    "upstream_churn_probability": "--churn-probability",
+    "customer_id": "CUSTOMER_ID",
+    "channel": "--channel",
+    "reason": "--reason",
+    "address": "--address",
+}
 
 
 def _journey_options(**given: float | None) -> JourneyOptions:
+    return _validated(JourneyOptions, **given)
+
+
+def _validated(model: type[M], **given: object) -> M:
+    """`model` from the command's values (None: the default); a bad one named as typed."""
     try:
-        return JourneyOptions(**{k: v for k, v in given.items() if v is not None})
+        return model(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         problems = [
             f"{_OPTION_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
@@ -630,6 +645,85 @@ def event(
     console.print(f"sent {customer_event.type} to {journey_id(customer_id)}")
 
 
+# ---- suppression list ------------------------------------------------------------------------
+
+_CHANNEL_HELP = "email, sms, phone or in_app (CSM work is never suppressed)."
+
+
+@app.command()
+@friendly
+def suppress(
+    customer_id: Annotated[str, typer.Argument(help="The customer who gets nothing on it.")],
+    channel: Annotated[str, typer.Option(help=_CHANNEL_HELP)] = "email",
+    reason: Annotated[str, typer.Option(help="Why (kept with the entry).")] = "operator",
+    address: Annotated[
+        str | None,
+        typer.Option(help="The email or phone; default: the customer's, if in the database."),
+    ] = None,
+) -> None:
+    """Stop a channel for a customer across all journeys; their steps use the fallback."""
+    from retention.delivery.guardrails import SuppressRequest
+    from retention.store.suppressions import add_suppression
+
+    request = _validated(
+        SuppressRequest, customer_id=customer_id, channel=channel, reason=reason, source="cli"
+    )
+    with _database() as engine:
+        request.address = address or _known_address(engine, customer_id, request.channel)
+        entry = add_suppression(engine, request)
+    since = f"since {_when(entry.at)} ({entry.reason}; {entry.source})"
+    console.print(f"{customer_id}: {entry.channel} suppressed {since}", soft_wrap=True)
+
+
+@app.command()
+@friendly
+def unsuppress(
+    customer_id: str,
+    channel: Annotated[str, typer.Option(help=_CHANNEL_HELP)] = "email",
+) -> None:
+    """Lift a customer's suppression on a channel: later steps may use it again."""
+    from retention.store.suppressions import remove_suppression
+
+    with _database() as engine:
+        removed = remove_suppression(engine, customer_id, channel)
+    if not removed:
+        _fail(f"{customer_id} is not suppressed on {channel}")
+    console.print(f"{customer_id}: {channel} no longer suppressed")
+
+
+@app.command()
+@friendly
+def suppressions(
+    customer_id: Annotated[str | None, typer.Argument(help="Only this customer's.")] = None,
+) -> None:
+    """List the suppression list (everyone's, or one customer's)."""
+    from retention.store.suppressions import list_suppressions
+
+    with _database() as engine:
+        rows = list_suppressions(engine, customer_id)
+    if not rows:
+        console.print("no suppressions")
+        return
+    table = Table(title=f"suppressions ({len(rows)})", title_justify="left")
+    for column in ("customer", "channel", "address", "reason", "source", "since (UTC)"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.customer_id, row.channel, row.address or "-", row.reason, row.source, _when(row.at)
+        )
+    console.print(table)
+
+
+def _known_address(engine: Engine, customer_id: str, channel: CustomerChannel) -> str | None:
+    from retention.delivery.channels import address_of
+    from retention.store.records import load_customer
+
+    try:
+        return address_of(channel, load_customer(engine, customer_id))
+    except CustomerNotFound:
+        return None
+
+
 # ---- show ------------------------------------------------------------------------------------
 
 
@@ -731,7 +825,7 @@ _STEP_STYLE = {"done": "green", "skipped": "yellow", "pending": ""}
 
 def _plan_table(s: JourneyState) -> Table:
     table = Table(title="plan", title_justify="left")
-    for column in ("gen", "at", "action", "channel", "owner", "due (UTC)", "status"):
+    for column in ("gen", "at", "action", "channel", "owner", "due (UTC)", "status", "sent via"):
         table.add_column(column, no_wrap=True)
     table.add_column("note")
     for step in sorted(s.steps, key=lambda x: (x.generation, x.step.at_hours, x.step.step_id)):
@@ -743,9 +837,25 @@ def _plan_table(s: JourneyState) -> Table:
             step.step.owner,
             _when(step.due_at),
             Text(step.status, style=_STEP_STYLE.get(step.status, "")),
-            Text(step.note),
+            Text(_sent_via(step)),
+            Text(_step_note(step)),
         )
     return table
+
+
+def _sent_via(step: StepState) -> str:
+    """`capture`, or `live: sendgrid <message id>`; `-` until delivered."""
+    if step.delivery_mode is None:
+        return "-"
+    provider = " ".join(p for p in (step.provider, step.provider_message_id) if p)
+    return f"{step.delivery_mode}: {provider}" if provider else step.delivery_mode
+
+
+def _step_note(step: StepState) -> str:
+    if step.deferred_until is None:
+        return step.note
+    held = f"{step.deferred_why} (until {_when(step.deferred_until)})"
+    return f"{step.note}; {held}" if step.note else held
 
 
 def _channel(step: StepState) -> str:

@@ -128,7 +128,11 @@ class RetentionJourney:
         except ValidationError as exc:
             self._state.events.append(_rejected(raw, received, describe_validation_error(exc)))
             return
-        if event.type == "unsubscribed" and workflow.patched(RECORD_UNSUBSCRIBES):
+        if (
+            event.type == "unsubscribed"
+            and not self._invalid
+            and workflow.patched(RECORD_UNSUBSCRIBES)
+        ):
             # I/O, so the main loop records it (an activity) before it sends anything else;
             # honoured even when the journey has ended.
             self._state.pending_suppressions.append(self._suppression(event))

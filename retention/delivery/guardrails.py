@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
 
+from retention.customer import CUSTOMER_ID_PATTERN
 from retention.plan import (
     DEFAULT_UNSUBSCRIBE_CHANNEL,
     CustomerChannel,
@@ -28,10 +29,10 @@ from retention.plan import (
 class SuppressRequest(BaseModel):
     """One suppression-list entry to record: this customer gets nothing on `channel`."""
 
-    customer_id: str
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
     channel: CustomerChannel
     address: str | None = Field(default=None, description="the email or phone it was for")
-    reason: str = "unsubscribed"
+    reason: str = Field(default="unsubscribed", min_length=1, max_length=500)
     source: str = Field(description="who asked: an event's journey, the CLI, ...")
 
 
@@ -40,7 +41,7 @@ def unsubscribe_request(customer_id: str, data: dict[str, Any], source: str) -> 
     return SuppressRequest(
         customer_id=customer_id,
         channel=data.get("channel", DEFAULT_UNSUBSCRIBE_CHANNEL),
-        reason=str(data.get("reason") or "unsubscribed"),
+        reason=str(data.get("reason") or "unsubscribed")[:500],
         source=source,
     )
 
