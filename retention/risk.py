@@ -167,10 +167,15 @@ class RiskPolicy(BaseModel):
 
 
 class ModelDriver(BaseModel):
-    """One input's push on this customer's churn score, as the model itself computes it."""
+    """One input's push on this customer's churn score, as the model itself computes it.
+
+    A contribution is to the model's margin, the additive scale it scores on: log-odds for the
+    trained XGBoost model, the cumulative hazard -ln(1 - p) for `baseline-0`. The bias (the
+    margin of a customer with no push either way) plus every input's contribution is the margin.
+    """
 
     feature: str
-    contribution: float = Field(description="to the cumulative hazard -ln(1 - p); > 0 raises it")
+    contribution: float = Field(description="to the model's margin; > 0 raises the churn risk")
 
 
 class ChurnPrediction(BaseModel):
@@ -184,6 +189,9 @@ class ChurnPrediction(BaseModel):
     recommended_actions: list[str] = Field(default_factory=list)
     drivers: list[ModelDriver] = Field(
         default_factory=list, description="the model's own reasons, largest first; none upstream"
+    )
+    driver_bias: float | None = Field(
+        default=None, description="the margin's bias: bias + every input's contribution = margin"
     )
 
 
@@ -298,6 +306,7 @@ def baseline_prediction(
         source="model",
     )
     prediction.drivers = baseline_drivers(factors, health)
+    prediction.driver_bias = round(-math.log(1 - BASE_HAZARD), 4)
     return prediction
 
 

@@ -1,0 +1,145 @@
+"""The churn scorer a worker holds: a trained model turning assessed customers into the
+`ChurnPrediction`s a journey receives.
+
+- `load_scorer(model_dir)`: the model in a folder `model train` wrote (read from disk, never
+  downloaded), or None for `baseline-0` (`RETENTION_MODEL_DIR=baseline` or empty). A model whose
+  spec names a column the snapshot cannot provide (anything but the sixteen seed features: a
+  model trained on a team's own columns) is refused here, naming the columns, so a worker fails
+  at start, not at the first journey. Also the function a later model-retrain schedule calls to
+  pick up a promoted model.
+- `ModelScorer.predict(...)`: many customers in one call (one XGBoost call per model for the
+  whole batch: a portfolio scan, the benchmark); `predict_one` for the assess activity.
+
+A prediction: the calibrated probability, the model's confidence, time to churn (the survival
+model's median), severity_value = p x annual contract value, the rule set's risk factors and
+their actions (as `baseline-0` has them), and the top drivers: the classifier's own
+per-prediction contributions to its margin (log-odds; approximate, see predict.py), largest
+first, with the bias in `driver_bias` (bias + every contribution = margin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from retention.customer import CustomerSnapshot
+from retention.errors import InvalidInput
+from retention.health import HealthScore
+from retention.model.features import SEED_FEATURES, feature_frame
+from retention.model.persist import load_model
+from retention.model.predict import ChurnModel
+from retention.risk import ChurnPrediction, ModelDriver, RiskPolicy, fired_rules
+
+TOP_DRIVERS = 5
+BASELINE_NAMES = frozenset({"", "baseline", "baseline-0"})
+PROBABILITY_DECIMALS = 3
+CONTRIBUTION_DECIMALS = 4
+
+
+class ModelScorer:
+    """A trained churn model bound to the snapshot's seed features."""
+
+    def __init__(
+        self, model: ChurnModel, version: str, *, top: int = TOP_DRIVERS, where: str = "model"
+    ) -> None:
+        missing = [column for column in model.spec.columns if column not in SEED_FEATURES]
+        if missing:
+            raise InvalidInput(
+                f"{where}: the model reads {', '.join(map(repr, missing))}, which a customer "
+                "snapshot cannot provide (it provides the seed features: "
+                f"{', '.join(SEED_FEATURES)})"
+            )
+        self.model = model
+        self.version = version
+        self.top = top
+        self._names = np.array(model.spec.columns, dtype=object)
+
+    @classmethod
+    def load(cls, folder: Path, *, top: int = TOP_DRIVERS) -> ModelScorer:
+        model, card = load_model(folder)
+        return cls(model, card.model_version, top=top, where=str(folder))
+
+    def predict(
+        self,
+        snapshots: Sequence[CustomerSnapshot],
+        healths: Sequence[HealthScore],
+        expansion_counts: Sequence[int | None],
+        policy: RiskPolicy,
+        as_of: date,
+    ) -> list[ChurnPrediction]:
+        """One prediction per customer, index for index, as of `as_of`."""
+        table = feature_frame(snapshots, healths, [as_of] * len(snapshots), expansion_counts)
+        scores = self.model.score(table, contributions=True)
+        assert scores.contributions is not None
+        # float64 before rounding: XGBoost's float32 would round to 0.09560000151395798
+        contributions = scores.contributions.astype(np.float64)
+        features, bias = contributions[:, :-1], contributions[:, -1]
+        order = np.argsort(-features, axis=1, kind="stable")[:, : self.top]
+        names = self._names[order].tolist()
+        pushes = np.round(np.take_along_axis(features, order, axis=1), CONTRIBUTION_DECIMALS)
+        probability = np.round(scores.probability, PROBABILITY_DECIMALS)
+        days = np.rint(scores.time_to_churn_days).astype(int)
+        columns = zip(
+            snapshots,
+            probability.tolist(),
+            scores.confidence.tolist(),
+            days.tolist(),
+            names,
+            pushes.tolist(),
+            np.round(bias, CONTRIBUTION_DECIMALS).tolist(),
+            strict=True,
+        )
+        return [
+            self._prediction(snapshot, p, confidence, ttc, driver_names, driver_pushes, b, policy)
+            for snapshot, p, confidence, ttc, driver_names, driver_pushes, b in columns
+        ]
+
+    def predict_one(
+        self,
+        snapshot: CustomerSnapshot,
+        health: HealthScore,
+        expansion_count: int | None,
+        policy: RiskPolicy,
+        as_of: date,
+    ) -> ChurnPrediction:
+        return self.predict([snapshot], [health], [expansion_count], policy, as_of)[0]
+
+    def _prediction(
+        self,
+        snapshot: CustomerSnapshot,
+        probability: float,
+        confidence: float,
+        time_to_churn_days: int,
+        names: list[str],
+        pushes: list[float],
+        bias: float,
+        policy: RiskPolicy,
+    ) -> ChurnPrediction:
+        fired = fired_rules(snapshot, policy)
+        # model_construct: every value comes from the model or a validated rule and is in
+        # range by construction; validating 100,000 of them would cost more than XGBoost does.
+        return ChurnPrediction.model_construct(
+            probability=probability,
+            confidence=confidence,
+            time_to_churn_days=time_to_churn_days,
+            risk_factors=[factor for _, factor in fired],
+            severity_value=round(probability * snapshot.financial.annual_contract_value, 2),
+            model_version=self.version,
+            probability_source="model",
+            recommended_actions=[rule.action for rule, _ in fired],
+            drivers=[
+                ModelDriver.model_construct(feature=name, contribution=push)
+                for name, push in zip(names, pushes, strict=True)
+            ],
+            driver_bias=bias,
+        )
+
+
+def load_scorer(model_dir: str | Path | None) -> ModelScorer | None:
+    """The scorer for a RETENTION_MODEL_DIR value; None (baseline-0) for `baseline` or empty."""
+    if model_dir is None or str(model_dir).strip() in BASELINE_NAMES:
+        return None
+    return ModelScorer.load(Path(model_dir))
