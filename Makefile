@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench population
+.PHONY: run test lint install clean histories bench population model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,18 @@ histories: $(STAMP)
 # Benchmarks: each prints one JSON line (figures recorded in bench/RESULTS.md).
 bench: $(STAMP)
 	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/scoring.py
 
 # examples/population.csv: the sample customers as a CSV population (tests check they match).
 population: $(STAMP)
 	$(BIN)/python -m retention.population examples/customers examples/population.csv
+
+# models/churn-default: the shipped churn model, trained on a generated population with a fixed
+# seed. Rebuilding gives the same model files and version (card.json differs in trained_at only).
+MODEL_SEED := 1
+MODEL_CUSTOMERS := 20000
+MODEL_DATA := var/churn-default-population.csv
+model: $(STAMP)
+	mkdir -p var
+	$(BIN)/python starter.py model generate --customers $(MODEL_CUSTOMERS) --seed $(MODEL_SEED) --out $(MODEL_DATA)
+	$(BIN)/python starter.py model train --data $(MODEL_DATA) --out models/churn-default --seed $(MODEL_SEED)

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import signal
+import sys
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -18,8 +19,11 @@ from activities.assess import AssessActivities
 from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.record import RecordActivities
+from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
+from retention.errors import RetentionError
+from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.settings import get_settings
@@ -36,14 +40,16 @@ def build_activities(
     rules_dir: Path,
     outbox_dir: Path,
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
+    scorer: ChurnScorer | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
-    `providers` are the live channels (none: everything is captured)."""
+    `providers` are the live channels (none: everything is captured); `scorer` the churn
+    model (none: baseline-0)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
     delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers)
     return [
-        AssessActivities(engine, rulebooks).assess,
+        AssessActivities(engine, rulebooks, scorer).assess,
         DecideActivities(rulebooks).decide,
         delivery.deliver,
         delivery.suppress,
@@ -54,6 +60,9 @@ def build_activities(
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    # Before connecting: a model the snapshot cannot feed stops the worker at once, named.
+    scorer = load_scorer(settings.model_dir)
+    logging.info("churn model %s", scorer.version if scorer else "baseline-0")
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -61,7 +70,11 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     providers = providers_from(settings)
     activities = build_activities(
-        make_engine(settings.database_url), settings.rules_dir, settings.outbox_dir, providers
+        make_engine(settings.database_url),
+        settings.rules_dir,
+        settings.outbox_dir,
+        providers,
+        scorer,
     )
     logging.info(
         "delivery mode %s: %s",
@@ -84,4 +97,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except RetentionError as exc:  # e.g. a model the snapshot cannot feed: one line, named
+        sys.exit(f"worker: {exc}")

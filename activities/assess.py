@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from retention.assessment import Assessment, assess_customer
+from retention.assessment import Assessment, ChurnScorer, assess_customer
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import CustomerNotFound
 from retention.events import apply_events
@@ -27,9 +27,13 @@ class AssessInput(BaseModel):
 
 
 class AssessActivities:
-    def __init__(self, engine: Engine, rulebooks: RulebookSource) -> None:
+    def __init__(
+        self, engine: Engine, rulebooks: RulebookSource, scorer: ChurnScorer | None = None
+    ) -> None:
+        """`scorer`: the trained churn model the worker loaded; None scores with baseline-0."""
         self._engine = engine
         self._rulebooks = rulebooks
+        self._scorer = scorer
 
     @activity.defn(name="assess")
     def assess(self, request: AssessInput) -> Assessment:
@@ -40,6 +44,7 @@ class AssessActivities:
             self._rulebooks.current(),  # the rule set in force scores too
             datetime.now(UTC),
             request.upstream_churn_probability,
+            self._scorer,
         )
         record_assessment(self._engine, request.journey_id, assessment)
         if request.customer is None:

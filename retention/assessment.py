@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
 from retention.expansion import ExpansionOpportunity, expansion_opportunities
 from retention.health import HealthScore, score_health
-from retention.risk import ChurnPrediction, baseline_prediction, upstream_prediction
+from retention.risk import ChurnPrediction, RiskPolicy, baseline_prediction, upstream_prediction
 from retention.rulebook.loader import Rulebook
 from retention.sentiment import SentimentReading, read_sentiment
+
+
+class ChurnScorer(Protocol):
+    """A trained churn model (`retention.model.scorer.ModelScorer`). A protocol here, so that
+    this module, which the workflow imports for its types, never imports XGBoost."""
+
+    def predict_one(
+        self,
+        snapshot: CustomerSnapshot,
+        health: HealthScore,
+        expansion_count: int | None,
+        policy: RiskPolicy,
+        as_of: date,
+    ) -> ChurnPrediction: ...
 
 
 class Assessment(BaseModel):
@@ -32,12 +47,17 @@ def assess_customer(
     rulebook: Rulebook,
     at: datetime,
     upstream_probability: float | None = None,
+    scorer: ChurnScorer | None = None,
 ) -> Assessment:
-    """Score with the rule set's own scoring, sentiment and expansion files."""
+    """Score with the rule set's own scoring, sentiment and expansion files, and the churn model:
+    an upstream probability wins, then `scorer` (a trained model), else `baseline-0`."""
     scoring = rulebook.scoring
     health = score_health(customer, at, scoring.health)
+    expansion = expansion_opportunities(customer, rulebook.expansion)
     if upstream_probability is not None:
         prediction = upstream_prediction(customer, health, scoring.risk, upstream_probability)
+    elif scorer is not None:
+        prediction = scorer.predict_one(customer, health, len(expansion), scoring.risk, at.date())
     else:
         prediction = baseline_prediction(customer, health, scoring.risk)
     return Assessment(
@@ -45,5 +65,5 @@ def assess_customer(
         health=health,
         prediction=prediction,
         sentiment=read_sentiment(customer, rulebook.sentiment),
-        expansion=expansion_opportunities(customer, rulebook.expansion),
+        expansion=expansion,
     )

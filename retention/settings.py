@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{ROOT / 'var' / 'retention.db'}"
     rules_dir: Path = ROOT / "rules"
     outbox_dir: Path = ROOT / "var" / "outbox"
+    # A folder `model train` wrote; `baseline` (or empty) scores with baseline-0.
+    model_dir: str = str(ROOT / "models" / "churn-default")
     sendgrid_api_key: SecretStr | None = None
     sendgrid_base_url: str = "https://api.sendgrid.com"
     email_from: str | None = None

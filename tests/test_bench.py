@@ -5,20 +5,41 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 from retention.settings import ROOT
 
 
-def test_rules_benchmark_prints_its_figures() -> None:
+def bench_figures(script: str, *args: str) -> dict[str, Any]:
+    """Run bench/SCRIPT with ARGS; the JSON line it printed last."""
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "rules.py"), "--decisions", "400"],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=240,
         check=True,
     )
+    figures: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return figures
 
-    figures = json.loads(run.stdout.strip().splitlines()[-1])
+
+def test_rules_benchmark_prints_its_figures() -> None:
+    figures = bench_figures("rules.py", "--decisions", "400")
+
     assert figures["bench"] == "rules" and figures["decisions"] == 400
     assert figures["live_sessions_after"] == 0
     assert figures["full_per_s"] > 0 and figures["floor_per_s"] > 0
+
+
+def test_scoring_benchmark_prints_its_figures() -> None:
+    figures = bench_figures("scoring.py", "--customers", "300")
+
+    assert figures["bench"] == "scoring" and figures["customers"] == 300
+    assert figures["end_to_end_per_s"] > 0 and figures["floor_per_s"] > 0
+    assert 0 < figures["ratio"] <= 2
+    assert set(figures["us_per_customer"]) == {
+        "features",
+        "model_score",
+        "risk_factors",
+        "drivers_and_objects",
+    }

@@ -99,6 +99,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "RETENTION_TEMPORAL_ADDRESS": address,
         "RETENTION_DATABASE_URL": f"sqlite:///{tmp_path / 'retention.db'}",
         "RETENTION_OUTBOX_DIR": str(tmp_path / "outbox"),
+        # The story's strategies are baseline-0's; the shipped model is tested in
+        # test_model_scorer.py and test_journey_model.py.
+        "RETENTION_MODEL_DIR": "baseline",
         "COLUMNS": "200",
     }
     worker_log = tmp_path / "worker.log"

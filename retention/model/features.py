@@ -27,9 +27,9 @@ below treat it as missing, never as 0):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
-from statistics import mean
 
 import numpy as np
 import pandas as pd
@@ -61,6 +61,7 @@ SEED_FEATURES: tuple[str, ...] = (
 HEALTH_TREND_WINDOW = 3
 
 Features = dict[str, float | None]
+NAN = float("nan")
 
 
 def seed_features(
@@ -70,42 +71,58 @@ def seed_features(
     expansion_count: int | None = None,
 ) -> Features:
     """The sixteen seed features of one customer on `as_of` (see the module docstring)."""
-    usage, support = snapshot.usage, snapshot.support
-    financial, relationship = snapshot.financial, snapshot.relationship
+    columns = feature_columns([snapshot], [health], [as_of], [expansion_count])
+    return {name: None if math.isnan(values[0]) else values[0] for name, values in columns.items()}
+
+
+def feature_columns(
+    snapshots: Sequence[CustomerSnapshot],
+    healths: Sequence[HealthScore],
+    as_of_dates: Sequence[date],
+    expansion_counts: Sequence[int | None],
+) -> dict[str, list[float]]:
+    """Each seed feature as one column over many customers, NaN where unknown. Column by column,
+    not customer by customer: a portfolio of 100,000 is read in a fraction of a second."""
+    usage = [s.usage for s in snapshots]
+    support = [s.support for s in snapshots]
+    financial = [s.financial for s in snapshots]
+    pairs = zip(snapshots, as_of_dates, strict=True)
+    trends = zip(healths, snapshots, strict=True)
     return {
-        "logins_per_week": usage.logins_per_week,
-        "usage_decline": usage.usage_decline,
-        "feature_adoption": usage.features_used / usage.total_features,
-        "days_since_last_active": float(usage.days_since_last_login),
-        "email_open_rate": snapshot.engagement.email_open_rate,
-        "support_tickets": float(support.tickets_90d),
-        "ticket_sentiment": support.avg_ticket_sentiment if support.tickets_90d > 0 else None,
-        "contract_value": financial.annual_contract_value,
-        "payment_delays": float(financial.payment_delays_90d),
-        "discount_pct": financial.discount_pct,
-        "nps": _optional(relationship.nps),
-        "tenure_days": _tenure_days(snapshot.profile.signup_date, as_of),
-        "expansion_count": _optional(expansion_count),
-        "health_score": health.overall,
-        "health_trend": health_trend_points(health.overall, snapshot.health_history),
-        "health_alerts": float(len(health.alerts)),
+        "logins_per_week": [u.logins_per_week for u in usage],
+        "usage_decline": [u.usage_decline for u in usage],
+        "feature_adoption": [u.features_used / u.total_features for u in usage],
+        "days_since_last_active": [float(u.days_since_last_login) for u in usage],
+        "email_open_rate": [s.engagement.email_open_rate for s in snapshots],
+        "support_tickets": [float(t.tickets_90d) for t in support],
+        "ticket_sentiment": [t.avg_ticket_sentiment if t.tickets_90d > 0 else NAN for t in support],
+        "contract_value": [f.annual_contract_value for f in financial],
+        "payment_delays": [float(f.payment_delays_90d) for f in financial],
+        "discount_pct": [f.discount_pct for f in financial],
+        "nps": [_number(s.relationship.nps) for s in snapshots],
+        "tenure_days": [_tenure_days(s.profile.signup_date, day) for s, day in pairs],
+        "expansion_count": [_number(count) for count in expansion_counts],
+        "health_score": [h.overall for h in healths],
+        "health_trend": [health_trend_points(h.overall, s.health_history) for h, s in trends],
+        "health_alerts": [float(len(h.alerts)) for h in healths],
     }
 
 
-def _optional(value: int | None) -> float | None:
-    return None if value is None else float(value)
+def _number(value: float | None) -> float:
+    return NAN if value is None else float(value)
 
 
-def _tenure_days(signup: date | None, as_of: date) -> float | None:
+def _tenure_days(signup: date | None, as_of: date) -> float:
     # A signup dated after the snapshot is a data slip, not negative tenure: count it as new.
-    return None if signup is None else float(max(0, (as_of - signup).days))
+    return NAN if signup is None else float(max(0, (as_of - signup).days))
 
 
 def health_trend_points(overall: float, history: Sequence[float]) -> float:
     """overall - mean(last HEALTH_TREND_WINDOW history scores), rounded to 1 decimal; 0 without."""
     if not history:
         return 0.0
-    return round(overall - mean(history[-HEALTH_TREND_WINDOW:]), 1)
+    recent = history[-HEALTH_TREND_WINDOW:]
+    return round(overall - math.fsum(recent) / len(recent), 1)  # statistics.mean: 10x slower
 
 
 def feature_frame(
@@ -120,13 +137,7 @@ def feature_frame(
     counts = expansion_counts if expansion_counts is not None else [None] * len(snapshots)
     if len(counts) != len(snapshots):
         raise ValueError("expansion_counts must have one count per snapshot")
-    rows = [
-        [_number(value) for value in seed_features(*parts).values()]
-        for parts in zip(snapshots, healths, as_of_dates, counts, strict=True)
-    ]
-    values = np.array(rows, dtype=np.float64).reshape(len(rows), len(SEED_FEATURES))
-    return pd.DataFrame(values, columns=list(SEED_FEATURES))
-
-
-def _number(value: float | None) -> float:
-    return np.nan if value is None else value
+    columns = feature_columns(snapshots, healths, as_of_dates, counts)
+    return pd.DataFrame(
+        {name: np.array(values, dtype=np.float64) for name, values in columns.items()}
+    )

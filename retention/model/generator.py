@@ -37,13 +37,18 @@ logistic function 1 / (1 + e^-x), Poisson and Binomial as usual):
 9. Health history: the last HEALTH_HISTORY_MONTHS monthly scores (fewer for young accounts),
    HISTORY_CENTER + HISTORY_SCALE x h_t + noise, on the health score's 0-100 scale.
 10. Churn. The probability of churning within HORIZON_DAYS of the snapshot is logistic in the
-    latent drivers:
+    latent drivers and in what the customer does, with the threshold and interaction effects
+    churn shows in practice (and a linear model cannot fit):
         logit p = HAZARD_BASE + HAZARD_HEALTH h + HAZARD_DRIFT mu / DRIFT_SD
-                  + HAZARD_FRICTION f + HAZARD_PAYMENT min(delays, 3)
+                  + HAZARD_FRICTION f
+                  + HAZARD_PAYMENT (PAYMENT_COMPOUNDING^min(delays, 3) - 1)   [failures compound]
+                  + HAZARD_LOW_USAGE [weekly logins < LOW_USAGE_LOGINS]        [no habit formed]
                   + HAZARD_CHAMPION_LEFT [left] + HAZARD_CHAMPION_AT_RISK [at risk]
+                  + HAZARD_CHAMPION_LEFT_LOW_USAGE [left and low usage]   [nobody else uses it]
                   + HAZARD_UNDERUSE [active users < UNDERUSE_BELOW x seats]
                   + HAZARD_DORMANT [days since the last login > DORMANT_AFTER_DAYS]
-                  + HAZARD_USAGE_CLIFF [weekly logins fell by more than USAGE_CLIFF]
+                  + HAZARD_USAGE_CLIFF [cliff: weekly logins fell by more than USAGE_CLIFF]
+                  + HAZARD_CLIFF_AND_ANGRY [cliff and ticket sentiment < ANGRY_BELOW]
                   + HAZARD_GROWTH g / GROWTH_SD + HAZARD_NEW [tenure < NEW_ACCOUNT_DAYS]
                   + HAZARD_DISCOUNT discount (0-1) + HAZARD_SEGMENT[segment]
                   + frailty, frailty ~ N(0, FRAILTY_SD)
@@ -112,7 +117,7 @@ FRICTION_HEALTH_LEAN = 0.3
 LOGINS_BASE = 4.0
 LOGIN_HEALTH = 0.35
 LOGIN_NOISE_SD = 0.25
-INACTIVE_LOG_MEAN = 1.0
+INACTIVE_LOG_MEAN = 1.6
 INACTIVE_HEALTH = 0.9
 INACTIVE_MAX_DAYS = 365
 ADOPTION_BASE = -0.2
@@ -148,7 +153,7 @@ CSAT_ANSWER_SHARE = 0.6
 CSAT_MEAN = 3.6
 
 # 7. Payments
-DELAY_BASE = -2.3
+DELAY_BASE = -1.6
 DELAY_STRESS = 0.8
 DELAY_HEALTH = 0.3
 
@@ -170,17 +175,24 @@ HISTORY_SCALE = 8.2
 HISTORY_NOISE_SD = 3.0
 
 # 10. Churn
-HAZARD_BASE = -3.0
-HAZARD_HEALTH = -0.35
-HAZARD_DRIFT = -1.0
-HAZARD_FRICTION = 0.5
+HAZARD_BASE = -3.8
+HAZARD_HEALTH = -0.1
+HAZARD_DRIFT = -0.3
+HAZARD_FRICTION = 0.2
 HAZARD_PAYMENT = 0.45
+PAYMENT_COMPOUNDING = 2.0
+PAYMENT_DELAYS_CAP = 3
 HAZARD_CHAMPION_LEFT = 1.2
+HAZARD_CHAMPION_LEFT_LOW_USAGE = 2.0
+HAZARD_LOW_USAGE = 2.0
+LOW_USAGE_LOGINS = 2.0
 HAZARD_CHAMPION_AT_RISK = 0.5
 HAZARD_UNDERUSE = 0.5
-HAZARD_DORMANT = 0.9
-HAZARD_USAGE_CLIFF = 0.8
-USAGE_CLIFF = 0.4  # weekly logins fell by more than this share
+HAZARD_DORMANT = 2.5
+HAZARD_USAGE_CLIFF = 0.3
+HAZARD_CLIFF_AND_ANGRY = 2.5
+ANGRY_BELOW = -0.3
+USAGE_CLIFF = 0.3  # weekly logins fell by more than this share
 DORMANT_AFTER_DAYS = 30
 UNDERUSE_BELOW = 0.3
 HAZARD_GROWTH = -0.2
@@ -269,26 +281,38 @@ def draw(seed: int, n: int) -> Draws:
     )
     _relationship(rng, out, h)
     _history(rng, out, path)
-    logit = (
+    logit = _churn_logit(out, h, drift, friction, growth) + rng.normal(0, FRAILTY_SD, n)
+    out["churn_probability"] = sigmoid(logit)
+    out["churn_days"] = _churn_days(rng, out["churn_probability"])
+    return out
+
+
+def _churn_logit(out: Draws, h: Floats, drift: Floats, friction: Floats, growth: Floats) -> Floats:
+    """The observable part of the churn logit (step 10 of the docstring), frailty aside."""
+    left = out["champion"] == CHAMPION_STATUSES.index("left")
+    low_usage = out["logins"] < LOW_USAGE_LOGINS
+    delays = np.minimum(out["payment_delays"], PAYMENT_DELAYS_CAP)
+    cliff = out["logins"] < (1 - USAGE_CLIFF) * out["logins_prior"]
+    return np.asarray(
         HAZARD_BASE
         + HAZARD_HEALTH * h
         + HAZARD_DRIFT * drift / DRIFT_SD
         + HAZARD_FRICTION * friction
-        + HAZARD_PAYMENT * np.minimum(out["payment_delays"], 3)
-        + HAZARD_CHAMPION_LEFT * (out["champion"] == CHAMPION_STATUSES.index("left"))
+        + HAZARD_PAYMENT * (PAYMENT_COMPOUNDING**delays - 1)
+        + HAZARD_LOW_USAGE * low_usage
+        + HAZARD_CHAMPION_LEFT * left
+        + HAZARD_CHAMPION_LEFT_LOW_USAGE * (left & low_usage)
         + HAZARD_CHAMPION_AT_RISK * (out["champion"] == CHAMPION_STATUSES.index("at_risk"))
         + HAZARD_UNDERUSE * (out["active_users"] < UNDERUSE_BELOW * out["seats"])
         + HAZARD_DORMANT * (out["inactive_days"] > DORMANT_AFTER_DAYS)
-        + HAZARD_USAGE_CLIFF * (out["logins"] < (1 - USAGE_CLIFF) * out["logins_prior"])
+        + HAZARD_USAGE_CLIFF * cliff
+        + HAZARD_CLIFF_AND_ANGRY * (cliff & (out["sentiment"] < ANGRY_BELOW))
         + HAZARD_GROWTH * growth / GROWTH_SD
         + HAZARD_NEW * (out["tenure"] < NEW_ACCOUNT_DAYS)
         + HAZARD_DISCOUNT * out["discount"] / 100
-        + np.array(HAZARD_SEGMENT)[out["segment"]]
-        + rng.normal(0, FRAILTY_SD, n)
+        + np.array(HAZARD_SEGMENT)[out["segment"]],
+        dtype=np.float64,
     )
-    out["churn_probability"] = sigmoid(logit)
-    out["churn_days"] = _churn_days(rng, out["churn_probability"])
-    return out
 
 
 def _account(rng: np.random.Generator, n: int, out: Draws) -> None:

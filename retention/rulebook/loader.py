@@ -18,6 +18,7 @@ from retention.errors import RulebookError
 from retention.expansion import ExpansionPolicy
 from retention.health import HEALTH_ALERTS
 from retention.kpis import KpiTargets
+from retention.model.features import SEED_FEATURES
 from retention.risk import HEALTH_DRIVER
 from retention.rulebook.conditions import Condition, PostedFacts
 from retention.rulebook.schema import (
@@ -326,8 +327,9 @@ def _membership_problems(rulebook: Rulebook, rules_dir: Path) -> list[str]:
     """`contains`/`excludes` must name something the list can hold: a typo would never match."""
     known = {
         "risk_factors": [factor.name for factor in rulebook.scoring.risk.factors],
+        # baseline-0's drivers, then a trained model's: the seed features
         "model_drivers": [factor.name for factor in rulebook.scoring.risk.factors]
-        + [HEALTH_DRIVER],
+        + [HEALTH_DRIVER, *SEED_FEATURES],
         "health_alerts": list(HEALTH_ALERTS),
         "recent_events": list(get_args(EventType)),
         "sentiment_alerts": list(get_args(SentimentAlertName)),

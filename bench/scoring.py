@@ -1,0 +1,116 @@
+"""Churn scoring: the scorer end to end against the XGBoost calls it makes, in the same run.
+
+    .venv/bin/python bench/scoring.py [--customers 100000] [--model models/churn-default]
+
+Prints one JSON line:
+- end_to_end_per_s: `ModelScorer.predict` on the whole population in one call: snapshots →
+  seed features → calibrated probability, time to churn, top-5 drivers, the rule set's risk
+  factors and actions → one `ChurnPrediction` per customer, as the journey receives it. Health
+  and expansion counts are computed before the clock: they are the assessment's, not the
+  scorer's (`health_per_s` says what they cost);
+- floor_per_s: the raw XGBoost calls the scorer makes on the same rows, from the ready matrix:
+  `inplace_predict` of the classifier (margin) and of the survival model, and the approximate
+  contributions (`predict(DMatrix, pred_contribs=True, approx_contribs=True)`);
+- ratio = end to end ÷ floor, the median over alternating rounds (target ≥ 0.5: the project's
+  own work at most doubles XGBoost's);
+- portfolio_s: seconds to score the whole population end to end;
+- us_per_customer: where the end to end time goes, each stage timed alone: seed features,
+  `ChurnModel.score` (the XGBoost calls plus calibration), risk factors, and the rest (top
+  drivers and the `ChurnPrediction` objects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import xgboost as xgb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from retention.expansion import expansion_opportunities  # noqa: E402
+from retention.health import score_health  # noqa: E402
+from retention.model.features import feature_frame  # noqa: E402
+from retention.model.generator import DEFAULT_SNAPSHOT_DATE, generate_population  # noqa: E402
+from retention.model.scorer import ModelScorer  # noqa: E402
+from retention.risk import fired_rules_many  # noqa: E402
+from retention.rulebook.loader import load_rulebook  # noqa: E402
+
+ROUNDS = 3
+
+
+def timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "churn-default")
+    args = parser.parse_args()
+    n = args.customers
+    rulebook = load_rulebook(ROOT / "rules")
+    scorer = ModelScorer.load(args.model)
+    customers = generate_population(n, seed=1).customers
+    at = datetime.combine(DEFAULT_SNAPSHOT_DATE, datetime.min.time(), UTC)
+    start = time.perf_counter()
+    healths = [score_health(c, at, rulebook.scoring.health) for c in customers]
+    counts = [len(expansion_opportunities(c, rulebook.expansion)) for c in customers]
+    health_s = time.perf_counter() - start
+    policy, as_of = rulebook.scoring.risk, at.date()
+    model = scorer.model
+    matrix = model.matrix(feature_frame(customers, healths, [as_of] * n, counts))
+
+    def end_to_end() -> None:
+        scorer.predict(customers, healths, counts, policy, as_of)
+
+    def floor() -> None:
+        model.classifier.inplace_predict(matrix, predict_type="margin")
+        model.survival.inplace_predict(matrix)
+        model.classifier.predict(
+            xgb.DMatrix(matrix, enable_categorical=True), pred_contribs=True, approx_contribs=True
+        )
+
+    end_to_end()  # warm up outside the clock
+    floor_times, full_times = [], []
+    for _ in range(ROUNDS):  # alternating, so drifting machine noise hits both alike
+        floor_times.append(timed(floor))
+        full_times.append(timed(end_to_end))
+    ratios = [f / e for f, e in zip(floor_times, full_times, strict=True)]
+    full_s, floor_s = statistics.median(full_times), statistics.median(floor_times)
+    table = feature_frame(customers, healths, [as_of] * n, counts)
+    stages = {
+        "features": timed(lambda: feature_frame(customers, healths, [as_of] * n, counts)),
+        "model_score": timed(lambda: model.score(table, contributions=True)),
+        "risk_factors": timed(lambda: fired_rules_many(customers, policy)),
+    }
+    stages["drivers_and_objects"] = max(0.0, full_s - sum(stages.values()))
+    print(
+        json.dumps(
+            {
+                "bench": "scoring",
+                "customers": n,
+                "model": scorer.version,
+                "trees": model.classifier.num_boosted_rounds(),
+                "end_to_end_per_s": round(n / full_s),
+                "floor_per_s": round(n / floor_s),
+                "ratio": round(statistics.median(ratios), 3),
+                "portfolio_s": round(full_s, 2),
+                "health_per_s": round(n / health_s),
+                "us_per_customer": {k: round(1e6 * v / n, 1) for k, v in stages.items()},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
