@@ -31,7 +31,7 @@ clean:
 # Re-record tests/histories/ after an intended, versioned workflow change (README: "Changing workflow code").
 histories: $(STAMP)
 	rm -f tests/histories/*.json  # older sets in subfolders stay: running journeys may have them
-	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_journey.py tests/test_journey_rules.py
+	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py
 
 # Benchmarks: each prints one JSON line (figures recorded in bench/RESULTS.md).
 bench: $(STAMP)
