@@ -29,6 +29,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retention.errors import InvalidInput, RetentionError
+from retention.model.features import SEED_FEATURES
 from retention.rulebook.loader import load_yaml_model
 
 FeatureKind = Literal["numeric", "categorical", "boolean"]
@@ -95,24 +96,6 @@ class FeatureSpec(BaseModel):
         return [f.column for f in self.features]
 
 
-SEED_FEATURES = (
-    "logins_per_week",
-    "usage_decline",
-    "feature_adoption",
-    "days_since_last_active",
-    "email_open_rate",
-    "support_tickets",
-    "ticket_sentiment",
-    "contract_value",
-    "payment_delays",
-    "discount_pct",
-    "nps",
-    "tenure_days",
-    "expansion_count",
-    "health_score",
-    "health_trend",
-    "health_alerts",
-)
 SEED_SPEC = FeatureSpec(features=[Feature(column=name) for name in SEED_FEATURES])
 
 
