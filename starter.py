@@ -292,17 +292,20 @@ def rules_simulate(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Decide a population under the other rule set and this one: who moves where."""
+    """Decide a population under the other rule set and this one: who moves where (scored by the
+    churn model in RETENTION_MODEL_DIR, as the worker scores)."""
     import tempfile
 
+    from retention.model.scorer import load_scorer
     from retention.rulebook.loader import load_rulebook
     from retention.rulebook.simulate import simulate
 
     population = _population(customers, from_database)
+    scorer = load_scorer(get_settings().model_dir)  # the churn model the worker scores with
     with tempfile.TemporaryDirectory() as scratch:
         after_dir = _rules_dir(path)
         before = load_rulebook(_rules_folder(against, Path(scratch), after_dir))
-        result = simulate(before, load_rulebook(after_dir), population)
+        result = simulate(before, load_rulebook(after_dir), population, scorer)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from retention.assessment import assess_customer
+from retention.assessment import ChurnScorer, assess_customer
 from retention.customer import CustomerSnapshot
 from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import Rulebook
@@ -32,12 +32,19 @@ class Simulation(BaseModel):
     changed: list[CustomerChange]
 
 
-def assessed_facts(customer: CustomerSnapshot, rulebook: Rulebook, at: datetime) -> DecisionFacts:
+def assessed_facts(
+    customer: CustomerSnapshot, rulebook: Rulebook, at: datetime, scorer: ChurnScorer | None
+) -> DecisionFacts:
     """The customer scored under one rule set's own scoring files, as facts for its rules."""
-    return decision_facts(assess_customer(customer, rulebook, at))
+    return decision_facts(assess_customer(customer, rulebook, at, scorer=scorer))
 
 
-def simulate(before: Rulebook, after: Rulebook, customers: list[CustomerSnapshot]) -> Simulation:
+def simulate(
+    before: Rulebook,
+    after: Rulebook,
+    customers: list[CustomerSnapshot],
+    scorer: ChurnScorer | None = None,
+) -> Simulation:
     """Score and decide every customer under each rule set, and compare.
 
     Each side scores with its own scoring.yaml, so a changed weight or risk threshold shows too.
@@ -46,8 +53,8 @@ def simulate(before: Rulebook, after: Rulebook, customers: list[CustomerSnapshot
     moves: Counter[tuple[str, str]] = Counter()
     changed = []
     for customer in customers:
-        old_facts = assessed_facts(customer, before, now)
-        new_facts = assessed_facts(customer, after, now)
+        old_facts = assessed_facts(customer, before, now, scorer)
+        new_facts = assessed_facts(customer, after, now, scorer)
         old, new = decide(before, old_facts), decide(after, new_facts)
         moves[(old.strategy, new.strategy)] += 1
         if (old.strategy, old.severity_tier) != (new.strategy, new.severity_tier):
