@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from retention.risk import risk_factors
 from retention.rulebook.check import check
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
+from retention.settings import get_settings
 from starter import app
 
 AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -116,8 +118,18 @@ def test_rules_check_refuses_a_broken_scoring_file(rules_copy: Path) -> None:
     assert "scoring.yaml:" in result.output and "risk.factors.0.threshold" in result.output
 
 
+@pytest.fixture
+def baseline_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings that score with baseline-0, whose weights are the rule set's risk impacts."""
+    monkeypatch.setenv("RETENTION_MODEL_DIR", "baseline")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("baseline_model")
 def test_simulate_scores_with_each_rule_sets_own_scoring(rules_copy: Path) -> None:
-    # a usage decline weighs more: customers whose usage fell move up a strategy
+    # a usage decline that weighs more moves customers whose usage fell up a strategy
     replace_once(rules_copy / "scoring.yaml", "impact: 0.35", "impact: 0.60")
     result = CliRunner().invoke(
         app, ["rules", "simulate", str(rules_copy), "--against", str(RULES), "--json"]
