@@ -523,7 +523,7 @@ def _card_table(version: str, rows: int, columns: list[tuple[str, ModelFigures]]
 def _rulebook() -> Rulebook:
     from retention.rulebook.loader import load_rulebook
 
-    return load_rulebook(get_settings().rules_dir)
+    return load_rulebook(_rules_dir(None))
 
 
 # ---- customers -------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from retention.delivery.outbox import DeliverRequest
 from retention.plan import PlanStep
 from retention.risk import RiskFactor
 from retention.rulebook.cases import CASE_DEFAULTS
+from retention.rulebook.holdout import in_holdout
 from retention.rulebook.loader import load_rulebook
-from retention.rulebook.offers import in_holdout
 from retention.rulebook.schema import DecisionFacts, validate_facts
 from retention.settings import ROOT
 from retention.store.db import session

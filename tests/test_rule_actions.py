@@ -11,8 +11,9 @@ from factories import case_facts, refused_at, replace_once
 
 from retention.errors import RulebookError
 from retention.rulebook.decide import decide
+from retention.rulebook.holdout import in_holdout
 from retention.rulebook.loader import Rulebook, load_rulebook
-from retention.rulebook.offers import in_holdout, make_offer
+from retention.rulebook.offers import make_offer
 from retention.rulebook.schema import Holdout, Offer
 
 RULES = Path(__file__).resolve().parent.parent / "rules"

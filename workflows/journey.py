@@ -511,8 +511,9 @@ class RetentionJourney:
         assert self._state.policy is not None
         for campaign, exits in self._state.policy.campaign_exits.items():
             for rule in exits:
-                seen = self._seen(event_type, rule.within_hours)
-                if rule.event == event_type and seen >= rule.at_least:
+                if rule.event != event_type:
+                    continue
+                if self._seen(event_type, rule.within_hours) >= rule.at_least:
                     self._exit_campaign(campaign, rule.reason)
         for starter in self._state.policy.event_campaigns:
             if starter.matches(event_type, data):

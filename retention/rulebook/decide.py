@@ -22,8 +22,9 @@ from retention.plan import (
 )
 from retention.rulebook.conditions import AllOf, Condition, Not
 from retention.rulebook.engine import CompiledRuleset
+from retention.rulebook.holdout import in_holdout
 from retention.rulebook.loader import HOLDOUT_RULE, PlacedCondition, Rulebook
-from retention.rulebook.offers import in_holdout, make_offer
+from retention.rulebook.offers import make_offer
 from retention.rulebook.schema import Campaign, DecisionFacts, Intervention, QuietHoursRule
 
 FIRST_DECISION = JourneyContext()

@@ -1,12 +1,11 @@
-"""A retention offer for one customer, and whether the customer is in the holdout group."""
+"""A retention offer for one customer, from the rule set's offer policy."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 from retention.plan import RetentionOffer
-from retention.rulebook.schema import DecisionFacts, Holdout, Offer
+from retention.rulebook.schema import DecisionFacts, Offer
 
 
 def make_offer(rule: Offer, facts: DecisionFacts) -> RetentionOffer:
@@ -43,9 +42,3 @@ def round_half_up(x: float) -> int:
     """Rounded as by hand (8.5 → 9), not to the even neighbour as `round` does (8.5 → 8);
     float noise (8.4999999999) is settled first."""
     return math.floor(round(x, 9) + 0.5)
-
-
-def in_holdout(customer_id: str, holdout: Holdout) -> bool:
-    """Deterministic: a hash of salt and customer id, read as a fraction, below the share."""
-    digest = hashlib.sha256(f"{holdout.salt}:{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < holdout.share
