@@ -23,7 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy retention workflows activities worker.py starter.py local_stack.py
+	$(BIN)/mypy retention workflows activities cli worker.py starter.py local_stack.py
 
 clean:
 	rm -rf $(VENV) var

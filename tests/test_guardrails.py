@@ -16,6 +16,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 import starter
+from cli.journeys import plan_table
 from retention.customer import parse_event
 from retention.delivery.guardrails import (
     JourneyClock,
@@ -362,7 +363,7 @@ def test_show_prints_how_each_step_went_out_and_why_it_waited() -> None:
     )
     console = Console(width=250, record=True)
 
-    console.print(starter._plan_table(state))
+    console.print(plan_table(state))
 
     text = console.export_text()
     assert "live: sendgrid sg-123" in text

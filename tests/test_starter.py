@@ -13,6 +13,9 @@ from factories import customer_data
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
+import cli.customers
+import cli.rules
+import cli.suppressions
 import starter
 from retention.devserver import free_port
 from retention.errors import CustomerNotFound, InvalidInput
@@ -226,7 +229,8 @@ def cli_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
     def database() -> Iterator[Engine]:
         yield engine
 
-    monkeypatch.setattr(starter, "_database", database)
+    for command_module in (cli.customers, cli.rules, cli.suppressions):
+        monkeypatch.setattr(command_module, "database", database)
     return engine
 
 

@@ -1,0 +1,1 @@
+"""The command-line interface behind starter.py, one module per command group."""
