@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from temporalio import activity, workflow
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.assess import AssessActivities
@@ -23,13 +25,14 @@ from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import RetentionError
+from retention.logs import configure_logging
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.settings import get_settings
 from retention.store.db import make_engine
 from retention.store.rule_sets import archive_rule_set
-from retention.temporal import connect
+from retention.temporal import connect, metrics_runtime
 from workflows.journey import RetentionJourney
 
 WORKFLOWS = [RetentionJourney]
@@ -58,12 +61,15 @@ def build_activities(
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format)
+    # The journey and customer ids go in fields of their own (retention.logs), not the message.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
     # Before connecting: a model the snapshot cannot feed stops the worker at once, named.
     scorer = load_scorer(settings.model_dir)
     logging.info("churn model %s", scorer.version if scorer else "baseline-0")
-    client = await connect(settings)
+    client = await connect(settings, runtime=_metrics(settings.metrics_address))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -94,6 +100,22 @@ async def main() -> None:
             )
             await stop.wait()
     logging.info("worker stopped")
+
+
+def _metrics(address: str) -> Runtime | None:
+    """The runtime with the metrics endpoint; an address already taken (another worker on this
+    machine) is logged and the worker runs on without one: journeys matter more than metrics."""
+    if not address:
+        return None
+    try:
+        runtime = metrics_runtime(address)
+    except ValueError as exc:
+        logging.warning(
+            "no metrics endpoint at %s: %s (set RETENTION_METRICS_ADDRESS)", address, exc
+        )
+        return None
+    logging.info("metrics at http://%s/metrics", address)
+    return runtime
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retention.logs import LogFormat
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DeliveryMode = Literal["capture", "live"]
@@ -58,6 +60,9 @@ class Settings(BaseSettings):
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
+    # The worker's Prometheus endpoint (host:port); empty: no endpoint.
+    metrics_address: str = "127.0.0.1:9464"
+    log_format: LogFormat = "text"
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
