@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from activities.assess import AssessActivities
 from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
+from activities.privacy import PrivacyActivities, PurgeRequest
 from activities.record import RecordActivities
 from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
@@ -29,13 +30,16 @@ from retention.logs import configure_logging
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
+from retention.schedules import keep_schedule
 from retention.settings import get_settings
 from retention.store.db import make_engine
+from retention.store.purge import RetentionPeriods, configured_periods
 from retention.store.rule_sets import archive_rule_set
 from retention.temporal import connect, metrics_runtime
+from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
 
-WORKFLOWS = [RetentionJourney]
+WORKFLOWS = [RetentionJourney, DataPurge]
 
 
 def build_activities(
@@ -44,6 +48,7 @@ def build_activities(
     outbox_dir: Path,
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
     scorer: ChurnScorer | None = None,
+    periods: RetentionPeriods | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
@@ -57,6 +62,7 @@ def build_activities(
         delivery.deliver,
         delivery.suppress,
         RecordActivities(engine).record,
+        PrivacyActivities(engine, outbox_dir, periods or RetentionPeriods()).purge,
     ]
 
 
@@ -81,7 +87,17 @@ async def main() -> None:
         settings.outbox_dir,
         providers,
         scorer,
+        configured_periods(settings),
     )
+    purge = await keep_schedule(
+        client,
+        "data-purge",
+        "DataPurge",
+        PurgeRequest(),
+        settings.data_purge_every,
+        settings.task_queue,
+    )
+    logging.info("schedule data-purge: %s (every %s)", purge, settings.data_purge_every)
     logging.info(
         "delivery mode %s: %s",
         settings.delivery_mode,

@@ -12,9 +12,11 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ValidationError
+from temporalio.api.common.v1 import WorkflowExecution as RunReference
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -51,6 +53,7 @@ from retention.settings import Settings, get_settings
 
 COMMAND_TIMEOUT = timedelta(seconds=60)
 QUERY_TIMEOUT = timedelta(seconds=15)
+ERASURE_TIMEOUT = timedelta(seconds=60)  # Temporal deletes a run in the background
 
 Command = Literal["pause", "resume", "cancel", "escalate"]
 CommandRequest = PauseRequest | ResumeRequest | CancelRequest | EscalateRequest
@@ -323,3 +326,55 @@ def _cause_message(exc: WorkflowUpdateFailedError) -> str:
     if kind and message.startswith(f"{kind}: "):
         message = message[len(kind) + 2 :]
     return message
+
+
+# ---- erasure ---------------------------------------------------------------------------------
+
+
+async def erase_journeys(client: Client, customer_id: str) -> int:
+    """Delete every run of the customer's journey from Temporal (a running one is terminated
+    first): their histories hold the customer's snapshot. Returns how many runs went."""
+    workflow_id = journey_id(customer_id)
+    runs = {
+        execution.run_id
+        async for execution in client.list_workflows(
+            f'WorkflowId = "{_keyword("customer_id", workflow_id)}"'
+        )
+    }
+    handle = client.get_workflow_handle(workflow_id)
+    try:  # the newest run, even when visibility has not caught up with it yet
+        latest = await handle.describe()
+        runs.add(latest.run_id)
+        if latest.status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate(reason="customer data erased")
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    for run_id in runs:
+        await client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=RunReference(workflow_id=workflow_id, run_id=run_id),
+            )
+        )
+    try:
+        await _until_deleted(handle)
+    except TimeoutError as exc:
+        raise RetentionError(
+            f"Temporal was asked to delete {workflow_id} but still shows it after "
+            f"{ERASURE_TIMEOUT.total_seconds():g} s; run forget again to finish"
+        ) from exc
+    return len(runs)
+
+
+async def _until_deleted(handle: WorkflowHandle[Any, Any]) -> None:
+    """Temporal deletes in the background: wait (bounded) until the journey is really gone."""
+    async with asyncio.timeout(ERASURE_TIMEOUT.total_seconds()):
+        while True:
+            try:
+                await handle.describe()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return
+                raise
+            await asyncio.sleep(0.2)

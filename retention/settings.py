@@ -8,11 +8,12 @@ Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a tracebac
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retention.logs import LogFormat
@@ -23,6 +24,19 @@ DeliveryMode = Literal["capture", "live"]
 # What each provider needs before it can send; a provider with only some of them is an error.
 SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
 TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
+
+
+def _interval(value: object) -> object:
+    """`0` or `off` (no schedule), seconds (`3600`), or what pydantic reads (`P1D`, `1 day`)."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "0", ""):
+        return timedelta(0)
+    if isinstance(value, str) and value.strip().isdigit():
+        return timedelta(seconds=int(value))
+    return value
+
+
+# How often a schedule runs; 0 turns it off.
+Interval = Annotated[timedelta, BeforeValidator(_interval)]
 
 
 def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
@@ -63,6 +77,12 @@ class Settings(BaseSettings):
     # The worker's Prometheus endpoint (host:port); empty: no endpoint.
     metrics_address: str = "127.0.0.1:9464"
     log_format: LogFormat = "text"
+    # How long personal data is kept, by category (README: "Data protection"), and how often the
+    # `data-purge` schedule removes what is older; 0 turns the schedule off.
+    keep_usage_days: int = Field(default=730, ge=1)
+    keep_support_days: int = Field(default=365, ge=1)
+    keep_financial_days: int = Field(default=2555, ge=1)
+    data_purge_every: Interval = timedelta(days=1)
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 from factories import customer_data
+from sqlalchemy import create_engine, inspect, text
 
 from retention.devserver import free_port, start_dev_server, stop, temporal_cli
 
@@ -268,3 +269,47 @@ def _labelled(scraped: str, prefix: str) -> bool:
 
 def _metric_lines(stack: Stack, prefix: str) -> list[str] | None:
     return [line for line in _scrape(stack).splitlines() if _labelled(line, prefix)] or None
+
+
+def test_forget_erases_the_customer_everywhere_and_the_purge_is_scheduled(stack: Stack) -> None:
+    customer = write_customer(
+        stack, "umbrella", {"profile": {"customer_id": "umbrella-gdpr", "email": "ada@umb.example"}}
+    )
+    stack.cli("customers", "import", str(customer))
+    stack.cli("start", "--customer-id", "umbrella-gdpr")
+    until(lambda: _waiting_after_a_step(stack, "umbrella-gdpr"), "umbrella-gdpr's first step")
+
+    dry_run = stack.cli("forget", "umbrella-gdpr").stdout
+    assert "would be erased" in dry_run and "nothing changed" in dry_run
+    assert "umbrella-gdpr" in _database_text(stack)
+
+    done = stack.cli("forget", "umbrella-gdpr", "--yes", "--by", "dpo").stdout
+    assert "Temporal: 1 journey run of umbrella-gdpr deleted" in done and "forgotten" in done
+    gone = stack.cli("show", "umbrella-gdpr", ok=False)
+    assert gone.stderr.strip() == "error: no journey for umbrella-gdpr"
+    left = _database_text(stack)
+    assert "umbrella-gdpr" not in left and "ada@umb.example" not in left
+    assert "customer_forgotten" in left and "cli:dpo" in left
+    assert not (stack.tmp / "outbox" / "retention-umbrella-gdpr").exists()
+
+    schedule = stack.temporal("schedule", "describe", "--schedule-id", "data-purge").stdout
+    assert "DataPurge" in schedule
+
+
+def _waiting_after_a_step(stack: Stack, customer_id: str) -> dict[str, Any] | None:
+    state = stack.state(customer_id)
+    done = any(step["status"] == "done" for step in state["steps"])
+    return state if done and state["stage"] == "waiting" else None
+
+
+def _database_text(stack: Stack) -> str:
+    """Every row of every table of the stack's database, as text."""
+    engine = create_engine(stack.env["RETENTION_DATABASE_URL"])
+    with engine.connect() as connection:
+        rows = [
+            repr(tuple(row))
+            for table in inspect(connection).get_table_names()
+            for row in connection.execute(text(f'SELECT * FROM "{table}"'))
+        ]
+    engine.dispose()
+    return "\n".join(rows)

@@ -10,6 +10,8 @@ from sqlalchemy import JSON, DateTime, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from retention.store.append_only import guard_on_create
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -210,6 +212,9 @@ class AuditRow(SQLModel, table=True):
     )
 
 
+guard_on_create(AuditRow.__table__)  # type: ignore[attr-defined]
+
+
 class RuleSetRow(SQLModel, table=True):
     """Every rule-set version a worker loaded, as its files were: a journey planned under it
     renders its messages with its templates even after the files or the worker changed."""
@@ -219,3 +224,7 @@ class RuleSetRow(SQLModel, table=True):
     version: str = Field(primary_key=True)
     files: dict[str, str] = Field(sa_type=JSON, description="file name → text; templates/x.j2")
     loaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def table_name(model: type[SQLModel]) -> str:
+    return str(model.__tablename__)
