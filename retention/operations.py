@@ -161,6 +161,35 @@ async def start_journey(
         raise _rpc_error(exc, target) from exc
 
 
+async def start_journey_with_event(
+    client: Client,
+    customer: CustomerSnapshot,
+    event: CustomerEvent,
+    options: JourneyOptions,
+    *,
+    task_queue: str | None = None,
+) -> str:
+    """Signal-with-start: `event` goes to the customer's running journey, or to a new one
+    started by id (the worker loads the customer from the database). Returns the workflow id."""
+    customer_id = customer.customer_id
+    request = JourneyRequest(customer_id=customer_id, options=options)
+    try:
+        handle = await client.start_workflow(
+            sa.WORKFLOW_TYPE,
+            request,
+            id=journey_id(customer_id),
+            task_queue=task_queue or get_settings().task_queue,
+            start_signal="customer_event",
+            start_signal_args=[event.model_dump(mode="json")],
+            static_summary=journey_summary(customer_id, customer),
+            static_details=journey_details(customer_id, customer),
+            search_attributes=_initial_search_attributes(customer_id, customer),
+        )
+    except RPCError as exc:
+        raise _rpc_error(exc, customer_id) from exc
+    return handle.id
+
+
 def journey_summary(customer_id: str, customer: CustomerSnapshot | None) -> str:
     if customer is None:
         return f"Retention journey · {customer_id}"

@@ -1,0 +1,26 @@
+"""`python -m retention.ingest [--host H] [--port P]`: the ingest service under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from retention.ingest.app import create_app
+from retention.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m retention.ingest", description=__doc__)
+    parser.add_argument("--host", default=settings.ingest_host)
+    parser.add_argument("--port", type=int, default=settings.ingest_port)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    print(f"ingest service on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
