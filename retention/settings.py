@@ -87,12 +87,14 @@ class Settings(BaseSettings):
 
     def ingest_secret(self, source: str) -> SecretStr | None:
         """`RETENTION_INGEST_SECRET_<SOURCE>` from the environment, else the file of that name
-        in `RETENTION_SECRETS_DIR`; None (every request refused) when neither is set."""
+        (in lower case, as the other secrets) in `RETENTION_SECRETS_DIR`; None (every request
+        refused) when neither is set."""
         name = f"RETENTION_INGEST_SECRET_{source.upper()}"
         value = os.environ.get(name)
         folder = os.environ.get("RETENTION_SECRETS_DIR")
-        if not value and folder and (Path(folder) / name).is_file():
-            value = (Path(folder) / name).read_text(encoding="utf-8").strip()
+        files = [Path(folder) / n for n in (name.lower(), name)] if folder else []
+        if not value and (found := next((f for f in files if f.is_file()), None)):
+            value = found.read_text(encoding="utf-8").strip()
         return SecretStr(value) if value else None
 
 

@@ -15,6 +15,7 @@ from retention.customer import CustomerEvent
 from retention.errors import RulebookError
 from retention.ingest.signatures import BadSignature, verify
 from retention.ingest.sources import MappingError, Sources, load_sources, map_payload
+from retention.settings import Settings
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 SECRET = "whsec_test_0123456789"
@@ -39,9 +40,11 @@ def test_zendesk_ticket_message_and_satisfaction(sources: Sources) -> None:
     opened = map_payload(sources.file.sources["zendesk"], zendesk_ticket("z-1", "acme"))
     assert (opened.source_event_id, opened.customer_id) == ("z-1", "acme")
     assert opened.event is not None and opened.event.type == "ticket_opened"
-    assert opened.event.at is not None and opened.event.at.isoformat() == "2026-11-26T09:00:00+00:00"
+    assert opened.event.at is not None
+    assert opened.event.at.isoformat() == "2026-11-26T09:00:00+00:00"
     assert opened.event.data["ticket_id"] == "4711"
-    message = mapped_event(sources, "zendesk", zendesk_ticket("z-2", "acme", "ticket.comment_added"))
+    comment = zendesk_ticket("z-2", "acme", "ticket.comment_added")
+    message = mapped_event(sources, "zendesk", comment)
     assert message.type == "ticket_message"
     assert message.data["text"] == "Still broken, this is frustrating"
     rated = zendesk_ticket("z-3", "acme", "ticket.satisfaction_rated")
@@ -78,7 +81,7 @@ def test_an_unmapped_kind_is_ignored_not_refused(sources: Sources) -> None:
     ("source", "payload", "field"),
     [
         ("zendesk", {"type": "zen:event-type:ticket.created"}, "id"),
-        ("stripe", {**stripe_invoice("evt_5", "acme"), "data": {}}, "data.object.metadata.customer_id"),
+        ("stripe", {**stripe_invoice("e5", "a"), "data": {}}, "data.object.metadata.customer_id"),
         ("segment", {**segment_track("m-3", "acme"), "timestamp": "yesterday"}, "timestamp"),
         ("generic", generic("g-2", "not a valid id!"), "customer_id"),
         ("generic", generic("g-3", "acme", "nps_response", score=11), "data.score"),
@@ -170,3 +173,22 @@ def test_payment_failed_opens_a_journey_for_a_high_value_customer_only(sources: 
     assert sources.opener(failed, big) == "opens_journey[0]"
     assert sources.opener(failed, small) is None
     assert sources.opener(CustomerEvent(type="login"), big) is None
+
+
+# ---- secrets ---------------------------------------------------------------------------------
+
+
+def test_a_source_secret_comes_from_the_environment_or_the_secrets_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = Settings()
+    monkeypatch.delenv("RETENTION_INGEST_SECRET_STRIPE", raising=False)
+    monkeypatch.delenv("RETENTION_SECRETS_DIR", raising=False)
+    assert settings.ingest_secret("stripe") is None
+    (tmp_path / "retention_ingest_secret_stripe").write_text("from-file\n")
+    monkeypatch.setenv("RETENTION_SECRETS_DIR", str(tmp_path))
+    secret = settings.ingest_secret("stripe")
+    assert secret is not None and secret.get_secret_value() == "from-file"
+    assert "from-file" not in repr(secret)
+    monkeypatch.setenv("RETENTION_INGEST_SECRET_STRIPE", "from-env")
+    assert settings.ingest_secret("stripe") == SecretStr("from-env")

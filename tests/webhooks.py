@@ -18,7 +18,11 @@ def zendesk_ticket(event_id: str, customer_id: str, kind: str = "ticket.created"
         "type": f"zen:event-type:{kind}",
         "time": "2026-11-26T09:00:00Z",
         "zendesk_event_version": "2022-11-06",
-        "detail": {"id": "4711", "subject": "Export broken", "organization_external_id": customer_id},
+        "detail": {
+            "id": "4711",
+            "subject": "Export broken",
+            "organization_external_id": customer_id,
+        },
         "event": {"comment": {"body": "Still broken, this is frustrating"}},
     }
 
