@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from retention.customer import CustomerEvent
 from retention.errors import RulebookError
 from retention.ingest.signatures import BadSignature, verify
 from retention.ingest.sources import MappingError, Sources, load_sources, map_payload
+from retention.rulebook.check import check
 from retention.settings import Settings
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -117,6 +121,25 @@ def test_a_broken_sources_file_is_refused_with_file_and_line(
     assert message.startswith(f"{path}:") and expected in message
     line = int(message.removeprefix(f"{path}:").split(":")[0])
     assert on_line in path.read_text().splitlines()[line - 1]
+
+
+def test_rules_check_and_the_service_refuse_a_broken_sources_file(rules_copy: Path) -> None:
+    assert check(rules_copy) == []
+    replace_once(rules_copy / "sources.yaml", "tolerance: 300", "tolerance: -1")
+    findings = check(rules_copy)
+    assert len(findings) == 1 and "sources.yaml:" in findings[0] and "tolerance" in findings[0]
+    env = {**os.environ, "RETENTION_RULES_DIR": str(rules_copy)}
+    started = subprocess.run(
+        [sys.executable, "-m", "retention.ingest", "--port", "1"],
+        cwd=RULES.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 1
+    assert started.stderr.startswith(f"error: {rules_copy / 'sources.yaml'}:")
+    assert "Traceback" not in started.stderr
 
 
 # ---- signatures ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from retention.errors import RetentionError
 from retention.ingest.app import create_app
 from retention.settings import get_settings
 
@@ -18,8 +19,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=settings.ingest_port)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        app = create_app(settings)
+    except RetentionError as exc:  # e.g. a broken sources.yaml, named at file:line
+        raise SystemExit(f"error: {exc}") from None
     print(f"ingest service on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from retention.customer import (
     EventType,
     describe_validation_error,
 )
-from retention.errors import InvalidInput
+from retention.errors import InvalidInput, RulebookError
 from retention.rulebook.conditions import AllOf, Compare, Condition, parse_condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import load_yaml_model
@@ -151,9 +151,23 @@ class Sources:
 
 def load_sources(rules_dir: Path) -> Sources:
     path = rules_dir / SOURCES_FILE
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulebookError(f"{path}: cannot read the sources file ({exc})") from exc
     model = load_yaml_model(path, SourcesFile, text)
     return Sources(model, hashlib.sha256(text.encode()).hexdigest()[:12])
+
+
+def sources_findings(rules_dir: Path) -> list[str]:
+    """For `rules check`: what is wrong with sources.yaml (nothing when there is none)."""
+    if not (rules_dir / SOURCES_FILE).is_file():
+        return []
+    try:
+        load_sources(rules_dir)
+    except RulebookError as exc:
+        return [str(exc)]
+    return []
 
 
 # ---- mapping a body --------------------------------------------------------------------------
