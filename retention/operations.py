@@ -15,6 +15,9 @@ from datetime import timedelta
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ValidationError
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -223,11 +226,37 @@ def _initial_search_attributes(
 # ---- one journey -----------------------------------------------------------------------------
 
 
-async def send_event(client: Client, customer_id: str, event: CustomerEvent) -> None:
-    """Signal `customer_event` with the event as the `{type, at, data}` dict."""
+async def send_event(
+    client: Client, customer_id: str, event: CustomerEvent, *, request_id: str | None = None
+) -> None:
+    """Signal `customer_event` with the event as the `{type, at, data}` dict.
+
+    With a `request_id` (e.g. an inbox row's), Temporal drops a repeat of the same signal to
+    the same run, so a sender retrying after a crash does not deliver the event twice."""
     handle = client.get_workflow_handle(journey_id(customer_id))
     with _translated(customer_id):
-        await handle.signal("customer_event", event.model_dump(mode="json"))
+        if request_id is None:
+            await handle.signal("customer_event", event.model_dump(mode="json"))
+        else:
+            await _signal_once(client, handle.id, event, request_id)
+
+
+async def _signal_once(
+    client: Client, workflow_id: str, event: CustomerEvent, request_id: str
+) -> None:
+    # The SDK's handle.signal draws a random request id; the service call takes ours.
+    payloads = await client.data_converter.encode([event.model_dump(mode="json")])
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=ExecutionRef(workflow_id=workflow_id),
+            signal_name="customer_event",
+            input=Payloads(payloads=payloads),
+            identity=client.identity,
+            request_id=request_id,
+        ),
+        retry=True,
+    )
 
 
 async def journey_state(client: Client, customer_id: str) -> JourneyState:

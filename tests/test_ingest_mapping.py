@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_customer, replace_once
+from factories import make_customer, refused_at, replace_once
 from pydantic import SecretStr
 from webhooks import generic, segment_track, signed, stripe_invoice, zendesk_ticket
 
@@ -102,25 +102,21 @@ def test_a_malformed_body_names_its_field(
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "expected", "on_line"),
+    ("old", "new", "at", "refusal"),
     [
-        ("kind: event\n", "kind: event\n    colour: blue\n", "sources.segment.colour", "colour"),
-        ("Used: feature_used", "Used: feature_usage", "kinds.Feature Used", "feature_usage"),
-        ("scheme: stripe", "scheme: rsa", "sources.stripe.signature.scheme", "scheme: rsa"),
-        ("{annual_contract_value: {gte: 50000}}", "{arr: {gte: 1}}", "unknown fact 'arr'", "arr"),
+        ("kind: event\n", "kind: event\n    colour: blue\n", "colour", "sources.segment.colour"),
+        ("Used: feature_used", "Used: feature_usage", "feature_usage", "sources.segment.kinds"),
+        ("scheme: stripe", "scheme: rsa", "scheme: rsa", "sources.stripe.signature.scheme"),
+        ("{annual_contract_value: {gte: 50000}}", "{arr: {gte: 1}}", "arr", ".*unknown fact 'arr'"),
     ],
 )
 def test_a_broken_sources_file_is_refused_with_file_and_line(
-    rules_copy: Path, old: str, new: str, expected: str, on_line: str
+    rules_copy: Path, old: str, new: str, at: str, refusal: str
 ) -> None:
     path = rules_copy / "sources.yaml"
     replace_once(path, old, new)
-    with pytest.raises(RulebookError) as refused:
+    with pytest.raises(RulebookError, match=refused_at(path, at) + refusal):
         load_sources(rules_copy)
-    message = str(refused.value)
-    assert message.startswith(f"{path}:") and expected in message
-    line = int(message.removeprefix(f"{path}:").split(":")[0])
-    assert on_line in path.read_text().splitlines()[line - 1]
 
 
 def test_rules_check_and_the_service_refuse_a_broken_sources_file(rules_copy: Path) -> None:

@@ -26,9 +26,11 @@ from sqlalchemy import Engine
 from test_end_to_end import WAVERING_USAGE, Stack, _worker_ready, until
 from webhooks import generic, segment_track, signed, stripe_invoice, zendesk_ticket
 
+from retention.customer import CustomerEvent
 from retention.devserver import free_port, start_dev_server, stop
 from retention.ingest import inbox
 from retention.ingest.sources import Sources, load_sources
+from retention.operations import open_client, send_event
 from retention.store.db import make_engine
 from retention.store.tables import InboxRow
 
@@ -312,6 +314,22 @@ def test_the_openapi_schema_and_docs_are_served(ingest: IngestStack) -> None:
     schema = ingest.get("/openapi.json")
     assert schema.status == 200 and "/events/{source}" in schema.body["paths"]
     assert ingest.get("/docs").status == 200 and "swagger" in ingest.get("/docs").body["_text"]
+
+
+async def test_a_repeated_signal_request_reaches_the_journey_once(ingest: IngestStack) -> None:
+    """What makes a forwarder's retry after a crash harmless: the inbox row's request id."""
+    start_journey(ingest, "ing-once")
+    client = await open_client(ingest.stack.address)
+    for request_id, n in (("inbox:test:1", 1), ("inbox:test:1", 1), ("inbox:test:2", 2)):
+        event = CustomerEvent(type="feature_used", data={"n": n})
+        await send_event(client, "ing-once", event, request_id=request_id)
+
+    def both() -> list[dict[str, Any]] | None:
+        events = ingest.events("ing-once")
+        return events if any(e["data"].get("n") == 2 for e in events) else None
+
+    events = until(both, "the second request's event")
+    assert [e["data"]["n"] for e in events if e["type"] == "feature_used"] == [1, 2]
 
 
 def test_events_posted_while_temporal_is_down_arrive_after_it_is_back(

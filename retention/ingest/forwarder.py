@@ -70,14 +70,18 @@ class Forwarder:
         while True:
             try:
                 await self.drain()
-                backoff = FIRST_BACKOFF
-                await self._idle(IDLE_POLL)
             except TemporalUnreachable as exc:
                 self.connected = False
                 self._client = None
                 log.warning("Temporal unreachable, retrying in %.0f s: %s", backoff, exc)
-                await self._idle(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception:  # e.g. the database away: the task must outlive it
+                log.exception("forwarding failed, retrying in %.0f s", backoff)
+            else:
+                backoff = FIRST_BACKOFF
+                await self._idle(IDLE_POLL)
+                continue
+            await self._idle(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def drain(self) -> int:
         """Forward every claimable row, oldest first; returns how many were settled."""
@@ -86,8 +90,8 @@ class Forwarder:
         while (row := await self._claim()) is not None:
             try:
                 await self._forward(client, row)
-            except TemporalUnreachable as exc:
-                await asyncio.to_thread(inbox.release, self.engine, _id(row), str(exc))
+            except BaseException as exc:  # unsettled (also on shutdown): pending again at once
+                await asyncio.to_thread(inbox.release, self.engine, _id(row), str(exc) or repr(exc))
                 raise
             settled += 1
         return settled
@@ -110,7 +114,7 @@ class Forwarder:
         event = CustomerEvent.model_validate(row.event)
         customer_id = str(row.customer_id)
         try:
-            await send_event(client, customer_id, event)
+            await send_event(client, customer_id, event, request_id=_request_id(row))
         except (JourneyNotFound, JourneyClosed):
             await self._without_journey(client, row, event)
             return
@@ -157,6 +161,11 @@ class Forwarder:
             started_journey=started,
             note=note,
         )
+
+
+def _request_id(row: InboxRow) -> str:
+    """The same for every attempt at a row: Temporal drops a repeated signal to a run."""
+    return f"inbox:{row.source}:{row.source_event_id}"
 
 
 def _id(row: InboxRow) -> int:
