@@ -5,8 +5,9 @@ started with signal-with-start), `no_journey` (kept: nobody runs a journey for t
 no rule opens one), or `failed` (Temporal refused it; the note says why). While Temporal cannot
 be reached rows stay pending and the forwarder retries with backoff.
 
-Delivery is at least once: a forwarder that dies between the signal and `settle` leaves the
-row to be claimed again when its lease ends, and the journey may see that one event twice.
+A forwarder that dies between the signal and `settle` leaves the row to be claimed again when
+its lease ends; the signal carries the row's request id, so Temporal drops the repeat. (Not for
+signal-with-start, whose request id the SDK draws itself: see the README.)
 """
 
 from __future__ import annotations
