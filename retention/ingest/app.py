@@ -54,6 +54,16 @@ class TooLarge(Exception):
     pass
 
 
+# Read raw (the signature covers the exact bytes), so the schema is declared by hand.
+_WEBHOOK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The source's own JSON, signed as its `signature` rule says",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
 def create_app(
     settings: Settings | None = None, engine: Engine | None = None, sources: Sources | None = None
 ) -> FastAPI:
@@ -79,7 +89,14 @@ def create_app(
         code: {"model": Refused} for code in (401, 404, 413, 422)
     }
 
-    @app.post("/events/{source}", status_code=202, response_model=Accepted, responses=refusals)
+    @app.post(
+        "/events/{source}",
+        status_code=202,
+        response_model=Accepted,
+        responses=refusals,
+        openapi_extra=_WEBHOOK_BODY,
+        summary="Receive one webhook from a source declared in rules/sources.yaml",
+    )
     async def receive_event(source: str, request: Request) -> JSONResponse:
         rule = sources.rule(source)
         if rule is None:
