@@ -51,6 +51,7 @@ class Forwarder:
         sources: Sources,
         connect: Callable[[], Awaitable[Client]],
         journey_options: JourneyOptions | None = None,
+        task_queue: str | None = None,
     ) -> None:
         self.engine = engine
         self.sources = sources
@@ -59,6 +60,7 @@ class Forwarder:
         self._connect = connect
         self._client: Client | None = None
         self._options = journey_options or JourneyOptions()
+        self._task_queue = task_queue  # None: the settings' queue
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -138,7 +140,7 @@ class Forwarder:
             await self._settle(row, "no_journey", note="no running journey; no rule opens one")
             return
         workflow_id = await start_journey_with_event(
-            client, customer, event, self._options, task_queue=None
+            client, customer, event, self._options, task_queue=self._task_queue
         )
         note = f"journey started by sources.yaml {rule}"
         log.info("inbox %s: %s for %s", row.id, note, customer_id)
