@@ -28,7 +28,8 @@ def forwarder(world: JourneyWorld) -> Forwarder:
     async def connect() -> Client:
         return world.client
 
-    return Forwarder(world.engine, load_sources(RULES), connect, task_queue=world.task_queue)
+    sources = load_sources(RULES)
+    return Forwarder(world.engine, lambda: sources, connect, task_queue=world.task_queue)
 
 
 def receive(world: JourneyWorld, event_id: str, customer_id: str, event: CustomerEvent) -> int:

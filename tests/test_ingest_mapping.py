@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,7 +18,13 @@ from webhooks import generic, segment_track, signed, stripe_invoice, zendesk_tic
 from retention.customer import CustomerEvent
 from retention.errors import RulebookError
 from retention.ingest.signatures import BadSignature, verify
-from retention.ingest.sources import MappingError, Sources, load_sources, map_payload
+from retention.ingest.sources import (
+    MappingError,
+    Sources,
+    SourcesWatch,
+    load_sources,
+    map_payload,
+)
 from retention.rulebook.check import check
 from retention.settings import Settings
 
@@ -136,6 +143,27 @@ def test_rules_check_and_the_service_refuse_a_broken_sources_file(rules_copy: Pa
     assert started.returncode == 1
     assert started.stderr.startswith(f"error: {rules_copy / 'sources.yaml'}:")
     assert "Traceback" not in started.stderr
+
+
+def test_an_edit_applies_without_a_restart_and_a_broken_one_keeps_the_last_good(
+    rules_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = SourcesWatch(rules_copy)
+    page = segment_track("m-9", "acme", "Page Viewed")
+    assert map_payload(watch().file.sources["segment"], page).event is None
+    replace_once(
+        rules_copy / "sources.yaml",
+        "Logged In: login",
+        "Logged In: login\n      Page Viewed: login",
+    )
+    edited = watch()
+    mapped = map_payload(edited.file.sources["segment"], page)
+    assert mapped.event is not None and mapped.event.type == "login"
+    replace_once(rules_copy / "sources.yaml", "Page Viewed: login", "Page Viewed: looked")
+    with caplog.at_level(logging.ERROR):
+        assert watch() is edited
+    assert f"sources refused, keeping {edited.version}" in caplog.text
+    assert "sources.yaml:" in caplog.text
 
 
 # ---- signatures ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.signatures import BadSignature, verify
-from retention.ingest.sources import MappingError, Sources, load_sources, map_payload
+from retention.ingest.sources import MappingError, SourcesWatch, map_payload
 from retention.operations import open_client
 from retention.settings import Settings, get_settings
 from retention.store.db import make_engine
@@ -64,12 +64,10 @@ _WEBHOOK_BODY = {
 }
 
 
-def create_app(
-    settings: Settings | None = None, engine: Engine | None = None, sources: Sources | None = None
-) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
-    sources = sources or load_sources(settings.rules_dir)
+    sources = SourcesWatch(settings.rules_dir)
     forwarder = Forwarder(engine, sources, lambda: open_client(settings=settings))
 
     @asynccontextmanager
@@ -98,9 +96,11 @@ def create_app(
         summary="Receive one webhook from a source declared in rules/sources.yaml",
     )
     async def receive_event(source: str, request: Request) -> JSONResponse:
-        rule = sources.rule(source)
+        current = sources()
+        rule = current.rule(source)
         if rule is None:
-            return _refuse(404, f"unknown source {source!r} (known: {', '.join(sources_list)})")
+            known = ", ".join(current.file.sources)
+            return _refuse(404, f"unknown source {source!r} (known: {known})")
         try:
             body = await _read_limited(request, settings.ingest_max_bytes)
         except TooLarge:
@@ -134,10 +134,9 @@ def create_app(
             status="ok",
             temporal_connected=forwarder.connected,
             pending=pending,
-            sources=sources_list,
+            sources=list(sources().file.sources),
         )
 
-    sources_list = list(sources.file.sources)
     return app
 
 

@@ -48,7 +48,7 @@ class Forwarder:
     def __init__(
         self,
         engine: Engine,
-        sources: Sources,
+        sources: Callable[[], Sources],
         connect: Callable[[], Awaitable[Client]],
         journey_options: JourneyOptions | None = None,
         task_queue: str | None = None,
@@ -135,7 +135,7 @@ class Forwarder:
         except CustomerNotFound:
             await self._settle(row, "no_journey", note="no running journey; customer unknown")
             return
-        rule = await asyncio.to_thread(self.sources.opener, event, customer)
+        rule = await asyncio.to_thread(self.sources().opener, event, customer)
         if rule is None:
             await self._settle(row, "no_journey", note="no running journey; no rule opens one")
             return

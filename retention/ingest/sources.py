@@ -8,7 +8,9 @@ file:line:column, as the other rule files do. Mapping a body never raises anythi
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,8 @@ from retention.errors import InvalidInput, RulebookError
 from retention.rulebook.conditions import AllOf, Compare, Condition, parse_condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import load_yaml_model
+
+log = logging.getLogger(__name__)
 
 SOURCES_FILE = "sources.yaml"
 _PATH = r"^[^.\s]+(\.[^.\s]+)*$"
@@ -151,12 +155,50 @@ class Sources:
 
 def load_sources(rules_dir: Path) -> Sources:
     path = rules_dir / SOURCES_FILE
+    return parse_sources(path, _read(path))
+
+
+def parse_sources(path: Path, text: str) -> Sources:
+    return Sources(load_yaml_model(path, SourcesFile, text), _version(text))
+
+
+class SourcesWatch:
+    """`sources.yaml` as it is now, so an edit needs no restart: re-read on every call, parsed
+    again only when its text changed; a broken edit is logged at file:line and the last good
+    version stays (as the worker does with the other rule files)."""
+
+    def __init__(self, rules_dir: Path) -> None:
+        self._path = rules_dir / SOURCES_FILE
+        self._current = load_sources(rules_dir)  # broken at start: the service does not start
+        self._refused: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Sources:
+        with self._lock:
+            try:
+                text = _read(self._path)
+            except RulebookError as exc:  # e.g. mid-save: keep what works
+                log.error("sources file unreadable, keeping %s: %s", self._current.version, exc)
+                return self._current
+            if _version(text) not in (self._current.version, self._refused):
+                try:
+                    self._current = parse_sources(self._path, text)
+                    log.info("sources %s loaded", self._current.version)
+                except RulebookError as exc:
+                    self._refused = _version(text)
+                    log.error("sources refused, keeping %s: %s", self._current.version, exc)
+            return self._current
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulebookError(f"{path}: cannot read the sources file ({exc})") from exc
-    model = load_yaml_model(path, SourcesFile, text)
-    return Sources(model, hashlib.sha256(text.encode()).hexdigest()[:12])
+
+
+def _version(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def sources_findings(rules_dir: Path) -> list[str]:
