@@ -17,7 +17,9 @@ from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.sources import MappedEvent, load_sources
 from retention.journey import JourneyState
+from retention.store.db import session
 from retention.store.records import save_customer
+from retention.store.tables import CustomerRow
 
 pytestmark = pytest.mark.database
 
@@ -70,4 +72,25 @@ async def test_payment_failed_opens_a_journey_for_a_high_value_customer(
     world.journeys.append(handle)
     state = await state_of(handle)
     assert [e.type for e in state.events][:1] == ["payment_failed"]
+    await end_journey(handle)
+
+
+async def test_a_row_that_cannot_be_delivered_fails_without_blocking_the_rest(
+    world: JourneyWorld,
+) -> None:
+    with session(world.engine) as db:  # a record an older version wrote, no longer valid
+        db.add(CustomerRow(customer_id="fw-broken", snapshot={"profile": {"name": "?"}}))
+    broken = receive(world, "evt-2", "fw-broken", CustomerEvent(type="payment_failed"))
+    customer = nurture_customer()
+    handle = await start(world, customer)
+    after = receive(world, "evt-3", customer.customer_id, CustomerEvent(type="login"))
+
+    assert await forwarder(world).drain() == 2
+
+    failed = inbox.get(world.engine, broken)
+    assert failed is not None and failed.status == "failed"
+    assert "customers[fw-broken]: profile.customer_id" in (failed.note or "")
+    assert inbox.get(world.engine, after).status == "forwarded"  # type: ignore[union-attr]
+    state = await until(world, handle, lambda s: len(s.events) >= 1)
+    assert [e.type for e in state.events] == ["login"]
     await end_journey(handle)

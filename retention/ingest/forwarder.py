@@ -2,8 +2,9 @@
 
 A row is settled once: `forwarded` (signalled into the running journey, or a journey it opens
 started with signal-with-start), `no_journey` (kept: nobody runs a journey for the customer and
-no rule opens one), or `failed` (Temporal refused it; the note says why). While Temporal cannot
-be reached rows stay pending and the forwarder retries with backoff.
+no rule opens one), or `failed` (Temporal or the stored customer refused it, so retrying would
+not help; the note says why). While Temporal cannot be reached rows stay pending and the
+forwarder retries with backoff.
 
 A forwarder that dies between the signal and `settle` leaves the row to be claimed again when
 its lease ends; the signal carries the row's request id, so Temporal drops the repeat. (Not for
@@ -22,14 +23,13 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from retention.customer import CustomerEvent
-from retention.errors import CustomerNotFound
+from retention.errors import CustomerNotFound, RetentionError
 from retention.ingest import inbox
 from retention.ingest.sources import Sources
 from retention.journey import JourneyOptions, journey_id
 from retention.operations import (
     JourneyClosed,
     JourneyNotFound,
-    JourneyOperationError,
     TemporalUnreachable,
     send_event,
     start_journey_with_event,
@@ -114,17 +114,19 @@ class Forwarder:
         self._wake.clear()
 
     async def _forward(self, client: Client, row: InboxRow) -> None:
-        event = CustomerEvent.model_validate(row.event)
+        try:
+            await self._deliver(client, row, CustomerEvent.model_validate(row.event))
+        except TemporalUnreachable:
+            raise
+        except RetentionError as exc:  # Temporal or the stored customer refused it: final
+            await self._settle(row, "failed", note=str(exc))
+
+    async def _deliver(self, client: Client, row: InboxRow, event: CustomerEvent) -> None:
         customer_id = str(row.customer_id)
         try:
             await send_event(client, customer_id, event, request_id=_request_id(row))
         except (JourneyNotFound, JourneyClosed):
             await self._without_journey(client, row, event)
-            return
-        except TemporalUnreachable:
-            raise
-        except JourneyOperationError as exc:
-            await self._settle(row, "failed", note=str(exc))
             return
         await self._settle(row, "forwarded", workflow_id=journey_id(customer_id))
 
