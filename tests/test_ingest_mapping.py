@@ -131,7 +131,11 @@ def test_rules_check_and_the_service_refuse_a_broken_sources_file(rules_copy: Pa
     replace_once(rules_copy / "sources.yaml", "tolerance: 300", "tolerance: -1")
     findings = check(rules_copy)
     assert len(findings) == 1 and "sources.yaml:" in findings[0] and "tolerance" in findings[0]
-    env = {**os.environ, "RETENTION_RULES_DIR": str(rules_copy)}
+    env = {
+        **os.environ,
+        "RETENTION_RULES_DIR": str(rules_copy),
+        "RETENTION_DATABASE_URL": f"sqlite:///{rules_copy.parent / 'retention.db'}",
+    }
     started = subprocess.run(
         [sys.executable, "-m", "retention.ingest", "--port", "1"],
         cwd=RULES.parent,
