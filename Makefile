@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench population model migration
+.PHONY: run test lint install clean histories bench population model migration ingest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python local_stack.py
+
+# The ingest service alone (`make run` starts it too): webhooks → customer_event signals.
+ingest: $(STAMP)
+	$(BIN)/python -m retention.ingest
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -15,8 +15,12 @@ from datetime import timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ValidationError
-from temporalio.api.common.v1 import WorkflowExecution as RunReference
-from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.workflowservice.v1 import (
+    DeleteWorkflowExecutionRequest,
+    SignalWorkflowExecutionRequest,
+)
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -164,6 +168,35 @@ async def start_journey(
         raise _rpc_error(exc, target) from exc
 
 
+async def start_journey_with_event(
+    client: Client,
+    customer: CustomerSnapshot,
+    event: CustomerEvent,
+    options: JourneyOptions,
+    *,
+    task_queue: str | None = None,
+) -> str:
+    """Signal-with-start: `event` goes to the customer's running journey, or to a new one
+    started by id (the worker loads the customer from the database). Returns the workflow id."""
+    customer_id = customer.customer_id
+    request = JourneyRequest(customer_id=customer_id, options=options)
+    try:
+        handle = await client.start_workflow(
+            sa.WORKFLOW_TYPE,
+            request,
+            id=journey_id(customer_id),
+            task_queue=task_queue or get_settings().task_queue,
+            start_signal="customer_event",
+            start_signal_args=[event.model_dump(mode="json")],
+            static_summary=journey_summary(customer_id, customer),
+            static_details=journey_details(customer_id, customer),
+            search_attributes=_initial_search_attributes(customer_id, customer),
+        )
+    except RPCError as exc:
+        raise _rpc_error(exc, customer_id) from exc
+    return handle.id
+
+
 def journey_summary(customer_id: str, customer: CustomerSnapshot | None) -> str:
     if customer is None:
         return f"Retention journey · {customer_id}"
@@ -197,11 +230,37 @@ def _initial_search_attributes(
 # ---- one journey -----------------------------------------------------------------------------
 
 
-async def send_event(client: Client, customer_id: str, event: CustomerEvent) -> None:
-    """Signal `customer_event` with the event as the `{type, at, data}` dict."""
+async def send_event(
+    client: Client, customer_id: str, event: CustomerEvent, *, request_id: str | None = None
+) -> None:
+    """Signal `customer_event` with the event as the `{type, at, data}` dict.
+
+    With a `request_id` (e.g. an inbox row's), Temporal drops a repeat of the same signal to
+    the same run, so a sender retrying after a crash does not deliver the event twice."""
     handle = client.get_workflow_handle(journey_id(customer_id))
     with _translated(customer_id):
-        await handle.signal("customer_event", event.model_dump(mode="json"))
+        if request_id is None:
+            await handle.signal("customer_event", event.model_dump(mode="json"))
+        else:
+            await _signal_once(client, handle.id, event, request_id)
+
+
+async def _signal_once(
+    client: Client, workflow_id: str, event: CustomerEvent, request_id: str
+) -> None:
+    # The SDK's handle.signal draws a random request id; the service call takes ours.
+    payloads = await client.data_converter.encode([event.model_dump(mode="json")])
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=ExecutionRef(workflow_id=workflow_id),
+            signal_name="customer_event",
+            input=Payloads(payloads=payloads),
+            identity=client.identity,
+            request_id=request_id,
+        ),
+        retry=True,
+    )
 
 
 async def journey_state(client: Client, customer_id: str) -> JourneyState:
@@ -354,7 +413,7 @@ async def erase_journeys(client: Client, customer_id: str) -> int:
         await client.workflow_service.delete_workflow_execution(
             DeleteWorkflowExecutionRequest(
                 namespace=client.namespace,
-                workflow_execution=RunReference(workflow_id=workflow_id, run_id=run_id),
+                workflow_execution=ExecutionRef(workflow_id=workflow_id, run_id=run_id),
             )
         )
     try:

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     keep_support_days: int = Field(default=365, ge=1)
     keep_financial_days: int = Field(default=2555, ge=1)
     data_purge_every: Interval = timedelta(days=1)
+    # The ingest service (`python -m retention.ingest`). Each source's secret is read by
+    # `ingest_secret`, not declared here: sources are named in rules/sources.yaml.
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8000, ge=1, le=65535)
+    ingest_max_bytes: int = Field(default=256 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
@@ -99,6 +104,18 @@ class Settings(BaseSettings):
                 f"({', '.join('RETENTION_' + n.upper() for n in SENDGRID_FIELDS + TWILIO_FIELDS)})"
             )
         return self
+
+    def ingest_secret(self, source: str) -> SecretStr | None:
+        """`RETENTION_INGEST_SECRET_<SOURCE>` from the environment, else the file of that name
+        (in lower case, as the other secrets) in `RETENTION_SECRETS_DIR`; None (every request
+        refused) when neither is set."""
+        name = f"RETENTION_INGEST_SECRET_{source.upper()}"
+        value = os.environ.get(name)
+        folder = os.environ.get("RETENTION_SECRETS_DIR")
+        files = [Path(folder) / n for n in (name.lower(), name)] if folder else []
+        if not value and (found := next((f for f in files if f.is_file()), None)):
+            value = found.read_text(encoding="utf-8").strip()
+        return SecretStr(value) if value else None
 
 
 @lru_cache

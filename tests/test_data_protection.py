@@ -32,6 +32,7 @@ from retention.store.tables import (
     AuditRow,
     DeliveryAttemptRow,
     HealthScoreRow,
+    InboxRow,
     JourneyRow,
     OutboxRow,
     SentimentRow,
@@ -67,6 +68,11 @@ def _customer_with_history(engine: Engine, outbox: Path, customer_id: str, email
         db.add(
             SentimentRow(customer_id=customer_id, source="ticket_message", score=-0.6, label="x")
         )
+        db.add(InboxRow(
+            source="stripe", source_event_id=f"evt-{customer_id}", kind="invoice.payment_failed",
+            customer_id=customer_id, event={"type": "payment_failed", "data": {"email": email}},
+            status="forwarded",
+        ))  # fmt: skip
         db.add(JourneyRow(
             journey_key=journey_key, workflow_id=journey_id, customer_id=customer_id,
             stage="closed", outcome="saved", started_at=NOW, finished_at=NOW,
@@ -120,6 +126,7 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
         "outbox": 1,
         "suppressions": 1,
         "delivery_attempts": 1,
+        "inbox": 1,
     }
     assert erasure.pseudonymised["customer_health_scores"] == 1
     assert count(history, HealthScoreRow) == health_rows  # the KPIs still count it

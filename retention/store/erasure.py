@@ -3,7 +3,7 @@ the KPIs count stay, under a random pseudonym that nothing links back to them.
 
 What each table holds decides what happens to it (README: "Data protection"):
 - erased: who they are and what they were sent or said (customers, outbox, delivery attempts,
-  suppressions);
+  suppressions, webhooks received in the inbox);
 - pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys
   and audit entries, whose customer and journey ids are replaced (an audit entry's free-text
   detail is cleared; who did what, and when, stays).
@@ -29,6 +29,7 @@ from retention.store.tables import (
     DeliveryAttemptRow,
     ExpansionOpportunityRow,
     HealthScoreRow,
+    InboxRow,
     InterventionRow,
     JourneyRow,
     OutboxRow,
@@ -37,7 +38,7 @@ from retention.store.tables import (
     table_name,
 )
 
-ERASED: tuple[type[SQLModel], ...] = (CustomerRow, OutboxRow, SuppressionRow)
+ERASED: tuple[type[SQLModel], ...] = (CustomerRow, OutboxRow, SuppressionRow, InboxRow)
 PSEUDONYMISED: tuple[type[SQLModel], ...] = (
     HealthScoreRow,
     ChurnPredictionRow,

@@ -2,8 +2,9 @@
 are deleted by the daily `data-purge` schedule (or `starter.py purge`).
 
 Categories (DESIGN defaults): usage 2 years (scores, predictions, opportunities), support 1 year
-(sentiment, the messages sent and their delivery attempts), financial 7 years (customers'
-snapshots, which hold contract and payment data, interventions with their offers, journeys).
+(sentiment, the messages sent and their delivery attempts, webhooks received), financial 7 years
+(customers' snapshots, which hold contract and payment data; interventions with their offers;
+journeys).
 The audit log is never purged: it is the record of what was done.
 """
 
@@ -26,6 +27,7 @@ from retention.store.tables import (
     DeliveryAttemptRow,
     ExpansionOpportunityRow,
     HealthScoreRow,
+    InboxRow,
     InterventionRow,
     JourneyRow,
     OutboxRow,
@@ -43,6 +45,7 @@ DATED: dict[type[SQLModel], tuple[Category, str]] = {
     SentimentRow: ("support", "detected_at"),
     OutboxRow: ("support", "created_at"),
     DeliveryAttemptRow: ("support", "at"),
+    InboxRow: ("support", "received_at"),
     CustomerRow: ("financial", "updated_at"),
     InterventionRow: ("financial", "at"),
     JourneyRow: ("financial", "finished_at"),  # a running journey has none and stays

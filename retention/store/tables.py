@@ -228,3 +228,29 @@ class RuleSetRow(SQLModel, table=True):
 
 def table_name(model: type[SQLModel]) -> str:
     return str(model.__tablename__)
+
+
+class InboxRow(SQLModel, table=True):
+    """One webhook the ingest service accepted, kept until it has reached a journey (or it is
+    known that none takes it). A delivery of the same source event again finds its row."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("source", "source_event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    source_event_id: str
+    kind: str = Field(description="the source's own name for what happened")
+    customer_id: str | None = Field(default=None, index=True)
+    event: dict[str, Any] | None = Field(default=None, sa_type=JSON, description="customer_event")
+    status: str = Field(
+        index=True, description="pending → forwarding → forwarded, no_journey or failed; ignored"
+    )
+    attempts: int = 0
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    forwarded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    workflow_id: str | None = None
+    started_journey: bool = False
+    note: str | None = Field(default=None, sa_type=Text)
