@@ -19,20 +19,25 @@ from activities.assess import AssessActivities
 from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.record import RecordActivities
+from activities.train import TrainActivities
 from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import RetentionError
+from retention.model.champion import ChampionScorer
+from retention.model.retrain import RetrainPolicy
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
+from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
 from retention.settings import get_settings
 from retention.store.db import make_engine
 from retention.store.rule_sets import archive_rule_set
 from retention.temporal import connect
 from workflows.journey import RetentionJourney
+from workflows.model_retrain import ModelRetrain
 
-WORKFLOWS = [RetentionJourney]
+WORKFLOWS = [RetentionJourney, ModelRetrain]
 
 
 def build_activities(
@@ -41,19 +46,27 @@ def build_activities(
     outbox_dir: Path,
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
     scorer: ChurnScorer | None = None,
+    retrain: RetrainPolicy | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured); `scorer` the churn
-    model (none: baseline-0)."""
+    model (none: baseline-0); `retrain` where challengers go and how they are judged (none:
+    from the settings)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
     delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers)
+    training = TrainActivities(
+        engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
+    )
     return [
         AssessActivities(engine, rulebooks, scorer).assess,
         DecideActivities(rulebooks).decide,
         delivery.deliver,
         delivery.suppress,
         RecordActivities(engine).record,
+        training.train_challenger,
+        training.evaluate_on_holdout,
+        training.decide_promotion,
     ]
 
 
@@ -61,16 +74,23 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     # Before connecting: a model the snapshot cannot feed stops the worker at once, named.
-    scorer = load_scorer(settings.model_dir)
-    logging.info("churn model %s", scorer.version if scorer else "baseline-0")
+    initial = load_scorer(settings.model_dir)
+    engine = make_engine(settings.database_url)
+    # Follows promotions by the model-retrain schedule without a restart.
+    scorer = ChampionScorer(engine, initial, check_seconds=settings.model_check_seconds)
+    scorer.current()
+    logging.info("churn model %s", scorer.version)
     client = await connect(settings)
+    logging.info(
+        await ensure_retrain_schedule(client, settings.task_queue, settings.model_retrain_every)
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     providers = providers_from(settings)
     activities = build_activities(
-        make_engine(settings.database_url),
+        engine,
         settings.rules_dir,
         settings.outbox_dir,
         providers,

@@ -8,11 +8,12 @@ Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a tracebac
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,22 @@ class Settings(BaseSettings):
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
+    # Model retraining (README: Retraining without surprises).
+    model_retrain_every: timedelta | None = timedelta(days=7)
+    models_root: Path = ROOT / "models"
+    model_holdout_share: float = Field(default=0.2, gt=0, lt=1)
+    model_auc_tolerance: float = Field(default=0.0, ge=0)
+    model_ece_tolerance: float = Field(default=0.01, ge=0)
+    model_check_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("model_retrain_every", mode="before")
+    @classmethod
+    def _retrain_off(cls, value: object) -> object:
+        """`0` or `off` (or empty) turns the schedule off; else a duration, e.g. P7D, 86400."""
+        text = str(value).strip().lower() if value is not None else ""
+        if text in ("", "0", "off"):
+            return None
+        return float(text) if text.replace(".", "", 1).isdigit() else value  # seconds
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
