@@ -37,6 +37,7 @@ from retention.rulebook.loader import Rulebook, load_rulebook
 from retention.settings import ROOT, get_settings
 from retention.store.db import make_engine, session
 from retention.store.model_versions import model_decisions, promoted_model
+from retention.store.records import save_customer
 from retention.store.tables import JourneyRow
 
 DEFAULT_MODEL = ROOT / "models" / "churn-default"
@@ -92,6 +93,16 @@ def test_each_customer_is_labelled_from_what_the_database_records(engine: Engine
     assert ts.churn_dates == [None, date(2026, 3, 5), date(2026, 4, 1)]
     assert (history.not_yet_labelled, history.churned_before_snapshot) == (1, 1)
     assert "3 labelled customers (2 churned, 1 retained); 1 not labelled yet" in history.describe()
+
+
+@pytest.mark.database
+def test_a_newer_snapshot_of_a_customer_is_not_labelled_with_the_old_date(engine: Engine) -> None:
+    _save(engine, _one("acme", date(2026, 1, 1), None))
+    save_customer(engine, make_customer(profile={"customer_id": "acme"}))  # today's snapshot
+
+    history = labelled_history(engine)
+
+    assert (history.customer_ids, history.not_yet_labelled) == ([], 1)
 
 
 @pytest.mark.database
