@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cli.app import console, database, friendly, when, with_client
@@ -124,6 +125,8 @@ def model_history(
         typer.echo(json.dumps([_as_json(row) for row in rows], indent=2))
         return
     console.print(_history_table(rows))
+    for row in rows:
+        console.print(f"{row.version}: {row.reason}", soft_wrap=True)
     console.print(f"workers score with {_champion()}", soft_wrap=True)
 
 
@@ -140,19 +143,25 @@ def _as_json(row: ModelVersionRow) -> dict[str, Any]:
 
 
 def _history_table(rows: list[ModelVersionRow]) -> Table:
-    table = Table(title=f"model versions · {len(rows)} retrains")
-    for name in ("at", "challenger", "champion", "held out", "AUC", "ECE", "decision", "why"):
-        table.add_column(name, justify="right" if name == "held out" else "left")
+    """One line per retrain; the reasons follow the table (they are sentences)."""
+    table = Table(
+        title=f"model versions · {len(rows)} retrains",
+        caption="AUC, ECE: the challenger's, then the champion's, on the same held-out customers",
+        box=box.SIMPLE,
+        pad_edge=False,
+    )
+    for name in ("at", "challenger", "champion", "held", "AUC", "ECE", "decision"):
+        table.add_column(name, no_wrap=True, min_width=8 if name in ("AUC", "ECE") else None,
+                         justify="right" if name == "held" else "left")  # fmt: skip
     for row in rows:
         ours, theirs = row.figures, row.champion_figures
         table.add_row(
-            when(row.at),
+            f"{row.at:%Y-%m-%d}\n{row.at:%H:%M:%S}",
             row.version,
             row.champion_version,
             str(row.holdout_rows),
-            f"{ours['roc_auc']:.3f} vs {theirs['roc_auc']:.3f}",
-            f"{ours['calibration_error']:.3f} vs {theirs['calibration_error']:.3f}",
+            f"{ours['roc_auc']:.3f}\nvs {theirs['roc_auc']:.3f}",
+            f"{ours['calibration_error']:.3f}\nvs {theirs['calibration_error']:.3f}",
             f"[{'green' if row.decision == 'promoted' else 'yellow'}]{row.decision}[/]",
-            row.reason,
         )
     return table
