@@ -29,6 +29,7 @@ from retention.model.retrain import (
     HoldoutFigures,
     RetrainPolicy,
     decide,
+    install_model,
     judge,
 )
 from retention.model.scorer import load_scorer
@@ -175,6 +176,24 @@ def test_a_decision_is_recorded_once_per_retrain(engine: Engine) -> None:
         "abc123", "baseline-0", card.rows,
     )  # fmt: skip
     assert promoted_model(engine) == row
+
+
+def test_a_model_is_installed_whole_and_a_retry_keeps_it(
+    rulebook: Rulebook, tmp_path: Path
+) -> None:
+    version = train_model_on(labelled_population(600, seed=6), rulebook, tmp_path / "m", seed=6)
+    model, card = load_model(tmp_path / "m")
+    root = tmp_path / "models"
+    root.mkdir()
+
+    first = install_model(model, card, root)
+    (first / "card.json").touch()  # a retry must not rewrite what a worker may be reading
+    stamp = (first / "card.json").stat().st_mtime_ns
+    again = install_model(model, card, root)
+
+    assert first == again == root / version
+    assert [p.name for p in root.iterdir()] == [version]  # no temporary folder left
+    assert (again / "card.json").stat().st_mtime_ns == stamp
 
 
 # ---- the champion a worker scores with ----------------------------------------------------------

@@ -15,7 +15,7 @@ from uuid import uuid4
 
 import pytest
 from conftest import RULES_DIR, JourneyWorld, running_worker
-from journeys import critical_customer, end_journey, start, until_planned
+from journeys import critical_customer, end_journey, start, until, until_planned
 from labelled import labelled_population, train_model_on
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -49,6 +49,7 @@ pytestmark = [pytest.mark.database, pytest.mark.timeout(600)]
 
 DEFAULT_MODEL = ROOT / "models" / "churn-default"
 CUSTOMERS = 1_500
+CHECKPOINT = timedelta(hours=73)  # rules/journey.yaml: the first checkpoint is at 72h
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +88,19 @@ async def _scored_version(world: JourneyWorld) -> str | None:
     handle = await start(world, critical_customer())
     state = await until_planned(world, handle)
     await end_journey(handle)
-    with session(world.engine) as db:
-        versions = db.exec(
-            select(ChurnPredictionRow.model_version).where(
-                col(ChurnPredictionRow.journey_id) == handle.id
-            )
-        ).all()
-    assert set(versions) == {state.model_version}
+    assert _recorded_versions(world, handle.id) == {state.model_version}
     return state.model_version
+
+
+def _recorded_versions(world: JourneyWorld, journey_id: str) -> set[str]:
+    with session(world.engine) as db:
+        return set(
+            db.exec(
+                select(ChurnPredictionRow.model_version).where(
+                    col(ChurnPredictionRow.journey_id) == journey_id
+                )
+            ).all()
+        )
 
 
 async def test_a_better_challenger_is_promoted_and_scores_the_next_journey(
@@ -104,12 +110,21 @@ async def test_a_better_challenger_is_promoted_and_scores_the_next_journey(
     weak_version = load_model(weak_champion)[1].model_version
     async with _world(time_skipping_env, engine, tmp_path, weak_champion) as (world, scorer):
         before = await _scored_version(world)
+        running = await start(world, critical_customer())
+        await until_planned(world, running)
 
         decision = await _retrain(world)
 
         after = await _scored_version(world)  # the same worker, no restart
+        await world.env.sleep(CHECKPOINT)  # the running journey re-scores at its checkpoint
+        rescored = await until(
+            world, running, lambda state: state.model_version == decision.version
+        )
+        await end_journey(running)
 
     assert before == weak_version
+    assert rescored.model_version == decision.version
+    assert _recorded_versions(world, running.id) == {weak_version, decision.version}
     assert decision.decision == "promoted", decision.reason
     assert decision.champion_version == weak_version
     assert decision.challenger_auc > decision.champion_auc
