@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.assess import AssessActivities
@@ -81,9 +82,12 @@ async def main() -> None:
     scorer.current()
     logging.info("churn model %s", scorer.version)
     client = await connect(settings)
-    logging.info(
-        await ensure_retrain_schedule(client, settings.task_queue, settings.model_retrain_every)
-    )
+    try:
+        logging.info(
+            await ensure_retrain_schedule(client, settings.task_queue, settings.model_retrain_every)
+        )
+    except RPCError as exc:  # journeys matter more than the schedule: run on, say why
+        logging.error("model-retrain schedule not set up: %s", exc)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -67,13 +67,14 @@ async def _retrain_now(client: Client, seed: int) -> RetrainDecision:
         manual_retrain_id,
     )
 
-    with console.status("retraining: training, cross-validating, judging (the worker's work)"):
+    queue = get_settings().task_queue
+    with console.status(f"retraining: a worker on {queue} trains, cross-validates and judges"):
         try:
             return await client.execute_workflow(
                 RETRAIN_WORKFLOW_TYPE,
                 RetrainRequest(seed=seed),
                 id=manual_retrain_id(datetime.now(UTC)),
-                task_queue=get_settings().task_queue,
+                task_queue=queue,
                 result_type=RetrainDecision,
             )
         except WorkflowFailureError as exc:
