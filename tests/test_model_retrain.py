@@ -7,6 +7,9 @@ created once, updated on a worker restart, deleted when turned off."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,6 +24,9 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
+from test_end_to_end import ROOT as REPO
+from test_end_to_end import _worker_ready
+from test_end_to_end import until as eventually
 from typer.testing import CliRunner
 
 import starter
@@ -212,6 +218,45 @@ async def dev_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         yield await connect(address=f"127.0.0.1:{port}")
     finally:
         stop(server)
+
+
+def _run_worker(client: Client, tmp_path: Path, every: str) -> str:
+    """Start worker.py as an operator does, wait until it polls, stop it; its log."""
+    log_path = tmp_path / f"worker-{uuid4().hex}.log"
+    env = {
+        **os.environ,
+        "RETENTION_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "RETENTION_DATABASE_URL": f"sqlite:///{tmp_path / 'retention.db'}",
+        "RETENTION_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "RETENTION_TASK_QUEUE": "retrain-worker-test",
+        "RETENTION_MODEL_RETRAIN_EVERY": every,
+    }
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "worker.py"], cwd=REPO, env=env, stdout=log, stderr=log
+        )
+    try:
+        eventually(lambda: _worker_ready(worker, log_path), "worker.py to poll", seconds=60)
+    finally:
+        stop(worker)
+    return log_path.read_text(errors="replace")
+
+
+async def test_each_worker_start_sets_the_schedule_up_once(
+    dev_client: Client, tmp_path: Path
+) -> None:
+    await ensure_retrain_schedule(dev_client, "any", None)  # whatever an earlier test left
+
+    first = await asyncio.to_thread(_run_worker, dev_client, tmp_path, "P7D")
+    restarted = await asyncio.to_thread(_run_worker, dev_client, tmp_path, "PT12H")
+    described = await dev_client.get_schedule_handle(SCHEDULE_ID).describe()
+    off = await asyncio.to_thread(_run_worker, dev_client, tmp_path, "off")
+
+    assert "model-retrain schedule created: every 7 days" in first
+    assert "model-retrain schedule updated: every 12:00:00" in restarted
+    assert [i.every for i in described.schedule.spec.intervals] == [timedelta(hours=12)]
+    assert getattr(described.schedule.action, "task_queue", None) == "retrain-worker-test"
+    assert "model-retrain schedule deleted (off)" in off
 
 
 async def test_the_schedule_is_created_once_and_follows_the_setting(dev_client: Client) -> None:
