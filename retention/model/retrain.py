@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,7 @@ from sqlalchemy import Engine
 from retention.errors import InvalidInput
 from retention.health import score_health
 from retention.model.card import ModelCard, build_card
-from retention.model.evaluate import evaluate
+from retention.model.evaluate import Progress, evaluate
 from retention.model.history import SOURCE, LabelledHistory, history_table, labelled_history
 from retention.model.metrics import ModelFigures, figures
 from retention.model.persist import load_model, save_model
@@ -48,7 +47,6 @@ from retention.store.model_versions import promoted_model, record_model_decision
 from retention.store.tables import ModelVersionRow
 
 BASELINE_THRESHOLD = 0.5  # baseline-0 has no trained flag threshold
-Progress = Callable[[str], None]
 
 
 class RetrainPolicy(BaseModel):
