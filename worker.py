@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from temporalio import activity, workflow
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
@@ -25,6 +27,7 @@ from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import RetentionError
+from retention.logs import configure_logging
 from retention.model.champion import ChampionScorer
 from retention.model.retrain import RetrainPolicy
 from retention.model.scorer import load_scorer
@@ -34,7 +37,7 @@ from retention.rulebook.source import RulebookSource
 from retention.settings import get_settings
 from retention.store.db import make_engine
 from retention.store.rule_sets import archive_rule_set
-from retention.temporal import connect
+from retention.temporal import connect, metrics_runtime
 from workflows.journey import RetentionJourney
 from workflows.model_retrain import ModelRetrain
 
@@ -72,8 +75,11 @@ def build_activities(
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format)
+    # The journey and customer ids go in fields of their own (retention.logs), not the message.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
     # Before connecting: a model the snapshot cannot feed stops the worker at once, named.
     initial = load_scorer(settings.model_dir)
     engine = make_engine(settings.database_url)
@@ -81,7 +87,7 @@ async def main() -> None:
     scorer = ChampionScorer(engine, initial, check_seconds=settings.model_check_seconds)
     scorer.current()
     logging.info("churn model %s", scorer.version)
-    client = await connect(settings)
+    client = await connect(settings, runtime=_metrics(settings.metrics_address))
     try:
         logging.info(
             await ensure_retrain_schedule(client, settings.task_queue, settings.model_retrain_every)
@@ -118,6 +124,22 @@ async def main() -> None:
             )
             await stop.wait()
     logging.info("worker stopped")
+
+
+def _metrics(address: str) -> Runtime | None:
+    """The runtime with the metrics endpoint; an address already taken (another worker on this
+    machine) is logged and the worker runs on without one: journeys matter more than metrics."""
+    if not address:
+        return None
+    try:
+        runtime = metrics_runtime(address)
+    except ValueError as exc:
+        logging.warning(
+            "no metrics endpoint at %s: %s (set RETENTION_METRICS_ADDRESS)", address, exc
+        )
+        return None
+    logging.info("metrics at http://%s/metrics", address)
+    return runtime
 
 
 if __name__ == "__main__":

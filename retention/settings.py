@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retention.logs import LogFormat
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DeliveryMode = Literal["capture", "live"]
@@ -59,6 +61,9 @@ class Settings(BaseSettings):
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
+    # The worker's Prometheus endpoint (host:port); empty: no endpoint.
+    metrics_address: str = "127.0.0.1:9464"
+    log_format: LogFormat = "text"
     # Model retraining (README: Retraining without surprises).
     model_retrain_every: timedelta | None = timedelta(days=7)
     models_root: Path = ROOT / "models"

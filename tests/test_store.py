@@ -16,7 +16,8 @@ from retention.health import HealthScore
 from retention.journey import JourneyState
 from retention.risk import ChurnPrediction, RiskFactor
 from retention.sentiment import SentimentAlert, SentimentReading
-from retention.store.db import add_missing_columns, session
+from retention.store.columns import add_missing_columns
+from retention.store.db import session
 from retention.store.records import (
     list_outbox,
     load_customer,
@@ -228,8 +229,12 @@ def test_a_database_from_an_earlier_version_gains_the_new_empty_columns(engine: 
         connection.execute(text("ALTER TABLE outbox DROP COLUMN provider_message_id"))
         connection.execute(text("ALTER TABLE outbox DROP COLUMN sent_at"))
 
-    assert add_missing_columns(engine) == ["outbox.provider_message_id", "outbox.sent_at"]
-    assert add_missing_columns(engine) == []  # once is enough
+    with engine.begin() as connection:
+        assert add_missing_columns(connection) == [
+            "outbox.provider_message_id",
+            "outbox.sent_at",
+        ]
+        assert add_missing_columns(connection) == []  # once is enough
     columns = {c["name"] for c in inspect(engine).get_columns("outbox")}
     assert {"provider_message_id", "sent_at"} <= columns
 
@@ -239,5 +244,8 @@ def test_a_missing_column_that_cannot_be_empty_is_refused_by_name(engine: Engine
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE outbox DROP COLUMN recipient"))
 
-    with pytest.raises(RetentionError, match="outbox lacks column recipient"):
-        add_missing_columns(engine)
+    with (
+        engine.begin() as connection,
+        pytest.raises(RetentionError, match="lacks column recipient"),
+    ):
+        add_missing_columns(connection)
