@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity, workflow
+from temporalio.client import Client
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.assess import AssessActivities
@@ -22,24 +24,29 @@ from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.privacy import PrivacyActivities, PurgeRequest
 from activities.record import RecordActivities
+from activities.train import TrainActivities
 from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import RetentionError
 from retention.logs import configure_logging
+from retention.model.champion import ChampionScorer
+from retention.model.retrain import RetrainPolicy
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
+from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
 from retention.schedules import keep_schedule
-from retention.settings import get_settings
+from retention.settings import Settings, get_settings
 from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
 from retention.store.rule_sets import archive_rule_set
 from retention.temporal import connect, metrics_runtime
 from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
+from workflows.model_retrain import ModelRetrain
 
-WORKFLOWS = [RetentionJourney, DataPurge]
+WORKFLOWS = [RetentionJourney, ModelRetrain, DataPurge]
 
 
 def build_activities(
@@ -49,13 +56,18 @@ def build_activities(
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
     scorer: ChurnScorer | None = None,
     periods: RetentionPeriods | None = None,
+    retrain: RetrainPolicy | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured); `scorer` the churn
-    model (none: baseline-0)."""
+    model (none: baseline-0); `retrain` where challengers go and how they are judged (none:
+    from the settings)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
     delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers)
+    training = TrainActivities(
+        engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
+    )
     return [
         AssessActivities(engine, rulebooks, scorer).assess,
         DecideActivities(rulebooks).decide,
@@ -63,6 +75,9 @@ def build_activities(
         delivery.suppress,
         RecordActivities(engine).record,
         PrivacyActivities(engine, outbox_dir, periods or RetentionPeriods()).purge,
+        training.train_challenger,
+        training.evaluate_on_holdout,
+        training.decide_promotion,
     ]
 
 
@@ -73,31 +88,27 @@ async def main() -> None:
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
     # Before connecting: a model the snapshot cannot feed stops the worker at once, named.
-    scorer = load_scorer(settings.model_dir)
-    logging.info("churn model %s", scorer.version if scorer else "baseline-0")
+    initial = load_scorer(settings.model_dir)
+    engine = make_engine(settings.database_url)
+    # Follows promotions by the model-retrain schedule without a restart.
+    scorer = ChampionScorer(engine, initial, check_seconds=settings.model_check_seconds)
+    scorer.current()
+    logging.info("churn model %s", scorer.version)
     client = await connect(settings, runtime=_metrics(settings.metrics_address))
+    await _keep_schedules(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     providers = providers_from(settings)
     activities = build_activities(
-        make_engine(settings.database_url),
+        engine,
         settings.rules_dir,
         settings.outbox_dir,
         providers,
         scorer,
         configured_periods(settings),
     )
-    purge = await keep_schedule(
-        client,
-        "data-purge",
-        "DataPurge",
-        PurgeRequest(),
-        settings.data_purge_every,
-        settings.task_queue,
-    )
-    logging.info("schedule data-purge: %s (every %s)", purge, settings.data_purge_every)
     logging.info(
         "delivery mode %s: %s",
         settings.delivery_mode,
@@ -116,6 +127,32 @@ async def main() -> None:
             )
             await stop.wait()
     logging.info("worker stopped")
+
+
+async def _keep_schedules(client: Client, settings: Settings) -> None:
+    """The model-retrain and data-purge schedules as the settings say; one that cannot be set
+    up is logged and the worker runs on: journeys matter more than schedules."""
+    for name, keeping in (
+        (
+            "model-retrain",
+            ensure_retrain_schedule(client, settings.task_queue, settings.model_retrain_every),
+        ),
+        (
+            "data-purge",
+            keep_schedule(
+                client,
+                "data-purge",
+                "DataPurge",
+                PurgeRequest(),
+                settings.data_purge_every,
+                settings.task_queue,
+            ),
+        ),
+    ):
+        try:
+            logging.info(await keeping)
+        except RPCError as exc:
+            logging.error("%s schedule not set up: %s", name, exc)
 
 
 def _metrics(address: str) -> Runtime | None:

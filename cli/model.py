@@ -13,11 +13,14 @@ from cli.app import (
     app,
     console,
     current_rulebook,
+    database,
     friendly,
 )
 from retention.errors import InvalidInput
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from retention.model.metrics import ModelFigures
 
 model_app = typer.Typer(
@@ -62,8 +65,14 @@ def model_generate(
 @model_app.command("train")
 @friendly
 def model_train(
-    data: Annotated[Path, typer.Option("--data", help="Training file: .csv or .parquet.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the model and its card.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Training file: .csv or .parquet.")
+    ] = None,
+    from_database: Annotated[
+        bool,
+        typer.Option("--from-database", help="The labelled customers in the database instead."),
+    ] = False,
     spec: Annotated[
         Path | None,
         typer.Option("--spec", help="Feature spec YAML for your own columns (default: seed)."),
@@ -74,21 +83,28 @@ def model_train(
     figures are cross-validated beside a logistic baseline on the same folds."""
     from retention.model.card import build_card
     from retention.model.persist import save_model
-    from retention.model.spec import load_feature_spec
+    from retention.model.spec import SEED_SPEC, load_feature_spec
     from retention.model.tables import file_sha256, labelled_table
     from retention.model.train import train_churn_model
 
-    with console.status(f"reading {data}") as status:
-        table, features = labelled_table(
-            data, load_feature_spec(spec) if spec else None, current_rulebook()
-        )
+    if (data is None) != from_database:
+        raise InvalidInput("name the training data: --data FILE or --from-database")
+    if from_database and spec:
+        raise InvalidInput("--spec: the database's customers give the seed features only")
+    with console.status(f"reading {data or 'the database'}") as status:
+        if data is None:
+            table, features = _database_table(), SEED_SPEC
+        else:
+            table, features = labelled_table(
+                data, load_feature_spec(spec) if spec else None, current_rulebook()
+            )
         status.update(f"training on {len(table)} rows")
-        model = train_churn_model(table, features, seed=seed, source=str(data))
+        model = train_churn_model(table, features, seed=seed, source=str(data or "database"))
         card = build_card(
             model,
             table,
             seed=seed,
-            data_hash=file_sha256(data),
+            data_hash=file_sha256(data) if data else None,
             progress=lambda step: status.update(f"cross-validating: {step}"),
         )
         save_model(model, card, out)
@@ -140,6 +156,16 @@ def model_evaluate(
         typer.echo(json.dumps({name: f.model_dump() for name, f in columns}, indent=2))
         return
     console.print(_card_table(card.model_version, len(table), columns))
+
+
+def _database_table() -> pd.DataFrame:
+    """The labelled customers in the database (README: Training data), counted on screen."""
+    from retention.model.history import history_table, labelled_history
+
+    with database() as engine:
+        history = labelled_history(engine)
+    console.print(f"database: {history.describe()}", soft_wrap=True)
+    return history_table(history, current_rulebook())
 
 
 def _card_table(version: str, rows: int, columns: list[tuple[str, ModelFigures]]) -> Table:

@@ -1,5 +1,5 @@
 """Temporal Schedules the worker keeps in place: created when missing, updated to the settings
-when they changed, deleted when the setting turns them off (an interval of 0)."""
+when they changed (every worker start may call it), deleted when the setting turns them off."""
 
 from __future__ import annotations
 
@@ -21,19 +21,15 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 
-def _schedule(workflow: str, arg: BaseModel, every: timedelta, task_queue: str) -> Schedule:
+def _schedule(
+    schedule_id: str, workflow: str, arg: BaseModel, every: timedelta, task_queue: str
+) -> Schedule:
     return Schedule(
-        action=ScheduleActionStartWorkflow(
-            workflow, arg, id=workflow_id(workflow), task_queue=task_queue
-        ),
+        action=ScheduleActionStartWorkflow(workflow, arg, id=schedule_id, task_queue=task_queue),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-        # a run still going when the next is due: skip the next, never pile up
+        # a run still going when the next is due: skip the next, never stack them
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
-
-
-def workflow_id(workflow: str) -> str:
-    return f"scheduled-{workflow}"
 
 
 async def keep_schedule(
@@ -41,28 +37,28 @@ async def keep_schedule(
     schedule_id: str,
     workflow: str,
     arg: BaseModel,
-    every: timedelta,
+    every: timedelta | None,
     task_queue: str,
 ) -> str:
-    """Make the schedule `schedule_id` start `workflow(arg)` every `every`; returns what it did:
-    created, updated, removed or off."""
+    """Make `schedule_id` start `workflow(arg)` every `every` (None or 0: no schedule); says
+    what it did, e.g. `data-purge schedule created: every 1 day, 0:00:00`."""
     handle = client.get_schedule_handle(schedule_id)
-    if every <= timedelta(0):
+    if every is None or every <= timedelta(0):
         try:
             await handle.delete()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            return "off"
-        return "removed"
-    wanted = _schedule(workflow, arg, every, task_queue)
+            return f"{schedule_id} schedule off"
+        return f"{schedule_id} schedule deleted (off)"
+    wanted = _schedule(schedule_id, workflow, arg, every, task_queue)
     try:
         await client.create_schedule(schedule_id, wanted)
-        return "created"
+        return f"{schedule_id} schedule created: every {every}"
     except ScheduleAlreadyRunningError:
 
         def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
             return ScheduleUpdate(schedule=wanted)
 
         await handle.update(update)
-        return "updated"
+        return f"{schedule_id} schedule updated: every {every}"

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(default=8000, ge=1, le=65535)
     ingest_max_bytes: int = Field(default=256 * 1024, ge=1)
+    # Model retraining (README: Retraining without surprises).
+    model_retrain_every: Interval = timedelta(days=7)
+    models_root: Path = ROOT / "models"
+    model_holdout_share: float = Field(default=0.2, gt=0, lt=1)
+    model_auc_tolerance: float = Field(default=0.0, ge=0)
+    model_ece_tolerance: float = Field(default=0.01, ge=0)
+    model_check_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:

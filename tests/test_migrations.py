@@ -50,8 +50,13 @@ def test_a_new_database_is_created_at_the_newest_revision(bare_engine: Engine) -
 
 
 def test_an_older_database_is_upgraded_and_keeps_its_rows(bare_engine: Engine) -> None:
-    _migrate(bare_engine, "0001")  # the baseline's tables only, its customer in them
-    save_customer(bare_engine, make_customer(profile={"customer_id": "cust-old"}))
+    _migrate(bare_engine, "0001")  # the baseline's tables only, a customer in them as it wrote
+    customer = make_customer(profile={"customer_id": "cust-old"})
+    with bare_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO customers (customer_id, snapshot, updated_at) VALUES (:i, :s, :u)"),
+            {"i": "cust-old", "s": customer.model_dump_json(), "u": "2026-01-01 00:00:00"},
+        )
 
     prepare_schema(bare_engine)
 

@@ -34,6 +34,7 @@ def save_customer(engine: Engine, snapshot: CustomerSnapshot) -> None:
         "customer_id": snapshot.customer_id,
         "snapshot": snapshot.model_dump(mode="json"),
         "updated_at": utcnow(),
+        "snapshot_date": None,  # a new snapshot describes today (labels: model/history.py)
     }
     with session(engine) as db:
         _upsert(db, CustomerRow, values, key="customer_id")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -43,6 +43,9 @@ class CustomerRow(SQLModel, table=True):
     customer_id: str = Field(primary_key=True)
     snapshot: dict[str, Any] = Field(sa_type=JSON)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Labels for training from the database (README: Training data); empty for most imports.
+    snapshot_date: date | None = Field(default=None, description="None: updated_at's date")
+    churn_date: date | None = Field(default=None, description="when the customer left, if known")
 
 
 class HealthScoreRow(SQLModel, table=True):
@@ -254,3 +257,26 @@ class InboxRow(SQLModel, table=True):
     workflow_id: str | None = None
     started_journey: bool = False
     note: str | None = Field(default=None, sa_type=Text)
+
+
+class ModelVersionRow(SQLModel, table=True):
+    """One model-retrain decision: the challenger and the champion it was judged against, both
+    cards, their figures on the same held-out customers, and whether the challenger was
+    promoted. The newest promoted row names the model the workers score with."""
+
+    __tablename__ = "model_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    retrain_id: str = Field(unique=True, description="workflow id/run id: a retry adds no row")
+    version: str = Field(index=True, description="the challenger's model version")
+    path: str
+    card: dict[str, Any] = Field(sa_type=JSON)
+    figures: dict[str, Any] = Field(sa_type=JSON, description="the challenger's, held out")
+    champion_version: str
+    champion_path: str
+    champion_card: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    champion_figures: dict[str, Any] = Field(sa_type=JSON)
+    holdout_rows: int
+    decision: str = Field(index=True, description="promoted or kept")
+    reason: str = Field(sa_type=Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
