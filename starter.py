@@ -22,6 +22,7 @@ import cli.journeys
 import cli.model
 import cli.privacy
 import cli.rules
+import cli.scan
 import cli.suppressions  # noqa: F401 - importing a command module registers its commands
 from cli.app import app
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity, workflow
+from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
@@ -22,6 +23,7 @@ from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.privacy import PrivacyActivities, PurgeRequest
 from activities.record import RecordActivities
+from activities.scan import JourneyStarter, ScanActivities
 from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
@@ -30,6 +32,7 @@ from retention.logs import configure_logging
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
+from retention.scan.schedule import keep_scan_schedule
 from retention.schedules import keep_schedule
 from retention.settings import get_settings
 from retention.store.db import make_engine
@@ -38,8 +41,9 @@ from retention.store.rule_sets import archive_rule_set
 from retention.temporal import connect, metrics_runtime
 from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
+from workflows.portfolio_scan import PortfolioScan
 
-WORKFLOWS = [RetentionJourney, DataPurge]
+WORKFLOWS = [RetentionJourney, DataPurge, PortfolioScan]
 
 
 def build_activities(
@@ -66,6 +70,19 @@ def build_activities(
     ]
 
 
+def build_scan_activities(
+    engine: Engine,
+    rules_dir: Path,
+    client: Client,
+    task_queue: str,
+    scorer: ChurnScorer | None = None,
+) -> list[Callable[..., Any]]:
+    """The portfolio scan's activities: scoring with the journeys' model, starting journeys on
+    `task_queue` through `client`."""
+    scan = ScanActivities(engine, RulebookSource(rules_dir), scorer)
+    return [scan.score_page, scan.record_scan, JourneyStarter(client, task_queue).start_journeys]
+
+
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
@@ -81,8 +98,9 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     providers = providers_from(settings)
+    engine = make_engine(settings.database_url)
     activities = build_activities(
-        make_engine(settings.database_url),
+        engine,
         settings.rules_dir,
         settings.outbox_dir,
         providers,
@@ -98,6 +116,11 @@ async def main() -> None:
         settings.task_queue,
     )
     logging.info("schedule data-purge: %s (every %s)", purge, settings.data_purge_every)
+    activities += build_scan_activities(
+        engine, settings.rules_dir, client, settings.task_queue, scorer
+    )
+    scan = await keep_scan_schedule(client, settings)
+    logging.info("schedule portfolio-scan: %s (every %s)", scan, settings.portfolio_scan_every)
     logging.info(
         "delivery mode %s: %s",
         settings.delivery_mode,

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(default=8000, ge=1, le=65535)
     ingest_max_bytes: int = Field(default=256 * 1024, ge=1)
+    # The `portfolio-scan` schedule: how often (0 or `off`: no schedule), customers per page.
+    portfolio_scan_every: Interval = timedelta(days=1)
+    portfolio_scan_page_size: int = Field(default=500, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
