@@ -3,8 +3,12 @@ generated customers, the schedule, and real journeys for a handful."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import json
 import os
+import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,22 +17,28 @@ from uuid import uuid4
 
 import pytest
 from conftest import RULES_DIR
-from populations import at_risk_by_rules, save_customers_bulk
+from factories import make_customer
+from journeys import AT_RISK, WAVERING
+from populations import at_risk_by_rules, save_customers_bulk, strategies_of
 from scan_fakes import RunningJourney
 from sqlalchemy import Engine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from retention.customer import CustomerSnapshot
 from retention.devserver import free_port, start_dev_server, stop
-from retention.journey import journey_id
+from retention.journey import CancelRequest, JourneyState, journey_id
 from retention.model.generator import generate_population
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.rulebook.loader import load_rulebook
-from retention.scan.models import ScanRequest, ScanResult
-from retention.settings import ROOT
+from retention.scan.models import SCHEDULE_ID, ScanRequest, ScanResult
+from retention.scan.schedule import MANUAL_SCAN_ID, ensure_scan_schedule, scan_now
+from retention.scan.starting import start_journeys
+from retention.settings import ROOT, Settings
+from retention.store.db import make_engine
 from retention.store.scans import list_scan_runs
 from retention.temporal import connect
-from worker import build_scan_activities
+from worker import WORKFLOWS, build_activities, build_scan_activities
 from workflows.portfolio_scan import PortfolioScan
 
 pytestmark = [pytest.mark.timeout(600)]
@@ -86,8 +96,6 @@ async def running_journeys(client: Client) -> list[str]:
 
 async def until_visible(client: Client, count: int) -> list[str]:
     """Visibility trails the starts by a moment: poll until it has caught up."""
-    import asyncio
-
     for _ in range(120):
         found = await running_journeys(client)
         if len(found) >= count:
@@ -136,3 +144,142 @@ async def test_a_scan_of_5000_starts_each_at_risk_customer_once_and_a_second_sta
             result.failed,
             result.runs,
         )
+
+
+def handful() -> list[CustomerSnapshot]:
+    """Two critical, one wavering and two healthy customers, with ids of their own."""
+    tag = uuid4().hex[:6]
+    kinds = [AT_RISK, AT_RISK, WAVERING, {}, {}]
+    return [
+        make_customer(profile={"customer_id": f"h{n}-{tag}"}, **kind)
+        for n, kind in enumerate(kinds)
+    ]
+
+
+@pytest.mark.database
+async def test_the_schedule_runs_real_journeys_for_the_at_risk_and_then_skips_them(
+    dev_client: Client, engine: Engine, tmp_path: Path
+) -> None:
+    customers = handful()
+    save_customers_bulk(engine, customers)
+    strategies = strategies_of(customers, load_rulebook(RULES_DIR), None)
+    at_risk = {c for c, strategy in strategies.items() if strategy != "standard"}
+    assert 0 < len(at_risk) < len(customers)
+    task_queue = f"scan-{uuid4()}"
+    settings = Settings(
+        task_queue=task_queue, portfolio_scan_every="1d", portfolio_scan_page_size=2
+    )
+    activities = build_activities(engine, RULES_DIR, tmp_path / "outbox")
+    activities += build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, WORKFLOWS, activities, task_queue):
+        assert "scheduled" in await ensure_scan_schedule(dev_client, settings)
+        assert "updated" in await ensure_scan_schedule(dev_client, settings)  # idempotent
+        scheduled = await (await scan_now(dev_client, settings)).result()
+        states = {c: await planned_state(dev_client, c) for c in at_risk}
+        assert "removed" in await ensure_scan_schedule(
+            dev_client, settings.model_copy(update={"portfolio_scan_every": "off"})
+        )
+        manual = await scan_now(dev_client, settings)  # no schedule: started directly
+        again = await manual.result()
+        for customer_id in at_risk:
+            await end_journey(
+                dev_client.get_workflow_handle(journey_id(customer_id), result_type=JourneyState)
+            )
+
+    assert scheduled.workflow_id.startswith(SCHEDULE_ID)
+    assert (scheduled.status, scheduled.scored, scheduled.runs) == ("completed", 5, 3)
+    assert (scheduled.at_risk, scheduled.started, scheduled.skipped) == (
+        len(at_risk),
+        len(at_risk),
+        0,
+    )
+    for customer_id, state in states.items():
+        assert state.strategy == strategies[customer_id]  # the journey decided as the scan did
+    assert manual.id == MANUAL_SCAN_ID
+    assert (again.status, again.started, again.skipped) == ("completed", 0, len(at_risk))
+
+
+async def planned_state(client: Client, customer_id: str) -> JourneyState:
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    for _ in range(120):
+        state = await handle.query("state", result_type=JourneyState)
+        if state.strategy is not None:
+            return state
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the journey for {customer_id} was never planned")
+
+
+async def end_journey(handle: WorkflowHandle[Any, Any]) -> None:
+    """Cancel and wait for the close, so no journey outlives its test's worker."""
+    await handle.execute_update("cancel", CancelRequest(reason="test done"))
+    assert (await handle.result()).outcome == "cancelled"
+
+
+async def test_a_retried_start_counts_its_own_journeys_as_started_and_others_as_skipped(
+    dev_client: Client,
+) -> None:
+    task_queue = f"scan-{uuid4()}"
+    ids = [f"r{n}-{uuid4().hex[:6]}" for n in range(3)]
+    async with scan_worker(dev_client, [RunningJourney], [], task_queue):
+        first = await start_journeys(
+            dev_client, [*ids, "not an id!"], scan_id="A", task_queue=task_queue, retried=False
+        )
+        retried = await start_journeys(
+            dev_client, ids, scan_id="A", task_queue=task_queue, retried=True
+        )
+        other = await start_journeys(
+            dev_client, ids, scan_id="B", task_queue=task_queue, retried=True
+        )
+        for customer_id in ids:
+            await dev_client.get_workflow_handle(journey_id(customer_id)).terminate("test done")
+    assert (first.started, first.skipped) == (3, 0)
+    assert [f.customer_id for f in first.failures] == ["not an id!"]
+    assert "customer_id" in first.failures[0].reason
+    assert (retried.started, retried.skipped, retried.failures) == (3, 0, [])
+    assert (other.started, other.skipped) == (0, 3)
+
+
+async def starter(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`python starter.py ARGS` as a user types it (without blocking this test's worker)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=300)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_starter_scan_now_prints_the_figures_and_history_lists_the_run(
+    dev_client: Client, tmp_path: Path
+) -> None:
+    database = tmp_path / "cli.db"
+    engine = make_engine(f"sqlite:///{database}")
+    customers = handful()
+    save_customers_bulk(engine, customers)
+    at_risk = at_risk_by_rules(customers, load_rulebook(RULES_DIR), None)
+    task_queue = f"scan-{uuid4()}"
+    env = os.environ | {
+        "RETENTION_TEMPORAL_ADDRESS": dev_client.service_client.config.target_host,
+        "RETENTION_DATABASE_URL": f"sqlite:///{database}",
+        "RETENTION_TASK_QUEUE": task_queue,
+        "RETENTION_PORTFOLIO_SCAN_PAGE_SIZE": "2",
+        "COLUMNS": "200",
+    }
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
+        now = await starter(env, "scan", "--now")
+        history = await starter(env, "scan", "--history", "--json")
+        neither = await starter(env, "scan")
+        for customer_id in at_risk:
+            await dev_client.get_workflow_handle(journey_id(customer_id)).terminate("test done")
+
+    assert now[0] == 0, now[2]
+    n = len(at_risk)
+    assert re.search(
+        rf"completed: scored 5 · at_risk {n} · started {n} · skipped 0 · failed 0 "
+        r"\(3 pages, 3 runs\)",
+        now[1],
+    ), now[1]
+    [run] = json.loads(history[1])
+    assert (run["status"], run["scored"], run["started"], run["runs"]) == ("completed", 5, n, 3)
+    assert neither[0] == 2 and "exactly one of --now or --history" in neither[2]
