@@ -21,9 +21,10 @@ from factories import make_customer
 from journeys import AT_RISK, WAVERING
 from populations import at_risk_by_rules, save_customers_bulk, strategies_of
 from scan_fakes import RunningJourney
-from sqlalchemy import Engine
-from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
+from sqlalchemy import Engine, text
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from retention.customer import CustomerSnapshot
 from retention.devserver import free_port, start_dev_server, stop
@@ -283,3 +284,44 @@ async def test_starter_scan_now_prints_the_figures_and_history_lists_the_run(
     [run] = json.loads(history[1])
     assert (run["status"], run["scored"], run["started"], run["runs"]) == ("completed", 5, n, 3)
     assert neither[0] == 2 and "exactly one of --now or --history" in neither[2]
+
+
+async def test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_failed(
+    dev_client: Client, tmp_path: Path
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'broken.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE customers"))  # every page read fails, every retry
+    task_queue = f"scan-{uuid4()}"
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, [PortfolioScan], activities, task_queue):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await run_scan(dev_client, task_queue, page_size=10)
+    assert "portfolio scan failed" in str(failed.value.cause)
+    assert "customers" in str(failed.value.cause)  # the cause names what went wrong
+    [run] = list_scan_runs(engine)
+    assert (run.status, run.scored, run.pages) == ("failed", 0, 0)
+    assert run.finished_at is not None
+
+
+async def test_a_scan_replays_from_its_history(dev_client: Client, tmp_path: Path) -> None:
+    """Determinism: each run of a finished scan replays against today's workflow code."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'replay.db'}")
+    save_customers_bulk(engine, handful())
+    task_queue = f"scan-{uuid4()}"
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
+        handle = await dev_client.start_workflow(
+            PortfolioScan.run, ScanRequest(page_size=2), id=f"scan-{uuid4()}", task_queue=task_queue
+        )
+        result = await handle.result()
+        histories = [
+            await dev_client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+            for run_id in (handle.first_execution_run_id, None)
+        ]
+        for workflow_id in await running_journeys(dev_client):
+            await dev_client.get_workflow_handle(workflow_id).terminate("test done")
+    assert result.runs == 3
+    replayer = Replayer(workflows=[PortfolioScan], data_converter=pydantic_data_converter)
+    for history in histories:
+        await replayer.replay_workflow(history)
