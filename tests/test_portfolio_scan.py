@@ -11,6 +11,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -32,9 +33,10 @@ from retention.journey import CancelRequest, JourneyState, journey_id
 from retention.model.generator import generate_population
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.rulebook.loader import load_rulebook
-from retention.scan.models import SCHEDULE_ID, ScanRequest, ScanResult
-from retention.scan.schedule import MANUAL_SCAN_ID, ensure_scan_schedule, scan_now
+from retention.scan.models import SCAN_WORKFLOW_TYPE, ScanRequest, ScanResult
+from retention.scan.schedule import MANUAL_SCAN_ID, keep_scan_schedule, scan_now
 from retention.scan.starting import start_journeys
+from retention.schedules import workflow_id
 from retention.settings import ROOT, Settings
 from retention.store.db import make_engine
 from retention.store.scans import list_scan_runs
@@ -168,18 +170,17 @@ async def test_the_schedule_runs_real_journeys_for_the_at_risk_and_then_skips_th
     assert 0 < len(at_risk) < len(customers)
     task_queue = f"scan-{uuid4()}"
     settings = Settings(
-        task_queue=task_queue, portfolio_scan_every="1d", portfolio_scan_page_size=2
+        task_queue=task_queue, portfolio_scan_every="P1D", portfolio_scan_page_size=2
     )
     activities = build_activities(engine, RULES_DIR, tmp_path / "outbox")
     activities += build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
     async with scan_worker(dev_client, WORKFLOWS, activities, task_queue):
-        assert "scheduled" in await ensure_scan_schedule(dev_client, settings)
-        assert "updated" in await ensure_scan_schedule(dev_client, settings)  # idempotent
+        assert await keep_scan_schedule(dev_client, settings) == "created"
+        assert await keep_scan_schedule(dev_client, settings) == "updated"  # idempotent
         scheduled = await (await scan_now(dev_client, settings)).result()
         states = {c: await planned_state(dev_client, c) for c in at_risk}
-        assert "removed" in await ensure_scan_schedule(
-            dev_client, settings.model_copy(update={"portfolio_scan_every": "off"})
-        )
+        off = settings.model_copy(update={"portfolio_scan_every": timedelta(0)})
+        assert await keep_scan_schedule(dev_client, off) == "removed"
         manual = await scan_now(dev_client, settings)  # no schedule: started directly
         again = await manual.result()
         for customer_id in at_risk:
@@ -187,7 +188,7 @@ async def test_the_schedule_runs_real_journeys_for_the_at_risk_and_then_skips_th
                 dev_client.get_workflow_handle(journey_id(customer_id), result_type=JourneyState)
             )
 
-    assert scheduled.workflow_id.startswith(SCHEDULE_ID)
+    assert scheduled.workflow_id.startswith(workflow_id(SCAN_WORKFLOW_TYPE))  # the schedule's
     assert (scheduled.status, scheduled.scored, scheduled.runs) == ("completed", 5, 3)
     assert (scheduled.at_risk, scheduled.started, scheduled.skipped) == (
         len(at_risk),

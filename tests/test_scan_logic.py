@@ -10,6 +10,7 @@ from conftest import RULES_DIR
 from factories import case_facts, count, make_customer, refused_at, replace_once
 from journeys import AT_RISK, WAVERING
 from populations import at_risk_by_rules, save_customers_bulk
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from activities.scan import ScanActivities
@@ -30,7 +31,7 @@ from retention.scan.models import (
     StartedJourneys,
 )
 from retention.scan.scoring import score_page
-from retention.settings import ROOT, scan_interval
+from retention.settings import ROOT, Settings
 from retention.store.db import session
 from retention.store.records import save_customer
 from retention.store.scans import list_scan_runs
@@ -115,13 +116,12 @@ def test_figures_add_up_page_by_page_and_keep_a_bounded_list_of_failures() -> No
     assert many.failures[0].customer_id == "p1-0"  # the first ones are kept
 
 
-def test_scan_intervals_read_like_durations() -> None:
-    assert scan_interval("off") is None
-    assert scan_interval("1d") == timedelta(days=1)
-    assert scan_interval("30m") == timedelta(minutes=30)
-    for bad in ("0d", "daily", "1y", ""):
-        with pytest.raises(ValueError, match="expected off or an interval"):
-            scan_interval(bad)
+def test_the_scan_schedule_interval_reads_like_the_other_schedules() -> None:
+    assert Settings(portfolio_scan_every="off").portfolio_scan_every == timedelta(0)
+    assert Settings().portfolio_scan_every == timedelta(days=1)
+    assert Settings(portfolio_scan_every="P1W").portfolio_scan_every == timedelta(weeks=1)
+    with pytest.raises(ValidationError, match="portfolio_scan_every"):
+        Settings(portfolio_scan_every="daily")
 
 
 # ---- a page: scored, decided, recorded once --------------------------------------------------
