@@ -1,7 +1,7 @@
 """the portfolio scan: scan_runs and scan_pages
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Created: 2026-11-26
 """
 
@@ -15,23 +15,13 @@ from alembic import op
 
 import retention.store.tables  # noqa: F401  (and the project's own, e.g. UTCDateTime)
 
-revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0002"
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # A table already there (a database that `make_engine` created at a newer revision, then
-    # stamped back) is kept: creating it again would fail the whole upgrade.
-    present = set(sa.inspect(op.get_bind()).get_table_names())
-    if "scan_pages" not in present:
-        _create_scan_pages()
-    if "scan_runs" not in present:
-        _create_scan_runs()
-
-
-def _create_scan_pages() -> None:
     op.create_table(
         "scan_pages",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -48,9 +38,6 @@ def _create_scan_pages() -> None:
     )
     with op.batch_alter_table("scan_pages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_scan_pages_scan_id"), ["scan_id"], unique=False)
-
-
-def _create_scan_runs() -> None:
     op.create_table(
         "scan_runs",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
