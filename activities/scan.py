@@ -34,7 +34,7 @@ class ScanActivities:
         values = result.model_dump(mode="json", exclude={"scan_id"})
         values |= {"id": result.scan_id, "started_at": result.started_at}
         values["finished_at"] = result.finished_at
-        save_scan_run(self._engine, values)
+        save_scan_run(self._engine, values, ended=result.status != "running")
 
 
 class JourneyStarter:

@@ -34,7 +34,7 @@ from retention.scan.scoring import score_page
 from retention.settings import ROOT, Settings
 from retention.store.db import session
 from retention.store.records import save_customer
-from retention.store.scans import list_scan_runs
+from retention.store.scans import list_scan_runs, recorded_page
 from retention.store.tables import ChurnPredictionRow, CustomerRow, HealthScoreRow
 
 # ---- at risk, per the rules (journey.yaml `scan:`) -------------------------------------------
@@ -190,7 +190,11 @@ def test_an_unreadable_stored_customer_is_a_named_failure_not_a_crash(engine: En
 
 @pytest.mark.database
 def test_recording_a_scan_twice_keeps_one_row_with_the_latest_figures(engine: Engine) -> None:
+    save_customers_bulk(engine, _customers(3))
     activities = ScanActivities(engine, RulebookSource(RULES_DIR))
+    rulebook = load_rulebook(RULES_DIR)
+    for scan_id in ("run-1", "other"):
+        score_page(engine, rulebook, None, PageRequest(scan_id=scan_id, page=1, page_size=50))
     started = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
     running = ScanResult(
         scan_id="run-1", workflow_id="portfolio-scan-x", status="running", started_at=started,
@@ -198,6 +202,7 @@ def test_recording_a_scan_twice_keeps_one_row_with_the_latest_figures(engine: En
     )  # fmt: skip
     activities.record_scan(running)
     activities.record_scan(running)  # a retried activity
+    assert recorded_page(engine, "run-1", 1) is not None  # kept while the scan may retry it
     done = running.model_copy(
         update={"status": "completed", "finished_at": started + timedelta(minutes=3), "runs": 2}
     )
@@ -211,6 +216,8 @@ def test_recording_a_scan_twice_keeps_one_row_with_the_latest_figures(engine: En
         2,
     )
     assert row.started_at == started and row.finished_at == started + timedelta(minutes=3)
+    assert recorded_page(engine, "run-1", 1) is None  # the ended scan's pages are gone
+    assert recorded_page(engine, "other", 1) is not None  # another scan's stay
 
 
 def test_a_batch_is_assessed_exactly_as_one_customer_at_a_time() -> None:

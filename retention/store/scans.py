@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel, col, delete, select
 
 from retention.store.db import session
 from retention.store.records import _upsert
@@ -47,10 +47,14 @@ def record_page(engine: Engine, page: ScanPageRow, scores: Sequence[SQLModel]) -
     return page
 
 
-def save_scan_run(engine: Engine, values: dict[str, Any]) -> None:
-    """Insert or update the scan's row (keyed by its id) with the figures so far."""
+def save_scan_run(engine: Engine, values: dict[str, Any], ended: bool = False) -> None:
+    """Insert or update the scan's row (keyed by its id) with the figures so far. Once the scan
+    has `ended`, its pages go in the same transaction: they only served its retries, and they
+    list customer ids by the thousand."""
     with session(engine) as db:
         _upsert(db, ScanRunRow, values, key="id")
+        if ended:
+            db.exec(delete(ScanPageRow).where(col(ScanPageRow.scan_id) == values["id"]))  # type: ignore[call-overload]
 
 
 def list_scan_runs(engine: Engine, limit: int = 20) -> list[ScanRunRow]:
