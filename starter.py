@@ -23,6 +23,7 @@ import cli.model
 import cli.model_retrain
 import cli.privacy
 import cli.rules
+import cli.scan
 import cli.suppressions  # noqa: F401 - importing a command module registers its commands
 from cli.app import app
 

@@ -24,6 +24,7 @@ from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.privacy import PrivacyActivities, PurgeRequest
 from activities.record import RecordActivities
+from activities.scan import JourneyStarter, ScanActivities
 from activities.train import TrainActivities
 from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
@@ -36,6 +37,7 @@ from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
+from retention.scan.schedule import keep_scan_schedule
 from retention.schedules import keep_schedule
 from retention.settings import Settings, get_settings
 from retention.store.db import make_engine
@@ -45,8 +47,9 @@ from retention.temporal import connect, metrics_runtime
 from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
 from workflows.model_retrain import ModelRetrain
+from workflows.portfolio_scan import PortfolioScan
 
-WORKFLOWS = [RetentionJourney, ModelRetrain, DataPurge]
+WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge]
 
 
 def build_activities(
@@ -81,6 +84,19 @@ def build_activities(
     ]
 
 
+def build_scan_activities(
+    engine: Engine,
+    rules_dir: Path,
+    client: Client,
+    task_queue: str,
+    scorer: ChurnScorer | None = None,
+) -> list[Callable[..., Any]]:
+    """The portfolio scan's activities: scoring with the journeys' model, starting journeys on
+    `task_queue` through `client`."""
+    scan = ScanActivities(engine, RulebookSource(rules_dir), scorer)
+    return [scan.score_page, scan.record_scan, JourneyStarter(client, task_queue).start_journeys]
+
+
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
@@ -101,6 +117,7 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     providers = providers_from(settings)
+    engine = make_engine(settings.database_url)
     activities = build_activities(
         engine,
         settings.rules_dir,
@@ -108,6 +125,9 @@ async def main() -> None:
         providers,
         scorer,
         configured_periods(settings),
+    )
+    activities += build_scan_activities(
+        engine, settings.rules_dir, client, settings.task_queue, scorer
     )
     logging.info(
         "delivery mode %s: %s",
@@ -130,9 +150,10 @@ async def main() -> None:
 
 
 async def _keep_schedules(client: Client, settings: Settings) -> None:
-    """The model-retrain and data-purge schedules as the settings say; one that cannot be set
-    up is logged and the worker runs on: journeys matter more than schedules."""
+    """The portfolio-scan, model-retrain and data-purge schedules as the settings say; one that
+    cannot be set up is logged and the worker runs on: journeys matter more than schedules."""
     for name, keeping in (
+        ("portfolio-scan", keep_scan_schedule(client, settings)),
         (
             "model-retrain",
             ensure_retrain_schedule(client, settings.task_queue, settings.model_retrain_every),

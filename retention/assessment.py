@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -27,6 +28,15 @@ class ChurnScorer(Protocol):
         policy: RiskPolicy,
         as_of: date,
     ) -> ChurnPrediction: ...
+
+    def predict(
+        self,
+        snapshots: Sequence[CustomerSnapshot],
+        healths: Sequence[HealthScore],
+        expansion_counts: Sequence[int | None],
+        policy: RiskPolicy,
+        as_of: date,
+    ) -> list[ChurnPrediction]: ...
 
 
 class Assessment(BaseModel):
@@ -67,3 +77,35 @@ def assess_customer(
         sentiment=read_sentiment(customer, rulebook.sentiment),
         expansion=expansion,
     )
+
+
+def assess_customers(
+    customers: Sequence[CustomerSnapshot],
+    rulebook: Rulebook,
+    at: datetime,
+    scorer: ChurnScorer | None = None,
+) -> list[Assessment]:
+    """`assess_customer` for a batch (a portfolio scan's page): one model call for all of them."""
+    scoring = rulebook.scoring
+    healths = [score_health(customer, at, scoring.health) for customer in customers]
+    expansions = [expansion_opportunities(customer, rulebook.expansion) for customer in customers]
+    if scorer is not None:
+        counts = [len(found) for found in expansions]
+        predictions = scorer.predict(customers, healths, counts, scoring.risk, at.date())
+    else:
+        predictions = [
+            baseline_prediction(customer, health, scoring.risk)
+            for customer, health in zip(customers, healths, strict=True)
+        ]
+    return [
+        Assessment(
+            customer=customer,
+            health=health,
+            prediction=prediction,
+            sentiment=read_sentiment(customer, rulebook.sentiment),
+            expansion=expansion,
+        )
+        for customer, health, prediction, expansion in zip(
+            customers, healths, predictions, expansions, strict=True
+        )
+    ]

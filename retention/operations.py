@@ -9,7 +9,7 @@ on comes out as a `JourneyOperationError` whose message is one clear line.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Literal, get_args
@@ -133,6 +133,7 @@ async def start_journey(
     *,
     known_customer: CustomerSnapshot | None = None,
     task_queue: str | None = None,
+    memo: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[object, JourneyState]:
     """Start `retention-{customer_id}` from a snapshot, or from an id the worker loads.
 
@@ -159,6 +160,7 @@ async def start_journey(
             static_summary=journey_summary(target, profile_from),
             static_details=journey_details(target, profile_from),
             search_attributes=_initial_search_attributes(target, profile_from),
+            memo=memo,
         )
     except WorkflowAlreadyStartedError as exc:
         raise JourneyAlreadyRunning(

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     model_auc_tolerance: float = Field(default=0.0, ge=0)
     model_ece_tolerance: float = Field(default=0.01, ge=0)
     model_check_seconds: float = Field(default=30.0, ge=0)
+    # The `portfolio-scan` schedule: how often (0 or `off`: no schedule), customers per page.
+    portfolio_scan_every: Interval = timedelta(days=1)
+    portfolio_scan_page_size: int = Field(default=500, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -71,6 +71,21 @@ class ChampionScorer:
         if scorer is None:
             return baseline_prediction(snapshot, health, policy)
         return scorer.predict_one(snapshot, health, expansion_count, policy, as_of)
+
+    def predict(
+        self,
+        snapshots: Sequence[CustomerSnapshot],
+        healths: Sequence[HealthScore],
+        expansion_counts: Sequence[int | None],
+        policy: RiskPolicy,
+        as_of: date,
+    ) -> list[ChurnPrediction]:
+        scorer = self.current()
+        if scorer is None:
+            return [
+                baseline_prediction(s, h, policy) for s, h in zip(snapshots, healths, strict=True)
+            ]
+        return scorer.predict(snapshots, healths, expansion_counts, policy, as_of)
 
     def _follow_promotion(self) -> None:
         promoted = promoted_model(self._engine)

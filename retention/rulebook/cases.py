@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retention.errors import RulebookError
 from retention.plan import Decision
-from retention.rulebook.decide import decide
+from retention.rulebook.decide import decide, starts_journey
 from retention.rulebook.loader import Rulebook, load_yaml_model, locate
 from retention.rulebook.schema import DecisionFacts, validate_facts
 
@@ -90,6 +90,7 @@ class Expectation(_Strict):
     offer: ExpectedOffer | None = Field(default=None, description="the offer made, if any")
     no_offer: bool = False
     holdout: bool | None = None
+    starts_journey: bool | None = Field(default=None, description="by the portfolio scan")
 
 
 class Case(_Strict):
@@ -134,7 +135,11 @@ def _failures(rulebook: Rulebook, case: Case) -> list[str]:
         return [f"given: {'; '.join(_field_errors(exc))}"]
     except RulebookError as exc:
         return [f"no decision: {exc}"]
-    return _compare(case.expect, decision)
+    failures = _compare(case.expect, decision)
+    wanted = case.expect.starts_journey
+    if wanted is not None and wanted != (got := starts_journey(rulebook, decision)):
+        failures.append(f"expected starts_journey {wanted}, got {got}")
+    return failures
 
 
 def _compare(expect: Expectation, decision: Decision) -> list[str]:

@@ -23,7 +23,7 @@ from retention.plan import (
 from retention.rulebook.conditions import AllOf, Condition, Not
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.holdout import in_holdout
-from retention.rulebook.loader import HOLDOUT_RULE, PlacedCondition, Rulebook
+from retention.rulebook.loader import HOLDOUT_RULE, SCAN_RULE, PlacedCondition, Rulebook
 from retention.rulebook.offers import make_offer
 from retention.rulebook.schema import Campaign, DecisionFacts, Intervention, QuietHoursRule
 
@@ -159,9 +159,18 @@ def _for_customer(
     ):
         extra["holdout"] = True
         also_fired.append("holdout")
-    if not extra:
+    if SCAN_RULE in fired:
+        also_fired.append(SCAN_RULE)
+    if not also_fired:
         return decision
     return decision.model_copy(update=extra | {"fired_rules": decision.fired_rules + also_fired})
+
+
+def starts_journey(rulebook: Rulebook, decision: Decision) -> bool:
+    """Whether the portfolio scan starts a journey for this decision (journey.yaml `scan:`)."""
+    if decision.strategy in rulebook.scan_skips:
+        return False
+    return rulebook.journey.scan.start_journey_when is None or SCAN_RULE in decision.fired_rules
 
 
 # A shared decision depends only on these, so each is built once (decisions are frozen).

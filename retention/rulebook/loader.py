@@ -50,6 +50,7 @@ RULE_FILES = (
 )
 MAX_RULE_FILE_BYTES = 1_000_000
 HOLDOUT_RULE = "holdout:eligible"
+SCAN_RULE = "scan:start_journey"
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -119,7 +120,17 @@ class Rulebook:
             placed.append(
                 PlacedCondition(HOLDOUT_RULE, "journey.yaml", ("holdout", "eligible"), eligible)
             )
+        if (scan := self.journey.scan.start_journey_when) is not None:
+            placed.append(
+                PlacedCondition(SCAN_RULE, "journey.yaml", ("scan", "start_journey_when"), scan)
+            )
         return placed
+
+    @property
+    def scan_skips(self) -> list[str]:
+        """Strategies the portfolio scan starts no journey for (default: the least intensive)."""
+        skipped = self.journey.scan.skip_strategies
+        return self.strategy_order[:1] if skipped is None else skipped
 
 
 @dataclass(frozen=True)
@@ -270,6 +281,11 @@ def _check_references(rulebook: Rulebook, rules_dir: Path) -> None:
     if recovered and recovered not in names:
         where = locate(journey, ("recovered_strategy",))
         problems.append(f"{where}: recovered_strategy {recovered!r} is not a strategy")
+    problems += [
+        f"{locate(journey, ('scan', 'skip_strategies', i))}: {name!r} is not a strategy"
+        for i, name in enumerate(rulebook.journey.scan.skip_strategies or [])
+        if name not in names
+    ]
     events = set(get_args(EventType))
     problems += [
         f"{locate(journey, ('exits', i, 'event'))}: exit event {e.event!r} is not a customer event"

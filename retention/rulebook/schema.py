@@ -295,6 +295,16 @@ class QuietHoursRule(_Rule):
         return self
 
 
+class ScanRule(_Rule):
+    """Whom the portfolio scan starts a journey for: a customer whose decided strategy is not
+    skipped and, when given, for whom `start_journey_when` holds too."""
+
+    skip_strategies: list[str] | None = Field(
+        default=None, description="None: the least intensive strategy (the last listed)"
+    )
+    start_journey_when: When | None = None
+
+
 class JourneyFile(_Rule):
     exits: list[Exit] = Field(default_factory=list)
     checkpoints: list[Hours] = Field(default_factory=list)
@@ -303,6 +313,7 @@ class JourneyFile(_Rule):
     holdout: Holdout | None = None
     frequency_caps: dict[Channel, FrequencyCapRule] = Field(default_factory=dict)
     quiet_hours: QuietHoursRule | None = None
+    scan: ScanRule = Field(default_factory=ScanRule)
 
 
 class ScoringFile(_Rule):

@@ -58,6 +58,12 @@ def list_customers(engine: Engine) -> list[CustomerSnapshot]:
 def record_assessment(engine: Engine, journey_id: str | None, assessment: Assessment) -> None:
     """The health, prediction, sentiment and expansion rows of one assessment, in one
     transaction."""
+    with session(engine) as db:
+        db.add_all(assessment_rows(journey_id, assessment))
+
+
+def assessment_rows(journey_id: str | None, assessment: Assessment) -> list[SQLModel]:
+    """The rows `record_assessment` writes, for a caller that writes many in one transaction."""
     health, prediction = assessment.health, assessment.prediction
     customer_id, at = assessment.customer.customer_id, health.scored_at
     rows: list[SQLModel] = [
@@ -110,8 +116,7 @@ def record_assessment(engine: Engine, journey_id: str | None, assessment: Assess
         )
         for rank, opportunity in enumerate(assessment.expansion, start=1)
     ]
-    with session(engine) as db:
-        db.add_all(rows)
+    return rows
 
 
 def record_journey(

@@ -280,3 +280,40 @@ class ModelVersionRow(SQLModel, table=True):
     decision: str = Field(index=True, description="promoted or kept")
     reason: str = Field(sa_type=Text)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ScanRunRow(SQLModel, table=True):
+    """One portfolio scan (all runs of its continue-as-new chain): what it found and did."""
+
+    __tablename__ = "scan_runs"
+
+    id: str = Field(primary_key=True, description="the scan's first workflow run id")
+    workflow_id: str
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    runs: int = Field(default=1, description="workflow runs: one more per continue-as-new")
+    pages: int = 0
+    scored: int = 0
+    at_risk: int = 0
+    started: int = 0
+    skipped: int = Field(default=0, description="at risk, but a journey was already running")
+    failed: int = 0
+    failures: list[dict[str, str]] = Field(default_factory=list, sa_type=JSON)
+    status: str = Field(description="running, completed or failed")
+
+
+class ScanPageRow(SQLModel, table=True):
+    """One page of a scan, written once with its scores: a retried page reads it back."""
+
+    __tablename__ = "scan_pages"
+    __table_args__ = (UniqueConstraint("scan_id", "page"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scan_id: str = Field(index=True)
+    page: int
+    last_customer_id: str | None = None
+    read: int = Field(default=0, description="customers read, scored or not")
+    scored: int = 0
+    at_risk_ids: list[str] = Field(default_factory=list, sa_type=JSON)
+    failures: list[dict[str, str]] = Field(default_factory=list, sa_type=JSON)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

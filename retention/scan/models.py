@@ -1,0 +1,104 @@
+"""What the PortfolioScan workflow, its activities and the CLI exchange (pydantic, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SCAN_WORKFLOW_TYPE = "PortfolioScan"
+SCHEDULE_ID = "portfolio-scan"
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 10_000
+MAX_FAILURES_KEPT = 20  # the count goes on; the reasons listed stop here
+
+ScanStatus = Literal["running", "completed", "failed"]
+
+
+class ScanFailure(BaseModel):
+    customer_id: str
+    reason: str
+
+
+class ScanFigures(BaseModel):
+    """Running totals of a scan, carried from run to run."""
+
+    pages: int = 0
+    scored: int = 0
+    at_risk: int = 0
+    started: int = 0
+    skipped: int = Field(default=0, description="at risk, but a journey was already running")
+    failed: int = Field(default=0, description="unreadable, undecidable or not started")
+    failures: list[ScanFailure] = Field(
+        default_factory=list, description=f"the first {MAX_FAILURES_KEPT}, with reasons"
+    )
+
+    def plus(self, page: ScoredPage, starts: StartedJourneys) -> ScanFigures:
+        failures = self.failures + page.failures + starts.failures
+        return ScanFigures(
+            pages=self.pages + 1,
+            scored=self.scored + page.scored,
+            at_risk=self.at_risk + len(page.at_risk_ids),
+            started=self.started + starts.started,
+            skipped=self.skipped + starts.skipped,
+            failed=self.failed + len(page.failures) + len(starts.failures),
+            failures=failures[:MAX_FAILURES_KEPT],
+        )
+
+
+class ScanRequest(BaseModel):
+    """The scan's input; every field but `page_size` is what continue-as-new carries."""
+
+    page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    scan_id: str | None = Field(default=None, description="None: the first run's run id")
+    started_at: datetime | None = None
+    after: str | None = Field(default=None, description="the last customer id already scanned")
+    figures: ScanFigures = Field(default_factory=ScanFigures)
+    runs: int = Field(default=1, ge=1, description="runs of this scan so far, this one included")
+
+
+class ScanResult(ScanFigures):
+    """The workflow's result, the `progress` query's answer and a `scan_runs` row."""
+
+    scan_id: str
+    workflow_id: str
+    status: ScanStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    runs: int = 1
+
+    @property
+    def figures(self) -> ScanFigures:
+        return ScanFigures(**{name: getattr(self, name) for name in ScanFigures.model_fields})
+
+    def with_figures(self, figures: ScanFigures) -> ScanResult:
+        return self.model_copy(update=dict(figures))
+
+
+class PageRequest(BaseModel):
+    scan_id: str
+    page: int = Field(ge=1)
+    after: str | None = None
+    page_size: int = Field(ge=1, le=MAX_PAGE_SIZE)
+
+
+class ScoredPage(BaseModel):
+    page: int
+    read: int = Field(description="customers read from the database, scored or not")
+    scored: int
+    last_customer_id: str | None = None
+    at_risk_ids: list[str] = Field(default_factory=list)
+    failures: list[ScanFailure] = Field(default_factory=list)
+
+
+class StartRequest(BaseModel):
+    scan_id: str
+    page: int
+    customer_ids: list[str]
+
+
+class StartedJourneys(BaseModel):
+    started: int = 0
+    skipped: int = 0
+    failures: list[ScanFailure] = Field(default_factory=list)

@@ -1,0 +1,344 @@
+"""The portfolio scan on a real Temporal dev server (`temporal server start-dev`): thousands of
+generated customers, the schedule, and real journeys for a handful."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from conftest import RULES_DIR
+from factories import make_customer
+from journeys import AT_RISK, WAVERING
+from populations import at_risk_by_rules, save_customers_bulk, strategies_of
+from scan_fakes import RunningJourney
+from sqlalchemy import Engine, text
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
+
+from retention.customer import CustomerSnapshot
+from retention.devserver import free_port, start_dev_server, stop
+from retention.journey import CancelRequest, JourneyState, journey_id
+from retention.model.generator import generate_population
+from retention.model.scorer import ModelScorer, load_scorer
+from retention.rulebook.loader import load_rulebook
+from retention.scan.models import SCHEDULE_ID, ScanRequest, ScanResult
+from retention.scan.schedule import MANUAL_SCAN_ID, keep_scan_schedule, scan_now
+from retention.scan.starting import start_journeys
+from retention.settings import ROOT, Settings
+from retention.store.db import make_engine
+from retention.store.scans import list_scan_runs
+from retention.temporal import connect
+from worker import WORKFLOWS, build_activities, build_scan_activities
+from workflows.portfolio_scan import PortfolioScan
+
+pytestmark = [pytest.mark.timeout(600)]
+
+POPULATION = 5_000
+
+
+@pytest.fixture
+async def dev_client(tmp_path: Path) -> AsyncIterator[Client]:
+    """A fresh `temporal server start-dev` (schedules need the real server)."""
+    port = free_port()
+    server = start_dev_server(tmp_path / "temporal.db", port=port, ui_port=free_port())
+    try:
+        yield await connected(f"127.0.0.1:{port}")
+    finally:
+        stop(server)
+
+
+async def connected(address: str, attempts: int = 60) -> Client:
+    """The listening port comes before a healthy frontend ("Frontend is not healthy yet")."""
+    for _ in range(attempts - 1):
+        try:
+            return await connect(address=address)
+        except RuntimeError:
+            await asyncio.sleep(0.5)
+    return await connect(address=address)
+
+
+@pytest.fixture(scope="module")
+def shipped_scorer() -> ModelScorer:
+    scorer = load_scorer(ROOT / "models" / "churn-default")
+    assert scorer is not None
+    return scorer
+
+
+@asynccontextmanager
+async def scan_worker(
+    client: Client, workflows: list[type], activities: list[Callable[..., Any]], task_queue: str
+) -> AsyncIterator[None]:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=workflows,
+            activities=activities,
+            activity_executor=executor,
+        ):
+            yield
+
+
+async def run_scan(client: Client, task_queue: str, page_size: int) -> ScanResult:
+    return await client.execute_workflow(
+        PortfolioScan.run,
+        ScanRequest(page_size=page_size),
+        id=f"scan-{uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+async def running_journeys(client: Client) -> list[str]:
+    """Workflow ids of every running journey, one entry per execution."""
+    query = 'WorkflowType="RetentionJourney" AND ExecutionStatus="Running"'
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+async def until_visible(client: Client, count: int) -> list[str]:
+    """Visibility trails the starts by a moment: poll until it has caught up."""
+    for _ in range(120):
+        found = await running_journeys(client)
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.5)
+    return await running_journeys(client)
+
+
+@pytest.mark.database
+async def test_a_scan_of_5000_starts_each_at_risk_customer_once_and_a_second_starts_none(
+    dev_client: Client, engine: Engine, shipped_scorer: ModelScorer
+) -> None:
+    customers = generate_population(POPULATION, seed=7).customers
+    save_customers_bulk(engine, customers)
+    expected = at_risk_by_rules(customers, load_rulebook(RULES_DIR), shipped_scorer)
+    assert 0 < len(expected) < POPULATION  # the population holds both kinds
+    task_queue = f"scan-{uuid4()}"
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue, shipped_scorer)
+    async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
+        first = await run_scan(dev_client, task_queue, page_size=900)
+        journeys = await until_visible(dev_client, len(expected))
+        second = await run_scan(dev_client, task_queue, page_size=900)
+
+    assert first.status == "completed"
+    assert (first.scored, first.at_risk, first.started) == (
+        POPULATION,
+        len(expected),
+        len(expected),
+    )
+    assert (first.skipped, first.failed) == (0, 0)
+    assert sorted(journeys) == sorted(journey_id(c) for c in expected)  # exactly them, once each
+    assert first.pages == first.runs == -(-POPULATION // 900)  # continued as new after each page
+    assert second.status == "completed"
+    assert (second.scored, second.at_risk) == (POPULATION, len(expected))
+    assert (second.started, second.skipped, second.failed) == (0, len(expected), 0)
+    assert len(await running_journeys(dev_client)) == len(expected)
+    recorded = {run.id: run for run in list_scan_runs(engine)}
+    for result in (first, second):
+        row = recorded[result.scan_id]
+        assert row.status == "completed" and row.finished_at is not None
+        assert (row.scored, row.at_risk, row.started, row.skipped, row.failed, row.runs) == (
+            result.scored,
+            result.at_risk,
+            result.started,
+            result.skipped,
+            result.failed,
+            result.runs,
+        )
+
+
+def handful() -> list[CustomerSnapshot]:
+    """Two critical, one wavering and two healthy customers, with ids of their own."""
+    tag = uuid4().hex[:6]
+    kinds = [AT_RISK, AT_RISK, WAVERING, {}, {}]
+    return [
+        make_customer(profile={"customer_id": f"h{n}-{tag}"}, **kind)
+        for n, kind in enumerate(kinds)
+    ]
+
+
+@pytest.mark.database
+async def test_the_schedule_runs_real_journeys_for_the_at_risk_and_then_skips_them(
+    dev_client: Client, engine: Engine, tmp_path: Path
+) -> None:
+    customers = handful()
+    save_customers_bulk(engine, customers)
+    strategies = strategies_of(customers, load_rulebook(RULES_DIR), None)
+    at_risk = {c for c, strategy in strategies.items() if strategy != "standard"}
+    assert 0 < len(at_risk) < len(customers)
+    task_queue = f"scan-{uuid4()}"
+    settings = Settings(
+        task_queue=task_queue, portfolio_scan_every="P1D", portfolio_scan_page_size=2
+    )
+    activities = build_activities(engine, RULES_DIR, tmp_path / "outbox")
+    activities += build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, WORKFLOWS, activities, task_queue):
+        created = await keep_scan_schedule(dev_client, settings)
+        again = await keep_scan_schedule(dev_client, settings)  # every worker start: idempotent
+        assert created == "portfolio-scan schedule created: every 1 day, 0:00:00"
+        assert again == "portfolio-scan schedule updated: every 1 day, 0:00:00"
+        scheduled = await (await scan_now(dev_client, settings)).result()
+        states = {c: await planned_state(dev_client, c) for c in at_risk}
+        off = settings.model_copy(update={"portfolio_scan_every": timedelta(0)})
+        assert await keep_scan_schedule(dev_client, off) == "portfolio-scan schedule deleted (off)"
+        manual = await scan_now(dev_client, settings)  # no schedule: started directly
+        again = await manual.result()
+        for customer_id in at_risk:
+            await end_journey(
+                dev_client.get_workflow_handle(journey_id(customer_id), result_type=JourneyState)
+            )
+
+    assert scheduled.workflow_id.startswith(f"{SCHEDULE_ID}-")  # the schedule's, not by hand
+    assert scheduled.workflow_id != MANUAL_SCAN_ID
+    assert (scheduled.status, scheduled.scored, scheduled.runs) == ("completed", 5, 3)
+    assert (scheduled.at_risk, scheduled.started, scheduled.skipped) == (
+        len(at_risk),
+        len(at_risk),
+        0,
+    )
+    for customer_id, state in states.items():
+        assert state.strategy == strategies[customer_id]  # the journey decided as the scan did
+    assert manual.id == MANUAL_SCAN_ID
+    assert (again.status, again.started, again.skipped) == ("completed", 0, len(at_risk))
+
+
+async def planned_state(client: Client, customer_id: str) -> JourneyState:
+    handle = client.get_workflow_handle(journey_id(customer_id))
+    for _ in range(120):
+        state = await handle.query("state", result_type=JourneyState)
+        if state.strategy is not None:
+            return state
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the journey for {customer_id} was never planned")
+
+
+async def end_journey(handle: WorkflowHandle[Any, Any]) -> None:
+    """Cancel and wait for the close, so no journey outlives its test's worker."""
+    await handle.execute_update("cancel", CancelRequest(reason="test done"))
+    assert (await handle.result()).outcome == "cancelled"
+
+
+async def test_a_retried_start_counts_its_own_journeys_as_started_and_others_as_skipped(
+    dev_client: Client,
+) -> None:
+    task_queue = f"scan-{uuid4()}"
+    ids = [f"r{n}-{uuid4().hex[:6]}" for n in range(3)]
+    async with scan_worker(dev_client, [RunningJourney], [], task_queue):
+        first = await start_journeys(
+            dev_client, [*ids, "not an id!"], scan_id="A", task_queue=task_queue, retried=False
+        )
+        retried = await start_journeys(
+            dev_client, ids, scan_id="A", task_queue=task_queue, retried=True
+        )
+        other = await start_journeys(
+            dev_client, ids, scan_id="B", task_queue=task_queue, retried=True
+        )
+        for customer_id in ids:
+            await dev_client.get_workflow_handle(journey_id(customer_id)).terminate("test done")
+    assert (first.started, first.skipped) == (3, 0)
+    assert [f.customer_id for f in first.failures] == ["not an id!"]
+    assert "customer_id" in first.failures[0].reason
+    assert (retried.started, retried.skipped, retried.failures) == (3, 0, [])
+    assert (other.started, other.skipped) == (0, 3)
+
+
+async def starter(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`python starter.py ARGS` as a user types it (without blocking this test's worker)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=300)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_starter_scan_now_prints_the_figures_and_history_lists_the_run(
+    dev_client: Client, tmp_path: Path
+) -> None:
+    database = tmp_path / "cli.db"
+    engine = make_engine(f"sqlite:///{database}")
+    customers = handful()
+    save_customers_bulk(engine, customers)
+    at_risk = at_risk_by_rules(customers, load_rulebook(RULES_DIR), None)
+    task_queue = f"scan-{uuid4()}"
+    env = os.environ | {
+        "RETENTION_TEMPORAL_ADDRESS": dev_client.service_client.config.target_host,
+        "RETENTION_DATABASE_URL": f"sqlite:///{database}",
+        "RETENTION_TASK_QUEUE": task_queue,
+        "RETENTION_PORTFOLIO_SCAN_PAGE_SIZE": "2",
+        "COLUMNS": "200",
+    }
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
+        now = await starter(env, "scan", "--now")
+        history = await starter(env, "scan", "--history", "--json")
+        neither = await starter(env, "scan")
+        for customer_id in at_risk:
+            await dev_client.get_workflow_handle(journey_id(customer_id)).terminate("test done")
+
+    assert now[0] == 0, now[2]
+    n = len(at_risk)
+    assert re.search(
+        rf"completed: scored 5 · at_risk {n} · started {n} · skipped 0 · failed 0 "
+        r"\(3 pages, 3 runs\)",
+        now[1],
+    ), now[1]
+    [run] = json.loads(history[1])
+    assert (run["status"], run["scored"], run["started"], run["runs"]) == ("completed", 5, n, 3)
+    assert neither[0] == 2 and "exactly one of --now or --history" in neither[2]
+
+
+async def test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_failed(
+    dev_client: Client, tmp_path: Path
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'broken.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE customers"))  # every page read fails, every retry
+    task_queue = f"scan-{uuid4()}"
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, [PortfolioScan], activities, task_queue):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await run_scan(dev_client, task_queue, page_size=10)
+    assert "portfolio scan failed" in str(failed.value.cause)
+    assert "customers" in str(failed.value.cause)  # the cause names what went wrong
+    [run] = list_scan_runs(engine)
+    assert (run.status, run.scored, run.pages) == ("failed", 0, 0)
+    assert run.finished_at is not None
+
+
+async def test_a_scan_replays_from_its_history(dev_client: Client, tmp_path: Path) -> None:
+    """Determinism: each run of a finished scan replays against today's workflow code."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'replay.db'}")
+    save_customers_bulk(engine, handful())
+    task_queue = f"scan-{uuid4()}"
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
+    async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
+        handle = await dev_client.start_workflow(
+            PortfolioScan.run, ScanRequest(page_size=2), id=f"scan-{uuid4()}", task_queue=task_queue
+        )
+        result = await handle.result()
+        progress = await dev_client.get_workflow_handle(handle.id).query(PortfolioScan.progress)
+        histories = [
+            await dev_client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+            for run_id in (handle.first_execution_run_id, None)
+        ]
+        for workflow_id in await running_journeys(dev_client):
+            await dev_client.get_workflow_handle(workflow_id).terminate("test done")
+    assert result.runs == 3
+    assert progress == result  # the query of the last run answers the figures
+    # a run's history is one page's events, whatever the size of the portfolio
+    assert all(len(history.events) < 40 for history in histories)
+    replayer = Replayer(workflows=[PortfolioScan], data_converter=pydantic_data_converter)
+    for history in histories:
+        await replayer.replay_workflow(history)
