@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
@@ -49,7 +51,7 @@ class Metric(NamedTuple):
     """A figure of the snapshot that a risk factor can watch."""
 
     kind: type  # int, float or str
-    read: Callable[[CustomerSnapshot], Any]
+    path: str  # where the snapshot keeps it: dotted attributes, read with `attrgetter`
     values: tuple[str, ...] = ()  # the allowed values of a text metric
 
 
@@ -66,11 +68,11 @@ RiskMetric = Literal[
 ]
 RISK_METRICS: Mapping[RiskMetric, Metric] = MappingProxyType(
     {
-        "usage_decline": Metric(float, lambda s: s.usage.usage_decline),
-        "days_since_last_login": Metric(int, lambda s: s.usage.days_since_last_login),
-        "avg_ticket_sentiment": Metric(float, lambda s: s.support.avg_ticket_sentiment),
-        "payment_delays_90d": Metric(int, lambda s: s.financial.payment_delays_90d),
-        "champion_status": Metric(str, lambda s: s.relationship.champion_status, CHAMPION_STATUSES),
+        "usage_decline": Metric(float, "usage.usage_decline"),
+        "days_since_last_login": Metric(int, "usage.days_since_last_login"),
+        "avg_ticket_sentiment": Metric(float, "support.avg_ticket_sentiment"),
+        "payment_delays_90d": Metric(int, "financial.payment_delays_90d"),
+        "champion_status": Metric(str, "relationship.champion_status", CHAMPION_STATUSES),
     }
 )
 
@@ -207,17 +209,49 @@ def fired_rules(snapshot: CustomerSnapshot, policy: RiskPolicy) -> Fired:
 
 
 def fired_rules_many(snapshots: Sequence[CustomerSnapshot], policy: RiskPolicy) -> list[Fired]:
-    """`fired_rules` of many customers, rule by rule (a portfolio scan's 100,000 customers
-    cost one pass per rule, not a rule check per customer)."""
-    found: list[Fired] = [[] for _ in snapshots]
-    # Sorted once, stably, by impact: each customer's list is then in impact order, ties in
-    # file order, with no sort per customer.
-    for rule in sorted(policy.factors, key=lambda rule: rule.impact, reverse=True):
-        read = RISK_METRICS[rule.metric].read
-        values = [read(snapshot) for snapshot in snapshots]
-        for i in np.flatnonzero(rule.fires_many(values)).tolist():
-            found[i].append((rule, rule.factor(values[i])))
-    return found
+    """`fired_rules` of many customers (see `RiskFlags` for a batch that needs only some)."""
+    flags = RiskFlags.of(snapshots, policy)
+    return [flags.fired(i) for i in range(len(snapshots))]
+
+
+@dataclass(frozen=True)
+class RiskFlags:
+    """Which risk factors fire for each of many customers: a matrix, no objects until a
+    customer's own factors are asked for (`fired`). A portfolio of 100,000 costs one read of
+    each snapshot's metrics and one numpy comparison per rule."""
+
+    rules: tuple[RiskFactorRule, ...]  # highest impact first, ties in file order
+    fires: np.ndarray  # customers x rules, bool
+    values: Mapping[RiskMetric, Sequence[Any]]  # each watched metric's figure per customer
+
+    @classmethod
+    def of(cls, snapshots: Sequence[CustomerSnapshot], policy: RiskPolicy) -> RiskFlags:
+        # Sorted once, stably, by impact: each customer's factors are then in impact order.
+        rules = tuple(sorted(policy.factors, key=lambda rule: rule.impact, reverse=True))
+        metrics = list(dict.fromkeys(rule.metric for rule in rules))
+        values: dict[RiskMetric, Sequence[Any]] = {}
+        if metrics and snapshots:  # one pass over the snapshots for every watched metric
+            read = _tuple_reader([RISK_METRICS[metric].path for metric in metrics])
+            values = dict(zip(metrics, zip(*map(read, snapshots), strict=True), strict=True))
+        fires = np.zeros((len(snapshots), len(rules)), dtype=bool)
+        for column, rule in enumerate(rules):
+            if snapshots:
+                fires[:, column] = rule.fires_many(list(values[rule.metric]))
+        return cls(rules, fires, values)
+
+    def fired(self, customer: int) -> Fired:
+        """The customer's fired rules and factors, highest impact first."""
+        return [
+            (rule, rule.factor(self.values[rule.metric][customer]))
+            for rule, fires in zip(self.rules, self.fires[customer].tolist(), strict=True)
+            if fires
+        ]
+
+
+def _tuple_reader(paths: list[str]) -> Callable[[CustomerSnapshot], tuple[Any, ...]]:
+    """attrgetter that gives a tuple even for one path (attrgetter alone gives the value)."""
+    read = attrgetter(*paths)
+    return read if len(paths) > 1 else lambda snapshot: (read(snapshot),)
 
 
 def risk_factors(snapshot: CustomerSnapshot, policy: RiskPolicy) -> list[RiskFactor]:

@@ -166,3 +166,27 @@ def test_the_worker_refuses_such_a_model_at_start(own_columns_model: Path) -> No
     assert started.returncode != 0
     assert "the model reads 'seats_used', 'plan'" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_a_portfolio_builds_predictions_for_the_flagged_ranked_by_margin(
+    scorer: ModelScorer, rulebook: Rulebook
+) -> None:
+    customers = [make_customer(**given) for given in ({}, AT_RISK, WAVERING, AT_RISK, {})]
+    assessed = [assess_customer(c, rulebook, AT, scorer=scorer) for c in customers]
+    healths, counts = [a.health for a in assessed], [len(a.expansion) for a in assessed]
+    portfolio = scorer.score_portfolio(customers, healths, counts, rulebook.scoring.risk, AT.date())
+
+    at_risk = portfolio.at_risk().tolist()
+    expected = [i for i, a in enumerate(assessed) if a.prediction.probability >= 0.5]
+    assert set(expected) <= set(at_risk) and 0 not in at_risk  # the healthy one is not flagged
+    margins = portfolio.margin[at_risk].tolist()
+    assert margins == sorted(margins, reverse=True) and at_risk[:2] == [1, 3]  # ties: input order
+    built = portfolio.predictions(at_risk)
+    assert [p.model_dump() for p in built] == [assessed[i].prediction.model_dump() for i in at_risk]
+    assert all(p.probability >= portfolio.threshold - 0.0005 for p in built)
+
+
+def test_an_empty_portfolio_scores_nothing(scorer: ModelScorer, rulebook: Rulebook) -> None:
+    portfolio = scorer.score_portfolio([], [], [], rulebook.scoring.risk, AT.date())
+    assert len(portfolio) == 0 and portfolio.at_risk().tolist() == []
+    assert portfolio.predictions() == []

@@ -14,7 +14,7 @@ from retention.errors import CustomerNotFound, RetentionError
 from retention.expansion import ExpansionOpportunity
 from retention.health import HealthScore
 from retention.journey import JourneyState
-from retention.risk import ChurnPrediction, RiskFactor
+from retention.risk import ChurnPrediction, ModelDriver, RiskFactor
 from retention.sentiment import SentimentAlert, SentimentReading
 from retention.store.db import add_missing_columns, session
 from retention.store.records import (
@@ -74,7 +74,12 @@ def test_record_assessment_writes_every_row(engine: Engine) -> None:
         time_to_churn_days=45,
         risk_factors=[RiskFactor(name="inactive", severity="high", impact=0.3, detail="20 days")],
         severity_value=17_280.0,
-        model_version="baseline-0",
+        model_version="d6cdb0fdb364",
+        drivers=[
+            ModelDriver(feature="days_since_last_active", contribution=0.81),
+            ModelDriver(feature="nps", contribution=0.12),
+        ],
+        driver_bias=-1.5,
     )
     sentiment = SentimentReading(
         overall=-0.2,
@@ -123,6 +128,12 @@ def test_record_assessment_writes_every_row(engine: Engine) -> None:
     assert prediction_row.journey_id == "retention-cust-001"
     assert prediction_row.probability == 0.72
     assert prediction_row.risk_factors[0]["name"] == "inactive"
+    assert prediction_row.model_version == "d6cdb0fdb364"
+    assert prediction_row.drivers == [
+        {"feature": "days_since_last_active", "contribution": 0.81},
+        {"feature": "nps", "contribution": 0.12},
+    ]
+    assert prediction_row.driver_bias == -1.5
 
 
 def test_record_journey_upserts_one_row(engine: Engine) -> None:
@@ -241,3 +252,28 @@ def test_a_missing_column_that_cannot_be_empty_is_refused_by_name(engine: Engine
 
     with pytest.raises(RetentionError, match="outbox lacks column recipient"):
         add_missing_columns(engine)
+
+
+@pytest.mark.database
+def test_an_earlier_prediction_table_gains_the_drivers_and_keeps_its_rows(engine: Engine) -> None:
+    with session(engine) as db:
+        db.add(
+            ChurnPredictionRow(
+                customer_id="cust-001",
+                probability=0.4,
+                confidence=0.5,
+                severity_value=10.0,
+                model_version="baseline-0",
+                probability_source="model",
+            )
+        )
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE churn_predictions_v2 DROP COLUMN drivers"))
+        connection.execute(text("ALTER TABLE churn_predictions_v2 DROP COLUMN driver_bias"))
+
+    added = add_missing_columns(engine)
+
+    assert added == ["churn_predictions_v2.drivers", "churn_predictions_v2.driver_bias"]
+    with session(engine) as db:
+        row = db.exec(select(ChurnPredictionRow)).one()
+    assert (row.customer_id, row.drivers, row.driver_bias) == ("cust-001", None, None)

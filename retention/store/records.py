@@ -81,6 +81,8 @@ def record_assessment(engine: Engine, journey_id: str | None, assessment: Assess
             probability_source=prediction.probability_source,
             risk_factors=[factor.model_dump(mode="json") for factor in prediction.risk_factors],
             predicted_at=at,
+            drivers=[driver.model_dump(mode="json") for driver in prediction.drivers],
+            driver_bias=prediction.driver_bias,
         ),
     ]
     if (sentiment := assessment.sentiment) is not None:
