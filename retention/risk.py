@@ -11,6 +11,7 @@ import math
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple, get_args
@@ -133,7 +134,7 @@ class RiskFactorRule(BaseModel):
             raise ValueError(f"cannot fill in {{value}}: {exc}") from exc
         return detail
 
-    def fires_many(self, values: list[Any]) -> np.ndarray:
+    def fires_many(self, values: Sequence[Any]) -> np.ndarray:
         """Whether the factor fires for each value (numbers compared at COMPARE_DECIMALS)."""
         threshold = self.threshold
         if isinstance(threshold, str) or RISK_METRICS[self.metric].kind is str:
@@ -146,12 +147,17 @@ class RiskFactorRule(BaseModel):
         return observed == threshold
 
     def factor(self, value: float | str) -> RiskFactor:
-        return RiskFactor(
-            name=self.name,
-            severity=self.severity,
-            impact=self.impact,
-            detail=self.detail.format(value=value),
-        )
+        return RiskFactor.model_validate(self.factor_fields(value))
+
+    def factor_fields(self, value: float | str) -> dict[str, Any]:
+        """The factor as plain values, for a prediction validated in one call."""
+        detail = self.detail.format(value=value)
+        return {
+            "name": self.name,
+            "severity": self.severity,
+            "impact": self.impact,
+            "detail": detail,
+        }
 
 
 class RiskPolicy(BaseModel):
@@ -225,27 +231,41 @@ class RiskFlags:
     values: Mapping[RiskMetric, Sequence[Any]]  # each watched metric's figure per customer
 
     @classmethod
-    def of(cls, snapshots: Sequence[CustomerSnapshot], policy: RiskPolicy) -> RiskFlags:
+    def of(
+        cls,
+        snapshots: Sequence[CustomerSnapshot],
+        policy: RiskPolicy,
+        known: Mapping[RiskMetric, Sequence[Any]] | None = None,
+    ) -> RiskFlags:
+        """`known`: metrics the caller has read already (e.g. usage_decline, a computed
+        property, from the seed features), one value per snapshot."""
         # Sorted once, stably, by impact: each customer's factors are then in impact order.
         rules = tuple(sorted(policy.factors, key=lambda rule: rule.impact, reverse=True))
-        metrics = list(dict.fromkeys(rule.metric for rule in rules))
-        values: dict[RiskMetric, Sequence[Any]] = {}
-        if metrics and snapshots:  # one pass over the snapshots for every watched metric
+        values: dict[RiskMetric, Sequence[Any]] = dict(known or {})
+        metrics = [m for m in dict.fromkeys(rule.metric for rule in rules) if m not in values]
+        if metrics and snapshots:  # one pass over the snapshots for every other watched metric
             read = _tuple_reader([RISK_METRICS[metric].path for metric in metrics])
-            values = dict(zip(metrics, zip(*map(read, snapshots), strict=True), strict=True))
+            values.update(zip(metrics, zip(*map(read, snapshots), strict=True), strict=True))
         fires = np.zeros((len(snapshots), len(rules)), dtype=bool)
         for column, rule in enumerate(rules):
             if snapshots:
-                fires[:, column] = rule.fires_many(list(values[rule.metric]))
+                fires[:, column] = rule.fires_many(values[rule.metric])
         return cls(rules, fires, values)
 
     def fired(self, customer: int) -> Fired:
         """The customer's fired rules and factors, highest impact first."""
         return [
             (rule, rule.factor(self.values[rule.metric][customer]))
-            for rule, fires in zip(self.rules, self.fires[customer].tolist(), strict=True)
-            if fires
+            for rule in self.fired_rules(customer)
         ]
+
+    def fired_rules(self, customer: int) -> list[RiskFactorRule]:
+        """The rules that fire for the customer, highest impact first."""
+        return list(compress(self.rules, self.fires[customer].tolist()))
+
+    def value(self, customer: int, rule: RiskFactorRule) -> Any:
+        """The customer's figure of the rule's metric."""
+        return self.values[rule.metric][customer]
 
 
 def _tuple_reader(paths: list[str]) -> Callable[[CustomerSnapshot], tuple[Any, ...]]:

@@ -66,16 +66,19 @@ class ScoredPortfolio:
         )
         with gc_paused():
             return [
-                # validated from plain values in one call: faster than building each driver model
+                # validated from plain values in one call: faster than building each driver and
+                # risk factor model first
                 ChurnPrediction.model_validate(
                     {
                         "probability": probability,
                         "confidence": confidence,
                         "time_to_churn_days": days,
-                        "risk_factors": [factor for _, factor in fired],
+                        "risk_factors": [
+                            rule.factor_fields(self.risk.value(i, rule)) for rule in fired
+                        ],
                         "severity_value": severity,
                         "model_version": self.model_version,
-                        "recommended_actions": [rule.action for rule, _ in fired],
+                        "recommended_actions": [rule.action for rule in fired],
                         "drivers": [
                             {"feature": name, "contribution": push}
                             for name, push in zip(names, pushes, strict=True)
@@ -84,7 +87,7 @@ class ScoredPortfolio:
                     }
                 )
                 for i, probability, confidence, days, severity, names, pushes, bias in columns
-                for fired in (self.risk.fired(i),)
+                for fired in (self.risk.fired_rules(i),)
             ]
 
 

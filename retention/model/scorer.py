@@ -80,8 +80,10 @@ class ModelScorer:
         with gc_paused():
             table = feature_frame(snapshots, healths, [as_of] * len(snapshots), expansion_counts)
             scores = self.model.score(table, contributions=True)
-            value = table["contract_value"].to_numpy()  # = the annual contract value, read once
-            risk = RiskFlags.of(snapshots, policy)
+            # the seed features hold these already: read once
+            value = table["contract_value"].to_numpy()
+            decline = table["usage_decline"].to_numpy()
+            risk = RiskFlags.of(snapshots, policy, known={"usage_decline": decline})
         assert scores.contributions is not None
         # float64 before rounding: XGBoost's float32 would round to 0.09560000151395798
         # (rows x features + bias; XGBoost gives a flat array for no rows)
