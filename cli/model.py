@@ -18,7 +18,9 @@ from cli.app import (
 from retention.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from retention.kpis import KpiTarget
     from retention.model.metrics import ModelFigures
+    from retention.rulebook.loader import Rulebook
 
 model_app = typer.Typer(
     help="The churn model: generate data, train, evaluate.", no_args_is_help=True
@@ -79,17 +81,20 @@ def model_train(
     from retention.model.train import train_churn_model
 
     with console.status(f"reading {data}") as status:
-        table, features = labelled_table(
-            data, load_feature_spec(spec) if spec else None, current_rulebook()
-        )
+        rulebook = current_rulebook()
+        table, features = labelled_table(data, load_feature_spec(spec) if spec else None, rulebook)
         status.update(f"training on {len(table)} rows")
-        model = train_churn_model(table, features, seed=seed, source=str(data))
+        target = false_positive_target(rulebook)
+        model = train_churn_model(
+            table, features, seed=seed, source=str(data), false_positives=target
+        )
         card = build_card(
             model,
             table,
             seed=seed,
             data_hash=file_sha256(data),
             progress=lambda step: status.update(f"cross-validating: {step}"),
+            false_positives=target,
         )
         save_model(model, card, out)
     columns = [
@@ -97,6 +102,7 @@ def model_train(
         (f"{card.baseline} (same folds)", card.baseline_figures),
     ]
     console.print(_card_table(card.model_version, card.rows, columns))
+    console.print(f"threshold: {card.threshold_rule}", soft_wrap=True)
     console.print(f"model {card.model_version} written to {out}", soft_wrap=True)
 
 
@@ -126,12 +132,14 @@ def model_evaluate(
     if baseline not in (None, "logistic"):
         raise InvalidInput(f"--baseline: {baseline!r}; the baseline on offer is logistic")
     model, card = load_model(model_dir)
-    table, features = labelled_table(data, model.spec, current_rulebook())
+    rulebook = current_rulebook()
+    table, features = labelled_table(data, model.spec, rulebook)
     columns = [(f"model {card.model_version}", evaluate(model, table, features, str(data)))]
     if baseline:
+        target = false_positive_target(rulebook)
         folds = make_folds(table, features, seed)
-        ours = cross_validate(table, features, folds, seed)
-        theirs = compare_with_logistic(table, features, folds, seed)
+        ours = cross_validate(table, features, folds, seed, false_positives=target)
+        theirs = compare_with_logistic(table, features, folds, seed, target)
         columns += [
             ("XGBoost recipe, k-fold", mean_figures(ours)),
             ("logistic, same folds", mean_figures(theirs)),
@@ -140,6 +148,13 @@ def model_evaluate(
         typer.echo(json.dumps({name: f.model_dump() for name, f in columns}, indent=2))
         return
     console.print(_card_table(card.model_version, len(table), columns))
+
+
+def false_positive_target(rulebook: Rulebook) -> KpiTarget:
+    """The KPI target a model's threshold is chosen by: the rule set's, else the seed's."""
+    from retention.model.metrics import SEED_FALSE_POSITIVE_TARGET
+
+    return rulebook.kpis.targets.get("false_positive_rate", SEED_FALSE_POSITIVE_TARGET)
 
 
 def _card_table(version: str, rows: int, columns: list[tuple[str, ModelFigures]]) -> Table:
@@ -156,6 +171,7 @@ def _card_table(version: str, rows: int, columns: list[tuple[str, ModelFigures]]
         ("majority-class accuracy", lambda f: f"{f.majority_accuracy:.3f}"),
         ("threshold", lambda f: f"{f.threshold:.3f}"),
         ("false-positive rate", lambda f: f"{f.false_positive_rate:.3f}"),
+        ("recall (churners flagged)", lambda f: "-" if f.recall is None else f"{f.recall:.3f}"),
         ("calibration error (ECE)", lambda f: f"{f.calibration_error:.3f}"),
         ("early warning, days", lambda f: "-" if f.early_warning_days is None
          else f"{f.early_warning_days:.0f}"),
