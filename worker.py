@@ -26,6 +26,8 @@ from retention.errors import RetentionError
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
+from retention.sentiment import InteractionScorer, vader_score
+from retention.sentiment_model import load_sentiment_scorer
 from retention.settings import get_settings
 from retention.store.db import make_engine
 from retention.store.rule_sets import archive_rule_set
@@ -41,6 +43,7 @@ def build_activities(
     outbox_dir: Path,
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
     scorer: ChurnScorer | None = None,
+    sentiment: InteractionScorer = vader_score,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
@@ -49,7 +52,7 @@ def build_activities(
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
     delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers)
     return [
-        AssessActivities(engine, rulebooks, scorer).assess,
+        AssessActivities(engine, rulebooks, scorer, sentiment).assess,
         DecideActivities(rulebooks).decide,
         delivery.deliver,
         delivery.suppress,
@@ -63,6 +66,8 @@ async def main() -> None:
     # Before connecting: a model the snapshot cannot feed stops the worker at once, named.
     scorer = load_scorer(settings.model_dir)
     logging.info("churn model %s", scorer.version if scorer else "baseline-0")
+    sentiment = load_sentiment_scorer(settings.sentiment_model)  # a broken folder stops it, named
+    logging.info("sentiment %s", settings.sentiment_model or "vader")
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -75,6 +80,7 @@ async def main() -> None:
         settings.outbox_dir,
         providers,
         scorer,
+        sentiment,
     )
     logging.info(
         "delivery mode %s: %s",

@@ -12,7 +12,7 @@ from retention.expansion import ExpansionOpportunity, expansion_opportunities
 from retention.health import HealthScore, score_health
 from retention.risk import ChurnPrediction, RiskPolicy, baseline_prediction, upstream_prediction
 from retention.rulebook.loader import Rulebook
-from retention.sentiment import SentimentReading, read_sentiment
+from retention.sentiment import InteractionScorer, SentimentReading, read_sentiment, vader_score
 
 
 class ChurnScorer(Protocol):
@@ -48,9 +48,11 @@ def assess_customer(
     at: datetime,
     upstream_probability: float | None = None,
     scorer: ChurnScorer | None = None,
+    sentiment: InteractionScorer = vader_score,
 ) -> Assessment:
     """Score with the rule set's own scoring, sentiment and expansion files, and the churn model:
-    an upstream probability wins, then `scorer` (a trained model), else `baseline-0`."""
+    an upstream probability wins, then `scorer` (a trained model), else `baseline-0`.
+    `sentiment` scores interaction texts (RETENTION_SENTIMENT_MODEL; VADER by default)."""
     scoring = rulebook.scoring
     health = score_health(customer, at, scoring.health)
     expansion = expansion_opportunities(customer, rulebook.expansion)
@@ -64,6 +66,6 @@ def assess_customer(
         customer=customer,
         health=health,
         prediction=prediction,
-        sentiment=read_sentiment(customer, rulebook.sentiment),
+        sentiment=read_sentiment(customer, rulebook.sentiment, sentiment),
         expansion=expansion,
     )

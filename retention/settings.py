@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
+    # Empty: VADER. A folder: the ONNX text-sentiment model in it (retention/sentiment_model.py).
+    sentiment_model: str = ""
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
