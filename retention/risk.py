@@ -191,7 +191,13 @@ class ModelDriver(BaseModel):
 
 class ChurnPrediction(BaseModel):
     probability: float = Field(ge=0, le=1)
-    confidence: float = Field(ge=0, le=1)
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="how far to trust the probability; by source: a trained model "
+        "g x (0.5 + 0.5 x |2p - 1|), g = max(0, 2 x validation AUC - 1) (model/predict.py); "
+        "baseline-0 0.3 + 0.3 x (1 - |p_f - h|); upstream 0.3 + 0.6 x (1 - |p - p_baseline-0|)",
+    )
     time_to_churn_days: int | None = Field(default=None, ge=0)
     risk_factors: list[RiskFactor] = Field(default_factory=list)
     severity_value: float = Field(ge=0, description="probability x annual contract value")

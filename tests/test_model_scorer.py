@@ -21,6 +21,7 @@ from retention.model.persist import load_model, save_model
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.model.spec import Feature, FeatureSpec
 from retention.model.train import train_churn_model
+from retention.risk import ChurnPrediction
 from retention.rulebook.loader import Rulebook, load_rulebook
 from retention.settings import ROOT, Settings
 
@@ -190,3 +191,22 @@ def test_an_empty_portfolio_scores_nothing(scorer: ModelScorer, rulebook: Rulebo
     portfolio = scorer.score_portfolio([], [], [], rulebook.scoring.risk, AT.date())
     assert len(portfolio) == 0 and portfolio.at_risk().tolist() == []
     assert portfolio.predictions() == []
+
+
+def test_confidence_is_the_documented_function_of_p_and_the_validation_auc(
+    scorer: ModelScorer, rulebook: Rulebook
+) -> None:
+    customers = [make_customer(**given) for given in ({}, WAVERING, AT_RISK)]
+    assessed = [assess_customer(c, rulebook, AT, scorer=scorer) for c in customers]
+    table = feature_frame(
+        customers,
+        [a.health for a in assessed],
+        [AT.date()] * 3,
+        [len(a.expansion) for a in assessed],
+    )
+    probability = scorer.model.score(table).probability
+    gini = 2 * scorer.model.validation_auc - 1
+    for assessment, p in zip(assessed, probability.tolist(), strict=True):
+        expected = round(gini * (0.5 + 0.5 * abs(2 * p - 1)), 3)
+        assert assessment.prediction.confidence == pytest.approx(expected, abs=1e-9)
+    assert "2 x validation AUC - 1" in str(ChurnPrediction.model_fields["confidence"].description)
