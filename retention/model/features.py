@@ -28,7 +28,7 @@ below treat it as missing, never as 0):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from operator import attrgetter
 from typing import Any
@@ -85,35 +85,43 @@ def feature_columns(
     healths: Sequence[HealthScore],
     as_of_dates: Sequence[date],
     expansion_counts: Sequence[int | None],
+    fields: Mapping[str, Sequence[Any]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Each seed feature as one float64 column over many customers, NaN where unknown.
 
-    The snapshot's figures are read in one C-level pass (`attrgetter`, a tuple per customer)
-    and derived column-wise in numpy: reading pydantic snapshots, not arithmetic, is what costs
-    (each customer's objects are cold in memory; one visit per customer, not one per feature)."""
+    The snapshot's figures (`SNAPSHOT_PATHS`) are read in one C-level pass (`read_fields`) and
+    derived column-wise in numpy: reading pydantic snapshots, not arithmetic, is what costs
+    (each customer's objects are cold in memory: one visit per customer, not one per feature).
+    `fields`: that read, done already by a caller that reads more paths in the same pass."""
     n = len(snapshots)
-    raw = dict(zip(_SNAPSHOT_FIELDS, _columns(map(_read_snapshot, snapshots), n, 14), strict=True))
+    raw = fields if fields is not None else read_fields(snapshots, SNAPSHOT_PATHS)
     overall, alerts = _columns(map(_read_health, healths), n, 2)
-    logins, prior = _floats(raw["logins_per_week"]), _floats(raw["logins_per_week_prior"])
-    tickets = _floats(raw["tickets_90d"])
+    logins, prior = (
+        _floats(raw["usage.logins_per_week"]),
+        _floats(raw["usage.logins_per_week_prior"]),
+    )
+    tickets = _floats(raw["support.tickets_90d"])
     with np.errstate(divide="ignore", invalid="ignore"):  # prior 0: no decline, masked below
         decline = np.where(prior > 0, np.maximum(0.0, 1 - logins / prior), 0.0)
     # day numbers (ordinals): numpy's datetime64 conversion of date objects is 15x slower
-    signup = _floats([None if day is None else day.toordinal() for day in raw["signup_date"]])
+    signups = raw["profile.signup_date"]
+    signup = _floats([None if day is None else day.toordinal() for day in signups])
     tenure = _floats([day.toordinal() for day in as_of_dates]) - signup
     trends = map(health_trend_points, overall, raw["health_history"])
+    adoption = _floats(raw["usage.features_used"]) / _floats(raw["usage.total_features"])
+    sentiment = _floats(raw["support.avg_ticket_sentiment"])
     return {
         "logins_per_week": logins,
         "usage_decline": decline,
-        "feature_adoption": _floats(raw["features_used"]) / _floats(raw["total_features"]),
-        "days_since_last_active": _floats(raw["days_since_last_login"]),
-        "email_open_rate": _floats(raw["email_open_rate"]),
+        "feature_adoption": adoption,
+        "days_since_last_active": _floats(raw["usage.days_since_last_login"]),
+        "email_open_rate": _floats(raw["engagement.email_open_rate"]),
         "support_tickets": tickets,
-        "ticket_sentiment": np.where(tickets > 0, _floats(raw["avg_ticket_sentiment"]), NAN),
-        "contract_value": _floats(raw["annual_contract_value"]),
-        "payment_delays": _floats(raw["payment_delays_90d"]),
-        "discount_pct": _floats(raw["discount_pct"]),
-        "nps": _floats(raw["nps"]),  # None → NaN
+        "ticket_sentiment": np.where(tickets > 0, sentiment, NAN),
+        "contract_value": _floats(raw["financial.annual_contract_value"]),
+        "payment_delays": _floats(raw["financial.payment_delays_90d"]),
+        "discount_pct": _floats(raw["financial.discount_pct"]),
+        "nps": _floats(raw["relationship.nps"]),  # None → NaN
         # a signup dated after the snapshot is a data slip, not negative tenure: count it as new
         "tenure_days": np.maximum(0.0, tenure, where=~np.isnan(tenure), out=tenure),
         "expansion_count": _floats(expansion_counts),
@@ -123,34 +131,33 @@ def feature_columns(
     }
 
 
-# What the features read from a snapshot, in `_read_snapshot`'s order.
-_SNAPSHOT_FIELDS = (
-    "logins_per_week",
-    "logins_per_week_prior",
-    "features_used",
-    "total_features",
-    "days_since_last_login",
-    "email_open_rate",
-    "tickets_90d",
-    "avg_ticket_sentiment",
-    "annual_contract_value",
-    "payment_delays_90d",
-    "discount_pct",
-    "nps",
-    "signup_date",
-    "health_history",
-)
-_read_snapshot = attrgetter(
-    *(f"usage.{name}" for name in _SNAPSHOT_FIELDS[:5]),
+# What the features read from a snapshot: dotted attribute paths.
+SNAPSHOT_PATHS: tuple[str, ...] = (
+    "usage.logins_per_week",
+    "usage.logins_per_week_prior",
+    "usage.features_used",
+    "usage.total_features",
+    "usage.days_since_last_login",
     "engagement.email_open_rate",
     "support.tickets_90d",
     "support.avg_ticket_sentiment",
-    *(f"financial.{name}" for name in _SNAPSHOT_FIELDS[8:11]),
+    "financial.annual_contract_value",
+    "financial.payment_delays_90d",
+    "financial.discount_pct",
     "relationship.nps",
     "profile.signup_date",
     "health_history",
 )
 _read_health = attrgetter("overall", "alerts")
+
+
+def read_fields(
+    snapshots: Sequence[CustomerSnapshot], paths: Sequence[str]
+) -> dict[str, tuple[Any, ...]]:
+    """Each dotted attribute path's value for every snapshot, in one pass over the snapshots."""
+    read = attrgetter(*paths)
+    rows = map(read, snapshots) if len(paths) > 1 else ((read(s),) for s in snapshots)
+    return dict(zip(paths, _columns(rows, len(snapshots), len(paths)), strict=True))
 
 
 def _columns(rows: Iterable[tuple[Any, ...]], n: int, width: int) -> list[tuple[Any, ...]]:
@@ -175,11 +182,13 @@ def feature_frame(
     healths: Sequence[HealthScore],
     as_of_dates: Sequence[date],
     expansion_counts: Sequence[int | None] | None = None,
+    fields: Mapping[str, Sequence[Any]] | None = None,
 ) -> pd.DataFrame:
-    """One row per customer, columns SEED_FEATURES in order, float64 with NaN for missing."""
+    """One row per customer, columns SEED_FEATURES in order, float64 with NaN for missing.
+    `fields`: the snapshots' `read_fields` of (at least) SNAPSHOT_PATHS, if read already."""
     if not len(snapshots) == len(healths) == len(as_of_dates):
         raise ValueError("snapshots, healths and as_of_dates must have the same length")
     counts = expansion_counts if expansion_counts is not None else [None] * len(snapshots)
     if len(counts) != len(snapshots):
         raise ValueError("expansion_counts must have one count per snapshot")
-    return pd.DataFrame(feature_columns(snapshots, healths, as_of_dates, counts))
+    return pd.DataFrame(feature_columns(snapshots, healths, as_of_dates, counts, fields))

@@ -30,7 +30,7 @@ import numpy as np
 from retention.customer import CustomerSnapshot
 from retention.errors import InvalidInput
 from retention.health import HealthScore
-from retention.model.features import SEED_FEATURES, feature_frame
+from retention.model.features import SEED_FEATURES, SNAPSHOT_PATHS, feature_frame, read_fields
 from retention.model.persist import load_model
 from retention.model.portfolio import (
     CONTRIBUTION_DECIMALS,
@@ -39,9 +39,14 @@ from retention.model.portfolio import (
     gc_paused,
 )
 from retention.model.predict import ChurnModel
-from retention.risk import ChurnPrediction, RiskFlags, RiskPolicy
+from retention.risk import RISK_METRICS, ChurnPrediction, RiskFlags, RiskMetric, RiskPolicy
 
 TOP_DRIVERS = 5
+# The risk metrics read straight from the snapshot, and every path a portfolio's one pass reads
+RISK_READS: dict[RiskMetric, str] = {
+    name: metric.path for name, metric in RISK_METRICS.items() if name != "usage_decline"
+}
+SCORED_PATHS = tuple(dict.fromkeys([*SNAPSHOT_PATHS, *RISK_READS.values()]))
 BASELINE_NAMES = frozenset({"", "baseline", "baseline-0"})
 
 
@@ -78,12 +83,16 @@ class ModelScorer:
     ) -> ScoredPortfolio:
         """Every customer scored as of `as_of`, as arrays (see portfolio.py)."""
         with gc_paused():
-            table = feature_frame(snapshots, healths, [as_of] * len(snapshots), expansion_counts)
+            # One pass over the snapshots for the features and the risk metrics alike
+            fields = read_fields(snapshots, SCORED_PATHS)
+            dates = [as_of] * len(snapshots)
+            table = feature_frame(snapshots, healths, dates, expansion_counts, fields)
             scores = self.model.score(table, contributions=True)
-            # the seed features hold these already: read once
+            known = {metric: fields[path] for metric, path in RISK_READS.items()}
+            # usage_decline is a computed property: the seed features computed it already
+            known["usage_decline"] = table["usage_decline"].to_numpy()
+            risk = RiskFlags.of(snapshots, policy, known)
             value = table["contract_value"].to_numpy()
-            decline = table["usage_decline"].to_numpy()
-            risk = RiskFlags.of(snapshots, policy, known={"usage_decline": decline})
         assert scores.contributions is not None
         # float64 before rounding: XGBoost's float32 would round to 0.09560000151395798
         # (rows x features + bias; XGBoost gives a flat array for no rows)
