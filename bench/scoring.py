@@ -8,8 +8,9 @@ Prints one JSON line:
   to churn, severity, top-5 drivers (contributions for every customer) and the rule set's risk
   factors, as arrays; then one validated `ChurnPrediction` (drivers, risk factors, actions), as
   the journey receives it, for each customer the model flags (p >= its threshold), ranked by
-  margin. Health and expansion counts are computed before the clock: they are the assessment's,
-  not the scorer's (`health_per_s` says what they cost);
+  margin, handed out one at a time (`each_prediction`) as a scan starting journeys takes them.
+  Health and expansion counts are computed before the clock: they are the assessment's, not the
+  scorer's (`health_per_s` says what they cost);
 - floor_per_s: the raw XGBoost calls the scorer makes on the same rows, from the ready matrix:
   `inplace_predict` of the classifier (margin) and of the survival model, and the approximate
   contributions (`predict(DMatrix, pred_contribs=True, approx_contribs=True)`);
@@ -22,9 +23,10 @@ Prints one JSON line:
 - flagged: how many customers got a `ChurnPrediction` object;
 - all_predictions_per_s: `ModelScorer.predict`, a `ChurnPrediction` for every customer (what
   end to end measured before 2026-11-26 15:00), timed once after the rounds;
-- us_per_customer: where the end to end time goes, each stage timed alone: seed features,
-  `ChurnModel.score` (the XGBoost calls plus calibration), risk factors (`RiskFlags`), and the
-  rest (top drivers, ranking and the flagged customers' `ChurnPrediction` objects).
+- us_per_customer: where the end to end time goes, each stage timed alone: seed features (the
+  one pass over the snapshots included), `ChurnModel.score` (the XGBoost calls plus
+  calibration), risk factors (`RiskFlags`), and the rest (top drivers, ranking and the flagged
+  customers' `ChurnPrediction` objects).
 """
 
 from __future__ import annotations
@@ -45,11 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 from retention.expansion import expansion_opportunities  # noqa: E402
 from retention.health import score_health  # noqa: E402
-from retention.model.features import feature_frame  # noqa: E402
+from retention.model.features import feature_frame, read_fields  # noqa: E402
 from retention.model.generator import DEFAULT_SNAPSHOT_DATE, generate_population  # noqa: E402
 from retention.model.portfolio import gc_paused  # noqa: E402
-from retention.model.scorer import ModelScorer  # noqa: E402
-from retention.risk import RiskFlags  # noqa: E402
+from retention.model.scorer import SCORED_PATHS, ModelScorer, portfolio_risk  # noqa: E402
 from retention.rulebook.loader import load_rulebook  # noqa: E402
 
 ROUNDS = 3
@@ -87,9 +88,9 @@ def main() -> None:
     model = scorer.model
     matrix = model.matrix(feature_frame(customers, healths, [as_of] * n, counts))
 
-    def end_to_end() -> int:
+    def end_to_end() -> int:  # as a scan consumes it: one flagged customer at a time
         portfolio = scorer.score_portfolio(customers, healths, counts, policy, as_of)
-        return len(portfolio.predictions(portfolio.at_risk()))
+        return sum(1 for _ in portfolio.each_prediction(portfolio.at_risk()))
 
     def floor() -> None:
         model.classifier.inplace_predict(matrix, predict_type="margin")
@@ -106,12 +107,17 @@ def main() -> None:
     ratios = [f / e for f, e in zip(floor_times, full_times, strict=True)]
     cpu_ratios = [f / e for f, e in zip(floor_cpu, full_cpu, strict=True)]
     full_s, floor_s = statistics.median(full_times), statistics.median(floor_times)
-    table = feature_frame(customers, healths, [as_of] * n, counts)
+    fields = read_fields(customers, SCORED_PATHS)
+    table = feature_frame(customers, healths, [as_of] * n, counts, fields)
+
+    def features() -> None:
+        feature_frame(customers, healths, [as_of] * n, counts, read_fields(customers, SCORED_PATHS))
+
     with gc_paused():  # as the scorer runs them
         stages = {
-            "features": timed(lambda: feature_frame(customers, healths, [as_of] * n, counts)),
+            "features": timed(features),
             "model_score": timed(lambda: model.score(table, contributions=True)),
-            "risk_factors": timed(lambda: RiskFlags.of(customers, policy)),
+            "risk_factors": timed(lambda: portfolio_risk(customers, policy, fields, table)),
         }
     stages["drivers_and_objects"] = max(0.0, full_s - sum(stages.values()))
     all_s = timed(lambda: scorer.predict(customers, healths, counts, policy, as_of))

@@ -185,6 +185,7 @@ def test_a_portfolio_builds_predictions_for_the_flagged_ranked_by_margin(
     built = portfolio.predictions(at_risk)
     assert [p.model_dump() for p in built] == [assessed[i].prediction.model_dump() for i in at_risk]
     assert all(p.probability >= portfolio.threshold - 0.0005 for p in built)
+    assert list(portfolio.each_prediction(at_risk)) == built  # one at a time, the same
 
 
 def test_an_empty_portfolio_scores_nothing(scorer: ModelScorer, rulebook: Rulebook) -> None:

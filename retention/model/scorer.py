@@ -21,11 +21,13 @@ first, with the bias in `driver_bias` (bias + every contribution = margin).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from retention.customer import CustomerSnapshot
 from retention.errors import InvalidInput
@@ -88,10 +90,7 @@ class ModelScorer:
             dates = [as_of] * len(snapshots)
             table = feature_frame(snapshots, healths, dates, expansion_counts, fields)
             scores = self.model.score(table, contributions=True)
-            known = {metric: fields[path] for metric, path in RISK_READS.items()}
-            # usage_decline is a computed property: the seed features computed it already
-            known["usage_decline"] = table["usage_decline"].to_numpy()
-            risk = RiskFlags.of(snapshots, policy, known)
+            risk = portfolio_risk(snapshots, policy, fields, table)
             value = table["contract_value"].to_numpy()
         assert scores.contributions is not None
         # float64 before rounding: XGBoost's float32 would round to 0.09560000151395798
@@ -137,6 +136,19 @@ class ModelScorer:
         as_of: date,
     ) -> ChurnPrediction:
         return self.predict([snapshot], [health], [expansion_count], policy, as_of)[0]
+
+
+def portfolio_risk(
+    snapshots: Sequence[CustomerSnapshot],
+    policy: RiskPolicy,
+    fields: Mapping[str, Sequence[Any]],
+    table: pd.DataFrame,
+) -> RiskFlags:
+    """The risk flags from what the portfolio's one pass read (`SCORED_PATHS`) and its features."""
+    known: dict[RiskMetric, Sequence[Any]] = {m: fields[path] for m, path in RISK_READS.items()}
+    # usage_decline is a computed property: the seed features computed it already
+    known["usage_decline"] = table["usage_decline"].to_numpy()
+    return RiskFlags.of(snapshots, policy, known)
 
 
 def load_scorer(model_dir: str | Path | None) -> ModelScorer | None:
