@@ -13,7 +13,7 @@ import pytest
 from factories import make_customer
 from journeys import AT_RISK, WAVERING
 
-from retention.assessment import assess_customer
+from retention.assessment import Assessment, assess_customer
 from retention.errors import InvalidInput
 from retention.model.card import build_card
 from retention.model.features import feature_frame
@@ -72,16 +72,20 @@ def test_a_riskier_customer_scores_higher_and_sooner(
     assert len(pushes) == 5 and pushes == sorted(pushes, reverse=True) and pushes[0] > 0
 
 
+def assessed_with_features(
+    scorer: ModelScorer, rulebook: Rulebook
+) -> tuple[list[Assessment], pd.DataFrame]:
+    """A healthy, a wavering and an at-risk customer assessed with `scorer`, and their seed
+    features as the model reads them."""
+    customers = [make_customer(**given) for given in ({}, WAVERING, AT_RISK)]
+    assessed = [assess_customer(c, rulebook, AT, scorer=scorer) for c in customers]
+    healths, counts = [a.health for a in assessed], [len(a.expansion) for a in assessed]
+    return assessed, feature_frame(customers, healths, [AT.date()] * 3, counts)
+
+
 def test_drivers_sum_with_the_bias_to_the_margin(rulebook: Rulebook) -> None:
     every = ModelScorer.load(DEFAULT_MODEL, top=16)
-    customers = [make_customer(**given) for given in ({}, WAVERING, AT_RISK)]
-    assessed = [assess_customer(c, rulebook, AT, scorer=every) for c in customers]
-    table = feature_frame(
-        customers,
-        [a.health for a in assessed],
-        [AT.date()] * 3,
-        [len(a.expansion) for a in assessed],
-    )
+    assessed, table = assessed_with_features(every, rulebook)
     margins = every.model.classifier.inplace_predict(table, predict_type="margin")
     for assessment, margin in zip(assessed, margins, strict=True):
         prediction = assessment.prediction
@@ -197,14 +201,7 @@ def test_an_empty_portfolio_scores_nothing(scorer: ModelScorer, rulebook: Rulebo
 def test_confidence_is_the_documented_function_of_p_and_the_validation_auc(
     scorer: ModelScorer, rulebook: Rulebook
 ) -> None:
-    customers = [make_customer(**given) for given in ({}, WAVERING, AT_RISK)]
-    assessed = [assess_customer(c, rulebook, AT, scorer=scorer) for c in customers]
-    table = feature_frame(
-        customers,
-        [a.health for a in assessed],
-        [AT.date()] * 3,
-        [len(a.expansion) for a in assessed],
-    )
+    assessed, table = assessed_with_features(scorer, rulebook)
     probability = scorer.model.score(table).probability
     gini = 2 * scorer.model.validation_auc - 1
     for assessment, p in zip(assessed, probability.tolist(), strict=True):
