@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench population model
+.PHONY: run test lint install clean histories bench population model migration ingest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python local_stack.py
+
+# The ingest service alone (`make run` starts it too): webhooks → customer_event signals.
+ingest: $(STAMP)
+	$(BIN)/python -m retention.ingest
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -51,3 +55,12 @@ model: $(STAMP)
 	mkdir -p var
 	$(BIN)/python starter.py model generate --customers $(MODEL_CUSTOMERS) --seed $(MODEL_SEED) --out $(MODEL_DATA)
 	$(BIN)/python starter.py model train --data $(MODEL_DATA) --out models/churn-default --seed $(MODEL_SEED)
+
+# A new schema migration after a change to retention/store/tables.py (README: "Database"):
+#   make migration NAME="add the csm_tasks table"
+MIGRATION_BASE := var/migration-base.db
+migration: $(STAMP)
+	mkdir -p var && rm -f $(MIGRATION_BASE)
+	RETENTION_DATABASE_URL=sqlite:///$(MIGRATION_BASE) $(BIN)/alembic upgrade head
+	RETENTION_DATABASE_URL=sqlite:///$(MIGRATION_BASE) $(BIN)/alembic revision --autogenerate -m "$(NAME)"
+	$(BIN)/ruff format retention/store/migrations

@@ -63,6 +63,22 @@ def start_children(settings: Settings, stack: ExitStack) -> None:
         cwd=ROOT, env=os.environ.copy(),
     )  # fmt: skip
     stack.callback(stop, worker)
+    start_ingest(settings, stack)
+
+
+def start_ingest(settings: Settings, stack: ExitStack) -> None:
+    """The ingest service (`python -m retention.ingest`), webhooks in beside the worker."""
+    log = stack.enter_context((VAR / "ingest.log").open("ab"))
+    service = subprocess.Popen(
+        [sys.executable, "-m", "retention.ingest"], stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=os.environ.copy(),
+    )  # fmt: skip
+    stack.callback(stop, service)
+    url = f"http://{settings.ingest_host}:{settings.ingest_port}"
+    console.print(
+        f"Ingest service: POST {url}/events/<source>, OpenAPI at {url}/docs (log: var/ingest.log;"
+        " a source refuses every webhook until RETENTION_INGEST_SECRET_<SOURCE> is set)"
+    )
 
 
 async def start_samples(

@@ -13,28 +13,35 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from temporalio import activity, workflow
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.assess import AssessActivities
 from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
+from activities.privacy import PrivacyActivities, PurgeRequest
 from activities.record import RecordActivities
 from retention.assessment import ChurnScorer
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import RetentionError
+from retention.logs import configure_logging
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
+from retention.schedules import keep_schedule
 from retention.sentiment import InteractionScorer, vader_score
 from retention.sentiment_model import load_sentiment_scorer
 from retention.settings import get_settings
 from retention.store.db import make_engine
+from retention.store.purge import RetentionPeriods, configured_periods
 from retention.store.rule_sets import archive_rule_set
-from retention.temporal import connect
+from retention.temporal import connect, metrics_runtime
+from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
 
-WORKFLOWS = [RetentionJourney]
+WORKFLOWS = [RetentionJourney, DataPurge]
 
 
 def build_activities(
@@ -43,6 +50,7 @@ def build_activities(
     outbox_dir: Path,
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
     scorer: ChurnScorer | None = None,
+    periods: RetentionPeriods | None = None,
     sentiment: InteractionScorer = vader_score,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
@@ -57,18 +65,22 @@ def build_activities(
         delivery.deliver,
         delivery.suppress,
         RecordActivities(engine).record,
+        PrivacyActivities(engine, outbox_dir, periods or RetentionPeriods()).purge,
     ]
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format)
+    # The journey and customer ids go in fields of their own (retention.logs), not the message.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
     # Before connecting: a model the snapshot cannot feed stops the worker at once, named.
     scorer = load_scorer(settings.model_dir)
     logging.info("churn model %s", scorer.version if scorer else "baseline-0")
     sentiment = load_sentiment_scorer(settings.sentiment_model)  # a broken folder stops it, named
     logging.info("sentiment %s", settings.sentiment_model or "vader")
-    client = await connect(settings)
+    client = await connect(settings, runtime=_metrics(settings.metrics_address))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,8 +92,18 @@ async def main() -> None:
         settings.outbox_dir,
         providers,
         scorer,
-        sentiment,
+        configured_periods(settings),
+        sentiment=sentiment,
     )
+    purge = await keep_schedule(
+        client,
+        "data-purge",
+        "DataPurge",
+        PurgeRequest(),
+        settings.data_purge_every,
+        settings.task_queue,
+    )
+    logging.info("schedule data-purge: %s (every %s)", purge, settings.data_purge_every)
     logging.info(
         "delivery mode %s: %s",
         settings.delivery_mode,
@@ -100,6 +122,22 @@ async def main() -> None:
             )
             await stop.wait()
     logging.info("worker stopped")
+
+
+def _metrics(address: str) -> Runtime | None:
+    """The runtime with the metrics endpoint; an address already taken (another worker on this
+    machine) is logged and the worker runs on without one: journeys matter more than metrics."""
+    if not address:
+        return None
+    try:
+        runtime = metrics_runtime(address)
+    except ValueError as exc:
+        logging.warning(
+            "no metrics endpoint at %s: %s (set RETENTION_METRICS_ADDRESS)", address, exc
+        )
+        return None
+    logging.info("metrics at http://%s/metrics", address)
+    return runtime
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count
 from retention.assessment import Assessment, ChurnScorer, assess_customer
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import CustomerNotFound
 from retention.events import apply_events
+from retention.metrics import ASSESSMENTS
 from retention.rulebook.source import RulebookSource
 from retention.sentiment import InteractionScorer, vader_score
 from retention.store.records import load_customer, record_assessment
@@ -55,6 +57,7 @@ class AssessActivities:
             self._sentiment,
         )
         record_assessment(self._engine, request.journey_id, assessment)
+        count(ASSESSMENTS, model_version=assessment.prediction.model_version)
         if request.customer is None:
             assessment.loaded = customer  # the journey keeps it and applies events to it
         return assessment

@@ -6,8 +6,10 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count
 from retention.assessment import Assessment
 from retention.errors import RulebookError
+from retention.metrics import RULE_DECISIONS
 from retention.plan import Decision, JourneyContext
 from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
 from retention.rulebook.source import RulebookSource
@@ -28,7 +30,7 @@ class DecideActivities:
     def decide(self, request: DecideInput) -> Decision:
         facts = decision_facts(request.assessment, request.journey)
         try:
-            return decide(
+            decision = decide(
                 self._rulebooks.current(),
                 facts,
                 generation=request.generation,
@@ -36,3 +38,5 @@ class DecideActivities:
             )
         except RulebookError as exc:
             raise ApplicationError(str(exc), type="RulebookError", non_retryable=True) from exc
+        count(RULE_DECISIONS, strategy=decision.strategy, rules_version=decision.rules_version)
+        return decision

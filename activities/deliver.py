@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,18 +9,18 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count
 from retention.delivery.guardrails import SuppressRequest
 from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
 from retention.delivery.providers import Provider
 from retention.delivery.send import CAPTURE_ONLY, deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import DeliveryFailed, InvalidInput
+from retention.metrics import SENDS
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression
-
-log = logging.getLogger(__name__)
 
 
 class DeliverActivities:
@@ -40,7 +39,7 @@ class DeliverActivities:
     @activity.defn(name="deliver")
     def deliver(self, request: DeliverRequest) -> DeliveryReceipt:
         try:
-            return deliver(
+            receipt = deliver(
                 self._engine,
                 self._outbox_dir,
                 self._templates_for(request),
@@ -48,8 +47,10 @@ class DeliverActivities:
                 self._providers,
             )
         except InvalidInput as exc:
+            count(SENDS, channel=request.step.channel, status="invalid")
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from exc
         except DeliveryFailed as exc:
+            count(SENDS, channel=request.step.channel, status="failed")
             # The type names the failure for retry policies and the step's note; a 429's
             # Retry-After replaces the policy's backoff for the next attempt.
             raise ApplicationError(
@@ -58,6 +59,10 @@ class DeliverActivities:
                 non_retryable=exc.permanent,
                 next_retry_delay=exc.retry_after,
             ) from exc
+        status = _send_status(receipt)
+        count(SENDS, channel=receipt.channel, status=status)
+        activity.logger.info("%s %s via %s", request.step.action, status, receipt.channel)
+        return receipt
 
     @activity.defn(name="suppress")
     def suppress(self, request: SuppressRequest) -> SuppressRequest:
@@ -76,7 +81,7 @@ class DeliverActivities:
         if version is None or version == current.version:
             return current.templates
         if (archived := archived_templates(self._engine, version, current.templates_dir)) is None:
-            log.warning(
+            activity.logger.warning(
                 "rules %s not archived: %s renders with %s",
                 version,
                 request.idempotency_key,
@@ -84,3 +89,11 @@ class DeliverActivities:
             )
             return current.templates
         return archived
+
+
+def _send_status(receipt: DeliveryReceipt) -> str:
+    if receipt.duplicate:
+        return "duplicate"  # delivered before: a retry or a replay found it in the outbox
+    if receipt.held_out:
+        return "held_out"
+    return "sent" if receipt.mode == "live" else "captured"

@@ -12,9 +12,15 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ValidationError
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.workflowservice.v1 import (
+    DeleteWorkflowExecutionRequest,
+    SignalWorkflowExecutionRequest,
+)
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -51,6 +57,7 @@ from retention.settings import Settings, get_settings
 
 COMMAND_TIMEOUT = timedelta(seconds=60)
 QUERY_TIMEOUT = timedelta(seconds=15)
+ERASURE_TIMEOUT = timedelta(seconds=60)  # Temporal deletes a run in the background
 
 Command = Literal["pause", "resume", "cancel", "escalate"]
 CommandRequest = PauseRequest | ResumeRequest | CancelRequest | EscalateRequest
@@ -161,6 +168,35 @@ async def start_journey(
         raise _rpc_error(exc, target) from exc
 
 
+async def start_journey_with_event(
+    client: Client,
+    customer: CustomerSnapshot,
+    event: CustomerEvent,
+    options: JourneyOptions,
+    *,
+    task_queue: str | None = None,
+) -> str:
+    """Signal-with-start: `event` goes to the customer's running journey, or to a new one
+    started by id (the worker loads the customer from the database). Returns the workflow id."""
+    customer_id = customer.customer_id
+    request = JourneyRequest(customer_id=customer_id, options=options)
+    try:
+        handle = await client.start_workflow(
+            sa.WORKFLOW_TYPE,
+            request,
+            id=journey_id(customer_id),
+            task_queue=task_queue or get_settings().task_queue,
+            start_signal="customer_event",
+            start_signal_args=[event.model_dump(mode="json")],
+            static_summary=journey_summary(customer_id, customer),
+            static_details=journey_details(customer_id, customer),
+            search_attributes=_initial_search_attributes(customer_id, customer),
+        )
+    except RPCError as exc:
+        raise _rpc_error(exc, customer_id) from exc
+    return handle.id
+
+
 def journey_summary(customer_id: str, customer: CustomerSnapshot | None) -> str:
     if customer is None:
         return f"Retention journey · {customer_id}"
@@ -194,11 +230,37 @@ def _initial_search_attributes(
 # ---- one journey -----------------------------------------------------------------------------
 
 
-async def send_event(client: Client, customer_id: str, event: CustomerEvent) -> None:
-    """Signal `customer_event` with the event as the `{type, at, data}` dict."""
+async def send_event(
+    client: Client, customer_id: str, event: CustomerEvent, *, request_id: str | None = None
+) -> None:
+    """Signal `customer_event` with the event as the `{type, at, data}` dict.
+
+    With a `request_id` (e.g. an inbox row's), Temporal drops a repeat of the same signal to
+    the same run, so a sender retrying after a crash does not deliver the event twice."""
     handle = client.get_workflow_handle(journey_id(customer_id))
     with _translated(customer_id):
-        await handle.signal("customer_event", event.model_dump(mode="json"))
+        if request_id is None:
+            await handle.signal("customer_event", event.model_dump(mode="json"))
+        else:
+            await _signal_once(client, handle.id, event, request_id)
+
+
+async def _signal_once(
+    client: Client, workflow_id: str, event: CustomerEvent, request_id: str
+) -> None:
+    # The SDK's handle.signal draws a random request id; the service call takes ours.
+    payloads = await client.data_converter.encode([event.model_dump(mode="json")])
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=ExecutionRef(workflow_id=workflow_id),
+            signal_name="customer_event",
+            input=Payloads(payloads=payloads),
+            identity=client.identity,
+            request_id=request_id,
+        ),
+        retry=True,
+    )
 
 
 async def journey_state(client: Client, customer_id: str) -> JourneyState:
@@ -323,3 +385,55 @@ def _cause_message(exc: WorkflowUpdateFailedError) -> str:
     if kind and message.startswith(f"{kind}: "):
         message = message[len(kind) + 2 :]
     return message
+
+
+# ---- erasure ---------------------------------------------------------------------------------
+
+
+async def erase_journeys(client: Client, customer_id: str) -> int:
+    """Delete every run of the customer's journey from Temporal (a running one is terminated
+    first): their histories hold the customer's snapshot. Returns how many runs went."""
+    workflow_id = journey_id(customer_id)
+    runs = {
+        execution.run_id
+        async for execution in client.list_workflows(
+            f'WorkflowId = "{_keyword("customer_id", workflow_id)}"'
+        )
+    }
+    handle = client.get_workflow_handle(workflow_id)
+    try:  # the newest run, even when visibility has not caught up with it yet
+        latest = await handle.describe()
+        runs.add(latest.run_id)
+        if latest.status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate(reason="customer data erased")
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    for run_id in runs:
+        await client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=ExecutionRef(workflow_id=workflow_id, run_id=run_id),
+            )
+        )
+    try:
+        await _until_deleted(handle)
+    except TimeoutError as exc:
+        raise RetentionError(
+            f"Temporal was asked to delete {workflow_id} but still shows it after "
+            f"{ERASURE_TIMEOUT.total_seconds():g} s; run forget again to finish"
+        ) from exc
+    return len(runs)
+
+
+async def _until_deleted(handle: WorkflowHandle[Any, Any]) -> None:
+    """Temporal deletes in the background: wait (bounded) until the journey is really gone."""
+    async with asyncio.timeout(ERASURE_TIMEOUT.total_seconds()):
+        while True:
+            try:
+                await handle.describe()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return
+                raise
+            await asyncio.sleep(0.2)

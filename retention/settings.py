@@ -8,12 +8,15 @@ Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a tracebac
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from retention.logs import LogFormat
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +24,19 @@ DeliveryMode = Literal["capture", "live"]
 # What each provider needs before it can send; a provider with only some of them is an error.
 SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
 TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
+
+
+def _interval(value: object) -> object:
+    """`0` or `off` (no schedule), seconds (`3600`), or what pydantic reads (`P1D`, `1 day`)."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "0", ""):
+        return timedelta(0)
+    if isinstance(value, str) and value.strip().isdigit():
+        return timedelta(seconds=int(value))
+    return value
+
+
+# How often a schedule runs; 0 turns it off.
+Interval = Annotated[timedelta, BeforeValidator(_interval)]
 
 
 def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
@@ -58,6 +74,20 @@ class Settings(BaseSettings):
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
+    # The worker's Prometheus endpoint (host:port); empty: no endpoint.
+    metrics_address: str = "127.0.0.1:9464"
+    log_format: LogFormat = "text"
+    # How long personal data is kept, by category (README: "Data protection"), and how often the
+    # `data-purge` schedule removes what is older; 0 turns the schedule off.
+    keep_usage_days: int = Field(default=730, ge=1)
+    keep_support_days: int = Field(default=365, ge=1)
+    keep_financial_days: int = Field(default=2555, ge=1)
+    data_purge_every: Interval = timedelta(days=1)
+    # The ingest service (`python -m retention.ingest`). Each source's secret is read by
+    # `ingest_secret`, not declared here: sources are named in rules/sources.yaml.
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8000, ge=1, le=65535)
+    ingest_max_bytes: int = Field(default=256 * 1024, ge=1)
     # Empty: VADER. A folder: the ONNX text-sentiment model in it (retention/sentiment_model.py).
     sentiment_model: str = ""
 
@@ -76,6 +106,18 @@ class Settings(BaseSettings):
                 f"({', '.join('RETENTION_' + n.upper() for n in SENDGRID_FIELDS + TWILIO_FIELDS)})"
             )
         return self
+
+    def ingest_secret(self, source: str) -> SecretStr | None:
+        """`RETENTION_INGEST_SECRET_<SOURCE>` from the environment, else the file of that name
+        (in lower case, as the other secrets) in `RETENTION_SECRETS_DIR`; None (every request
+        refused) when neither is set."""
+        name = f"RETENTION_INGEST_SECRET_{source.upper()}"
+        value = os.environ.get(name)
+        folder = os.environ.get("RETENTION_SECRETS_DIR")
+        files = [Path(folder) / n for n in (name.lower(), name)] if folder else []
+        if not value and (found := next((f for f in files if f.is_file()), None)):
+            value = found.read_text(encoding="utf-8").strip()
+        return SecretStr(value) if value else None
 
 
 @lru_cache

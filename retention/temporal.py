@@ -9,6 +9,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from retention.settings import Settings, get_settings
 
@@ -45,13 +46,24 @@ def dev_server_flags() -> list[str]:
     return flags
 
 
-async def connect(settings: Settings | None = None, address: str | None = None) -> Client:
+async def connect(
+    settings: Settings | None = None, address: str | None = None, runtime: Runtime | None = None
+) -> Client:
     settings = settings or get_settings()
     return await Client.connect(
         address or settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
+
+
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime serving Prometheus metrics at `address` (host:port, `/metrics`): the
+    SDK's own (workflow and activity latencies, task slots, polls) and the service's counters
+    (retention.metrics). Raises ValueError when the address cannot be bound."""
+    prometheus = PrometheusConfig(bind_address=address, counters_total_suffix=True)
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:

@@ -33,27 +33,45 @@ from worker import WORKFLOWS, build_activities
 _DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("RETENTION_TEST_DATABASE_URL") else [])
 
 
+@dataclass(frozen=True)
+class Database:
+    url: str
+    connect_args: dict[str, Any] = field(default_factory=dict)
+
+
 @pytest.fixture(params=_DATABASES)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """Where a fresh database lives: a SQLite file, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'retention.db'}")
-        yield engine
-        engine.dispose()
+        yield Database(f"sqlite:///{tmp_path / 'retention.db'}")
         return
     url = os.environ["RETENTION_TEST_DATABASE_URL"]
     schema = f"t_{uuid4().hex}"
     admin = create_engine(url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
     try:
-        yield engine
+        yield Database(url, {"options": f"-csearch_path={schema}"})
     finally:
-        engine.dispose()
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def engine(fresh_database: Database) -> Iterator[Engine]:
+    """A fresh, empty database at the newest schema revision."""
+    engine = make_engine(fresh_database.url, fresh_database.connect_args)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def bare_engine(fresh_database: Database) -> Iterator[Engine]:
+    """A fresh database with nothing in it, not even the schema."""
+    bare = create_engine(fresh_database.url, connect_args=fresh_database.connect_args)
+    yield bare
+    bare.dispose()
 
 
 # ---- Temporal: one time-skipping server for the session, a fresh worker per test ----------

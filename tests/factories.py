@@ -152,17 +152,19 @@ def make_step(action: str = "retention_offer", **overrides: object) -> PlanStep:
 def make_request(
     step: PlanStep | None = None, customer: CustomerSnapshot | None = None, **fields: Any
 ) -> DeliverRequest:
+    defaults: dict[str, Any] = {
+        "journey_id": "retention-cust-001",
+        "journey_key": "retention-cust-001:run-1",
+        "strategy": "critical_save",
+        "risk_tier": "critical",
+        "churn_probability": 0.86,
+        "health_score": 31.4,
+        "risk_factors": RISK_FACTORS,
+    }
     return DeliverRequest(
-        journey_id="retention-cust-001",
-        journey_key="retention-cust-001:run-1",
         customer=customer or make_customer(),
         step=step or make_step(),
-        strategy="critical_save",
-        risk_tier="critical",
-        churn_probability=0.86,
-        health_score=31.4,
-        risk_factors=RISK_FACTORS,
-        **fields,
+        **(defaults | fields),
     )
 
 

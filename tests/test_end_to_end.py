@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 from factories import customer_data
+from sqlalchemy import create_engine, inspect, text
 
 from retention.devserver import free_port, start_dev_server, stop, temporal_cli
 
@@ -102,6 +104,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # The story's strategies are baseline-0's; the shipped model is tested in
         # test_model_scorer.py and test_journey_model.py.
         "RETENTION_MODEL_DIR": "baseline",
+        "RETENTION_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "RETENTION_LOG_FORMAT": "json",
         "COLUMNS": "200",
     }
     worker_log = tmp_path / "worker.log"
@@ -220,3 +224,92 @@ def test_a_journey_started_by_the_temporal_cli_runs(stack: Stack) -> None:
 def _planned(stack: Stack, customer_id: str) -> dict[str, Any] | None:
     state = stack.state(customer_id)
     return state if state["strategy"] else None
+
+
+def test_the_worker_serves_metrics_and_its_logs_name_the_journey(stack: Stack) -> None:
+    customer = write_customer(stack, "initech", {"profile": {"customer_id": "initech-ops"}})
+    stack.cli("start", str(customer), "--time-scale", "50000")
+    until(lambda: _planned(stack, "initech-ops"), "initech-ops to be planned")
+    stack.cli("event", "initech-ops", "meeting_booked")
+    until(lambda: _closed(stack, "initech-ops"), "initech-ops to close")
+
+    # counters are exported on the SDK's interval: poll until the closed journey is counted
+    metrics = until(
+        lambda: _metric_lines(stack, 'retention_journeys_closed_total{outcome="exited"'),
+        "the closed journey on /metrics",
+    )
+    assert metrics, "retention_journeys_closed_total"
+    scraped = _scrape(stack)
+    for counted in (
+        "retention_journeys_started_total{",
+        "retention_rule_decisions_total{",
+        'retention_assessments_total{model_version="baseline-0"',
+        "retention_sends_total{",
+        "temporal_workflow_completed_total{",  # the SDK's own metrics, on the same endpoint
+    ):
+        assert counted in scraped or _labelled(scraped, counted), counted
+
+    lines = [json.loads(line) for line in (stack.tmp / "worker.log").read_text().splitlines()
+             if line.startswith("{")]  # fmt: skip
+    about = [line for line in lines if line.get("customer_id") == "initech-ops"]
+    assert {line["journey_id"] for line in about} == {"retention-initech-ops"}
+    assert any(line["message"].startswith("journey closed: exited") for line in about)
+
+
+def _scrape(stack: Stack) -> str:
+    with urllib.request.urlopen(f"http://{stack.env['RETENTION_METRICS_ADDRESS']}/metrics") as got:
+        return got.read().decode()
+
+
+def _labelled(scraped: str, prefix: str) -> bool:
+    """`name{a="b"` matches a line whose labels include a="b" in any position."""
+    name, _, label = prefix.partition("{")
+    return any(line.startswith(name + "{") and label in line for line in scraped.splitlines())
+
+
+def _metric_lines(stack: Stack, prefix: str) -> list[str] | None:
+    return [line for line in _scrape(stack).splitlines() if _labelled(line, prefix)] or None
+
+
+def test_forget_erases_the_customer_everywhere_and_the_purge_is_scheduled(stack: Stack) -> None:
+    customer = write_customer(
+        stack, "umbrella", {"profile": {"customer_id": "umbrella-gdpr", "email": "ada@umb.example"}}
+    )
+    stack.cli("customers", "import", str(customer))
+    stack.cli("start", "--customer-id", "umbrella-gdpr")
+    until(lambda: _waiting_after_a_step(stack, "umbrella-gdpr"), "umbrella-gdpr's first step")
+
+    dry_run = stack.cli("forget", "umbrella-gdpr").stdout
+    assert "would be erased" in dry_run and "nothing changed" in dry_run
+    assert "umbrella-gdpr" in _database_text(stack)
+
+    done = stack.cli("forget", "umbrella-gdpr", "--yes", "--by", "dpo").stdout
+    assert "Temporal: 1 journey run of umbrella-gdpr deleted" in done and "forgotten" in done
+    gone = stack.cli("show", "umbrella-gdpr", ok=False)
+    assert gone.stderr.strip() == "error: no journey for umbrella-gdpr"
+    left = _database_text(stack)
+    assert "umbrella-gdpr" not in left and "ada@umb.example" not in left
+    assert "customer_forgotten" in left and "cli:dpo" in left
+    assert not (stack.tmp / "outbox" / "retention-umbrella-gdpr").exists()
+
+    schedule = stack.temporal("schedule", "describe", "--schedule-id", "data-purge").stdout
+    assert "DataPurge" in schedule
+
+
+def _waiting_after_a_step(stack: Stack, customer_id: str) -> dict[str, Any] | None:
+    state = stack.state(customer_id)
+    done = any(step["status"] == "done" for step in state["steps"])
+    return state if done and state["stage"] == "waiting" else None
+
+
+def _database_text(stack: Stack) -> str:
+    """Every row of every table of the stack's database, as text."""
+    engine = create_engine(stack.env["RETENTION_DATABASE_URL"])
+    with engine.connect() as connection:
+        rows = [
+            repr(tuple(row))
+            for table in inspect(connection).get_table_names()
+            for row in connection.execute(text(f'SELECT * FROM "{table}"'))
+        ]
+    engine.dispose()
+    return "\n".join(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from factories import make_customer
 from sqlalchemy import Engine, func, inspect, text
 from sqlmodel import select
@@ -16,7 +17,8 @@ from retention.health import HealthScore
 from retention.journey import JourneyState
 from retention.risk import ChurnPrediction, ModelDriver, RiskFactor
 from retention.sentiment import SentimentAlert, SentimentReading
-from retention.store.db import add_missing_columns, session
+from retention.store.columns import add_missing_columns
+from retention.store.db import session
 from retention.store.records import (
     list_outbox,
     load_customer,
@@ -24,6 +26,7 @@ from retention.store.records import (
     record_journey,
     save_customer,
 )
+from retention.store.schema import alembic_config, prepare_schema
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
@@ -239,8 +242,12 @@ def test_a_database_from_an_earlier_version_gains_the_new_empty_columns(engine: 
         connection.execute(text("ALTER TABLE outbox DROP COLUMN provider_message_id"))
         connection.execute(text("ALTER TABLE outbox DROP COLUMN sent_at"))
 
-    assert add_missing_columns(engine) == ["outbox.provider_message_id", "outbox.sent_at"]
-    assert add_missing_columns(engine) == []  # once is enough
+    with engine.begin() as connection:
+        assert add_missing_columns(connection) == [
+            "outbox.provider_message_id",
+            "outbox.sent_at",
+        ]
+        assert add_missing_columns(connection) == []  # once is enough
     columns = {c["name"] for c in inspect(engine).get_columns("outbox")}
     assert {"provider_message_id", "sent_at"} <= columns
 
@@ -250,30 +257,32 @@ def test_a_missing_column_that_cannot_be_empty_is_refused_by_name(engine: Engine
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE outbox DROP COLUMN recipient"))
 
-    with pytest.raises(RetentionError, match="outbox lacks column recipient"):
-        add_missing_columns(engine)
+    with (
+        engine.begin() as connection,
+        pytest.raises(RetentionError, match="lacks column recipient"),
+    ):
+        add_missing_columns(connection)
 
 
 @pytest.mark.database
-def test_an_earlier_prediction_table_gains_the_drivers_and_keeps_its_rows(engine: Engine) -> None:
-    with session(engine) as db:
-        db.add(
-            ChurnPredictionRow(
-                customer_id="cust-001",
-                probability=0.4,
-                confidence=0.5,
-                severity_value=10.0,
-                model_version="baseline-0",
-                probability_source="model",
-            )
+def test_an_earlier_prediction_table_gains_the_drivers_and_keeps_its_rows(
+    bare_engine: Engine,
+) -> None:
+    with bare_engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0003")  # before the drivers were kept
+        connection.execute(
+            text(
+                "INSERT INTO churn_predictions_v2 (customer_id, probability, confidence, "
+                "severity_value, model_version, probability_source, risk_factors, predicted_at) "
+                "VALUES ('cust-001', 0.4, 0.5, 10.0, 'baseline-0', 'model', '[]', :at)"
+            ),
+            {"at": AT},
         )
-    with engine.begin() as connection:
-        connection.execute(text("ALTER TABLE churn_predictions_v2 DROP COLUMN drivers"))
-        connection.execute(text("ALTER TABLE churn_predictions_v2 DROP COLUMN driver_bias"))
 
-    added = add_missing_columns(engine)
+    prepare_schema(bare_engine)
 
-    assert added == ["churn_predictions_v2.drivers", "churn_predictions_v2.driver_bias"]
-    with session(engine) as db:
+    columns = {c["name"] for c in inspect(bare_engine).get_columns("churn_predictions_v2")}
+    assert {"drivers", "driver_bias"} <= columns
+    with session(bare_engine) as db:
         row = db.exec(select(ChurnPredictionRow)).one()
     assert (row.customer_id, row.drivers, row.driver_bias) == ("cust-001", None, None)

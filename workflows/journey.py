@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StrategyChange,
     )
+    from retention.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
     from retention.plan import Decision, EventCampaign, JourneyContext, PlanStep
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
@@ -232,6 +233,14 @@ class RetentionJourney:
             elif record.accepted:
                 self._follow_campaigns(record.type, record.data)
         await self._record("system", "journey_started")
+        workflow.logger.info(
+            "journey started: %s, tier %s", self._state.strategy, self._state.risk_tier
+        )
+        _count(
+            JOURNEYS_STARTED,
+            strategy=self._state.strategy or "-",
+            risk_tier=self._state.risk_tier or "-",
+        )
 
     async def _wait_for_next_moment(self) -> None:
         """Sleep until the next step, checkpoint or close, waking early on events and commands."""
@@ -345,6 +354,8 @@ class RetentionJourney:
                 step.status, step.note = "skipped", f"journey ended: {self._state.outcome}"
         self._set_stage("closed")
         await self._record("system", "journey_closed")
+        workflow.logger.info("journey closed: %s", self._state.outcome)
+        _count(JOURNEYS_CLOSED, outcome=outcome_label(self._state.outcome or "-"))
         return self._state
 
     # ---- activities ------------------------------------------------------------------------
@@ -684,6 +695,11 @@ def _note_delivery(step: StepState, receipt: DeliveryReceipt) -> None:
         if receipt.fallback_used
         else ""
     )
+
+
+def _count(metric: Metric, **labels: str) -> None:
+    """Count on the worker's metrics endpoint; the SDK skips it while replaying."""
+    workflow.metric_meter().create_counter(metric.name, metric.description).add(1, labels)
 
 
 def _cause(err: ActivityError) -> str:

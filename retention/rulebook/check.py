@@ -75,11 +75,14 @@ def covered_by(inner: dict[str, Interval], outer: dict[str, Interval]) -> bool:
 
 def check(rules_dir: Path) -> list[str]:
     """Findings as `file:line:column: message`; empty when the rule set is sound."""
+    from retention.ingest.sources import sources_findings  # the ingest service's own file
+
+    sources = sources_findings(rules_dir)
     try:
         rulebook = load_rulebook(rules_dir)
     except RulebookError as exc:
-        return [str(exc)]
-    return _shadowed(rulebook, rules_dir) + _probability_bands(rulebook, rules_dir)
+        return [str(exc), *sources]
+    return _shadowed(rulebook, rules_dir) + _probability_bands(rulebook, rules_dir) + sources
 
 
 def _shadowed(rulebook: Rulebook, rules_dir: Path) -> list[str]:

@@ -10,6 +10,8 @@ from sqlalchemy import JSON, DateTime, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from retention.store.append_only import guard_on_create
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -214,6 +216,9 @@ class AuditRow(SQLModel, table=True):
     )
 
 
+guard_on_create(AuditRow.__table__)  # type: ignore[attr-defined]
+
+
 class RuleSetRow(SQLModel, table=True):
     """Every rule-set version a worker loaded, as its files were: a journey planned under it
     renders its messages with its templates even after the files or the worker changed."""
@@ -223,3 +228,33 @@ class RuleSetRow(SQLModel, table=True):
     version: str = Field(primary_key=True)
     files: dict[str, str] = Field(sa_type=JSON, description="file name → text; templates/x.j2")
     loaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def table_name(model: type[SQLModel]) -> str:
+    return str(model.__tablename__)
+
+
+class InboxRow(SQLModel, table=True):
+    """One webhook the ingest service accepted, kept until it has reached a journey (or it is
+    known that none takes it). A delivery of the same source event again finds its row."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("source", "source_event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    source_event_id: str
+    kind: str = Field(description="the source's own name for what happened")
+    customer_id: str | None = Field(default=None, index=True)
+    event: dict[str, Any] | None = Field(default=None, sa_type=JSON, description="customer_event")
+    status: str = Field(
+        index=True, description="pending → forwarding → forwarded, no_journey or failed; ignored"
+    )
+    attempts: int = 0
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    forwarded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    workflow_id: str | None = None
+    started_journey: bool = False
+    note: str | None = Field(default=None, sa_type=Text)

@@ -1,0 +1,1 @@
+"""The event ingestion service: webhooks in, `customer_event` signals out (see README)."""

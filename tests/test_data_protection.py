@@ -1,0 +1,256 @@
+"""Data protection: `forget` erases a customer's personal data from every table and the outbox
+folder and keeps anonymised numbers for the KPIs; the purge keeps data only as long as the
+settings say."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from conftest import JourneyWorld
+from factories import count, make_customer, make_request
+from sqlalchemy import Engine, inspect
+from sqlmodel import SQLModel, select
+
+from activities.privacy import PurgeRequest
+from retention.assessment import assess_customer
+from retention.delivery.guardrails import SuppressRequest
+from retention.delivery.send import deliver
+from retention.delivery.templates import TemplateSet
+from retention.rulebook.loader import load_rulebook
+from retention.settings import ROOT, Settings
+from retention.store.db import session
+from retention.store.erasure import ERASED, PSEUDONYMISED, forget_customer
+from retention.store.purge import DATED, RetentionPeriods, purge_expired
+from retention.store.records import record_assessment, save_customer
+from retention.store.suppressions import add_suppression
+from retention.store.tables import (
+    AuditRow,
+    DeliveryAttemptRow,
+    HealthScoreRow,
+    InboxRow,
+    JourneyRow,
+    OutboxRow,
+    SentimentRow,
+    table_name,
+)
+from workflows.data_purge import DataPurge
+
+pytestmark = pytest.mark.database
+
+RULEBOOK = load_rulebook(ROOT / "rules")
+TEMPLATES = TemplateSet.read(ROOT / "rules" / "templates")
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+FORGOTTEN, NEIGHBOUR = "cust-001", "cust-0011"  # one id the prefix of the other
+MENTIONS_FORGOTTEN = re.compile(r"cust-001(?!1)|dana@acme")
+
+
+def _customer_with_history(engine: Engine, outbox: Path, customer_id: str, email: str) -> None:
+    """Rows in every table a journey writes, as the worker writes them."""
+    customer = make_customer(profile={"customer_id": customer_id, "email": email})
+    save_customer(engine, customer)
+    journey_id, journey_key = f"retention-{customer_id}", f"retention-{customer_id}/run-1"
+    record_assessment(engine, journey_id, assess_customer(customer, RULEBOOK, NOW))
+    request = make_request(customer=customer, journey_id=journey_id, journey_key=journey_key)
+    receipt = deliver(engine, outbox, TEMPLATES, request)
+    add_suppression(
+        engine, SuppressRequest(customer_id=customer_id, channel="sms", reason="STOP", source="t")
+    )
+    with session(engine) as db:
+        db.add(DeliveryAttemptRow(
+            idempotency_key=receipt.idempotency_key, channel="email", provider="sendgrid",
+            outcome="delivered", status_code=202,
+        ))  # fmt: skip
+        db.add(
+            SentimentRow(customer_id=customer_id, source="ticket_message", score=-0.6, label="x")
+        )
+        db.add(InboxRow(
+            source="stripe", source_event_id=f"evt-{customer_id}", kind="invoice.payment_failed",
+            customer_id=customer_id, event={"type": "payment_failed", "data": {"email": email}},
+            status="forwarded",
+        ))  # fmt: skip
+        db.add(JourneyRow(
+            journey_key=journey_key, workflow_id=journey_id, customer_id=customer_id,
+            stage="closed", outcome="saved", started_at=NOW, finished_at=NOW,
+        ))  # fmt: skip
+        db.add(AuditRow(
+            actor="operator", action="cancel", journey_id=journey_id, customer_id=customer_id,
+            detail={"reason": f"{email} asked us to stop"},
+            entry_key=f"{journey_key}:cancel",
+        ))  # fmt: skip
+
+
+def _everything(engine: Engine) -> str:
+    """Every row of every table, as text."""
+    with session(engine) as db:
+        rows = [
+            row.model_dump(mode="json")
+            for table in _tables()
+            for row in db.exec(select(table)).all()
+        ]
+    return json.dumps(rows)
+
+
+def _tables() -> list[type[SQLModel]]:
+    return [m.class_ for m in SQLModel._sa_registry.mappers]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    return tmp_path / "outbox"
+
+
+@pytest.fixture
+def history(engine: Engine, outbox: Path) -> Engine:
+    _customer_with_history(engine, outbox, FORGOTTEN, "dana@acme.example")
+    _customer_with_history(engine, outbox, NEIGHBOUR, "sam@initech.example")
+    return engine
+
+
+def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
+    history: Engine, outbox: Path
+) -> None:
+    health_rows = count(history, HealthScoreRow)
+
+    erasure = forget_customer(history, outbox, FORGOTTEN, actor="cli:privacy-officer")
+
+    assert MENTIONS_FORGOTTEN.search(_everything(history)) is None
+    assert not (outbox / f"retention-{FORGOTTEN}").exists()
+    assert (outbox / f"retention-{NEIGHBOUR}").is_dir()
+    assert erasure.erased == {
+        "customers": 1,
+        "outbox": 1,
+        "suppressions": 1,
+        "delivery_attempts": 1,
+        "inbox": 1,
+    }
+    assert erasure.pseudonymised["customer_health_scores"] == 1
+    assert count(history, HealthScoreRow) == health_rows  # the KPIs still count it
+    with session(history) as db:
+        journey = db.exec(
+            select(JourneyRow).where(JourneyRow.customer_id == erasure.pseudonym)
+        ).one()
+        entries = db.exec(select(AuditRow).where(AuditRow.customer_id == erasure.pseudonym)).all()
+    assert journey.journey_key == f"retention-{erasure.pseudonym}/run-1"
+    assert journey.outcome == "saved"
+    assert [(e.action, e.detail) for e in entries][0] == ("cancel", {})
+    assert entries[-1].action == "customer_forgotten"
+    assert entries[-1].actor == "cli:privacy-officer"
+
+
+def test_the_neighbour_whose_id_starts_the_same_is_untouched(history: Engine, outbox: Path) -> None:
+    before = _neighbour_rows(history)
+
+    forget_customer(history, outbox, FORGOTTEN, actor="cli")
+
+    assert _neighbour_rows(history) == before
+
+
+def _neighbour_rows(engine: Engine) -> list[str]:
+    rows = json.loads(_everything(engine))
+    return sorted(json.dumps(r) for r in rows if NEIGHBOUR in json.dumps(r))
+
+
+def test_a_dry_run_counts_and_changes_nothing(history: Engine, outbox: Path) -> None:
+    before = _everything(history)
+
+    erasure = forget_customer(history, outbox, FORGOTTEN, actor="cli", dry_run=True)
+
+    assert erasure.erased["customers"] == 1
+    assert _everything(history) == before
+    assert (outbox / f"retention-{FORGOTTEN}").is_dir()
+
+
+def test_an_unknown_customer_is_found_nowhere_and_nothing_is_written(
+    engine: Engine, outbox: Path
+) -> None:
+    erasure = forget_customer(engine, outbox, "nobody", actor="cli")
+
+    assert not erasure.found
+    assert count(engine, AuditRow) == 0
+
+
+def test_every_table_that_names_a_customer_is_erased_or_pseudonymised(engine: Engine) -> None:
+    named = {
+        table
+        for table in inspect(engine).get_table_names()
+        if "customer_id" in {c["name"] for c in inspect(engine).get_columns(table)}
+    }
+    handled = {table_name(t) for t in (*ERASED, *PSEUDONYMISED)}
+    assert named == handled, "say in retention/store/erasure.py what forget does to them"
+
+
+# ---- the purge -----------------------------------------------------------------------------
+
+
+def _aged(engine: Engine, days: int) -> None:
+    """Every dated row `days` old."""
+    with session(engine) as db:
+        for table, (_, column) in DATED.items():
+            for row in db.exec(select(table)).all():
+                setattr(row, column, NOW - timedelta(days=days))
+                db.add(row)
+
+
+def test_the_purge_removes_what_is_older_than_its_category_keeps(
+    history: Engine, outbox: Path
+) -> None:
+    _aged(history, days=400)  # past support's year, inside usage's two years
+    rows = {table: count(history, table) for table in DATED}
+
+    purge = purge_expired(history, outbox, RetentionPeriods(), NOW)
+
+    for table, (category, _) in DATED.items():
+        gone = rows[table] if category == "support" else 0
+        assert purge.deleted[table_name(table)] == gone, table_name(table)
+        assert count(history, table) == rows[table] - gone
+    assert rows[OutboxRow] == 2 and rows[HealthScoreRow] == 2
+    assert purge.outbox_files_removed == 2
+    assert not list(outbox.rglob("*.txt"))
+    with session(history) as db:
+        audited = db.exec(select(AuditRow).where(AuditRow.action == "data_purged")).one()
+    assert audited.detail["deleted"]["outbox"] == 2
+
+
+def test_a_purge_dry_run_deletes_nothing(history: Engine, outbox: Path) -> None:
+    _aged(history, days=3000)
+    before = _everything(history)
+
+    purge = purge_expired(history, outbox, RetentionPeriods(), NOW, dry_run=True)
+
+    assert purge.deleted["customers"] == 2
+    assert _everything(history) == before
+
+
+async def test_the_scheduled_purge_workflow_deletes_what_has_expired(
+    world: JourneyWorld, history: Engine
+) -> None:
+    _aged(history, days=400)
+
+    purge = await world.client.execute_workflow(
+        DataPurge.run, PurgeRequest(), id=f"purge-{uuid4()}", task_queue=world.task_queue
+    )
+
+    assert purge.deleted["outbox"] == 2 and purge.deleted["customer_health_scores"] == 0
+    assert count(history, OutboxRow) == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "every"),
+    [
+        ("P1D", timedelta(days=1)),
+        ("3600", timedelta(hours=1)),
+        ("0", timedelta(0)),
+        ("off", timedelta(0)),
+    ],
+)
+def test_the_purge_interval_reads_as_an_operator_writes_it(
+    monkeypatch: pytest.MonkeyPatch, given: str, every: timedelta
+) -> None:
+    monkeypatch.setenv("RETENTION_DATA_PURGE_EVERY", given)
+
+    assert Settings().data_purge_every == every

@@ -1,0 +1,94 @@
+"""The schema's history: Alembic migrations build what the tables describe, upgrade an older
+database without losing a row, and a table change without its migration fails here."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from factories import make_customer
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import SQLModel
+
+from retention.errors import RetentionError
+from retention.store.records import load_customer, save_customer
+from retention.store.schema import (
+    alembic_config,
+    database_revision,
+    newest_revision,
+    prepare_schema,
+)
+
+pytestmark = pytest.mark.database
+
+
+def _migrate(engine: Engine, to: str = "head") -> None:
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), to)
+
+
+def test_the_migrations_build_exactly_the_schema_the_tables_describe(bare_engine: Engine) -> None:
+    _migrate(bare_engine)
+
+    with bare_engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert differences == [], (
+        "retention/store/tables.py and the migrations disagree: add a migration "
+        f"(README: Database): {differences}"
+    )
+
+
+def test_a_new_database_is_created_at_the_newest_revision(bare_engine: Engine) -> None:
+    prepare_schema(bare_engine)
+
+    with bare_engine.connect() as connection:
+        assert database_revision(connection) == newest_revision()
+    assert {t.name for t in SQLModel.metadata.sorted_tables} <= set(
+        inspect(bare_engine).get_table_names()
+    )
+
+
+def test_an_older_database_is_upgraded_and_keeps_its_rows(bare_engine: Engine) -> None:
+    _migrate(bare_engine, "0001")  # the baseline's tables only, its customer in them
+    save_customer(bare_engine, make_customer(profile={"customer_id": "cust-old"}))
+
+    prepare_schema(bare_engine)
+
+    with bare_engine.connect() as connection:
+        assert database_revision(connection) == newest_revision()
+    assert load_customer(bare_engine, "cust-old").customer_id == "cust-old"
+    assert {t.name for t in SQLModel.metadata.sorted_tables} <= set(
+        inspect(bare_engine).get_table_names()
+    )
+
+
+def test_a_database_made_before_migrations_existed_is_adopted(bare_engine: Engine) -> None:
+    SQLModel.metadata.create_all(bare_engine)  # what make_engine did before Alembic
+    with bare_engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox DROP COLUMN sent_at"))
+
+    prepare_schema(bare_engine)
+
+    with bare_engine.connect() as connection:
+        assert database_revision(connection) == newest_revision()
+    assert "sent_at" in {c["name"] for c in inspect(bare_engine).get_columns("outbox")}
+
+
+def test_a_database_from_a_newer_version_is_refused_by_revision(bare_engine: Engine) -> None:
+    prepare_schema(bare_engine)
+    with bare_engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'from-the-future'"))
+
+    with pytest.raises(RetentionError, match="revision from-the-future, which this code"):
+        prepare_schema(bare_engine)
+
+
+def test_preparing_an_up_to_date_database_again_keeps_its_rows(engine: Engine) -> None:
+    save_customer(engine, make_customer(profile={"customer_id": "cust-1"}))
+
+    prepare_schema(engine)
+
+    assert load_customer(engine, "cust-1").customer_id == "cust-1"
+    with engine.connect() as connection:
+        assert database_revision(connection) == newest_revision()
