@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import attrgetter
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
@@ -26,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from retention.customer import CustomerSnapshot, Relationship
+from retention.customer import CustomerSnapshot, Relationship, read_fields
 from retention.errors import InvalidInput
 from retention.health import HealthScore
 
@@ -250,8 +249,8 @@ class RiskFlags:
         values: dict[RiskMetric, Sequence[Any]] = dict(known or {})
         metrics = [m for m in dict.fromkeys(rule.metric for rule in rules) if m not in values]
         if metrics and snapshots:  # one pass over the snapshots for every other watched metric
-            read = _tuple_reader([RISK_METRICS[metric].path for metric in metrics])
-            values.update(zip(metrics, zip(*map(read, snapshots), strict=True), strict=True))
+            fields = read_fields(snapshots, [RISK_METRICS[metric].path for metric in metrics])
+            values.update({metric: fields[RISK_METRICS[metric].path] for metric in metrics})
         fires = np.zeros((len(snapshots), len(rules)), dtype=bool)
         for column, rule in enumerate(rules):
             if snapshots:
@@ -272,12 +271,6 @@ class RiskFlags:
     def value(self, customer: int, rule: RiskFactorRule) -> Any:
         """The customer's figure of the rule's metric."""
         return self.values[rule.metric][customer]
-
-
-def _tuple_reader(paths: list[str]) -> Callable[[CustomerSnapshot], tuple[Any, ...]]:
-    """attrgetter that gives a tuple even for one path (attrgetter alone gives the value)."""
-    read = attrgetter(*paths)
-    return read if len(paths) > 1 else lambda snapshot: (read(snapshot),)
 
 
 def risk_factors(snapshot: CustomerSnapshot, policy: RiskPolicy) -> list[RiskFactor]:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retention.customer import CustomerSnapshot
+from retention.customer import CustomerSnapshot, read_fields
 from retention.health import HealthScore
 
 SEED_FEATURES: tuple[str, ...] = (
@@ -149,15 +149,6 @@ SNAPSHOT_PATHS: tuple[str, ...] = (
     "health_history",
 )
 _read_health = attrgetter("overall", "alerts")
-
-
-def read_fields(
-    snapshots: Sequence[CustomerSnapshot], paths: Sequence[str]
-) -> dict[str, tuple[Any, ...]]:
-    """Each dotted attribute path's value for every snapshot, in one pass over the snapshots."""
-    read = attrgetter(*paths)
-    rows = map(read, snapshots) if len(paths) > 1 else ((read(s),) for s in snapshots)
-    return dict(zip(paths, _columns(rows, len(snapshots), len(paths)), strict=True))
 
 
 def _columns(rows: Iterable[tuple[Any, ...]], n: int, width: int) -> list[tuple[Any, ...]]:

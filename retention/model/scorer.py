@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retention.customer import CustomerSnapshot
+from retention.customer import CustomerSnapshot, read_fields
 from retention.errors import InvalidInput
 from retention.health import HealthScore
-from retention.model.features import SEED_FEATURES, SNAPSHOT_PATHS, feature_frame, read_fields
+from retention.model.features import SEED_FEATURES, SNAPSHOT_PATHS, feature_frame
 from retention.model.persist import load_model
 from retention.model.portfolio import (
     CONTRIBUTION_DECIMALS,
