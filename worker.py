@@ -39,6 +39,8 @@ from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
 from retention.scan.schedule import keep_scan_schedule
 from retention.schedules import keep_schedule
+from retention.sentiment import InteractionScorer, vader_score
+from retention.sentiment_model import load_sentiment_scorer
 from retention.settings import Settings, get_settings
 from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
@@ -60,6 +62,7 @@ def build_activities(
     scorer: ChurnScorer | None = None,
     periods: RetentionPeriods | None = None,
     retrain: RetrainPolicy | None = None,
+    sentiment: InteractionScorer = vader_score,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
@@ -72,7 +75,7 @@ def build_activities(
         engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
     )
     return [
-        AssessActivities(engine, rulebooks, scorer).assess,
+        AssessActivities(engine, rulebooks, scorer, sentiment).assess,
         DecideActivities(rulebooks).decide,
         delivery.deliver,
         delivery.suppress,
@@ -90,10 +93,11 @@ def build_scan_activities(
     client: Client,
     task_queue: str,
     scorer: ChurnScorer | None = None,
+    sentiment: InteractionScorer = vader_score,
 ) -> list[Callable[..., Any]]:
-    """The portfolio scan's activities: scoring with the journeys' model, starting journeys on
+    """The portfolio scan's activities: scoring with the journeys' models, starting journeys on
     `task_queue` through `client`."""
-    scan = ScanActivities(engine, RulebookSource(rules_dir), scorer)
+    scan = ScanActivities(engine, RulebookSource(rules_dir), scorer, sentiment)
     return [scan.score_page, scan.record_scan, JourneyStarter(client, task_queue).start_journeys]
 
 
@@ -110,6 +114,8 @@ async def main() -> None:
     scorer = ChampionScorer(engine, initial, check_seconds=settings.model_check_seconds)
     scorer.current()
     logging.info("churn model %s", scorer.version)
+    sentiment = load_sentiment_scorer(settings.sentiment_model)  # a broken folder stops it, named
+    logging.info("sentiment %s", settings.sentiment_model or "vader")
     client = await connect(settings, runtime=_metrics(settings.metrics_address))
     await _keep_schedules(client, settings)
     stop = asyncio.Event()
@@ -125,9 +131,10 @@ async def main() -> None:
         providers,
         scorer,
         configured_periods(settings),
+        sentiment=sentiment,
     )
     activities += build_scan_activities(
-        engine, settings.rules_dir, client, settings.task_queue, scorer
+        engine, settings.rules_dir, client, settings.task_queue, scorer, sentiment
     )
     logging.info(
         "delivery mode %s: %s",

@@ -16,6 +16,7 @@ from retention.errors import CustomerNotFound
 from retention.events import apply_events
 from retention.metrics import ASSESSMENTS
 from retention.rulebook.source import RulebookSource
+from retention.sentiment import InteractionScorer, vader_score
 from retention.store.records import load_customer, record_assessment
 
 
@@ -30,12 +31,18 @@ class AssessInput(BaseModel):
 
 class AssessActivities:
     def __init__(
-        self, engine: Engine, rulebooks: RulebookSource, scorer: ChurnScorer | None = None
+        self,
+        engine: Engine,
+        rulebooks: RulebookSource,
+        scorer: ChurnScorer | None = None,
+        sentiment: InteractionScorer = vader_score,
     ) -> None:
-        """`scorer`: the trained churn model the worker loaded; None scores with baseline-0."""
+        """`scorer`: the trained churn model the worker loaded; None scores with baseline-0.
+        `sentiment`: the interaction scorer the worker loaded (RETENTION_SENTIMENT_MODEL)."""
         self._engine = engine
         self._rulebooks = rulebooks
         self._scorer = scorer
+        self._sentiment = sentiment
 
     @activity.defn(name="assess")
     def assess(self, request: AssessInput) -> Assessment:
@@ -47,6 +54,7 @@ class AssessActivities:
             datetime.now(UTC),
             request.upstream_churn_probability,
             self._scorer,
+            self._sentiment,
         )
         record_assessment(self._engine, request.journey_id, assessment)
         count(ASSESSMENTS, model_version=assessment.prediction.model_version)

@@ -11,22 +11,33 @@ from retention.rulebook.source import RulebookSource
 from retention.scan.models import PageRequest, ScanResult, ScoredPage, StartedJourneys, StartRequest
 from retention.scan.scoring import score_page
 from retention.scan.starting import start_journeys
+from retention.sentiment import InteractionScorer, vader_score
 from retention.store.scans import save_scan_run
 
 
 class ScanActivities:
     def __init__(
-        self, engine: Engine, rulebooks: RulebookSource, scorer: ChurnScorer | None = None
+        self,
+        engine: Engine,
+        rulebooks: RulebookSource,
+        scorer: ChurnScorer | None = None,
+        sentiment: InteractionScorer = vader_score,
     ) -> None:
-        """`scorer`: the churn model the journeys use too (None: baseline-0)."""
+        """`scorer`, `sentiment`: the models the journeys use too (None: baseline-0; VADER)."""
         self._engine = engine
         self._rulebooks = rulebooks
         self._scorer = scorer
+        self._sentiment = sentiment
 
     @activity.defn(name="score_page")
     def score_page(self, request: PageRequest) -> ScoredPage:
         return score_page(
-            self._engine, self._rulebooks.current(), self._scorer, request, activity.heartbeat
+            self._engine,
+            self._rulebooks.current(),
+            self._scorer,
+            request,
+            activity.heartbeat,
+            self._sentiment,
         )
 
     @activity.defn(name="record_scan")

@@ -82,6 +82,7 @@ def model_train(
     """Train the churn model and its time-to-churn model; write them with a model card whose
     figures are cross-validated beside a logistic baseline on the same folds."""
     from retention.model.card import build_card
+    from retention.model.metrics import false_positive_target
     from retention.model.persist import save_model
     from retention.model.spec import SEED_SPEC, load_feature_spec
     from retention.model.tables import file_sha256, labelled_table
@@ -92,20 +93,25 @@ def model_train(
     if from_database and spec:
         raise InvalidInput("--spec: the database's customers give the seed features only")
     with console.status(f"reading {data or 'the database'}") as status:
+        rulebook = current_rulebook()
         if data is None:
             table, features = _database_table(), SEED_SPEC
         else:
             table, features = labelled_table(
-                data, load_feature_spec(spec) if spec else None, current_rulebook()
+                data, load_feature_spec(spec) if spec else None, rulebook
             )
         status.update(f"training on {len(table)} rows")
-        model = train_churn_model(table, features, seed=seed, source=str(data or "database"))
+        target = false_positive_target(rulebook)
+        model = train_churn_model(
+            table, features, seed=seed, source=str(data or "database"), false_positives=target
+        )
         card = build_card(
             model,
             table,
             seed=seed,
             data_hash=file_sha256(data) if data else None,
             progress=lambda step: status.update(f"cross-validating: {step}"),
+            false_positives=target,
         )
         save_model(model, card, out)
     columns = [
@@ -113,6 +119,7 @@ def model_train(
         (f"{card.baseline} (same folds)", card.baseline_figures),
     ]
     console.print(_card_table(card.model_version, card.rows, columns))
+    console.print(f"threshold: {card.threshold_rule}", soft_wrap=True)
     console.print(f"model {card.model_version} written to {out}", soft_wrap=True)
 
 
@@ -135,19 +142,21 @@ def model_evaluate(
         evaluate,
         make_folds,
     )
-    from retention.model.metrics import mean_figures
+    from retention.model.metrics import false_positive_target, mean_figures
     from retention.model.persist import load_model
     from retention.model.tables import labelled_table
 
     if baseline not in (None, "logistic"):
         raise InvalidInput(f"--baseline: {baseline!r}; the baseline on offer is logistic")
     model, card = load_model(model_dir)
-    table, features = labelled_table(data, model.spec, current_rulebook())
+    rulebook = current_rulebook()
+    table, features = labelled_table(data, model.spec, rulebook)
     columns = [(f"model {card.model_version}", evaluate(model, table, features, str(data)))]
     if baseline:
+        target = false_positive_target(rulebook)
         folds = make_folds(table, features, seed)
-        ours = cross_validate(table, features, folds, seed)
-        theirs = compare_with_logistic(table, features, folds, seed)
+        ours = cross_validate(table, features, folds, seed, false_positives=target)
+        theirs = compare_with_logistic(table, features, folds, seed, target)
         columns += [
             ("XGBoost recipe, k-fold", mean_figures(ours)),
             ("logistic, same folds", mean_figures(theirs)),
@@ -182,6 +191,7 @@ def _card_table(version: str, rows: int, columns: list[tuple[str, ModelFigures]]
         ("majority-class accuracy", lambda f: f"{f.majority_accuracy:.3f}"),
         ("threshold", lambda f: f"{f.threshold:.3f}"),
         ("false-positive rate", lambda f: f"{f.false_positive_rate:.3f}"),
+        ("recall (churners flagged)", lambda f: "-" if f.recall is None else f"{f.recall:.3f}"),
         ("calibration error (ECE)", lambda f: f"{f.calibration_error:.3f}"),
         ("early warning, days", lambda f: "-" if f.early_warning_days is None
          else f"{f.early_warning_days:.0f}"),

@@ -13,7 +13,7 @@ from retention.expansion import ExpansionOpportunity, expansion_opportunities
 from retention.health import HealthScore, score_health
 from retention.risk import ChurnPrediction, RiskPolicy, baseline_prediction, upstream_prediction
 from retention.rulebook.loader import Rulebook
-from retention.sentiment import SentimentReading, read_sentiment
+from retention.sentiment import InteractionScorer, SentimentReading, read_sentiment, vader_score
 
 
 class ChurnScorer(Protocol):
@@ -58,9 +58,11 @@ def assess_customer(
     at: datetime,
     upstream_probability: float | None = None,
     scorer: ChurnScorer | None = None,
+    sentiment: InteractionScorer = vader_score,
 ) -> Assessment:
     """Score with the rule set's own scoring, sentiment and expansion files, and the churn model:
-    an upstream probability wins, then `scorer` (a trained model), else `baseline-0`."""
+    an upstream probability wins, then `scorer` (a trained model), else `baseline-0`.
+    `sentiment` scores interaction texts (RETENTION_SENTIMENT_MODEL; VADER by default)."""
     scoring = rulebook.scoring
     health = score_health(customer, at, scoring.health)
     expansion = expansion_opportunities(customer, rulebook.expansion)
@@ -74,7 +76,7 @@ def assess_customer(
         customer=customer,
         health=health,
         prediction=prediction,
-        sentiment=read_sentiment(customer, rulebook.sentiment),
+        sentiment=read_sentiment(customer, rulebook.sentiment, sentiment),
         expansion=expansion,
     )
 
@@ -84,6 +86,7 @@ def assess_customers(
     rulebook: Rulebook,
     at: datetime,
     scorer: ChurnScorer | None = None,
+    sentiment: InteractionScorer = vader_score,
 ) -> list[Assessment]:
     """`assess_customer` for a batch (a portfolio scan's page): one model call for all of them."""
     scoring = rulebook.scoring
@@ -102,7 +105,7 @@ def assess_customers(
             customer=customer,
             health=health,
             prediction=prediction,
-            sentiment=read_sentiment(customer, rulebook.sentiment),
+            sentiment=read_sentiment(customer, rulebook.sentiment, sentiment),
             expansion=expansion,
         )
         for customer, health, prediction, expansion in zip(

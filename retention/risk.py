@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import compress
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
@@ -23,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from retention.customer import CustomerSnapshot, Relationship
+from retention.customer import CustomerSnapshot, Relationship, read_fields
 from retention.errors import InvalidInput
 from retention.health import HealthScore
 
@@ -49,7 +51,7 @@ class Metric(NamedTuple):
     """A figure of the snapshot that a risk factor can watch."""
 
     kind: type  # int, float or str
-    read: Callable[[CustomerSnapshot], Any]
+    path: str  # where the snapshot keeps it: dotted attributes, read with `attrgetter`
     values: tuple[str, ...] = ()  # the allowed values of a text metric
 
 
@@ -66,11 +68,11 @@ RiskMetric = Literal[
 ]
 RISK_METRICS: Mapping[RiskMetric, Metric] = MappingProxyType(
     {
-        "usage_decline": Metric(float, lambda s: s.usage.usage_decline),
-        "days_since_last_login": Metric(int, lambda s: s.usage.days_since_last_login),
-        "avg_ticket_sentiment": Metric(float, lambda s: s.support.avg_ticket_sentiment),
-        "payment_delays_90d": Metric(int, lambda s: s.financial.payment_delays_90d),
-        "champion_status": Metric(str, lambda s: s.relationship.champion_status, CHAMPION_STATUSES),
+        "usage_decline": Metric(float, "usage.usage_decline"),
+        "days_since_last_login": Metric(int, "usage.days_since_last_login"),
+        "avg_ticket_sentiment": Metric(float, "support.avg_ticket_sentiment"),
+        "payment_delays_90d": Metric(int, "financial.payment_delays_90d"),
+        "champion_status": Metric(str, "relationship.champion_status", CHAMPION_STATUSES),
     }
 )
 
@@ -131,7 +133,7 @@ class RiskFactorRule(BaseModel):
             raise ValueError(f"cannot fill in {{value}}: {exc}") from exc
         return detail
 
-    def fires_many(self, values: list[Any]) -> np.ndarray:
+    def fires_many(self, values: Sequence[Any]) -> np.ndarray:
         """Whether the factor fires for each value (numbers compared at COMPARE_DECIMALS)."""
         threshold = self.threshold
         if isinstance(threshold, str) or RISK_METRICS[self.metric].kind is str:
@@ -144,12 +146,17 @@ class RiskFactorRule(BaseModel):
         return observed == threshold
 
     def factor(self, value: float | str) -> RiskFactor:
-        return RiskFactor(
-            name=self.name,
-            severity=self.severity,
-            impact=self.impact,
-            detail=self.detail.format(value=value),
-        )
+        return RiskFactor.model_validate(self.factor_fields(value))
+
+    def factor_fields(self, value: float | str) -> dict[str, Any]:
+        """The factor as plain values, for a prediction validated in one call."""
+        detail = self.detail.format(value=value)
+        return {
+            "name": self.name,
+            "severity": self.severity,
+            "impact": self.impact,
+            "detail": detail,
+        }
 
 
 class RiskPolicy(BaseModel):
@@ -183,7 +190,13 @@ class ModelDriver(BaseModel):
 
 class ChurnPrediction(BaseModel):
     probability: float = Field(ge=0, le=1)
-    confidence: float = Field(ge=0, le=1)
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="how far to trust the probability; by source: a trained model "
+        "g x (0.5 + 0.5 x |2p - 1|), g = max(0, 2 x validation AUC - 1) (model/predict.py); "
+        "baseline-0 0.3 + 0.3 x (1 - |p_f - h|); upstream 0.3 + 0.6 x (1 - |p - p_baseline-0|)",
+    )
     time_to_churn_days: int | None = Field(default=None, ge=0)
     risk_factors: list[RiskFactor] = Field(default_factory=list)
     severity_value: float = Field(ge=0, description="probability x annual contract value")
@@ -207,17 +220,57 @@ def fired_rules(snapshot: CustomerSnapshot, policy: RiskPolicy) -> Fired:
 
 
 def fired_rules_many(snapshots: Sequence[CustomerSnapshot], policy: RiskPolicy) -> list[Fired]:
-    """`fired_rules` of many customers, rule by rule (a portfolio scan's 100,000 customers
-    cost one pass per rule, not a rule check per customer)."""
-    found: list[Fired] = [[] for _ in snapshots]
-    # Sorted once, stably, by impact: each customer's list is then in impact order, ties in
-    # file order, with no sort per customer.
-    for rule in sorted(policy.factors, key=lambda rule: rule.impact, reverse=True):
-        read = RISK_METRICS[rule.metric].read
-        values = [read(snapshot) for snapshot in snapshots]
-        for i in np.flatnonzero(rule.fires_many(values)).tolist():
-            found[i].append((rule, rule.factor(values[i])))
-    return found
+    """`fired_rules` of many customers (see `RiskFlags` for a batch that needs only some)."""
+    flags = RiskFlags.of(snapshots, policy)
+    return [flags.fired(i) for i in range(len(snapshots))]
+
+
+@dataclass(frozen=True)
+class RiskFlags:
+    """Which risk factors fire for each of many customers: a matrix, no objects until a
+    customer's own factors are asked for (`fired`). A portfolio of 100,000 costs one read of
+    each snapshot's metrics and one numpy comparison per rule."""
+
+    rules: tuple[RiskFactorRule, ...]  # highest impact first, ties in file order
+    fires: np.ndarray  # customers x rules, bool
+    values: Mapping[RiskMetric, Sequence[Any]]  # each watched metric's figure per customer
+
+    @classmethod
+    def of(
+        cls,
+        snapshots: Sequence[CustomerSnapshot],
+        policy: RiskPolicy,
+        known: Mapping[RiskMetric, Sequence[Any]] | None = None,
+    ) -> RiskFlags:
+        """`known`: metrics the caller has read already (e.g. usage_decline, a computed
+        property, from the seed features), one value per snapshot."""
+        # Sorted once, stably, by impact: each customer's factors are then in impact order.
+        rules = tuple(sorted(policy.factors, key=lambda rule: rule.impact, reverse=True))
+        values: dict[RiskMetric, Sequence[Any]] = dict(known or {})
+        metrics = [m for m in dict.fromkeys(rule.metric for rule in rules) if m not in values]
+        if metrics and snapshots:  # one pass over the snapshots for every other watched metric
+            fields = read_fields(snapshots, [RISK_METRICS[metric].path for metric in metrics])
+            values.update({metric: fields[RISK_METRICS[metric].path] for metric in metrics})
+        fires = np.zeros((len(snapshots), len(rules)), dtype=bool)
+        for column, rule in enumerate(rules):
+            if snapshots:
+                fires[:, column] = rule.fires_many(values[rule.metric])
+        return cls(rules, fires, values)
+
+    def fired(self, customer: int) -> Fired:
+        """The customer's fired rules and factors, highest impact first."""
+        return [
+            (rule, rule.factor(self.values[rule.metric][customer]))
+            for rule in self.fired_rules(customer)
+        ]
+
+    def fired_rules(self, customer: int) -> list[RiskFactorRule]:
+        """The rules that fire for the customer, highest impact first."""
+        return list(compress(self.rules, self.fires[customer].tolist()))
+
+    def value(self, customer: int, rule: RiskFactorRule) -> Any:
+        """The customer's figure of the rule's metric."""
+        return self.values[rule.metric][customer]
 
 
 def risk_factors(snapshot: CustomerSnapshot, policy: RiskPolicy) -> list[RiskFactor]:

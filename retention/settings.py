@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # The `portfolio-scan` schedule: how often (0 or `off`: no schedule), customers per page.
     portfolio_scan_every: Interval = timedelta(days=1)
     portfolio_scan_page_size: int = Field(default=500, ge=1, le=10_000)
+    # Empty: VADER. A folder: the ONNX text-sentiment model in it (retention/sentiment_model.py).
+    sentiment_model: str = ""
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:

@@ -13,7 +13,7 @@ import pytest
 from factories import make_customer
 from journeys import AT_RISK, WAVERING
 
-from retention.assessment import assess_customer
+from retention.assessment import Assessment, assess_customer
 from retention.errors import InvalidInput
 from retention.model.card import build_card
 from retention.model.features import feature_frame
@@ -21,6 +21,7 @@ from retention.model.persist import load_model, save_model
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.model.spec import Feature, FeatureSpec
 from retention.model.train import train_churn_model
+from retention.risk import ChurnPrediction
 from retention.rulebook.loader import Rulebook, load_rulebook
 from retention.settings import ROOT, Settings
 
@@ -71,16 +72,20 @@ def test_a_riskier_customer_scores_higher_and_sooner(
     assert len(pushes) == 5 and pushes == sorted(pushes, reverse=True) and pushes[0] > 0
 
 
+def assessed_with_features(
+    scorer: ModelScorer, rulebook: Rulebook
+) -> tuple[list[Assessment], pd.DataFrame]:
+    """A healthy, a wavering and an at-risk customer assessed with `scorer`, and their seed
+    features as the model reads them."""
+    customers = [make_customer(**given) for given in ({}, WAVERING, AT_RISK)]
+    assessed = [assess_customer(c, rulebook, AT, scorer=scorer) for c in customers]
+    healths, counts = [a.health for a in assessed], [len(a.expansion) for a in assessed]
+    return assessed, feature_frame(customers, healths, [AT.date()] * 3, counts)
+
+
 def test_drivers_sum_with_the_bias_to_the_margin(rulebook: Rulebook) -> None:
     every = ModelScorer.load(DEFAULT_MODEL, top=16)
-    customers = [make_customer(**given) for given in ({}, WAVERING, AT_RISK)]
-    assessed = [assess_customer(c, rulebook, AT, scorer=every) for c in customers]
-    table = feature_frame(
-        customers,
-        [a.health for a in assessed],
-        [AT.date()] * 3,
-        [len(a.expansion) for a in assessed],
-    )
+    assessed, table = assessed_with_features(every, rulebook)
     margins = every.model.classifier.inplace_predict(table, predict_type="margin")
     for assessment, margin in zip(assessed, margins, strict=True):
         prediction = assessment.prediction
@@ -166,3 +171,40 @@ def test_the_worker_refuses_such_a_model_at_start(own_columns_model: Path) -> No
     assert started.returncode != 0
     assert "the model reads 'seats_used', 'plan'" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_a_portfolio_builds_predictions_for_the_flagged_ranked_by_margin(
+    scorer: ModelScorer, rulebook: Rulebook
+) -> None:
+    customers = [make_customer(**given) for given in ({}, AT_RISK, WAVERING, AT_RISK, {})]
+    assessed = [assess_customer(c, rulebook, AT, scorer=scorer) for c in customers]
+    healths, counts = [a.health for a in assessed], [len(a.expansion) for a in assessed]
+    portfolio = scorer.score_portfolio(customers, healths, counts, rulebook.scoring.risk, AT.date())
+
+    at_risk = portfolio.at_risk().tolist()
+    expected = [i for i, a in enumerate(assessed) if a.prediction.probability >= 0.5]
+    assert set(expected) <= set(at_risk) and 0 not in at_risk  # the healthy one is not flagged
+    margins = portfolio.margin[at_risk].tolist()
+    assert margins == sorted(margins, reverse=True) and at_risk[:2] == [1, 3]  # ties: input order
+    built = portfolio.predictions(at_risk)
+    assert [p.model_dump() for p in built] == [assessed[i].prediction.model_dump() for i in at_risk]
+    assert all(p.probability >= portfolio.threshold - 0.0005 for p in built)
+    assert list(portfolio.each_prediction(at_risk)) == built  # one at a time, the same
+
+
+def test_an_empty_portfolio_scores_nothing(scorer: ModelScorer, rulebook: Rulebook) -> None:
+    portfolio = scorer.score_portfolio([], [], [], rulebook.scoring.risk, AT.date())
+    assert len(portfolio) == 0 and portfolio.at_risk().tolist() == []
+    assert portfolio.predictions() == []
+
+
+def test_confidence_is_the_documented_function_of_p_and_the_validation_auc(
+    scorer: ModelScorer, rulebook: Rulebook
+) -> None:
+    assessed, table = assessed_with_features(scorer, rulebook)
+    probability = scorer.model.score(table).probability
+    gini = 2 * scorer.model.validation_auc - 1
+    for assessment, p in zip(assessed, probability.tolist(), strict=True):
+        expected = round(gini * (0.5 + 0.5 * abs(2 * p - 1)), 3)
+        assert assessment.prediction.confidence == pytest.approx(expected, abs=1e-9)
+    assert "2 x validation AUC - 1" in str(ChurnPrediction.model_fields["confidence"].description)

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from retention.errors import InvalidInput
+from retention.kpis import KpiTarget
 from retention.model.card import ModelCard, build_card
 from retention.model.evaluate import compare_with_logistic, evaluate, make_folds
-from retention.model.metrics import calibration_error, mean_figures
+from retention.model.metrics import calibration_error, fpr_threshold, mean_figures
 from retention.model.persist import CARD_FILE, load_model, save_model
 from retention.model.predict import ChurnModel
 from retention.model.spec import (
@@ -315,3 +316,36 @@ def test_the_seed_spec_and_a_spec_file(tmp_path: Path) -> None:
     path.write_text("features:\n  - {column: churned}\n")
     with pytest.raises(InvalidInput, match="the label and duration cannot be features"):
         load_feature_spec(path)
+
+
+@pytest.mark.parametrize(
+    "target", [KpiTarget(below=0.10), KpiTarget(at_most=0.05), KpiTarget(below=0.3)]
+)
+def test_the_threshold_is_the_best_recall_within_the_false_positive_target(
+    target: KpiTarget,
+) -> None:
+    rng = np.random.default_rng(3)
+    churned = (rng.random(2000) < 0.2).astype(int)
+    probability = np.clip(0.25 * churned + 0.75 * rng.random(2000), 0, 1)
+
+    threshold = fpr_threshold(churned, probability, target)
+
+    def false_positive_rate(at: float) -> float:
+        return float((probability[churned == 0] >= at).mean())
+
+    assert target.met(false_positive_rate(threshold))
+    lower = probability[probability < threshold].max()  # the next threshold down, more recall
+    assert not target.met(false_positive_rate(lower))
+
+
+def test_the_card_says_how_its_threshold_was_chosen_and_the_folds_keep_near_it(
+    model: ChurnModel, card: ModelCard, table: pd.DataFrame
+) -> None:
+    assert card.false_positive_target == KpiTarget(below=0.10)
+    assert "false-positive rate on the validation split is < 0.1" in card.threshold_rule
+    assert card.threshold == model.threshold
+    # chosen on each fold's own validation split, measured on rows it has not seen
+    assert card.figures.false_positive_rate < 0.15
+    assert card.figures.recall is not None and card.figures.recall > 0.3
+    stricter = train_churn_model(table, SPEC, seed=SEED, false_positives=KpiTarget(below=0.02))
+    assert stricter.threshold > model.threshold

@@ -15,6 +15,7 @@ from retention.errors import InvalidInput
 from retention.health import score_health
 from retention.risk import (
     ChurnPrediction,
+    RiskFlags,
     RiskPolicy,
     baseline_prediction,
     risk_factors,
@@ -249,3 +250,27 @@ def test_an_upstream_probability_has_no_drivers_of_ours(scoring: ScoringFile) ->
     health = score_health(customer, AT, scoring.health)
 
     assert upstream_prediction(customer, health, scoring.risk, 0.5).drivers == []
+
+
+def test_a_policy_watching_one_metric_flags_a_batch() -> None:
+    only = RiskPolicy.model_validate(
+        {
+            "factors": [
+                {
+                    "name": "payment_issues",
+                    "metric": "payment_delays_90d",
+                    "comparison": "above",
+                    "threshold": 0,
+                    "severity": "high",
+                    "impact": 0.25,
+                    "action": "billing_outreach",
+                    "detail": "{value} late payments",
+                }
+            ]
+        }
+    )
+    late, fine = make_customer(financial={"payment_delays_90d": 2}), make_customer()
+    flags = RiskFlags.of([fine, late, fine], only)
+    assert flags.fires.tolist() == [[False], [True], [False]]
+    assert [factor.detail for _, factor in flags.fired(1)] == ["2 late payments"]
+    assert flags.fired(0) == [] and RiskFlags.of([], only).fires.shape == (0, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from factories import make_customer
 from sqlalchemy import Engine, func, inspect, text
 from sqlmodel import select
@@ -14,7 +15,7 @@ from retention.errors import CustomerNotFound, RetentionError
 from retention.expansion import ExpansionOpportunity
 from retention.health import HealthScore
 from retention.journey import JourneyState
-from retention.risk import ChurnPrediction, RiskFactor
+from retention.risk import ChurnPrediction, ModelDriver, RiskFactor
 from retention.sentiment import SentimentAlert, SentimentReading
 from retention.store.columns import add_missing_columns
 from retention.store.db import session
@@ -25,6 +26,7 @@ from retention.store.records import (
     record_journey,
     save_customer,
 )
+from retention.store.schema import alembic_config, prepare_schema
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
@@ -75,7 +77,12 @@ def test_record_assessment_writes_every_row(engine: Engine) -> None:
         time_to_churn_days=45,
         risk_factors=[RiskFactor(name="inactive", severity="high", impact=0.3, detail="20 days")],
         severity_value=17_280.0,
-        model_version="baseline-0",
+        model_version="d6cdb0fdb364",
+        drivers=[
+            ModelDriver(feature="days_since_last_active", contribution=0.81),
+            ModelDriver(feature="nps", contribution=0.12),
+        ],
+        driver_bias=-1.5,
     )
     sentiment = SentimentReading(
         overall=-0.2,
@@ -124,6 +131,12 @@ def test_record_assessment_writes_every_row(engine: Engine) -> None:
     assert prediction_row.journey_id == "retention-cust-001"
     assert prediction_row.probability == 0.72
     assert prediction_row.risk_factors[0]["name"] == "inactive"
+    assert prediction_row.model_version == "d6cdb0fdb364"
+    assert prediction_row.drivers == [
+        {"feature": "days_since_last_active", "contribution": 0.81},
+        {"feature": "nps", "contribution": 0.12},
+    ]
+    assert prediction_row.driver_bias == -1.5
 
 
 def test_record_journey_upserts_one_row(engine: Engine) -> None:
@@ -249,3 +262,27 @@ def test_a_missing_column_that_cannot_be_empty_is_refused_by_name(engine: Engine
         pytest.raises(RetentionError, match="lacks column recipient"),
     ):
         add_missing_columns(connection)
+
+
+@pytest.mark.database
+def test_an_earlier_prediction_table_gains_the_drivers_and_keeps_its_rows(
+    bare_engine: Engine,
+) -> None:
+    with bare_engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0005")  # before the drivers were kept
+        connection.execute(
+            text(
+                "INSERT INTO churn_predictions_v2 (customer_id, probability, confidence, "
+                "severity_value, model_version, probability_source, risk_factors, predicted_at) "
+                "VALUES ('cust-001', 0.4, 0.5, 10.0, 'baseline-0', 'model', '[]', :at)"
+            ),
+            {"at": AT},
+        )
+
+    prepare_schema(bare_engine)
+
+    columns = {c["name"] for c in inspect(bare_engine).get_columns("churn_predictions_v2")}
+    assert {"drivers", "driver_bias"} <= columns
+    with session(bare_engine) as db:
+        row = db.exec(select(ChurnPredictionRow)).one()
+    assert (row.customer_id, row.drivers, row.driver_bias) == ("cust-001", None, None)

@@ -4,6 +4,11 @@ Its figures are cross-validated (`evaluate.cross_validate`, k stratified folds, 
 trained on the other folds only): they describe the training procedure on this table, not the
 shipped model's fit to its own rows. Beside them, the logistic baseline on the same folds. The
 shipped model itself is trained on the whole table by the same procedure.
+
+The threshold each figure is taken at is chosen by the KPI target on false positives
+(`threshold_rule` says how, `false_positive_target` records the target): each fold's model
+chooses its own on its own validation split, so the cross-validated false-positive rate shows
+how well the rule keeps the target on customers it has not seen.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from retention.kpis import KpiTarget
 from retention.model.artifacts import model_files, model_version
 from retention.model.evaluate import (
     FOLDS,
@@ -23,7 +29,12 @@ from retention.model.evaluate import (
     cross_validate,
     make_folds,
 )
-from retention.model.metrics import ModelFigures, mean_figures
+from retention.model.metrics import (
+    SEED_FALSE_POSITIVE_TARGET,
+    ModelFigures,
+    mean_figures,
+    threshold_rule,
+)
 from retention.model.predict import CONTRIBUTIONS_METHOD, ChurnModel, ContributionsMethod
 from retention.model.spec import FeatureSpec, labels
 from retention.model.train import (
@@ -57,6 +68,10 @@ class ModelCard(BaseModel):
     validation_auc: float = Field(description="the shipped model's, on its validation split")
     contributions: ContributionsMethod = Field(description="how drivers are computed")
     trained_at: datetime
+    threshold_rule: str = Field(default="", description="how the threshold was chosen")
+    false_positive_target: KpiTarget | None = Field(
+        default=None, description="the KPI target the threshold was chosen by"
+    )
 
 
 def build_card(
@@ -68,13 +83,14 @@ def build_card(
     data_hash: str | None = None,
     trained_at: datetime | None = None,
     progress: Progress | None = None,
+    false_positives: KpiTarget = SEED_FALSE_POSITIVE_TARGET,
 ) -> ModelCard:
     """Cross-validate the training procedure and the baseline on `df` (the table `model` was
-    trained on, with the same seed) and describe `model`."""
+    trained on, with the same seed and `false_positives` target) and describe `model`."""
     spec = model.spec
     split = make_folds(df, spec, seed, folds)
-    ours = cross_validate(df, spec, split, seed, progress)
-    theirs = compare_with_logistic(df, spec, split, seed)
+    ours = cross_validate(df, spec, split, seed, progress, false_positives)
+    theirs = compare_with_logistic(df, spec, split, seed, false_positives)
     churned = labels(df, spec)
     return ModelCard(
         model_version=model_version(model_files(model)),
@@ -93,6 +109,8 @@ def build_card(
         validation_auc=model.validation_auc,
         contributions=CONTRIBUTIONS_METHOD,
         trained_at=trained_at or datetime.now(UTC),
+        threshold_rule=threshold_rule(false_positives),
+        false_positive_target=false_positives,
     )
 
 

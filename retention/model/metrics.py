@@ -1,18 +1,32 @@
 """The figures a churn model is judged by, from labels and calibrated probabilities.
 
 Accuracy is never reported alone: `ModelFigures` puts it beside the majority class's accuracy,
-ROC and PR AUC, and the false-positive rate at the model's threshold.
+ROC and PR AUC, and the false-positive rate and recall at the model's threshold.
+
+The threshold (`fpr_threshold`) serves the KPI target on false positives (rules/kpis.yaml
+`false_positive_rate`, seed: below 0.10): of the thresholds whose false-positive rate meets the
+target on the rows it is chosen on, the one with the best recall (the lowest). A retention team
+pays for every flag with a CSM's time and a customer's goodwill, so the flags are rationed by
+the target, and within it as many churners as possible are caught.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from retention.kpis import KpiTarget
+
+if TYPE_CHECKING:
+    from retention.rulebook.loader import Rulebook
 
 CALIBRATION_BINS = 10
+# The seed KPI target (DESIGN §5), for a rule set whose kpis.yaml leaves it out.
+SEED_FALSE_POSITIVE_TARGET = KpiTarget(below=0.10)
 
 
 class ModelFigures(BaseModel):
@@ -26,6 +40,9 @@ class ModelFigures(BaseModel):
     majority_accuracy: float = Field(description="always predicting the majority class")
     threshold: float = Field(description="calibrated probability at and above which flagged")
     false_positive_rate: float = Field(description="flagged share of those who did not churn")
+    recall: float | None = Field(
+        default=None, description="flagged share of those who churned (none in older cards)"
+    )
     calibration_error: float = Field(description="expected calibration error, 10 equal bins")
     early_warning_days: float | None = Field(
         description="median days from the prediction to the actual churn, over churners who "
@@ -50,6 +67,7 @@ def figures(
         majority_accuracy=max(base_rate, 1 - base_rate),
         threshold=threshold,
         false_positive_rate=float(flagged[retained].mean()) if retained.any() else 0.0,
+        recall=float(flagged[~retained].mean()) if (~retained).any() else None,
         calibration_error=calibration_error(churned, probability),
         early_warning_days=float(np.median(duration[caught])) if caught.any() else None,
     )
@@ -80,9 +98,30 @@ def calibration_error(churned: np.ndarray, probability: np.ndarray) -> float:
     return float(np.abs(predicted - observed).sum() / len(probability))
 
 
-def f1_threshold(churned: np.ndarray, probability: np.ndarray) -> float:
-    """The probability threshold that maximises F1 (churners flagged vs. flags raised)."""
-    precision, recall, thresholds = precision_recall_curve(churned, probability)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+def fpr_threshold(
+    churned: np.ndarray, probability: np.ndarray, target: KpiTarget = SEED_FALSE_POSITIVE_TARGET
+) -> float:
+    """The lowest probability threshold (so the best recall) whose false-positive rate on these
+    rows meets `target`; 1.0 when only flagging nobody does (flags p >= 1 only)."""
+    false_positive, _, thresholds = roc_curve(churned, probability, drop_intermediate=False)
+    meets = np.array([target.met(float(rate)) for rate in false_positive])
+    # roc_curve lists thresholds from the highest; the false-positive rate only grows
+    return float(min(1.0, thresholds[np.flatnonzero(meets)[-1]])) if meets.any() else 1.0
+
+
+def threshold_rule(target: KpiTarget) -> str:
+    """How `fpr_threshold` chose, in words, for the model card."""
+    bound = next(
+        f"{word} {value:g}"
+        for word, value in (("<=", target.at_most), ("<", target.below), (">=", target.at_least))
+        if value is not None
+    )
+    return (
+        "the lowest calibrated probability (the best recall) whose false-positive rate on the "
+        f"validation split is {bound} (rules/kpis.yaml false_positive_rate)"
+    )
+
+
+def false_positive_target(rulebook: Rulebook) -> KpiTarget:
+    """The KPI target a model's threshold is chosen by: the rule set's, else the seed's."""
+    return rulebook.kpis.targets.get("false_positive_rate", SEED_FALSE_POSITIVE_TARGET)

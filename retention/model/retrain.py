@@ -32,7 +32,7 @@ from retention.health import score_health
 from retention.model.card import ModelCard, build_card
 from retention.model.evaluate import Progress, evaluate
 from retention.model.history import SOURCE, LabelledHistory, history_table, labelled_history
-from retention.model.metrics import ModelFigures, figures
+from retention.model.metrics import ModelFigures, false_positive_target, figures
 from retention.model.persist import load_model, save_model
 from retention.model.predict import ChurnModel
 from retention.model.scorer import BASELINE_NAMES
@@ -106,8 +106,9 @@ def train_challenger(
     held = holdout_rows(history, policy.holdout_share)
     training = table.iloc[: len(table) - held].reset_index(drop=True)
     say(f"training on {len(training)} customers, {held} held out")
-    model = train_churn_model(training, SEED_SPEC, seed=seed, source=SOURCE)
-    card = build_card(model, training, seed=seed, progress=say)
+    target = false_positive_target(rulebook)  # the threshold's rule, as `model train` has it
+    model = train_churn_model(training, SEED_SPEC, seed=seed, source=SOURCE, false_positives=target)
+    card = build_card(model, training, seed=seed, progress=say, false_positives=target)
     path = install_model(model, card, policy.models_root)
     return Challenger(
         version=card.model_version,

@@ -7,8 +7,10 @@
   model trained on a team's own columns) is refused here, naming the columns, so a worker fails
   at start, not at the first journey. Also the function a later model-retrain schedule calls to
   pick up a promoted model.
-- `ModelScorer.predict(...)`: many customers in one call (one XGBoost call per model for the
-  whole batch: a portfolio scan, the benchmark); `predict_one` for the assess activity.
+- `ModelScorer.score_portfolio(...)`: many customers in one call (one XGBoost call per model for
+  the whole batch), as arrays, with `ChurnPrediction`s built only for the customers asked for
+  (a portfolio scan: the flagged ones; see portfolio.py); `predict(...)` builds every
+  customer's; `predict_one` for the assess activity.
 
 A prediction: the calibrated probability, the model's confidence, time to churn (the survival
 model's median), severity_value = p x annual contract value, the rule set's risk factors and
@@ -19,26 +21,35 @@ first, with the bias in `driver_bias` (bias + every contribution = margin).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from retention.customer import CustomerSnapshot
+from retention.customer import CustomerSnapshot, read_fields
 from retention.errors import InvalidInput
 from retention.health import HealthScore
-from retention.model.features import SEED_FEATURES, feature_frame
+from retention.model.features import SEED_FEATURES, SNAPSHOT_PATHS, feature_frame
 from retention.model.persist import load_model
+from retention.model.portfolio import (
+    CONTRIBUTION_DECIMALS,
+    PROBABILITY_DECIMALS,
+    ScoredPortfolio,
+    gc_paused,
+)
 from retention.model.predict import ChurnModel
-from retention.risk import ChurnPrediction, RiskPolicy, fired_rules_many
+from retention.risk import RISK_METRICS, ChurnPrediction, RiskFlags, RiskMetric, RiskPolicy
 
 TOP_DRIVERS = 5
+# The risk metrics read straight from the snapshot, and every path a portfolio's one pass reads
+RISK_READS: dict[RiskMetric, str] = {
+    name: metric.path for name, metric in RISK_METRICS.items() if name != "usage_decline"
+}
+SCORED_PATHS = tuple(dict.fromkeys([*SNAPSHOT_PATHS, *RISK_READS.values()]))
 BASELINE_NAMES = frozenset({"", "baseline", "baseline-0"})
-PROBABILITY_DECIMALS = 3
-CONTRIBUTION_DECIMALS = 4
 
 
 class ModelScorer:
@@ -64,6 +75,46 @@ class ModelScorer:
         model, card = load_model(folder)
         return cls(model, card.model_version, top=top, where=str(folder))
 
+    def score_portfolio(
+        self,
+        snapshots: Sequence[CustomerSnapshot],
+        healths: Sequence[HealthScore],
+        expansion_counts: Sequence[int | None],
+        policy: RiskPolicy,
+        as_of: date,
+    ) -> ScoredPortfolio:
+        """Every customer scored as of `as_of`, as arrays (see portfolio.py)."""
+        with gc_paused():
+            # One pass over the snapshots for the features and the risk metrics alike
+            fields = read_fields(snapshots, SCORED_PATHS)
+            dates = [as_of] * len(snapshots)
+            table = feature_frame(snapshots, healths, dates, expansion_counts, fields)
+            scores = self.model.score(table, contributions=True)
+            risk = portfolio_risk(snapshots, policy, fields, table)
+            value = table["contract_value"].to_numpy()
+        assert scores.contributions is not None
+        # float64 before rounding: XGBoost's float32 would round to 0.09560000151395798
+        # (rows x features + bias; XGBoost gives a flat array for no rows)
+        shape = (len(table), len(self._names) + 1)
+        contributions = scores.contributions.astype(np.float64).reshape(shape)
+        features, bias = contributions[:, :-1], contributions[:, -1]
+        order = np.argsort(-features, axis=1, kind="stable")[:, : self.top]
+        probability = np.round(scores.probability, PROBABILITY_DECIMALS)
+        return ScoredPortfolio(
+            model_version=self.version,
+            threshold=self.model.threshold,
+            margin=scores.margin,
+            flagged=scores.probability >= self.model.threshold,
+            probability=probability,
+            confidence=scores.confidence,
+            time_to_churn_days=np.rint(scores.time_to_churn_days).astype(int),
+            severity_value=np.round(probability * value, 2),
+            driver_names=self._names[order],
+            driver_pushes=np.take_along_axis(features, order, axis=1).round(CONTRIBUTION_DECIMALS),
+            driver_bias=np.round(bias, CONTRIBUTION_DECIMALS),
+            risk=risk,
+        )
+
     def predict(
         self,
         snapshots: Sequence[CustomerSnapshot],
@@ -73,44 +124,8 @@ class ModelScorer:
         as_of: date,
     ) -> list[ChurnPrediction]:
         """One prediction per customer, index for index, as of `as_of`."""
-        table = feature_frame(snapshots, healths, [as_of] * len(snapshots), expansion_counts)
-        scores = self.model.score(table, contributions=True)
-        assert scores.contributions is not None
-        # float64 before rounding: XGBoost's float32 would round to 0.09560000151395798
-        contributions = scores.contributions.astype(np.float64)
-        features, bias = contributions[:, :-1], contributions[:, -1]
-        order = np.argsort(-features, axis=1, kind="stable")[:, : self.top]
-        names = self._names[order].tolist()
-        pushes = np.take_along_axis(features, order, axis=1).round(CONTRIBUTION_DECIMALS).tolist()
-        rounded = np.round(scores.probability, PROBABILITY_DECIMALS)
-        probability = rounded.tolist()
-        value = np.array([s.financial.annual_contract_value for s in snapshots], dtype=np.float64)
-        severity = np.round(rounded * value, 2).tolist()
-        days = np.rint(scores.time_to_churn_days).astype(int).tolist()
-        confidence = scores.confidence.tolist()
-        biases = np.round(bias, CONTRIBUTION_DECIMALS).tolist()
-        fired = fired_rules_many(snapshots, policy)
-        with _gc_paused():
-            return [
-                # validated from plain values in one call: faster than building each driver model
-                ChurnPrediction.model_validate(
-                    {
-                        "probability": probability[i],
-                        "confidence": confidence[i],
-                        "time_to_churn_days": days[i],
-                        "risk_factors": [factor for _, factor in fired[i]],
-                        "severity_value": severity[i],
-                        "model_version": self.version,
-                        "recommended_actions": [rule.action for rule, _ in fired[i]],
-                        "drivers": [
-                            {"feature": name, "contribution": push}
-                            for name, push in zip(names[i], pushes[i], strict=True)
-                        ],
-                        "driver_bias": biases[i],
-                    }
-                )
-                for i in range(len(snapshots))
-            ]
+        portfolio = self.score_portfolio(snapshots, healths, expansion_counts, policy, as_of)
+        return portfolio.predictions()
 
     def predict_one(
         self,
@@ -123,19 +138,17 @@ class ModelScorer:
         return self.predict([snapshot], [health], [expansion_count], policy, as_of)[0]
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch's predictions are built: they hold no
-    cycles, but each collection it triggers walks every live object, and a portfolio's 100,000
-    snapshots are many (measured: a third of the build time)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+def portfolio_risk(
+    snapshots: Sequence[CustomerSnapshot],
+    policy: RiskPolicy,
+    fields: Mapping[str, Sequence[Any]],
+    table: pd.DataFrame,
+) -> RiskFlags:
+    """The risk flags from what the portfolio's one pass read (`SCORED_PATHS`) and its features."""
+    known: dict[RiskMetric, Sequence[Any]] = {m: fields[path] for m, path in RISK_READS.items()}
+    # usage_decline is a computed property: the seed features computed it already
+    known["usage_decline"] = table["usage_decline"].to_numpy()
+    return RiskFlags.of(snapshots, policy, known)
 
 
 def load_scorer(model_dir: str | Path | None) -> ModelScorer | None:

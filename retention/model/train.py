@@ -8,8 +8,9 @@ quarters train both models. The validation split serves, in turn:
 1. early stopping of the classifier and of the survival model (at most 1,000 rounds, stopped
    50 rounds after the validation loss last improved);
 2. Platt calibration of the classifier's margin;
-3. the flag threshold (the calibrated probability maximising F1) and the validation AUC that
-   confidence is scaled by.
+3. the flag threshold (`metrics.fpr_threshold`: the best recall whose false-positive rate meets
+   the KPI target, rules/kpis.yaml `false_positive_rate`) and the validation AUC that confidence
+   is scaled by.
 
 The defaults are for a few thousand rows, where deep or many trees overfit (and untuned
 XGBoost often loses to a logistic regression): depth-3 trees, learning rate 0.05, at least 5
@@ -29,7 +30,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from retention.errors import InvalidInput
-from retention.model.metrics import f1_threshold
+from retention.kpis import KpiTarget
+from retention.model.metrics import SEED_FALSE_POSITIVE_TARGET, fpr_threshold
 from retention.model.predict import Calibration, ChurnModel
 from retention.model.spec import FeatureSpec, check_table, design_matrix, durations, labels
 
@@ -69,7 +71,12 @@ PLATT_C = 1e6
 
 
 def train_churn_model(
-    df: pd.DataFrame, spec: FeatureSpec, *, seed: int, source: str = "table"
+    df: pd.DataFrame,
+    spec: FeatureSpec,
+    *,
+    seed: int,
+    source: str = "table",
+    false_positives: KpiTarget = SEED_FALSE_POSITIVE_TARGET,
 ) -> ChurnModel:
     """A calibrated classifier and a survival model for `df`; refuses a table that does not
     fit `spec` (naming the column) or has fewer than 10 churners or 10 retained customers."""
@@ -116,7 +123,7 @@ def train_churn_model(
         survival=survival,
         calibration=calibration,
         categories=categories,
-        threshold=f1_threshold(churned[held], probability),
+        threshold=fpr_threshold(churned[held], probability, false_positives),
         validation_auc=float(roc_auc_score(churned[held], probability)),
     )
 

@@ -17,6 +17,7 @@ from retention.errors import RetentionError
 from retention.rulebook.decide import decide, decision_facts, starts_journey
 from retention.rulebook.loader import Rulebook
 from retention.scan.models import PageRequest, ScanFailure, ScoredPage
+from retention.sentiment import InteractionScorer, vader_score
 from retention.store.records import assessment_rows
 from retention.store.scans import customer_page, record_page, recorded_page
 from retention.store.tables import ScanPageRow
@@ -30,6 +31,7 @@ def score_page(
     scorer: ChurnScorer | None,
     request: PageRequest,
     heartbeat: Callable[[int], None] = lambda scored: None,
+    sentiment: InteractionScorer = vader_score,
 ) -> ScoredPage:
     """Score the page after `request.after` and record it; a page already recorded (a retried
     activity) is answered from its record, so nothing is scored or counted twice."""
@@ -40,7 +42,7 @@ def score_page(
     scored: list[Assessment] = []
     at_risk: list[str] = []
     for batch in _batches(customers, BATCH):
-        for assessment in assess_customers(batch, rulebook, datetime.now(UTC), scorer):
+        for assessment in assess_customers(batch, rulebook, datetime.now(UTC), scorer, sentiment):
             try:
                 decision = decide(rulebook, decision_facts(assessment))
             except RetentionError as exc:

@@ -88,6 +88,8 @@ def assessment_rows(journey_id: str | None, assessment: Assessment) -> list[SQLM
             probability_source=prediction.probability_source,
             risk_factors=[factor.model_dump(mode="json") for factor in prediction.risk_factors],
             predicted_at=at,
+            drivers=[driver.model_dump(mode="json") for driver in prediction.drivers],
+            driver_bias=prediction.driver_bias,
         ),
     ]
     if (sentiment := assessment.sentiment) is not None:

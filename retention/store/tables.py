@@ -76,6 +76,10 @@ class ChurnPredictionRow(SQLModel, table=True):
     probability_source: str
     risk_factors: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     predicted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The model's own top drivers, [{feature, contribution}] largest push first, and the bias
+    # they sum with to the margin. Empty for rows written before they were recorded.
+    drivers: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    driver_bias: float | None = None
 
 
 class InterventionRow(SQLModel, table=True):
