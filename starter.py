@@ -23,6 +23,7 @@ import cli.model
 import cli.privacy
 import cli.rules
 import cli.suppressions  # noqa: F401 - importing a command module registers its commands
+import cli.tasks  # noqa: F401 - importing a command module registers its commands
 from cli.app import app
 
 __all__ = ["app", "main"]

@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from retention.customer import CustomerSnapshot
 from retention.delivery.channels import CSM_CHANNELS, recipient_for
+from retention.delivery.csm_tasks import task_for
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep, RetentionOffer
@@ -141,13 +142,15 @@ def new_row(
 def insert_once(
     engine: Engine, request: DeliverRequest, row: OutboxRow, *, with_intervention: bool
 ) -> DeliveryReceipt:
-    """Insert `row` (and the step's intervention); if a racing attempt got there first, its
-    row's receipt, as a duplicate."""
+    """Insert `row` (and the step's intervention, and its CSM task if it is CSM work); if a
+    racing attempt got there first, its row's receipt, as a duplicate."""
     try:
         with session(engine) as db:
             db.add(row)
             if with_intervention:
                 db.add(intervention(request, row))
+                if (task := task_for(request, row)) is not None:
+                    db.add(task)
     except IntegrityError:
         winner = find(engine, row.idempotency_key)
         if winner is None:
