@@ -49,13 +49,14 @@ def build_activities(
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
     scorer: ChurnScorer | None = None,
     periods: RetentionPeriods | None = None,
+    csm_booking_url: str | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured); `scorer` the churn
-    model (none: baseline-0)."""
+    model (none: baseline-0); `csm_booking_url` the CSMs' calendar pattern (none: no link)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
-    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers)
+    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers, csm_booking_url)
     return [
         AssessActivities(engine, rulebooks, scorer).assess,
         DecideActivities(rulebooks).decide,
@@ -88,6 +89,7 @@ async def main() -> None:
         providers,
         scorer,
         configured_periods(settings),
+        settings.csm_booking_url,
     )
     purge = await keep_schedule(
         client,

@@ -13,9 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retention.delivery.booking import check_booking_url
 from retention.logs import LogFormat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,13 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(default=8000, ge=1, le=65535)
     ingest_max_bytes: int = Field(default=256 * 1024, ge=1)
+    # The CSM's calendar: a URL with {csm} for the assigned CSM's id (template: csm_booking_link).
+    csm_booking_url: str | None = None
+
+    @field_validator("csm_booking_url")
+    @classmethod
+    def _booking_url(cls, pattern: str | None) -> str | None:
+        return check_booking_url(pattern)
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:

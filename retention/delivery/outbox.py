@@ -50,6 +50,9 @@ class DeliverRequest(BaseModel):
         default=None, description="the rule set whose templates render it (the plan's)"
     )
     offer: RetentionOffer | None = None
+    csm_booking_link: str = Field(
+        default="", description="set by the deliver activity from RETENTION_CSM_BOOKING_URL"
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -160,7 +163,8 @@ def insert_once(
 
 
 def message_context(request: DeliverRequest, channel: Channel, recipient: str) -> dict[str, Any]:
-    """What a template sees: `customer`, `step`, `journey`, `offer` (or None) and `delivery`."""
+    """What a template sees: `customer`, `step`, `journey`, `offer` (or None), `delivery` and
+    `csm_booking_link` (or "")."""
     return {
         "customer": request.customer.model_dump(mode="json"),
         "step": request.step.model_dump(mode="json"),
@@ -178,6 +182,7 @@ def message_context(request: DeliverRequest, channel: Channel, recipient: str) -
             "recipient": recipient,
             "to_csm": channel in CSM_CHANNELS,
         },
+        "csm_booking_link": request.csm_booking_link,
     }
 
 
