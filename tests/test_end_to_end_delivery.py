@@ -45,6 +45,7 @@ def live_stack(tmp_path: Path, fake_sendgrid: FakeSendGrid) -> Iterator[Stack]:
         "RETENTION_SENDGRID_API_KEY": fake_sendgrid.api_key,
         "RETENTION_SENDGRID_BASE_URL": fake_sendgrid.url,
         "RETENTION_EMAIL_FROM": "success@ourapp.example",
+        "RETENTION_METRICS_ADDRESS": "",  # no endpoint: nothing to collide with other tests
     }
     try:
         yield Stack(address=f"127.0.0.1:{port}", env=env, tmp=tmp_path)
