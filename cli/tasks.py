@@ -1,4 +1,4 @@
-"""`tasks list|complete` (the CSM's work from journeys) and `inbox` (a customer's in-app
+"""`tasks list|complete` (the CSM's work from journeys) and `in-app` (a customer's in-app
 messages). Completing a task tells the customer's running journey: a `task_completed` event."""
 
 from __future__ import annotations
@@ -78,11 +78,11 @@ def tasks_complete(
         _tell_journey(engine, task)
 
 
-@app.command()
+@app.command("in-app")
 @friendly
-def inbox(customer_id: Annotated[str, typer.Argument(help="The customer.")]) -> None:
+def in_app(customer_id: Annotated[str, typer.Argument(help="The customer.")]) -> None:
     """A customer's in-app messages from their journeys, newest first."""
-    from retention.store.inbox import in_app_messages
+    from retention.store.in_app import in_app_messages
 
     with database() as engine:
         rows = in_app_messages(engine, customer_id)

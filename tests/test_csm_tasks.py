@@ -9,12 +9,15 @@ import pytest
 from factories import count, make_customer, make_request, make_step
 from sqlalchemy import Engine
 
+from retention.customer import parse_event
 from retention.delivery.csm_tasks import TASK_RESPONSE_TIME
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
+from retention.errors import InvalidInput
+from retention.events import apply_events
 from retention.settings import ROOT
 from retention.store.csm_tasks import TaskNotFound, complete_task, list_tasks, note_event_sent
-from retention.store.inbox import in_app_messages
+from retention.store.in_app import in_app_messages
 from retention.store.tables import CsmTaskRow
 
 pytestmark = pytest.mark.database
@@ -106,3 +109,28 @@ def test_the_inbox_holds_a_customers_in_app_messages(engine: Engine, tmp_path: P
     [message] = in_app_messages(engine, "cust-001")
     assert (message.step_id, message.channel) == (in_app.step_id, "in_app")
     assert in_app_messages(engine, "someone-else") == []
+
+
+def test_a_completed_executive_call_counts_as_executive_engagement() -> None:
+    customer = make_customer(relationship={"executive_engaged": False})
+    call = parse_event({"type": "task_completed", "data": {
+        "task_id": 7, "action": "executive_call", "completed_by": "csm-jordan"}})  # fmt: skip
+    checkin = parse_event({"type": "task_completed", "data": {
+        "task_id": 8, "action": "csm_checkin", "completed_by": "csm-jordan"}})  # fmt: skip
+
+    assert apply_events(customer, [call], 0).relationship.executive_engaged
+    assert not apply_events(customer, [checkin], 0).relationship.executive_engaged
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"action": "executive_call", "completed_by": "csm-jordan"}, "data.task_id"),
+        ({"task_id": "7", "action": "executive_call", "completed_by": "x"}, "data.task_id"),
+        ({"task_id": 7, "completed_by": "csm-jordan"}, "data.action"),
+        ({"task_id": 7, "action": "executive_call", "completed_by": ""}, "data.completed_by"),
+    ],
+)
+def test_a_task_completed_event_names_what_it_lacks(data: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInput, match=field):
+        parse_event({"type": "task_completed", "data": data})

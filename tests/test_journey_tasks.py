@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 from conftest import JourneyWorld
+from factories import make_request, make_step
 from journeys import critical_customer, end_journey, start, state_of, until
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 import starter
 from cli.app import console
+from retention.delivery.send import deliver
+from retention.delivery.templates import TemplateSet
 from retention.journey import JourneyState
-from retention.settings import get_settings
+from retention.settings import ROOT, get_settings
 from retention.store.csm_tasks import list_tasks
 from retention.store.db import make_engine
 
@@ -128,3 +131,17 @@ def _when(world: JourneyWorld, task_id: int) -> str:
     [row] = [t for t in list_tasks(world.engine, status="done") if t.id == task_id]
     assert row.completed_at is not None
     return f"{row.completed_at:%Y-%m-%d %H:%M:%S}"
+
+
+def test_in_app_lists_a_customers_in_app_messages(engine: Engine, tmp_path: Path) -> None:
+    templates = TemplateSet.read(ROOT / "rules" / "templates")
+    tips = make_step("usage_tips", channel="in_app", fallback_channel="email")
+    receipt = deliver(engine, tmp_path, templates, make_request(tips))
+
+    shown = runner.invoke(starter.app, ["in-app", "cust-001"])
+    nothing = runner.invoke(starter.app, ["in-app", "cust-002"])
+
+    assert shown.exit_code == 0, shown.output
+    assert "in-app messages for cust-001 (1)" in shown.stdout
+    assert tips.step_id in shown.stdout and receipt.subject in shown.stdout
+    assert nothing.stdout.strip() == "no in-app messages for cust-002"
