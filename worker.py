@@ -63,14 +63,15 @@ def build_activities(
     periods: RetentionPeriods | None = None,
     retrain: RetrainPolicy | None = None,
     sentiment: InteractionScorer = vader_score,
+    csm_booking_url: str | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured); `scorer` the churn
     model (none: baseline-0); `retrain` where challengers go and how they are judged (none:
-    from the settings)."""
+    from the settings); `csm_booking_url` the CSMs' calendar pattern (none: no link)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
-    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers)
+    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers, csm_booking_url)
     training = TrainActivities(
         engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
     )
@@ -132,6 +133,7 @@ async def main() -> None:
         scorer,
         configured_periods(settings),
         sentiment=sentiment,
+        csm_booking_url=settings.csm_booking_url,
     )
     activities += build_scan_activities(
         engine, settings.rules_dir, client, settings.task_queue, scorer, sentiment

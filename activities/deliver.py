@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
+from retention.delivery.booking import booking_link
 from retention.delivery.guardrails import SuppressRequest
 from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
 from retention.delivery.providers import Provider
@@ -30,14 +31,19 @@ class DeliverActivities:
         outbox_dir: Path,
         rulebooks: RulebookSource,
         providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
+        csm_booking_url: str | None = None,
     ) -> None:
         self._engine = engine
         self._outbox_dir = outbox_dir
         self._rulebooks = rulebooks
         self._providers = providers
+        self._csm_booking_url = csm_booking_url
 
     @activity.defn(name="deliver")
     def deliver(self, request: DeliverRequest) -> DeliveryReceipt:
+        # A deployment setting, so the activity adds it: the workflow knows no settings.
+        link = booking_link(self._csm_booking_url, request.customer.profile.assigned_csm)
+        request = request.model_copy(update={"csm_booking_link": link})
         try:
             receipt = deliver(
                 self._engine,

@@ -158,6 +158,7 @@ EventType = Literal[
     "churned",
     "renewed",
     "milestone_reached",
+    "task_completed",
 ]
 
 
@@ -183,7 +184,19 @@ class CustomerEvent(_Strict):
             milestone = self.data.get("milestone")
             if not isinstance(milestone, str) or not milestone:
                 raise ValueError("data.milestone must name the milestone for milestone_reached")
+        if self.type == "task_completed":
+            _check_task_completed(self.data)
         return self
+
+
+def _check_task_completed(data: dict[str, Any]) -> None:
+    """A CSM task done (`starter.py tasks complete`): which task, what it was, by whom."""
+    task_id = data.get("task_id")
+    if not isinstance(task_id, int) or isinstance(task_id, bool):
+        raise ValueError("data.task_id must be the CSM task's number for task_completed")
+    for field in ("action", "completed_by"):
+        if not isinstance(data.get(field), str) or not data[field]:
+            raise ValueError(f"data.{field} must be a non-empty text for task_completed")
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -47,6 +47,15 @@ def _nps_response(c: CustomerSnapshot, e: CustomerEvent) -> None:
     c.relationship.nps = int(e.data["score"])
 
 
+# CSM work that puts the customer's executives in the room.
+EXECUTIVE_TASKS = frozenset({"executive_call", "executive_outreach", "value_review"})
+
+
+def _task_completed(c: CustomerSnapshot, e: CustomerEvent) -> None:
+    if e.data.get("action") in EXECUTIVE_TASKS:
+        c.relationship.executive_engaged = True
+
+
 EFFECTS: dict[str, Update] = {
     "login": _login,
     "feature_used": _feature_used,
@@ -57,6 +66,7 @@ EFFECTS: dict[str, Update] = {
     "payment_failed": _payment_failed,
     "payment_succeeded": _payment_succeeded,
     "nps_response": _nps_response,
+    "task_completed": _task_completed,
 }
 
 

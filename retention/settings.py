@@ -13,9 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retention.delivery.booking import check_booking_url
 from retention.logs import LogFormat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,13 @@ class Settings(BaseSettings):
     portfolio_scan_page_size: int = Field(default=500, ge=1, le=10_000)
     # Empty: VADER. A folder: the ONNX text-sentiment model in it (retention/sentiment_model.py).
     sentiment_model: str = ""
+    # The CSM's calendar: a URL with {csm} for the assigned CSM's id (template: csm_booking_link).
+    csm_booking_url: str | None = None
+
+    @field_validator("csm_booking_url")
+    @classmethod
+    def _booking_url(cls, pattern: str | None) -> str | None:
+        return check_booking_url(pattern)
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:

@@ -44,6 +44,10 @@ class FakeProvider:
         self.received: list[Received] = []
         self.messages: dict[str, str] = {}  # idempotency key → message id
         self.delay = 0.0
+        # hold_next(): the next request is taken (and its message made), then its answer waits
+        self.held = threading.Event()
+        self._hold_next = False
+        self._release = threading.Event()
         self._script: deque[Answer] = deque()
         self._lock = threading.Lock()
         fake = self
@@ -71,6 +75,20 @@ class FakeProvider:
 
     def keys_received(self) -> list[str | None]:
         return [r.key for r in self.received]
+
+    def requests_for(self, key: str) -> int:
+        """How many times a message with this idempotency key was posted."""
+        return sum(r.key == key for r in self.received)
+
+    def hold_next(self) -> None:
+        """Take the next message but keep its answer back until `release()`: the sender then
+        dies (or times out) after the provider has the message, before it hears so."""
+        self.held.clear()
+        self._release.clear()
+        self._hold_next = True
+
+    def release(self) -> None:
+        self._release.set()
 
     def fail_next(self, *answers: Answer) -> None:
         self._script.extend(answers)
@@ -107,6 +125,7 @@ class FakeProvider:
         return self
 
     def stop(self) -> None:
+        self._release.set()  # a held answer must not keep the server from stopping
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -126,6 +145,10 @@ class FakeProvider:
                 else:
                     self.messages[message_id] = message_id
                 answer = self.accepted(body, message_id)
+            hold, self._hold_next = self._hold_next, False
+        if hold:
+            self.held.set()
+            self._release.wait(timeout=300)
         time.sleep(self.delay)
         payload = json.dumps(answer.body).encode() if answer.body is not None else b""
         try:
@@ -138,7 +161,7 @@ class FakeProvider:
             handler.end_headers()
             handler.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting (a slowness test): the message was still taken
+            pass  # the client gave up waiting or died: the message was still taken
 
 
 class FakeSendGrid(FakeProvider):

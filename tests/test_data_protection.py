@@ -12,7 +12,7 @@ from uuid import uuid4
 
 import pytest
 from conftest import JourneyWorld
-from factories import count, make_customer, make_request
+from factories import count, make_customer, make_request, make_step
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel, select
 
@@ -115,6 +115,10 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
     history: Engine, outbox: Path
 ) -> None:
     health_rows = count(history, HealthScoreRow)
+    call = make_step("executive_call", channel="csm_task", fallback_channel="internal", owner="csm")
+    customer = make_customer(profile={"customer_id": FORGOTTEN})
+    journey = {"journey_id": f"retention-{FORGOTTEN}", "journey_key": f"retention-{FORGOTTEN}/1"}
+    deliver(history, outbox, TEMPLATES, make_request(call, customer, **journey))  # a CSM task
 
     erasure = forget_customer(history, outbox, FORGOTTEN, actor="cli:privacy-officer")
 
@@ -123,10 +127,11 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
     assert (outbox / f"retention-{NEIGHBOUR}").is_dir()
     assert erasure.erased == {
         "customers": 1,
-        "outbox": 1,
+        "outbox": 2,
         "suppressions": 1,
         "delivery_attempts": 1,
         "inbox": 1,
+        "csm_tasks": 1,
     }
     assert erasure.pseudonymised["customer_health_scores"] == 1
     assert count(history, HealthScoreRow) == health_rows  # the KPIs still count it

@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from retention.customer import CustomerSnapshot
 from retention.delivery.channels import CSM_CHANNELS, recipient_for
+from retention.delivery.csm_tasks import task_for
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep, RetentionOffer
@@ -49,6 +50,9 @@ class DeliverRequest(BaseModel):
         default=None, description="the rule set whose templates render it (the plan's)"
     )
     offer: RetentionOffer | None = None
+    csm_booking_link: str = Field(
+        default="", description="set by the deliver activity from RETENTION_CSM_BOOKING_URL"
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -141,13 +145,15 @@ def new_row(
 def insert_once(
     engine: Engine, request: DeliverRequest, row: OutboxRow, *, with_intervention: bool
 ) -> DeliveryReceipt:
-    """Insert `row` (and the step's intervention); if a racing attempt got there first, its
-    row's receipt, as a duplicate."""
+    """Insert `row` (and the step's intervention, and its CSM task if it is CSM work); if a
+    racing attempt got there first, its row's receipt, as a duplicate."""
     try:
         with session(engine) as db:
             db.add(row)
             if with_intervention:
                 db.add(intervention(request, row))
+                if (task := task_for(request, row)) is not None:
+                    db.add(task)
     except IntegrityError:
         winner = find(engine, row.idempotency_key)
         if winner is None:
@@ -157,7 +163,8 @@ def insert_once(
 
 
 def message_context(request: DeliverRequest, channel: Channel, recipient: str) -> dict[str, Any]:
-    """What a template sees: `customer`, `step`, `journey`, `offer` (or None) and `delivery`."""
+    """What a template sees: `customer`, `step`, `journey`, `offer` (or None), `delivery` and
+    `csm_booking_link` (or "")."""
     return {
         "customer": request.customer.model_dump(mode="json"),
         "step": request.step.model_dump(mode="json"),
@@ -175,6 +182,7 @@ def message_context(request: DeliverRequest, channel: Channel, recipient: str) -
             "recipient": recipient,
             "to_csm": channel in CSM_CHANNELS,
         },
+        "csm_booking_link": request.csm_booking_link,
     }
 
 

@@ -29,6 +29,15 @@ from pydantic import BaseModel, Field
 from retention.errors import InvalidInput
 
 
+class TemplateFault(InvalidInput):
+    """A template that cannot render: its file, the line (when Jinja knows it) and why."""
+
+    def __init__(self, template: str, line: int | None, problem: str) -> None:
+        where = f" line {line}" if line is not None else ""
+        super().__init__(f"template {template!r}{where}: {problem}")
+        self.template, self.line, self.problem = template, line, problem
+
+
 class RenderedMessage(BaseModel):
     subject: str
     body: str
@@ -70,11 +79,17 @@ def render_message(
     except TemplateNotFound as exc:
         raise InvalidInput(f"template {name!r} not found in {templates.folder}") from exc
     except TemplateSyntaxError as exc:
-        raise InvalidInput(f"template {name!r} line {exc.lineno}: {exc.message}") from exc
+        raise TemplateFault(name, exc.lineno, exc.message or "syntax error") from exc
     except SecurityError as exc:
-        raise InvalidInput(f"template {name!r}: refused by the sandbox: {exc}") from exc
+        raise TemplateFault(name, _line_of(exc), f"refused by the sandbox: {exc}") from exc
     except UndefinedError as exc:
-        raise InvalidInput(f"template {name!r}: undefined variable: {exc.message}") from exc
+        problem = f"undefined variable: {exc.message}"
+        raise TemplateFault(name, _line_of(exc), problem) from exc
+    except InvalidInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the author's template code, e.g. None | round
+        problem = f"cannot render: {type(exc).__name__}: {exc}"
+        raise TemplateFault(name, _line_of(exc), problem) from exc
     return RenderedMessage(
         subject=" ".join(subject.split()), body=body.strip() + "\n", html=html_body
     )
@@ -96,6 +111,18 @@ def _render_block(template: Template, block: str, context: dict[str, Any]) -> st
     if render is None:
         raise InvalidInput(f"template {template.name!r} has no {{% block {block} %}}")
     return "".join(render(template.new_context(context)))
+
+
+def _line_of(exc: BaseException) -> int | None:
+    """The template line a render error came from: the innermost frame of compiled template
+    code in the traceback, mapped back to its source line."""
+    line, frame = None, exc.__traceback__
+    while frame is not None:
+        compiled = frame.tb_frame.f_globals.get("__jinja_template__")
+        if compiled is not None:
+            line = compiled.get_corresponding_lineno(frame.tb_lineno)
+        frame = frame.tb_next
+    return line
 
 
 def _html_paragraphs(escaped: str) -> str:

@@ -1,7 +1,8 @@
 """`rules check`: everything wrong with a rule set, each finding at its file:line:column.
 
 Beyond what loading refuses (syntax, unknown fields and facts, wrong types, missing templates),
-this finds rules that can never fire and churn-probability bands that overlap or leave a gap.
+this finds rules that can never fire, churn-probability bands that overlap or leave a gap, and
+templates that cannot render (a variable the renderer does not provide, at its line).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from retention.errors import RulebookError
 from retention.rulebook.conditions import Condition, comparisons
 from retention.rulebook.loader import Rulebook, load_rulebook, locate
 from retention.rulebook.schema import Offer, SeverityTier, Strategy
+from retention.rulebook.template_check import template_findings
 
 PROBABILITY = "churn_probability"
 
@@ -82,7 +84,12 @@ def check(rules_dir: Path) -> list[str]:
         rulebook = load_rulebook(rules_dir)
     except RulebookError as exc:
         return [str(exc), *sources]
-    return _shadowed(rulebook, rules_dir) + _probability_bands(rulebook, rules_dir) + sources
+    return (
+        _shadowed(rulebook, rules_dir)
+        + _probability_bands(rulebook, rules_dir)
+        + template_findings(rulebook.templates, rules_dir)
+        + sources
+    )
 
 
 def _shadowed(rulebook: Rulebook, rules_dir: Path) -> list[str]:

@@ -3,7 +3,7 @@ the KPIs count stay, under a random pseudonym that nothing links back to them.
 
 What each table holds decides what happens to it (README: "Data protection"):
 - erased: who they are and what they were sent or said (customers, outbox, delivery attempts,
-  suppressions, webhooks received in the inbox);
+  suppressions, webhooks received in the inbox, CSM tasks with their notes);
 - pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys
   and audit entries, whose customer and journey ids are replaced (an audit entry's free-text
   detail is cleared; who did what, and when, stays).
@@ -25,6 +25,7 @@ from retention.store.db import session
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
+    CsmTaskRow,
     CustomerRow,
     DeliveryAttemptRow,
     ExpansionOpportunityRow,
@@ -38,7 +39,7 @@ from retention.store.tables import (
     table_name,
 )
 
-ERASED: tuple[type[SQLModel], ...] = (CustomerRow, OutboxRow, SuppressionRow, InboxRow)
+ERASED: tuple[type[SQLModel], ...] = (CustomerRow, OutboxRow, SuppressionRow, InboxRow, CsmTaskRow)
 PSEUDONYMISED: tuple[type[SQLModel], ...] = (
     HealthScoreRow,
     ChurnPredictionRow,

@@ -2,9 +2,9 @@
 are deleted by the daily `data-purge` schedule (or `starter.py purge`).
 
 Categories (DESIGN defaults): usage 2 years (scores, predictions, opportunities), support 1 year
-(sentiment, the messages sent and their delivery attempts, webhooks received), financial 7 years
-(customers' snapshots, which hold contract and payment data; interventions with their offers;
-journeys).
+(sentiment, the messages sent and their delivery attempts, CSM tasks, webhooks received),
+financial 7 years (customers' snapshots, which hold contract and payment data; interventions
+with their offers; journeys).
 The audit log is never purged: it is the record of what was done.
 """
 
@@ -23,6 +23,7 @@ from retention.store.db import session
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
+    CsmTaskRow,
     CustomerRow,
     DeliveryAttemptRow,
     ExpansionOpportunityRow,
@@ -46,6 +47,7 @@ DATED: dict[type[SQLModel], tuple[Category, str]] = {
     OutboxRow: ("support", "created_at"),
     DeliveryAttemptRow: ("support", "at"),
     InboxRow: ("support", "received_at"),
+    CsmTaskRow: ("support", "created_at"),  # made with an outbox message: kept as long
     CustomerRow: ("financial", "updated_at"),
     InterventionRow: ("financial", "at"),
     JourneyRow: ("financial", "finished_at"),  # a running journey has none and stays

@@ -321,3 +321,32 @@ class ScanPageRow(SQLModel, table=True):
     at_risk_ids: list[str] = Field(default_factory=list, sa_type=JSON)
     failures: list[dict[str, str]] = Field(default_factory=list, sa_type=JSON)
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CsmTaskRow(SQLModel, table=True):
+    """Work for a customer's CSM (an executive call, a check-in, a training, a success-plan
+    review): made once per outbox message on a CSM channel, listed and completed with
+    `starter.py tasks`."""
+
+    __tablename__ = "csm_tasks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, description="the outbox message's key")
+    outbox_id: str
+    journey_key: str = Field(index=True)
+    journey_id: str
+    customer_id: str = Field(index=True)
+    step_id: str
+    action: str = Field(description="executive_call, csm_checkin, feature_training, ...")
+    channel: str
+    assigned_csm: str | None = Field(default=None, index=True, description="None: unassigned")
+    summary: str = Field(description="the message's subject line")
+    status: str = Field(default="open", index=True, description="open or done")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_by: str | None = None
+    note: str | None = Field(default=None, sa_type=Text)
+    event_sent_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="when task_completed reached the journey"
+    )

@@ -1,0 +1,153 @@
+"""`tasks list|complete` (the CSM's work from journeys) and `in-app` (a customer's in-app
+messages). Completing a task tells the customer's running journey: a `task_completed` event."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cli.app import app, console, database, fail, friendly, when, with_client
+from retention.customer import CustomerEvent
+from retention.errors import InvalidInput
+from retention.operations import JourneyOperationError, send_event
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from retention.store.csm_tasks import TaskStatus
+    from retention.store.tables import CsmTaskRow
+
+tasks_app = typer.Typer(
+    help="CSM tasks from journeys: list and complete them.", no_args_is_help=True
+)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.command("list")
+@friendly
+def tasks_list(
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Only this customer's.")
+    ] = None,
+    csm: Annotated[
+        str | None, typer.Option(help="Only this CSM's (`unassigned`: customers without one).")
+    ] = None,
+    status: Annotated[str, typer.Option(help="open, done or all.")] = "open",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
+) -> None:
+    """List CSM tasks (executive calls, check-ins, trainings, reviews), earliest due first."""
+    from retention.store.csm_tasks import list_tasks
+
+    with database() as engine:
+        rows = list_tasks(engine, customer_id=customer, csm=csm, status=_status(status))
+    if as_json:
+        typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
+    elif not rows:
+        console.print(f"no {'' if status == 'all' else status + ' '}CSM tasks")
+    else:
+        console.print(_tasks_table(rows))
+
+
+@tasks_app.command("complete")
+@friendly
+def tasks_complete(
+    task_id: Annotated[int, typer.Argument(help="The task's number (see `tasks list`).")],
+    by: Annotated[str | None, typer.Option(help="Who did it (default: your user name).")] = None,
+    note: Annotated[str | None, typer.Option(help="What came of it.")] = None,
+) -> None:
+    """Mark a task done and tell the customer's running journey (a task_completed event)."""
+    from retention.store.csm_tasks import complete_task
+
+    who = (by or _user()).strip()
+    if not who:
+        raise InvalidInput("--by: say who completed the task")
+    with database() as engine:
+        done = complete_task(engine, task_id, who, note)
+        task = done.task
+        if not done.completed_now and task.event_sent_at is not None:
+            fail(f"task {task_id} was already done: {_completed(task)}")
+        if done.completed_now:
+            console.print(f"task {task_id} ({task.action} for {task.customer_id}) done by {who}")
+        else:  # done before, but its journey never heard: tell it now
+            console.print(f"task {task_id} was already done: {_completed(task)}")
+        _tell_journey(engine, task)
+
+
+@app.command("in-app")
+@friendly
+def in_app(customer_id: Annotated[str, typer.Argument(help="The customer.")]) -> None:
+    """A customer's in-app messages from their journeys, newest first."""
+    from retention.store.in_app import in_app_messages
+
+    with database() as engine:
+        rows = in_app_messages(engine, customer_id)
+    if not rows:
+        console.print(f"no in-app messages for {customer_id}")
+        return
+    table = Table(title=f"in-app messages for {customer_id} ({len(rows)})", title_justify="left")
+    for column in ("at (UTC)", "step", "subject", "status", "journey"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(when(row.created_at), row.step_id, row.subject, row.status, row.journey_id)
+    console.print(table)
+
+
+def _tell_journey(engine: Engine, task: CsmTaskRow) -> None:
+    """Send task_completed to the customer's running journey; the task stays done either way."""
+    from retention.store.csm_tasks import note_event_sent
+
+    assert task.id is not None and task.completed_by is not None
+    event = CustomerEvent(
+        type="task_completed",
+        at=task.completed_at,
+        data={"task_id": task.id, "action": task.action, "completed_by": task.completed_by}
+        | ({"note": task.note} if task.note else {}),
+    )
+    try:
+        with_client(lambda client: send_event(client, task.customer_id, event))
+    except JourneyOperationError as exc:
+        console.print(f"task_completed event not delivered: {exc}", soft_wrap=True)
+        return
+    note_event_sent(engine, task.id)
+    console.print(f"task_completed event sent to the journey of {task.customer_id}")
+
+
+def _tasks_table(rows: list[CsmTaskRow]) -> Table:
+    table = Table(title=f"CSM tasks ({len(rows)})", title_justify="left")
+    for column in ("id", "customer", "action", "CSM", "due (UTC)", "status", "done", "summary"):
+        table.add_column(column, justify="right" if column == "id" else "left")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.customer_id,
+            row.action,
+            row.assigned_csm or "unassigned",
+            when(row.due_at),
+            Text(row.status, style="green" if row.status == "done" else ""),
+            _completed(row) if row.status == "done" else "-",
+            row.summary,
+        )
+    return table
+
+
+def _completed(task: CsmTaskRow) -> str:
+    note = f": {task.note}" if task.note else ""
+    return f"by {task.completed_by} at {when(task.completed_at)}{note}"
+
+
+def _status(value: str) -> TaskStatus:
+    if value not in ("open", "done", "all"):
+        raise InvalidInput(f"--status: {value!r} is not one of open, done, all")
+    return value  # type: ignore[return-value]
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (e.g. a bare container)
+        return "operator"
