@@ -20,6 +20,7 @@ import sys
 import cli.customers
 import cli.journeys
 import cli.model
+import cli.report
 import cli.rules
 import cli.suppressions  # noqa: F401 - importing a command module registers its commands
 from cli.app import app

@@ -56,3 +56,14 @@ class KpiTargets(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     targets: dict[KpiName, KpiTarget] = Field(min_length=1)
+    intervention_costs: dict[str, float] = Field(
+        default_factory=dict,
+        description="cost of one intervention by owner (csm, automated, internal): cost per save",
+    )
+
+    @model_validator(mode="after")
+    def _costs_not_negative(self) -> KpiTargets:
+        for owner, cost in self.intervention_costs.items():
+            if not (math.isfinite(cost) and cost >= 0):
+                raise ValueError(f"intervention_costs.{owner}: give a cost of 0 or more")
+        return self
