@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,8 +56,8 @@ def report(
 def summary_table(built: Report) -> Table:
     from retention.analytics.report import format_target, format_value
 
-    last = built.period.end - timedelta(days=1)
-    table = Table(title=f"Retention KPIs {built.period.start:%Y-%m-%d} to {last:%Y-%m-%d}")
+    period = built.period
+    table = Table(title=f"Retention KPIs {period.start:%Y-%m-%d} to {period.last_day:%Y-%m-%d}")
     for column in ("KPI", "value", "target", "status", "note"):
         table.add_column(column, justify="right" if column in ("value", "target") else "left")
     for k in built.kpis:

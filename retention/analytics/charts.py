@@ -52,7 +52,7 @@ def to_svg(figure: Figure, name: str) -> str:
     an id."""
     buffer = io.StringIO()
     with plt.rc_context({"svg.hashsalt": name}):
-        figure.savefig(buffer, format="svg", bbox_inches="tight")
+        figure.savefig(buffer, format="svg")  # fixed size: every chart at the same scale
     plt.close(figure)
     text = buffer.getvalue()
     svg = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
@@ -61,7 +61,8 @@ def to_svg(figure: Figure, name: str) -> str:
 
 def _figure(title: str, rows: int = 0) -> tuple[Figure, Axes]:
     """A figure of the report's width; a bar per row gets taller with more rows."""
-    figure, axes = plt.subplots(figsize=(SIZE[0], max(SIZE[1], 0.3 * rows + 1)))
+    height = max(SIZE[1], 0.26 * rows + 1.2)
+    figure, axes = plt.subplots(figsize=(SIZE[0], height), layout="constrained")
     axes.set_title(title)
     return figure, axes
 
@@ -91,8 +92,9 @@ def chart(
 def health_chart(bins: list[HistogramBin]) -> str:
     def draw(axes: Axes, data: Sequence[HistogramBin]) -> None:
         colours = [VERMILION if b.high <= 40 else ORANGE if b.high <= 70 else GREEN for b in data]
-        axes.bar([b.low for b in data], [b.customers for b in data], width=9, align="edge",
-                 color=colours)  # fmt: skip
+        axes.bar(
+            [b.low for b in data], [b.customers for b in data], width=9, align="edge", color=colours
+        )
         axes.set_xlabel("health score (0–100), each customer's latest in the period")
         axes.set_ylabel("customers")
         axes.set_xlim(0, 100)
@@ -113,7 +115,7 @@ def tiers_chart(series: list[TierCounts]) -> str:
         axes.set_xticks(x, [f"{t.start:%d %b}" for t in data])
         axes.tick_params(axis="x", labelrotation=45 if len(data) > 10 else 0)
         axes.set_xlabel("day or week starting (UTC), each customer's latest score in it")
-        axes.legend(frameon=False, ncols=4, loc="lower left", bbox_to_anchor=(0, 1.0))
+        axes.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="tier")
 
     why = "no churn prediction was recorded in the period"
     return chart("tiers", "Risk tiers over time", series, why)(draw)
@@ -127,8 +129,14 @@ def funnel_chart(steps: list[FunnelStep]) -> str:
         axes.barh(y, [s.journeys for s in data], color=colours)
         axes.set_yticks(y, labels)
         for row, step in zip(y, data, strict=True):
-            axes.annotate(f"{step.journeys}", (step.journeys, row), xytext=(3, 0),
-                          textcoords="offset points", va="center", fontsize=8)  # fmt: skip
+            axes.annotate(
+                f"{step.journeys}",
+                (step.journeys, row),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
         axes.set_xlabel("treated journeys reaching the step")
 
     why = "no treated journey ran in the period"
@@ -167,8 +175,9 @@ def lift_chart(lifts: list[Lift]) -> str:
             axes.plot([lift.low * 100, lift.high * 100], [row, row], color=colour, linewidth=3)
             axes.plot(lift.difference * 100, row, "o", color=colour, markersize=8)
         axes.axvline(0, color=INK, linewidth=1)
-        labels = [f"{lift.scope} ({lift.treated.customers} vs {lift.holdout.customers})"
-                  for lift in data]  # fmt: skip
+        labels = [
+            f"{lift.scope} ({lift.treated.customers} vs {lift.holdout.customers})" for lift in data
+        ]
         axes.set_yticks(y, labels)
         axes.set_xlabel("retention lift, treated − holdout (percentage points, 95 % interval)")
         axes.set_ylim(-0.7, len(data) - 0.3)
@@ -180,8 +189,13 @@ def lift_chart(lifts: list[Lift]) -> str:
 def calibration_chart(bins: list[CalibrationBin]) -> str:
     def draw(axes: Axes, data: Sequence[CalibrationBin]) -> None:
         axes.plot([0, 100], [0, 100], color=GREY, linestyle="--", label="perfect calibration")
-        axes.plot([b.predicted * 100 for b in data], [b.observed * 100 for b in data], "o-",
-                  color=BLUE, label="untreated customers, by decile")  # fmt: skip
+        axes.plot(
+            [b.predicted * 100 for b in data],
+            [b.observed * 100 for b in data],
+            "o-",
+            color=BLUE,
+            label="untreated customers, by decile",
+        )
         axes.set_xlim(0, 100)
         axes.set_ylim(0, 100)
         axes.set_xlabel("predicted churn probability (%)")

@@ -72,13 +72,19 @@ def risk_tiers_over_time(records: PeriodRecords) -> list[TierCounts]:
     for p in sorted(records.predictions, key=lambda p: p.predicted_at):
         if period.contains(p.predicted_at):
             buckets[(p.predicted_at - period.start) // step][p.customer_id] = p.probability
-    return [
-        TierCounts(
-            start=period.start + n * step,
-            counts={tier: sum(tier_of(p) == tier for p in buckets[n].values()) for tier in TIERS},
-        )
-        for n in range(int((period.end - period.start) / step + 0.999))
-    ] if buckets else []  # fmt: skip
+    return (
+        [
+            TierCounts(
+                start=period.start + n * step,
+                counts={
+                    tier: sum(tier_of(p) == tier for p in buckets[n].values()) for tier in TIERS
+                },
+            )
+            for n in range(int((period.end - period.start) / step + 0.999))
+        ]
+        if buckets
+        else []
+    )
 
 
 def journey_funnel(records: PeriodRecords) -> list[FunnelStep]:
@@ -123,11 +129,13 @@ def intervention_success(records: PeriodRecords) -> list[InterventionStats]:
         durations = [h for _, h in results if h is not None]
         stats.append(
             InterventionStats(
-                action=action, delivered=len(results), succeeded=wins,
+                action=action,
+                delivered=len(results),
+                succeeded=wins,
                 success_rate=wins / len(results),
                 median_hours_to_resolution=median(durations) if durations else None,
             )
-        )  # fmt: skip
+        )
     return stats
 
 

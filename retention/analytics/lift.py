@@ -66,17 +66,28 @@ def measure_lift(scope: str, treated: GroupRetention, holdout: GroupRetention) -
     if not treated.customers or not holdout.customers:
         missing = "holdout" if not holdout.customers else "treated"
         return Lift(
-            scope=scope, treated=treated, holdout=holdout, difference=None, low=None,
-            high=None, conclusive=False,
+            scope=scope,
+            treated=treated,
+            holdout=holdout,
+            difference=None,
+            low=None,
+            high=None,
+            conclusive=False,
             verdict=f"no {missing} customer has an outcome yet: lift cannot be measured",
-        )  # fmt: skip
+        )
     difference, low, high = newcombe_interval(treated, holdout)
     small = min(treated.customers, holdout.customers) < MIN_GROUP_SIZE
     conclusive = not small and (low > 0 or high < 0)
     return Lift(
-        scope=scope, treated=treated, holdout=holdout, difference=difference, low=low,
-        high=high, conclusive=conclusive, verdict=_verdict(difference, low, high, small),
-    )  # fmt: skip
+        scope=scope,
+        treated=treated,
+        holdout=holdout,
+        difference=difference,
+        low=low,
+        high=high,
+        conclusive=conclusive,
+        verdict=_verdict(difference, low, high, small),
+    )
 
 
 def _verdict(difference: float, low: float, high: float, small: bool) -> str:

@@ -39,6 +39,11 @@ class Period(BaseModel):
         start = datetime.combine(first, time(), tzinfo=UTC)
         return cls(start=start, end=datetime.combine(last, time(), tzinfo=UTC) + timedelta(1))
 
+    @property
+    def last_day(self) -> date:
+        """The last calendar day the period covers (its end is exclusive)."""
+        return (self.end - timedelta(microseconds=1)).date()
+
     def contains(self, moment: datetime | None) -> bool:
         return moment is not None and self.start <= moment < self.end
 

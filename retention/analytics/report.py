@@ -31,10 +31,20 @@ from retention.analytics.scorecard import KpiValue, scorecard
 from retention.kpis import KpiTarget, KpiTargets
 
 HEADLINE = (
-    "gross_retention", "net_retention", "logo_retention", "prevented_churn", "saved_revenue",
-    "cost_per_save", "false_positive_rate", "early_warning_days", "coverage",
-    "high_risk_response_hours", "intervention_success", "automation_rate", "escalation_rate",
-)  # fmt: skip
+    "gross_retention",
+    "net_retention",
+    "logo_retention",
+    "prevented_churn",
+    "saved_revenue",
+    "cost_per_save",
+    "false_positive_rate",
+    "early_warning_days",
+    "coverage",
+    "high_risk_response_hours",
+    "intervention_success",
+    "automation_rate",
+    "escalation_rate",
+)
 
 
 class Report(BaseModel):

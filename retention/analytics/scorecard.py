@@ -56,9 +56,15 @@ def kpi(
     target = targets.targets.get(name)  # type: ignore[call-overload]
     met = target.met(value) if target and value is not None and judge else None
     return KpiValue(
-        name=name, title=definition.title, unit=definition.unit, value=value, reason=reason,
-        target=target, met=met, definition=definition.definition,
-    )  # fmt: skip
+        name=name,
+        title=definition.title,
+        unit=definition.unit,
+        value=value,
+        reason=reason,
+        target=target,
+        met=met,
+        definition=definition.definition,
+    )
 
 
 def scorecard(records: PeriodRecords, targets: KpiTargets) -> Scorecard:
@@ -91,11 +97,15 @@ def retention_kpis(records: PeriodRecords, targets: KpiTargets) -> list[KpiValue
     logo = 1 - len(churned) / len(ids) if ids else None
     return [
         kpi("gross_retention", 1 - lost / base_value if base_value else None, targets, no_value),
-        kpi("net_retention", (base_value - lost + expansion) / base_value if base_value else None,
-            targets, no_value),
+        kpi(
+            "net_retention",
+            (base_value - lost + expansion) / base_value if base_value else None,
+            targets,
+            no_value,
+        ),
         kpi("logo_retention", logo, targets, no_customers),
         kpi("churn_rate", None if logo is None else 1 - logo, targets, no_customers),
-    ]  # fmt: skip
+    ]
 
 
 # ---- lift ------------------------------------------------------------------------------------
@@ -147,12 +157,18 @@ def lift_kpis(records: PeriodRecords, overall: Lift, targets: KpiTargets) -> lis
     cost = _treated_cost(records, targets)
     per_save = cost / saved if overall.conclusive and saved > 0 else None
     return [
-        kpi("prevented_churn", prevented, targets, "no holdout customer churned",
-            caveat=caveat, judge=overall.conclusive),
+        kpi(
+            "prevented_churn",
+            prevented,
+            targets,
+            "no holdout customer churned",
+            caveat=caveat,
+            judge=overall.conclusive,
+        ),
         kpi("prevented_customers", saved, targets, caveat=caveat),
         kpi("saved_revenue", value, targets, caveat=caveat),
         kpi("cost_per_save", per_save, targets, caveat or "the lift is not above 0"),
-    ]  # fmt: skip
+    ]
 
 
 def _treated_value(records: PeriodRecords) -> float:
@@ -199,14 +215,22 @@ def prediction_kpis(records: PeriodRecords, targets: KpiTargets) -> list[KpiValu
     no_churn = "no churned customer had an at-risk prediction before churning"
     return [
         kpi("prediction_accuracy", correct / len(pairs) if pairs else None, targets, none),
-        kpi("prediction_base_rate",
-            None if churn_share is None else max(churn_share, 1 - churn_share), targets, none),
-        kpi("false_positive_rate", sum(stayed) / len(stayed) if stayed else None, targets,
-            "no untreated scored customer stayed"),
+        kpi(
+            "prediction_base_rate",
+            None if churn_share is None else max(churn_share, 1 - churn_share),
+            targets,
+            none,
+        ),
+        kpi(
+            "false_positive_rate",
+            sum(stayed) / len(stayed) if stayed else None,
+            targets,
+            "no untreated scored customer stayed",
+        ),
         kpi("early_warning_days", warning, targets, no_churn),
         kpi("churn_date_error_days", error, targets, no_churn),
         kpi("coverage", _coverage(records), targets, "no customers in the database"),
-    ]  # fmt: skip
+    ]
 
 
 def _early_warning(
@@ -256,19 +280,33 @@ def operations_kpis(records: PeriodRecords, targets: KpiTargets) -> list[KpiValu
     response = _response_hours(records)
     none_sent = "no intervention was delivered in the period"
     return [
-        kpi("average_health",
+        kpi(
+            "average_health",
             sum(latest_health.values()) / len(latest_health) if latest_health else None,
-            targets, "no health score in the period"),
+            targets,
+            "no health score in the period",
+        ),
         kpi("active_users", float(sum(active_users(c) for c in records.customers)), targets),
-        kpi("high_risk_response_hours", response, targets,
-            "no treated high-risk journey had an intervention"),
-        kpi("intervention_success",
-            _share(succeeded(outcome.get(i.journey_key)) for i in treated), targets, none_sent),
-        kpi("automation_rate", _share(i.owner == "automated" for i in treated), targets,
-            none_sent),
-        kpi("escalation_rate", _share(_escalated(j, records.strategy_order) for j in journeys),
-            targets, "no journey ran in the period"),
-    ]  # fmt: skip
+        kpi(
+            "high_risk_response_hours",
+            response,
+            targets,
+            "no treated high-risk journey had an intervention",
+        ),
+        kpi(
+            "intervention_success",
+            _share(succeeded(outcome.get(i.journey_key)) for i in treated),
+            targets,
+            none_sent,
+        ),
+        kpi("automation_rate", _share(i.owner == "automated" for i in treated), targets, none_sent),
+        kpi(
+            "escalation_rate",
+            _share(_escalated(j, records.strategy_order) for j in journeys),
+            targets,
+            "no journey ran in the period",
+        ),
+    ]
 
 
 def _share(flags: object) -> float | None:
