@@ -214,6 +214,11 @@ def test_prevented_churn_and_saved_revenue_come_from_the_lift() -> None:
     assert kpis["prevented_churn"].met is True
     assert kpis["prevented_customers"].value == pytest.approx(0.4 * 30)  # not the 24 kept
     assert kpis["saved_revenue"].value == pytest.approx(0.4 * 30 * 10_000)
+    low, high = card.lift[0].low, card.lift[0].high
+    assert (kpis["saved_revenue"].low, kpis["saved_revenue"].high) == (
+        low * 300_000,
+        high * 300_000,
+    )
     assert kpis["cost_per_save"].value == pytest.approx(30 * 120 / 12)  # csm: 120 a task
 
 

@@ -63,7 +63,7 @@ def _figure(title: str, rows: int = 0) -> tuple[Figure, Axes]:
     """A figure of the report's width; a bar per row gets taller with more rows."""
     height = max(SIZE[1], 0.26 * rows + 1.2)
     figure, axes = plt.subplots(figsize=(SIZE[0], height), layout="constrained")
-    axes.set_title(title)
+    figure.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=12)
     return figure, axes
 
 
@@ -174,6 +174,14 @@ def lift_chart(lifts: list[Lift]) -> str:
             colour = GREEN if lift.conclusive else GREY
             axes.plot([lift.low * 100, lift.high * 100], [row, row], color=colour, linewidth=3)
             axes.plot(lift.difference * 100, row, "o", color=colour, markersize=8)
+            axes.annotate(
+                f"{lift.difference * 100:+.1f}",
+                (lift.difference * 100, row),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=9,
+            )
         axes.axvline(0, color=INK, linewidth=1)
         labels = [
             f"{lift.scope} ({lift.treated.customers} vs {lift.holdout.customers})" for lift in data

@@ -88,8 +88,8 @@ def risk_tiers_over_time(records: PeriodRecords) -> list[TierCounts]:
 
 
 def journey_funnel(records: PeriodRecords) -> list[FunnelStep]:
-    """Per starting strategy: treated journeys started, then reached by each step (in plan
-    order), then kept."""
+    """Per starting strategy, most intensive first: treated journeys started, then reached by
+    each step (in plan order), then kept."""
     treated = [j for j in records.journeys_in_period() if j.holdout is False]
     reached: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     offset: dict[tuple[str, str], float] = {}
@@ -102,7 +102,9 @@ def journey_funnel(records: PeriodRecords) -> list[FunnelStep]:
         hours = (i.at - journey.started_at).total_seconds() / 3600
         offset[(strategy, i.action)] = min(hours, offset.get((strategy, i.action), hours))
     steps = []
-    for strategy in sorted({starting_strategy(j) for j in treated}):
+    intensity = {name: n for n, name in enumerate(reversed(records.strategy_order))}
+    started = {starting_strategy(j) for j in treated}
+    for strategy in sorted(started, key=lambda s: (intensity.get(s, len(intensity)), s)):
         mine = [j for j in treated if starting_strategy(j) == strategy]
         steps.append(FunnelStep(strategy=strategy, step="journeys started", journeys=len(mine)))
         for action in sorted(reached[strategy], key=lambda a: offset[(strategy, a)]):

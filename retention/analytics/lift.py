@@ -63,31 +63,19 @@ def newcombe_interval(
 
 
 def measure_lift(scope: str, treated: GroupRetention, holdout: GroupRetention) -> Lift:
+    groups = {"scope": scope, "treated": treated, "holdout": holdout}
     if not treated.customers or not holdout.customers:
         missing = "holdout" if not holdout.customers else "treated"
-        return Lift(
-            scope=scope,
-            treated=treated,
-            holdout=holdout,
-            difference=None,
-            low=None,
-            high=None,
-            conclusive=False,
-            verdict=f"no {missing} customer has an outcome yet: lift cannot be measured",
-        )
+        verdict = f"no {missing} customer has an outcome yet: lift cannot be measured"
+        return Lift(**groups, difference=None, low=None, high=None, conclusive=False,
+                    verdict=verdict)  # fmt: skip
     difference, low, high = newcombe_interval(treated, holdout)
     small = min(treated.customers, holdout.customers) < MIN_GROUP_SIZE
-    conclusive = not small and (low > 0 or high < 0)
     return Lift(
-        scope=scope,
-        treated=treated,
-        holdout=holdout,
-        difference=difference,
-        low=low,
-        high=high,
-        conclusive=conclusive,
+        **groups, difference=difference, low=low, high=high,
+        conclusive=not small and (low > 0 or high < 0),
         verdict=_verdict(difference, low, high, small),
-    )
+    )  # fmt: skip
 
 
 def _verdict(difference: float, low: float, high: float, small: bool) -> str:

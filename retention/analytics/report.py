@@ -35,6 +35,7 @@ HEADLINE = (
     "net_retention",
     "logo_retention",
     "prevented_churn",
+    "prevented_customers",
     "saved_revenue",
     "cost_per_save",
     "false_positive_rate",

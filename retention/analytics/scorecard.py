@@ -32,6 +32,8 @@ class KpiValue(BaseModel):
     target: KpiTarget | None = None
     met: bool | None = Field(description="None: no target, no value, or not conclusive")
     definition: str
+    low: float | None = Field(default=None, description="95 % interval, where it has one")
+    high: float | None = None
 
 
 class Scorecard(BaseModel):
@@ -152,8 +154,8 @@ def lift_kpis(records: PeriodRecords, overall: Lift, targets: KpiTargets) -> lis
     holdout_rate = overall.holdout.rate or 0.0
     holdout_churn = 1 - holdout_rate
     prevented = overall.difference / holdout_churn if holdout_churn else None
-    saved = overall.difference * overall.treated.customers
-    value = overall.difference * _treated_value(records)
+    customers, revenue = overall.treated.customers, _treated_value(records)
+    saved = overall.difference * customers
     cost = _treated_cost(records, targets)
     per_save = cost / saved if overall.conclusive and saved > 0 else None
     return [
@@ -165,10 +167,20 @@ def lift_kpis(records: PeriodRecords, overall: Lift, targets: KpiTargets) -> lis
             caveat=caveat,
             judge=overall.conclusive,
         ),
-        kpi("prevented_customers", saved, targets, caveat=caveat),
-        kpi("saved_revenue", value, targets, caveat=caveat),
+        _scaled("prevented_customers", overall, customers, targets, caveat),
+        _scaled("saved_revenue", overall, revenue, targets, caveat),
         kpi("cost_per_save", per_save, targets, caveat or "the lift is not above 0"),
     ]
+
+
+def _scaled(
+    name: str, lift: Lift, scale: float, targets: KpiTargets, caveat: str | None
+) -> KpiValue:
+    """A figure linear in the lift (× customers, × their contract value), with its interval."""
+    assert lift.difference is not None and lift.low is not None and lift.high is not None
+    figure = kpi(name, lift.difference * scale, targets, caveat=caveat)
+    figure.low, figure.high = lift.low * scale, lift.high * scale
+    return figure
 
 
 def _treated_value(records: PeriodRecords) -> float:
