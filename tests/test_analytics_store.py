@@ -4,6 +4,7 @@ records and delivered steps, through the store's own functions."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,6 +77,16 @@ def closed_journey(customer_id: str, key: str, held_out: bool, outcome: str) -> 
     )  # fmt: skip
 
 
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The CLI's database: a fresh SQLite file, no settings cached from elsewhere."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RETENTION_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
 @pytest.mark.database
 def test_journeys_record_their_holdout_and_strategy_path(engine: Engine, tmp_path: Path) -> None:
     seed(engine, tmp_path / "outbox")
@@ -122,14 +133,11 @@ def test_the_report_from_the_database(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_starter_report_prints_kpis_and_writes_both_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli_database: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'retention.db'}"
-    engine = make_engine(url)
+    engine = make_engine(cli_database)
     seed(engine, tmp_path / "outbox")
     engine.dispose()
-    monkeypatch.setenv("RETENTION_DATABASE_URL", url)
-    get_settings.cache_clear()
     first, last = PERIOD.start.date().isoformat(), PERIOD.last_day.isoformat()
     html, out = tmp_path / "report.html", tmp_path / "report.json"
 
@@ -137,7 +145,6 @@ def test_starter_report_prints_kpis_and_writes_both_files(
         starter.app,
         ["report", "--from", first, "--to", last, "--html", str(html), "--json", str(out)],
     )
-    get_settings.cache_clear()
 
     assert result.exit_code == 0, result.output
     assert "Logo retention" in result.stdout and "75.0 %" in result.stdout
@@ -154,7 +161,7 @@ def test_starter_report_prints_kpis_and_writes_both_files(
     ],
 )
 def test_a_bad_period_is_refused_naming_the_option(
-    tmp_path: Path, args: list[str], message: str
+    tmp_path: Path, cli_database: str, args: list[str], message: str
 ) -> None:
     html = tmp_path / "report.html"
 
@@ -163,3 +170,17 @@ def test_a_bad_period_is_refused_naming_the_option(
     assert result.exit_code == 2
     assert message in result.output
     assert not html.exists()
+
+
+def test_an_unwritable_report_path_is_one_line_naming_it(tmp_path: Path, cli_database: str) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    result = CliRunner().invoke(
+        starter.app,
+        ["report", "--from", "2026-11-01", "--to", "2026-11-30", "--html", f"{blocker}/r.html"],
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {blocker}/r.html: cannot write the report: ")
+    assert len(result.stderr.strip().splitlines()) == 1

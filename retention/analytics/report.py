@@ -28,6 +28,7 @@ from retention.analytics.figures import (
 from retention.analytics.lift import MIN_GROUP_SIZE, Lift
 from retention.analytics.period import Period, PeriodRecords
 from retention.analytics.scorecard import KpiValue, scorecard
+from retention.errors import RetentionError
 from retention.kpis import KpiTarget, KpiTargets
 
 HEADLINE = (
@@ -151,7 +152,10 @@ def write_report(report: Report, html: Path | None, json: Path | None) -> None:
     if html is not None:
         texts.append((html, render_html(report)))
     for path, text in texts:
-        _write_whole(path, text)
+        try:
+            _write_whole(path, text)
+        except OSError as exc:
+            raise RetentionError(f"{path}: cannot write the report: {exc.strerror}") from exc
 
 
 def _write_whole(path: Path, text: str) -> None:
