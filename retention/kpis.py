@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,14 +56,7 @@ class KpiTargets(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     targets: dict[KpiName, KpiTarget] = Field(min_length=1)
-    intervention_costs: dict[str, float] = Field(
+    intervention_costs: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=dict,
         description="cost of one intervention by owner (csm, automated, internal): cost per save",
     )
-
-    @model_validator(mode="after")
-    def _costs_not_negative(self) -> KpiTargets:
-        for owner, cost in self.intervention_costs.items():
-            if not (math.isfinite(cost) and cost >= 0):
-                raise ValueError(f"intervention_costs.{owner}: give a cost of 0 or more")
-        return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -304,3 +305,15 @@ def test_the_readme_defines_every_kpi_as_the_report_does() -> None:
 
     for kpi in KPI_CATALOGUE:
         assert f"`{kpi.name}` | {kpi.definition} |" in readme, kpi.name
+
+
+def test_the_interval_covers_the_true_lift_about_95_times_in_100() -> None:
+    """A 10 % holdout is small; the interval must still hold the truth as often as it says."""
+    rng = random.Random(11)
+    truth, covered, draws = 0.70 - 0.55, 0, 1000
+    for _ in range(draws):
+        treated = group(270, sum(rng.random() < 0.70 for _ in range(270)))
+        holdout = group(30, sum(rng.random() < 0.55 for _ in range(30)))
+        _, low, high = newcombe_interval(treated, holdout)
+        covered += low <= truth <= high
+    assert 0.93 <= covered / draws <= 0.975
