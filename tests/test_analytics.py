@@ -33,7 +33,8 @@ from retention.analytics.lift import (
     wilson_interval,
 )
 from retention.analytics.period import PeriodRecords
-from retention.analytics.scorecard import KpiValue, Scorecard, scorecard
+from retention.analytics.scorecard import Scorecard, scorecard
+from retention.analytics.values import KpiValue
 from retention.settings import ROOT
 
 

@@ -4,7 +4,6 @@ records and delivered steps, through the store's own functions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from retention.analytics.report import Report, build_report, write_report
 from retention.assessment import assess_customer
 from retention.delivery.send import deliver
 from retention.journey import JourneyState, StrategyChange
-from retention.settings import get_settings
 from retention.store.db import make_engine, session
 from retention.store.records import record_assessment, record_journey, save_customer
 from retention.store.tables import JourneyRow
@@ -75,16 +73,6 @@ def closed_journey(customer_id: str, key: str, held_out: bool, outcome: str) -> 
         strategy="critical_save", risk_tier="critical", holdout=held_out, outcome=outcome,
         finished_at=FINISHED, strategy_history=[change],
     )  # fmt: skip
-
-
-@pytest.fixture
-def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The CLI's database: a fresh SQLite file, no settings cached from elsewhere."""
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RETENTION_DATABASE_URL", url)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
 
 
 @pytest.mark.database

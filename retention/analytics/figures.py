@@ -9,7 +9,8 @@ from statistics import median
 from pydantic import BaseModel
 
 from retention.analytics.period import PeriodRecords, resolution, succeeded
-from retention.analytics.scorecard import churn_times, starting_strategy, untreated_latest
+from retention.analytics.predictions import churn_times, untreated_latest
+from retention.analytics.treatment import starting_strategy
 
 # The design's churn-probability bands of the risk tiers (critical > 0.8, high > 0.6, ...).
 TIER_FLOORS = (("critical", 0.8), ("high", 0.6), ("medium", 0.4), ("low", -1.0))

@@ -27,7 +27,8 @@ from retention.analytics.figures import (
 )
 from retention.analytics.lift import MIN_GROUP_SIZE, Lift
 from retention.analytics.period import Period, PeriodRecords
-from retention.analytics.scorecard import KpiValue, scorecard
+from retention.analytics.scorecard import scorecard
+from retention.analytics.values import KpiValue
 from retention.errors import RetentionError
 from retention.kpis import KpiTarget, KpiTargets
 
