@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,9 +153,6 @@ def test_the_report_renders_in_chromium_with_the_jsons_figures(
     screenshot = tmp_path / "report.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 50_000
-    keep = Path(__import__("os").environ.get("RETENTION_REPORT_SCREENSHOT", ""))
-    if keep.name:
-        shutil.copy(screenshot, keep)
 
 
 @pytest.mark.browser
