@@ -31,7 +31,7 @@ class Period(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Period:
         if self.end <= self.start:
-            raise ValueError("--to: the period must end after it starts")
+            raise ValueError("end: the period must end after it starts")
         return self
 
     @classmethod
