@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench population model migration ingest
+.PHONY: run test lint install clean histories bench population model migration ingest browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ run: $(STAMP)
 ingest: $(STAMP)
 	$(BIN)/python -m retention.ingest
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The report's browser test drives Debian's headless Chromium; installed once, only if missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update -q && apt-get install -y -q chromium chromium-driver; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ import cli.journeys
 import cli.model
 import cli.model_retrain
 import cli.privacy
+import cli.report
 import cli.rules
 import cli.scan
 import cli.suppressions  # noqa: F401 - importing a command module registers its commands

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,3 +56,7 @@ class KpiTargets(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     targets: dict[KpiName, KpiTarget] = Field(min_length=1)
+    intervention_costs: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="cost of one intervention by owner (csm, automated, internal): cost per save",
+    )

@@ -26,6 +26,7 @@ from retention.health import HealthPolicy
 from retention.risk import RiskPolicy
 from retention.rulebook.loader import load_yaml_model
 from retention.rulebook.schema import ScoringFile
+from retention.settings import get_settings
 from retention.store.db import make_engine
 from retention.temporal import register_search_attributes
 from worker import WORKFLOWS, build_activities
@@ -195,3 +196,16 @@ def fake_twilio() -> Iterator[FakeTwilio]:
     fake.start()
     yield fake
     fake.stop()
+
+
+# ---- the CLI's own database ----------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh SQLite file as RETENTION_DATABASE_URL, and no settings cached from elsewhere."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RETENTION_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()

@@ -56,6 +56,7 @@ def test_a_target_is_met_on_the_right_side_of_its_bound(
          "exactly one of at_least, at_most or below"),
         ("coverage: {at_least: 0.95,", "coverage: {at_least: most,", "valid number"),
         ("coverage:", "coverag:", "coverag"),
+        ("  csm: 120", "  csm: -5", "greater than or equal to 0"),
     ],
 )  # fmt: skip
 def test_a_broken_target_is_refused_at_its_line(

@@ -143,6 +143,8 @@ def record_journey(
         "model_version": state.model_version,
         "started_at": state.started_at,
         "finished_at": state.finished_at,
+        "holdout": state.holdout,
+        "strategy_path": [change.to_strategy for change in state.strategy_history],
     }
     kept = {name for name in _KEPT_WHEN_NONE if values[name] is None}
     with session(engine) as db:

@@ -145,6 +145,12 @@ class JourneyRow(SQLModel, table=True):
     model_version: str | None = None
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    holdout: bool | None = Field(
+        default=None, description="held out: recorded, sent nothing (None: recorded before)"
+    )
+    strategy_path: list[str] | None = Field(
+        default=None, sa_type=JSON, description="every strategy it ran, in order (escalations)"
+    )
 
 
 class OutboxRow(SQLModel, table=True):

@@ -1,0 +1,1 @@
+"""Retention analytics: KPIs against the rules' targets, lift over the holdout, the report."""
