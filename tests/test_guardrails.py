@@ -4,7 +4,6 @@ suppression list in delivery (captured and live) and the CLI that manages it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput, RulebookError, Suppressed
 from retention.plan import FrequencyCap, JourneyPolicy, QuietHours
 from retention.rulebook.loader import load_rulebook
-from retention.settings import ROOT, get_settings
+from retention.settings import ROOT
 from retention.store.db import make_engine, session
 from retention.store.records import save_customer
 from retention.store.suppressions import add_suppression, list_suppressions
@@ -260,17 +259,8 @@ def test_a_suppressed_email_never_reaches_the_provider(
 runner = CliRunner()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'retention.db'}"
-    monkeypatch.setenv("RETENTION_DATABASE_URL", url)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-
-
-def test_suppress_and_unsuppress_from_the_cli(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_suppress_and_unsuppress_from_the_cli(cli_database: str) -> None:
+    engine = make_engine(cli_database)
     save_customer(engine, make_customer(profile={"customer_id": "cust-9", "phone": "+14155550100"}))
 
     added = runner.invoke(
@@ -309,17 +299,17 @@ def test_suppress_and_unsuppress_from_the_cli(database_url: str) -> None:
     ],
 )
 def test_the_cli_refuses_what_cannot_be_suppressed(
-    database_url: str, args: list[str], named: str
+    cli_database: str, args: list[str], named: str
 ) -> None:
     result = runner.invoke(starter.app, ["suppress", "cust-9", *args])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {named}: ")
 
 
-def test_a_suppression_for_an_unknown_customer_keeps_no_address(database_url: str) -> None:
+def test_a_suppression_for_an_unknown_customer_keeps_no_address(cli_database: str) -> None:
     result = runner.invoke(starter.app, ["suppress", "cust-new"])
     assert result.exit_code == 0, result.output
-    engine = make_engine(database_url)
+    engine = make_engine(cli_database)
     [entry] = list_suppressions(engine, "cust-new")
     assert (entry.channel, entry.address) == ("email", None)
     engine.dispose()

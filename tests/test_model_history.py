@@ -5,7 +5,6 @@ champion a worker follows, the recorded decisions, and the CLI (`model import-hi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from retention.model.retrain import (
 from retention.model.scorer import load_scorer
 from retention.model.training_data import TrainingSet, write_training_file
 from retention.rulebook.loader import Rulebook, load_rulebook
-from retention.settings import ROOT, get_settings
+from retention.settings import ROOT
 from retention.store.db import make_engine, session
 from retention.store.model_versions import model_decisions, promoted_model
 from retention.store.records import save_customer
@@ -250,16 +249,7 @@ def _held_out(*, better: bool) -> HoldoutFigures:
 # ---- the CLI ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'retention.db'}"
-    monkeypatch.setenv("RETENTION_DATABASE_URL", url)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-
-
-def test_import_history_then_train_from_the_database(database_url: str, tmp_path: Path) -> None:
+def test_import_history_then_train_from_the_database(cli_database: str, tmp_path: Path) -> None:
     write_training_file(labelled_population(600, seed=7), tmp_path / "history.csv")
 
     history = str(tmp_path / "history.csv")
@@ -276,9 +266,9 @@ def test_import_history_then_train_from_the_database(database_url: str, tmp_path
 
 
 def test_training_from_a_nearly_empty_database_says_how_many(
-    database_url: str, tmp_path: Path
+    cli_database: str, tmp_path: Path
 ) -> None:
-    save_history(make_engine(database_url), labelled_population(20, seed=7))
+    save_history(make_engine(cli_database), labelled_population(20, seed=7))
 
     result = runner.invoke(starter.app, ["model", "train", "--from-database",
                                          "--out", str(tmp_path / "churn")])  # fmt: skip
@@ -288,7 +278,7 @@ def test_training_from_a_nearly_empty_database_says_how_many(
     assert not (tmp_path / "churn").exists()
 
 
-def test_train_wants_exactly_one_source(database_url: str, tmp_path: Path) -> None:
+def test_train_wants_exactly_one_source(cli_database: str, tmp_path: Path) -> None:
     neither = runner.invoke(starter.app, ["model", "train", "--out", str(tmp_path / "m")])
     both = runner.invoke(starter.app, ["model", "train", "--from-database", "--data", "x.csv",
                                        "--out", str(tmp_path / "m")])  # fmt: skip
@@ -297,8 +287,8 @@ def test_train_wants_exactly_one_source(database_url: str, tmp_path: Path) -> No
     assert "--data FILE or --from-database" in neither.output + both.output
 
 
-def test_history_lists_every_decision(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_history_lists_every_decision(cli_database: str) -> None:
+    engine = make_engine(cli_database)
     decide(engine, POLICY, "r/1", _challenger("aaaa11112222", Path("/m/a")), _held_out(better=True))
     decide(engine, POLICY, "r/2", _challenger("bbbb33334444", Path("/m/b")),
            _held_out(better=False))  # fmt: skip
