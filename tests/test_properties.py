@@ -4,8 +4,11 @@ nothing else is ever raised. `test_enough_cases` checks the examples add up to 1
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import csv
 import io
+import json
 import re
 import shutil
 from collections import Counter
@@ -14,20 +17,44 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RULES_DIR
+from conftest import RULES_DIR, JourneyWorld
 from factories import customer_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from journeys import critical_customer, end_journey, start, until, until_planned
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
+from sqlalchemy import Engine, delete
+from sqlmodel import SQLModel, select
 from strategies import PROFILE, json_objects, json_values, mutations
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from typer.testing import CliRunner
 from webhooks import generic, segment_track, stripe_invoice, zendesk_ticket
 
-from retention.customer import CustomerEvent, parse_customer, parse_event
-from retention.errors import InvalidInput, RulebookError
+import starter
+from retention.customer import (
+    CustomerEvent,
+    describe_validation_error,
+    parse_customer,
+    parse_event,
+)
+from retention.errors import InvalidInput, RetentionError, RulebookError
 from retention.ingest.sources import MappingError, SourceRule, load_sources, map_payload
-from retention.journey import CancelRequest, EscalateRequest, JourneyRequest, PauseRequest
+from retention.journey import (
+    CancelRequest,
+    CommandResult,
+    EscalateRequest,
+    JourneyRequest,
+    PauseRequest,
+    ResumeRequest,
+)
 from retention.population import read_customers_csv, write_customers_csv
 from retention.rulebook.loader import RULE_FILES, load_rulebook
+from retention.store.db import make_engine, session
+from retention.store.records import load_customer, save_customer
+from retention.store.tables import CustomerRow, JourneyRow
+from retention.temporal import WORKFLOW_TYPE
 
 # Examples run per property, counted as they run (hypothesis may stop early on a small space).
 CASES: Counter[str] = Counter()
@@ -315,7 +342,220 @@ def test_csv_cell_reads_whole_or_names_line_and_field(
     assert len(customers) == 3
 
 
+# ---- against the real workflow: one worker for the whole property -------------------------------
+
+UPDATE_TIMEOUT = 60  # seconds; a handler that fails its workflow task never answers
+WORKFLOW_CASES = {"starts": 20, "signals": 30, "updates": 20}
+
+
+def _collect(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
+    """`n` generated examples, drawn the same way every run (the workflow part is async, and
+    hypothesis runs only synchronous tests)."""
+    found: list[Any] = []
+
+    @settings(PROFILE, max_examples=n * 3)
+    @given(strategy)
+    def draw(example: Any) -> None:
+        if len(found) < n:
+            found.append(example)
+
+    draw()
+    return found
+
+
+def _as_sent(raw: Any) -> Any:
+    """What the worker decodes: JSON through the pydantic converter (NaN and inf become null)."""
+    return json.loads(to_json(raw))
+
+
+def _refused_request(document: dict[str, Any]) -> str | None:
+    try:
+        JourneyRequest.model_validate(_as_sent(document))
+    except ValidationError as exc:
+        return describe_validation_error(exc)
+    return None
+
+
+def _refused_event(raw: Any) -> bool:
+    try:
+        parse_event(_as_sent(raw))
+    except InvalidInput:
+        return True
+    return False
+
+
+bad_requests = st.one_of(mutations(VALID_REQUEST).map(lambda m: m[0]), json_objects).filter(
+    lambda document: _refused_request(document) is not None
+)
+bad_events = st.one_of(
+    st.sampled_from(VALID_EVENTS).flatmap(mutations).map(lambda m: m[0]), json_values
+).filter(_refused_event)
+bad_updates = st.tuples(
+    st.sampled_from(["pause", "cancel", "escalate"]),
+    st.one_of(json_values, st.fixed_dictionaries({"reason": json_values})),
+)
+
+
+@pytest.mark.database
+async def test_workflow_refuses_generated_bad_input_and_keeps_working(world: JourneyWorld) -> None:
+    requests = _collect(bad_requests, WORKFLOW_CASES["starts"])
+    for n, document in enumerate(requests):
+        _case("workflow start")
+        handle = await world.client.start_workflow(
+            WORKFLOW_TYPE, document, id=f"retention-bad-{n}", task_queue=world.task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
+        assert str(_refused_request(document)) in cause.message
+
+    handle = await start(world, critical_customer())  # the worker still runs a good journey
+    await until_planned(world, handle)
+    events = _collect(bad_events, WORKFLOW_CASES["signals"])
+    for raw in events:
+        _case("workflow signal")
+        await handle.signal("customer_event", raw)
+    for name, raw in _collect(bad_updates, WORKFLOW_CASES["updates"]):
+        _case("workflow update")
+        await _refused_or_answered(handle, name, raw)
+
+    state = await until(world, handle, lambda s: len(s.events) >= len(events))
+    rejected = [e for e in state.events if not e.accepted]
+    assert len(rejected) == len(events) and all(e.reason for e in rejected)
+    if state.outcome is None:
+        await end_journey(handle)
+    _assert_rows_belong_to(world.engine, handle.id)
+
+
+async def _refused_or_answered(handle: WorkflowHandle, name: str, raw: Any) -> None:
+    """A bad argument is refused with a reason; a good one (e.g. a pause) is answered."""
+    try:
+        result = await asyncio.wait_for(
+            handle.execute_update(name, raw, result_type=CommandResult), UPDATE_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as exc:
+        assert str(exc.cause), f"{name} refused without a reason"
+        return
+    assert result.message
+    if name == "pause":
+        await handle.execute_update("resume", ResumeRequest(), result_type=CommandResult)
+
+
+def _assert_rows_belong_to(engine: Engine, workflow_id: str) -> None:
+    """No half-written rows: every row that names a journey names the one that started."""
+    with session(engine) as db:
+        started = set(db.exec(select(JourneyRow.journey_key)).all())
+        for table in SQLModel.metadata.sorted_tables:
+            for column in ("journey_key", "journey_id", "workflow_id"):
+                if column not in table.c:
+                    continue
+                values = {v for v in db.exec(select(table.c[column]).distinct()).all() if v}
+                if column == "journey_key":
+                    assert values <= started, (table.name, values - started)
+                else:
+                    assert values <= {workflow_id}, (table.name, values)
+    assert started and all(key.startswith(f"{workflow_id}/") for key in started)
+
+
+# ---- the database: bad customers never leave partial rows ----------------------------------------
+
+nasty_text = st.text(min_size=1, max_size=40)
+
+
+@st.composite
+def stored_customers(draw: st.DrawFn) -> dict[str, Any]:
+    """A snapshot a CSV or JSON file may carry: any unicode in the free-text fields."""
+    return customer_data(
+        profile={
+            "name": draw(nasty_text),
+            "company": draw(nasty_text),
+            "assigned_csm": draw(st.none() | nasty_text),
+            "plan": draw(nasty_text),
+        },
+    )
+
+
+@pytest.mark.database
+def test_saved_customers_load_back_whole_or_not_at_all(engine: Engine) -> None:
+    @settings(PROFILE, max_examples=100)
+    @given(stored_customers())
+    def save(document: dict[str, Any]) -> None:
+        _case("customer saved")
+        snapshot = parse_customer(document)
+        try:
+            save_customer(engine, snapshot)
+        except RetentionError:
+            assert _customer_rows(engine, snapshot.customer_id) == 0
+            return
+        assert load_customer(engine, snapshot.customer_id) == snapshot
+
+    save()
+
+
+def _invalid_customer(document: Any) -> bool:
+    try:
+        parse_customer(document)
+    except InvalidInput:
+        return True
+    return False
+
+
+def _customer_rows(engine: Engine, customer_id: str) -> int:
+    with session(engine) as db:
+        return len(db.exec(select(CustomerRow).where(CustomerRow.customer_id == customer_id)).all())
+
+
+def test_customers_import_is_all_or_nothing(cli_database: str, tmp_path: Path) -> None:
+    @settings(PROFILE, max_examples=60)
+    @given(
+        st.lists(
+            st.one_of(stored_customers(), mutations(customer_data()).map(lambda m: m[0])),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    def import_files(documents: list[dict[str, Any]]) -> None:
+        _case("customers import")
+        files, bad = [], []
+        for n, document in enumerate(map(copy.deepcopy, documents)):
+            if isinstance(document.get("profile"), dict):
+                document["profile"]["customer_id"] = f"imp-{n}"
+            files.append(tmp_path / f"customer-{n}.json")
+            files[-1].write_text(json.dumps(document), encoding="utf-8")
+            if _invalid_customer(json.loads(json.dumps(document))):
+                bad.append(files[-1])
+        result = CliRunner().invoke(starter.app, ["customers", "import", *map(str, files)])
+        engine = make_engine(cli_database)
+        try:
+            with session(engine) as db:
+                stored = len(db.exec(select(CustomerRow)).all())
+                db.exec(delete(CustomerRow))  # type: ignore[call-overload]
+                db.commit()
+        finally:
+            engine.dispose()
+        if bad:
+            assert result.exit_code == 2 and str(bad[0]) in result.output, result.output
+            assert stored == 0
+        else:
+            assert result.exit_code == 0, result.output
+            assert stored == len(files)
+
+    import_files()
+
+
 # ---- what the properties found, pinned ---------------------------------------------------------
+
+
+@pytest.mark.database
+async def test_update_with_a_null_argument_is_refused_not_stuck(world: JourneyWorld) -> None:
+    handle = await start(world, critical_customer())
+    await until_planned(world, handle)
+    for name in ("pause", "resume", "cancel", "escalate"):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await asyncio.wait_for(handle.execute_update(name, None), UPDATE_TIMEOUT)
+        assert "Request object" in str(refused.value.cause)
+    await end_journey(handle)
 
 
 def test_control_character_in_a_rule_file_names_line_and_column(rules_copy: Path) -> None:
@@ -345,7 +585,7 @@ def test_csv_refusal_names_the_line_a_multiline_record_starts_on(
 
 # ---- the total -------------------------------------------------------------------------------
 
-PROPERTIES = 10
+PROPERTIES = 16  # the ten pure properties, three workflow ones, three database ones
 
 
 def test_enough_cases() -> None:
