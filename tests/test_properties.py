@@ -585,7 +585,7 @@ def test_csv_refusal_names_the_line_a_multiline_record_starts_on(
 
 # ---- the total -------------------------------------------------------------------------------
 
-PROPERTIES = 16  # the ten pure properties, three workflow ones, three database ones
+PROPERTIES = 15  # ten pure properties, three against the workflow, two on the database
 
 
 def test_enough_cases() -> None:
