@@ -164,10 +164,18 @@ def read_rows_csv(path: Path, extra: Sequence[str] = ()) -> list[Row]:
             header = next(reader, None)
             if not header:
                 raise InvalidInput(f"{path}:1: no header line naming the columns")
-            lines = ((reader.line_num, f"{path}:{reader.line_num}", cells) for cells in reader)
-            return _read_rows(header, lines, str(path), extra)
+            return _read_rows(header, _numbered(reader, path), str(path), extra)
         except csv.Error as exc:
             raise InvalidInput(f"{path}:{reader.line_num}: {exc}") from exc
+
+
+def _numbered(reader: Any, path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """Each record with the line it starts on: a quoted cell may hold line breaks, and the
+    reader's own line number is then the record's last line."""
+    start = reader.line_num + 1
+    for cells in reader:
+        yield start, f"{path}:{start}", cells
+        start = reader.line_num + 1
 
 
 def read_rows_parquet(path: Path, extra: Sequence[str] = ()) -> list[Row]:

@@ -71,6 +71,13 @@ RECORD_UNSUBSCRIBES = "record-unsubscribe"  # an unsubscribed event puts the cha
 GUARD_RAILS = "delivery-guard-rails"  # frequency caps and quiet hours hold a step back
 
 
+def _require_argument(command: object, model: type) -> None:
+    """A JSON null argument arrives as None, which the handler cannot read: refuse it here, in
+    the validator, rather than fail the workflow task in the handler (it would retry forever)."""
+    if not isinstance(command, model):
+        raise ValueError(f"expected a {model.__name__} object, e.g. {{}}; got {command!r}")
+
+
 @workflow.defn(name=sa.WORKFLOW_TYPE)
 class RetentionJourney:
     @workflow.init
@@ -158,6 +165,7 @@ class RetentionJourney:
 
     @pause.validator
     def _validate_pause(self, command: PauseRequest) -> None:
+        _require_argument(command, PauseRequest)
         self._require_open("pause")
         if self._state.paused:
             raise ValueError("journey is already paused")
@@ -171,6 +179,7 @@ class RetentionJourney:
 
     @resume.validator
     def _validate_resume(self, command: ResumeRequest) -> None:
+        _require_argument(command, ResumeRequest)
         self._require_open("resume")
         if not self._state.paused:
             raise ValueError("journey is not paused, so it cannot be resumed")
@@ -182,6 +191,7 @@ class RetentionJourney:
 
     @cancel.validator
     def _validate_cancel(self, command: CancelRequest) -> None:
+        _require_argument(command, CancelRequest)
         self._require_open("cancel")
         if not command.reason.strip():
             raise ValueError("reason: say why the journey is cancelled")
@@ -198,6 +208,7 @@ class RetentionJourney:
 
     @escalate.validator
     def _validate_escalate(self, command: EscalateRequest) -> None:
+        _require_argument(command, EscalateRequest)
         self._require_open("escalate")
         policy, strategy = self._state.policy, self._state.strategy
         if policy is None or strategy is None:

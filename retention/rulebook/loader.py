@@ -197,6 +197,10 @@ def load_yaml_model(path: Path, model: type[_Model], text: str | None = None) ->
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise RulebookError(f"{where}: YAML syntax error: {exc.problem}") from exc
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, only a position
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise RulebookError(f"{path}:{line}:{column}: YAML syntax error: {exc.reason}") from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -258,7 +262,8 @@ def _where(path: Path, root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
             mark = node.start_mark
         else:
             break
-    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    # no node at all: an empty file (or only comments), so its first line is at fault
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
 
 
 def _check_references(rulebook: Rulebook, rules_dir: Path) -> None:
