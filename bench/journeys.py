@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -197,7 +198,13 @@ async def measure(n: int, rounds: int) -> dict[str, object]:
     }
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM as SystemExit, so a stopped benchmark still stops its server and worker."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journeys", type=int, default=200, help="started at once per round")
     parser.add_argument("--rounds", type=int, default=5, help="journey rounds (and as many no-op)")

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from journeys import dev_server, start_journeys, until_delivered
+from journeys import dev_server, exit_on_sigterm, start_journeys, until_delivered
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -125,6 +125,7 @@ async def measure(n: int, first: int, batch: int) -> dict[str, object]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journeys", type=int, default=10_000)
     parser.add_argument("--first", type=int, default=1_000, help="RSS is read after these")
