@@ -91,7 +91,8 @@ async def until_delivered(engine: Engine, prefix: str, n: int) -> None:
 async def until_reached(prefix: str, n: int) -> None:
     """Polled like the outbox (same interval), so both clocks stop alike."""
     async with asyncio.timeout(ROUND_TIMEOUT_S):
-        while sum(w.startswith(prefix) for w in REACHED) < n:
+        # a copy (one C call under the GIL): activity threads add to the set meanwhile
+        while sum(w.startswith(prefix) for w in REACHED.copy()) < n:
             await asyncio.sleep(POLL_S)
 
 
