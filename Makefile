@@ -47,6 +47,8 @@ histories: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/journeys.py
+	$(BIN)/python bench/worker_memory.py
 
 # examples/population.csv: the sample customers as a CSV population (tests check they match).
 population: $(STAMP)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from retention.settings import ROOT
 
 
@@ -43,3 +45,23 @@ def test_scoring_benchmark_prints_its_figures() -> None:
         "risk_factors",
         "drivers_and_objects",
     }
+
+
+@pytest.mark.e2e
+def test_journeys_benchmark_prints_its_figures() -> None:
+    figures = bench_figures("journeys.py", "--journeys", "4", "--rounds", "1")
+
+    assert figures["bench"] == "journeys" and figures["journeys"] == 4
+    # assess, decide, record, deliver: read from a real journey's history
+    assert figures["shape"]["activities"] >= 4 and figures["shape"]["timers"] >= 0
+    assert figures["journeys_per_s"] > 0 and figures["noop_per_s"] > 0
+    assert figures["ratio"] > 0
+
+
+@pytest.mark.e2e
+def test_worker_memory_benchmark_prints_its_figures() -> None:
+    figures = bench_figures("worker_memory.py", "--journeys", "6", "--first", "3", "--batch", "3")
+
+    assert figures["bench"] == "worker_memory" and figures["journeys"] == 6
+    assert figures["rss_first_kib"] > 0 and figures["rss_last_kib"] > 0
+    assert figures["journeys_per_s"] > 0
