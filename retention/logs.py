@@ -12,8 +12,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from retention.journey import journey_id
+
 LogFormat = Literal["text", "json"]
-JOURNEY_PREFIX = "retention-"
+JOURNEY_PREFIX = journey_id("")
 
 
 def configure_logging(fmt: LogFormat = "text", level: int = logging.INFO) -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, col, delete, func, select
 
+from retention.journey import journey_id
 from retention.store.append_only import ERASED_PREFIX
 from retention.store.db import session
 from retention.store.tables import (
@@ -51,7 +52,6 @@ PSEUDONYMISED: tuple[type[SQLModel], ...] = (
 )
 # Columns that may carry the customer id, alone or inside a journey id (`retention-{id}/run`).
 IDENTITY_COLUMNS = ("customer_id", "journey_id", "workflow_id", "journey_key", "entry_key")
-JOURNEY_PREFIX = "retention-"
 
 
 class Erasure(BaseModel):
@@ -115,7 +115,7 @@ def _count(db: Any, table: type[SQLModel], which: Any) -> int:
 
 
 def _pseudonymise(row: SQLModel, customer_id: str, pseudonym: str) -> None:
-    journey, replacement = f"{JOURNEY_PREFIX}{customer_id}", f"{JOURNEY_PREFIX}{pseudonym}"
+    journey, replacement = journey_id(customer_id), journey_id(pseudonym)
     for column in IDENTITY_COLUMNS:
         value = getattr(row, column, None)
         if value == customer_id:
@@ -133,7 +133,7 @@ def _ends_id(value: str, journey: str) -> bool:
 
 def _remove_outbox(outbox_dir: Path, customer_id: str) -> int:
     """The journey's folder of rendered messages (`<outbox>/retention-<id>/`)."""
-    folder = outbox_dir / f"{JOURNEY_PREFIX}{customer_id}"
+    folder = outbox_dir / journey_id(customer_id)
     if folder.parent.resolve() != outbox_dir.resolve() or not folder.is_dir():
         return 0
     shutil.rmtree(folder)
