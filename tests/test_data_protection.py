@@ -236,9 +236,11 @@ async def test_the_scheduled_purge_workflow_deletes_what_has_expired(
 ) -> None:
     _aged(history, days=400)
 
-    purge = await world.client.execute_workflow(
+    handle = await world.client.start_workflow(
         DataPurge.run, PurgeRequest(), id=f"purge-{uuid4()}", task_queue=world.task_queue
     )
+    world.workflows.append(handle)
+    purge = await handle.result()
 
     assert purge.deleted["outbox"] == 2 and purge.deleted["customer_health_scores"] == 0
     assert count(history, OutboxRow) == 0
