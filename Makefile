@@ -39,9 +39,14 @@ clean:
 	rm -rf $(VENV) var
 
 # Re-record tests/histories/ after an intended, versioned workflow change (README: "Changing workflow code").
+# The journey stories, the model retrains and the purge; the scans of the two tests named.
+HISTORY_TESTS := tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py \
+	tests/test_model_retrain.py tests/test_data_protection.py \
+	tests/test_portfolio_scan.py::test_a_scan_replays_from_its_history \
+	tests/test_portfolio_scan.py::test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_failed
 histories: $(STAMP)
-	rm -f tests/histories/*.json  # older sets in subfolders stay: running journeys may have them
-	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py
+	rm -f tests/histories/*.json  # older sets in subfolders stay: running workflows may have them
+	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q $(HISTORY_TESTS)
 
 # Benchmarks: each prints one JSON line (figures recorded in bench/RESULTS.md).
 bench: $(STAMP)

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,18 +124,39 @@ class JourneyWorld:
     engine: Engine
     outbox_dir: Path
     journeys: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+    workflows: list[WorkflowHandle[Any, Any]] = field(default_factory=list)  # retrains, purges
 
-    async def save_histories(self, name: str) -> None:
-        """Write every run of each journey to tests/histories/ (for the replay test)."""
-        runs: dict[str, str] = {}
-        for handle in self.journeys:
-            latest = await self.client.get_workflow_handle(handle.id).describe()
-            for run_id in (handle.result_run_id, latest.run_id):  # first and, after CAN, last
-                runs[str(run_id)] = handle.id
-        for n, (run_id, workflow_id) in enumerate(runs.items(), start=1):
-            handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
-            history = await handle.fetch_history()
-            (HISTORIES_DIR / f"{name}-{n}.json").write_text(history.to_json())
+    async def save_histories(self, name: str | None) -> None:
+        await save_histories(self.client, self.journeys + self.workflows, name)
+
+
+@pytest.fixture
+def history_name(request: pytest.FixtureRequest) -> str | None:
+    """What this test's workflow histories are saved as in tests/histories/ when
+    RETENTION_RECORD_HISTORIES=1 (`make histories`); None when not recording. One set per test:
+    a test run on both databases records its SQLite run only."""
+    callspec = getattr(request.node, "callspec", None)
+    database = callspec.params.get("fresh_database", "sqlite") if callspec else "sqlite"
+    if not os.environ.get("RETENTION_RECORD_HISTORIES") or database != "sqlite":
+        return None
+    return re.sub(r"\W+", "-", request.node.name).strip("-")
+
+
+async def save_histories(
+    client: Client, handles: Sequence[WorkflowHandle[Any, Any]], name: str | None
+) -> None:
+    """Write the first and, after continue-as-new, the last run of each workflow to
+    tests/histories/{name}-{n}.json for the replay test; nothing when `name` is None."""
+    if name is None:
+        return
+    runs: dict[str, str] = {}
+    for handle in handles:
+        latest = await client.get_workflow_handle(handle.id).describe()
+        for run_id in (handle.first_execution_run_id or handle.result_run_id, latest.run_id):
+            runs[str(run_id)] = handle.id
+    for n, (run_id, workflow_id) in enumerate(runs.items(), start=1):
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        (HISTORIES_DIR / f"{name}-{n}.json").write_text(history.to_json())
 
 
 @pytest.fixture
@@ -167,16 +188,16 @@ async def world(
     engine: Engine,
     tmp_path: Path,
     journey_activities: list[Callable[..., Any]],
-    request: pytest.FixtureRequest,
+    history_name: str | None,
 ) -> AsyncIterator[JourneyWorld]:
-    """A worker with real activities. RETENTION_RECORD_HISTORIES=1 saves every journey's history."""
+    """A worker with real activities. RETENTION_RECORD_HISTORIES=1 saves the histories of every
+    journey and other workflow the test kept in the world."""
     async with running_worker(time_skipping_env, journey_activities) as task_queue:
         world = JourneyWorld(
             time_skipping_env.client, time_skipping_env, task_queue, engine, tmp_path / "outbox"
         )
         yield world
-        if os.environ.get("RETENTION_RECORD_HISTORIES") and "sqlite" in request.node.name:
-            await world.save_histories(re.sub(r"\W+", "-", request.node.name).strip("-"))
+        await world.save_histories(history_name)
 
 
 # ---- Fake SendGrid and Twilio on 127.0.0.1 ------------------------------------------------

@@ -22,6 +22,16 @@ AT_RISK = {
     "support": {"avg_ticket_sentiment": -0.7, "tickets_90d": 6},
 }
 WAVERING = {"usage": {"days_since_last_login": 10, "logins_per_week": 2.0}}
+# Customers who stay on one strategy at every checkpoint (baseline-0 model, no events):
+# inactive three weeks and paying late → proactive_engagement (p 0.74); inactive five weeks
+# with steady usage → nurture (p 0.45).
+DRIFTING = {
+    "usage": {"days_since_last_login": 21, "logins_per_week": 1.0, "logins_per_week_prior": 6.0},
+    "financial": {"annual_contract_value": 40_000.0, "payment_delays_90d": 2},
+}
+DORMANT = {
+    "usage": {"days_since_last_login": 35, "logins_per_week": 2.0, "logins_per_week_prior": 2.0}
+}
 
 
 def critical_customer(*, held_out: bool = False) -> CustomerSnapshot:

@@ -8,25 +8,30 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+from typing import Any
+from uuid import NAMESPACE_OID, uuid4, uuid5
 
 import pytest
 from conftest import JourneyWorld
 from factories import count, make_customer, make_request, make_step
-from sqlalchemy import Engine, inspect
-from sqlmodel import SQLModel, select
+from sqlalchemy import Engine, MetaData, Table, inspect
+from sqlmodel import select
 
 from activities.privacy import PurgeRequest
+from activities.scan import ScanActivities
 from retention.assessment import assess_customer
 from retention.delivery.guardrails import SuppressRequest
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.rulebook.loader import load_rulebook
+from retention.rulebook.source import RulebookSource
+from retention.scan.models import ScanFailure, ScanResult
 from retention.settings import ROOT, Settings
 from retention.store.db import session
-from retention.store.erasure import ERASED, PSEUDONYMISED, forget_customer
+from retention.store.erasure import ERASED, ERASED_REASON, PSEUDONYMISED, forget_customer
 from retention.store.purge import DATED, RetentionPeriods, purge_expired
 from retention.store.records import record_assessment, save_customer
+from retention.store.scans import customer_page, list_scan_runs, record_page, recorded_page
 from retention.store.suppressions import add_suppression
 from retention.store.tables import (
     AuditRow,
@@ -35,6 +40,7 @@ from retention.store.tables import (
     InboxRow,
     JourneyRow,
     OutboxRow,
+    ScanPageRow,
     SentimentRow,
     table_name,
 )
@@ -47,11 +53,16 @@ TEMPLATES = TemplateSet.read(ROOT / "rules" / "templates")
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 FORGOTTEN, NEIGHBOUR = "cust-001", "cust-0011"  # one id the prefix of the other
 MENTIONS_FORGOTTEN = re.compile(r"cust-001(?!1)|dana@acme")
+# Tables that hold rule files, models and the schema's revision: never a customer.
+NEVER_NAME_A_CUSTOMER = {"rule_sets", "model_versions", "alembic_version"}
 
 
 def _customer_with_history(engine: Engine, outbox: Path, customer_id: str, email: str) -> None:
     """Rows in every table a journey writes, as the worker writes them."""
-    customer = make_customer(profile={"customer_id": customer_id, "email": email})
+    customer = make_customer(
+        profile={"customer_id": customer_id, "email": email},
+        usage={"active_users": 45, "max_users": 50},  # an expansion opportunity
+    )
     save_customer(engine, customer)
     journey_id, journey_key = f"retention-{customer_id}", f"retention-{customer_id}/run-1"
     record_assessment(engine, journey_id, assess_customer(customer, RULEBOOK, NOW))
@@ -82,21 +93,49 @@ def _customer_with_history(engine: Engine, outbox: Path, customer_id: str, email
             detail={"reason": f"{email} asked us to stop"},
             entry_key=f"{journey_key}:cancel",
         ))  # fmt: skip
+    _scans_naming(engine, customer_id, email)
+
+
+def _scans_naming(engine: Engine, customer_id: str, email: str) -> None:
+    """A finished scan that failed on the customer, and the page a running scan recorded with
+    them at risk and as its cursor, as the scan's activities record them."""
+    failure = ScanFailure(customer_id=customer_id, reason=f"customers[{customer_id}]: {email}")
+    ScanActivities(engine, RulebookSource(ROOT / "rules")).record_scan(ScanResult(
+        scan_id=scan_id(customer_id, "finished"), workflow_id="portfolio-scan", status="completed",
+        started_at=NOW, finished_at=NOW, scored=1, failed=1, failures=[failure],
+    ))  # fmt: skip
+    page = ScanPageRow(
+        scan_id=scan_id(customer_id, "running"), page=1, last_customer_id=customer_id, read=1,
+        scored=1, at_risk_ids=[customer_id], failures=[failure.model_dump()],
+    )  # fmt: skip
+    record_page(engine, page, [])
+
+
+def scan_id(customer_id: str, kind: str) -> str:
+    """A scan's id is its first run's id: a uuid, one per customer and kind of scan here."""
+    return str(uuid5(NAMESPACE_OID, f"{kind}/{customer_id}"))
 
 
 def _everything(engine: Engine) -> str:
-    """Every row of every table, as text."""
-    with session(engine) as db:
-        rows = [
-            row.model_dump(mode="json")
-            for table in _tables()
-            for row in db.exec(select(table)).all()
-        ]
-    return json.dumps(rows)
+    """Every row of every table in the database, every text and JSON column, as text."""
+    return json.dumps([row for table in _database_tables(engine) for row in _rows(engine, table)])
 
 
-def _tables() -> list[type[SQLModel]]:
-    return [m.class_ for m in SQLModel._sa_registry.mappers]  # type: ignore[attr-defined]
+def _database_tables(engine: Engine) -> list[Table]:
+    """What the database holds, mapped or not (so a table added without a model counts too)."""
+    metadata = MetaData()
+    metadata.reflect(engine)
+    return list(metadata.sorted_tables)
+
+
+def _rows(engine: Engine, table: Table) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(table).order_by(*table.primary_key.columns)).mappings()
+        return [{name: _text(value) for name, value in row.items()} for row in rows]
+
+
+def _text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 @pytest.fixture
@@ -119,6 +158,9 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
     customer = make_customer(profile={"customer_id": FORGOTTEN})
     journey = {"journey_id": f"retention-{FORGOTTEN}", "journey_key": f"retention-{FORGOTTEN}/1"}
     deliver(history, outbox, TEMPLATES, make_request(call, customer, **journey))  # a CSM task
+    # the search below can only find what was there: a table left empty proves nothing
+    empty = {table.name for table in _database_tables(history) if not _rows(history, table)}
+    assert empty <= NEVER_NAME_A_CUSTOMER, "fill it in _customer_with_history"
 
     erasure = forget_customer(history, outbox, FORGOTTEN, actor="cli:privacy-officer")
 
@@ -134,6 +176,10 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
         "csm_tasks": 1,
     }
     assert erasure.pseudonymised["customer_health_scores"] == 1
+    assert (erasure.pseudonymised["scan_runs"], erasure.pseudonymised["scan_pages"]) == (1, 1)
+    [scan] = [run for run in list_scan_runs(history) if run.id == scan_id(FORGOTTEN, "finished")]
+    assert scan.failed == 1  # the scan's figures stay
+    assert scan.failures == [{"customer_id": erasure.pseudonym, "reason": ERASED_REASON}]
     assert count(history, HealthScoreRow) == health_rows  # the KPIs still count it
     with session(history) as db:
         journey = db.exec(
@@ -145,6 +191,19 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
     assert [(e.action, e.detail) for e in entries][0] == ("cancel", {})
     assert entries[-1].action == "customer_forgotten"
     assert entries[-1].actor == "cli:privacy-officer"
+
+
+def test_a_running_scan_pages_on_from_where_it_was(history: Engine, outbox: Path) -> None:
+    save_customer(history, make_customer(profile={"customer_id": "cust-000"}))
+    next_page = [customer_id for customer_id, _ in customer_page(history, FORGOTTEN, 10)]
+
+    forget_customer(history, outbox, FORGOTTEN, actor="cli")
+
+    page = recorded_page(history, scan_id(FORGOTTEN, "running"), 1)
+    assert page is not None and page.at_risk_ids == []  # no journey for them
+    assert page.last_customer_id == "cust-000"  # the id before theirs
+    after = customer_page(history, page.last_customer_id, 10)
+    assert [customer_id for customer_id, _ in after] == next_page == [NEIGHBOUR]
 
 
 def test_the_neighbour_whose_id_starts_the_same_is_untouched(history: Engine, outbox: Path) -> None:
@@ -236,9 +295,11 @@ async def test_the_scheduled_purge_workflow_deletes_what_has_expired(
 ) -> None:
     _aged(history, days=400)
 
-    purge = await world.client.execute_workflow(
+    handle = await world.client.start_workflow(
         DataPurge.run, PurgeRequest(), id=f"purge-{uuid4()}", task_queue=world.task_queue
     )
+    world.workflows.append(handle)
+    purge = await handle.result()
 
     assert purge.deleted["outbox"] == 2 and purge.deleted["customer_health_scores"] == 0
     assert count(history, OutboxRow) == 0

@@ -10,7 +10,10 @@ from uuid import uuid4
 
 import pytest
 from conftest import running_worker
+from factories import customer_id_in_group, make_customer
 from journeys import (
+    DORMANT,
+    DRIFTING,
     critical_customer,
     end_journey,
     nurture_customer,
@@ -84,6 +87,48 @@ async def test_critical_journey_runs_its_whole_plan_over_weeks(world: Any) -> No
     # weeks of journey time passed: the plan ran 48 h, then two weeks of observation
     assert final.finished_at - final.started_at >= timedelta(hours=48 + 14 * 24)
     assert len(list_outbox(world.engine, final.journey_key)) == len(final.steps)
+
+
+@pytest.mark.parametrize(
+    ("kind", "strategy", "actions"),
+    [
+        (
+            DRIFTING,
+            "proactive_engagement",
+            {"feature_recommendation", "csm_checkin", "value_demonstration", "training_webinar"},
+        ),
+        (DORMANT, "nurture", {"email_campaign", "resource_sharing", "peer_success_story"}),
+    ],
+    ids=["proactive_engagement", "nurture"],
+)
+async def test_a_strategy_held_at_every_checkpoint_runs_its_whole_plan(
+    world: Any, kind: dict[str, Any], strategy: str, actions: set[str]
+) -> None:
+    customer_id = customer_id_in_group(strategy[:3], held_out=False)
+    handle = await start(world, make_customer(profile={"customer_id": customer_id}, **kind))
+
+    final: JourneyState = await handle.result()
+
+    assert final.outcome == "completed", final.exit_reason
+    assert [c.to_strategy for c in final.strategy_history] == [strategy]  # every re-score agreed
+    assert final.checkpoints_done == [72, 168, 336, 672]
+    assert actions <= {step.step.action for step in final.steps}
+    assert all(step.status == "done" for step in final.steps)
+    assert len(list_outbox(world.engine, final.journey_key)) == len(final.steps)
+
+
+async def test_a_customer_healthy_at_a_checkpoint_ends_the_journey_recovered(world: Any) -> None:
+    healthy = make_customer(profile={"customer_id": customer_id_in_group("rec", held_out=False)})
+    handle = await start(world, healthy, upstream_churn_probability=0.7)  # only the first decision
+
+    final: JourneyState = await handle.result()
+
+    assert final.outcome == "recovered"
+    assert final.exit_reason == "re-scored at 72h: standard"
+    assert final.strategy == "proactive_engagement" and final.checkpoints_done == [72]
+    due_by_then = [s for s in final.steps if s.step.at_hours < 72]
+    assert due_by_then and all(s.status == "done" for s in due_by_then)
+    assert any(s.status == "skipped" for s in final.steps)  # the week-one steps never ran
 
 
 async def test_meeting_booked_exits_and_skips_the_rest(world: Any) -> None:

@@ -69,24 +69,33 @@ def weak_champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @asynccontextmanager
 async def _world(
-    env: WorkflowEnvironment, engine: Engine, tmp_path: Path, champion: Path
+    env: WorkflowEnvironment,
+    engine: Engine,
+    tmp_path: Path,
+    champion: Path,
+    history_name: str | None = None,
 ) -> AsyncIterator[tuple[JourneyWorld, ChampionScorer]]:
+    """A worker whose churn model follows promotions; `history_name`: record the histories."""
     scorer = ChampionScorer(engine, load_scorer(champion), check_seconds=0)
     policy = RetrainPolicy(models_root=tmp_path / "models", initial_champion=str(champion))
     activities = build_activities(engine, RULES_DIR, tmp_path / "outbox", scorer=scorer,
                                   retrain=policy)  # fmt: skip
     async with running_worker(env, activities) as task_queue:
-        yield JourneyWorld(env.client, env, task_queue, engine, tmp_path / "outbox"), scorer
+        world = JourneyWorld(env.client, env, task_queue, engine, tmp_path / "outbox")
+        yield world, scorer
+        await world.save_histories(history_name)
 
 
 async def _retrain(world: JourneyWorld) -> RetrainDecision:
-    return await world.client.execute_workflow(
+    handle = await world.client.start_workflow(
         ModelRetrain.run,
         RetrainRequest(seed=3),
         id=f"model-retrain-{uuid4()}",
         task_queue=world.task_queue,
         execution_timeout=timedelta(minutes=30),
     )
+    world.workflows.append(handle)
+    return await handle.result()
 
 
 async def _scored_version(world: JourneyWorld) -> str | None:
@@ -110,11 +119,16 @@ def _recorded_versions(world: JourneyWorld, journey_id: str) -> set[str]:
 
 
 async def test_a_better_challenger_is_promoted_and_scores_the_next_journey(
-    time_skipping_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, weak_champion: Path
+    time_skipping_env: WorkflowEnvironment,
+    engine: Engine,
+    tmp_path: Path,
+    weak_champion: Path,
+    history_name: str | None,
 ) -> None:
     save_history(engine, labelled_population(CUSTOMERS, seed=31))
     weak_version = load_model(weak_champion)[1].model_version
-    async with _world(time_skipping_env, engine, tmp_path, weak_champion) as (world, scorer):
+    recorded = _world(time_skipping_env, engine, tmp_path, weak_champion, history_name)
+    async with recorded as (world, scorer):
         before = await _scored_version(world)
         running = await start(world, critical_customer())
         await until_planned(world, running)
@@ -149,11 +163,12 @@ async def test_a_better_challenger_is_promoted_and_scores_the_next_journey(
 
 
 async def test_a_challenger_trained_on_shuffled_labels_is_kept_out(
-    time_skipping_env: WorkflowEnvironment, engine: Engine, tmp_path: Path
+    time_skipping_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, history_name: str | None
 ) -> None:
     save_history(engine, labelled_population(CUSTOMERS, seed=32, labels="shuffled"))
     champion_version = load_model(DEFAULT_MODEL)[1].model_version
-    async with _world(time_skipping_env, engine, tmp_path, DEFAULT_MODEL) as (world, scorer):
+    recorded = _world(time_skipping_env, engine, tmp_path, DEFAULT_MODEL, history_name)
+    async with recorded as (world, scorer):
         decision = await _retrain(world)
         after = await _scored_version(world)
 
@@ -167,10 +182,11 @@ async def test_a_challenger_trained_on_shuffled_labels_is_kept_out(
 
 
 async def test_too_little_history_fails_the_retrain_naming_the_counts(
-    time_skipping_env: WorkflowEnvironment, engine: Engine, tmp_path: Path
+    time_skipping_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, history_name: str | None
 ) -> None:
     save_history(engine, labelled_population(25, seed=33))
-    async with _world(time_skipping_env, engine, tmp_path, DEFAULT_MODEL) as (world, scorer):
+    recorded = _world(time_skipping_env, engine, tmp_path, DEFAULT_MODEL, history_name)
+    async with recorded as (world, scorer):
         with pytest.raises(WorkflowFailureError) as failed:
             await _retrain(world)
 

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from conftest import RULES_DIR
+from conftest import RULES_DIR, save_histories
 from factories import make_customer
 from journeys import AT_RISK, WAVERING
 from populations import at_risk_by_rules, save_customers_bulk, strategies_of
@@ -91,13 +91,19 @@ async def scan_worker(
             yield
 
 
-async def run_scan(client: Client, task_queue: str, page_size: int) -> ScanResult:
-    return await client.execute_workflow(
+async def start_scan(
+    client: Client, task_queue: str, page_size: int
+) -> WorkflowHandle[PortfolioScan, ScanResult]:
+    return await client.start_workflow(
         PortfolioScan.run,
         ScanRequest(page_size=page_size),
         id=f"scan-{uuid4()}",
         task_queue=task_queue,
     )
+
+
+async def run_scan(client: Client, task_queue: str, page_size: int) -> ScanResult:
+    return await (await start_scan(client, task_queue, page_size)).result()
 
 
 async def running_journeys(client: Client) -> list[str]:
@@ -300,7 +306,7 @@ async def test_starter_scan_now_prints_the_figures_and_history_lists_the_run(
 
 
 async def test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_failed(
-    dev_client: Client, tmp_path: Path
+    dev_client: Client, tmp_path: Path, history_name: str | None
 ) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'broken.db'}")
     with engine.begin() as connection:
@@ -308,8 +314,10 @@ async def test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_fai
     task_queue = f"scan-{uuid4()}"
     activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
     async with scan_worker(dev_client, [PortfolioScan], activities, task_queue):
+        handle = await start_scan(dev_client, task_queue, page_size=10)
         with pytest.raises(WorkflowFailureError) as failed:
-            await run_scan(dev_client, task_queue, page_size=10)
+            await handle.result()
+        await save_histories(dev_client, [handle], history_name)
     assert "portfolio scan failed" in str(failed.value.cause)
     assert "customers" in str(failed.value.cause)  # the cause names what went wrong
     [run] = list_scan_runs(engine)
@@ -317,17 +325,19 @@ async def test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_fai
     assert run.finished_at is not None
 
 
-async def test_a_scan_replays_from_its_history(dev_client: Client, tmp_path: Path) -> None:
-    """Determinism: each run of a finished scan replays against today's workflow code."""
+async def test_a_scan_replays_from_its_history(
+    dev_client: Client, tmp_path: Path, history_name: str | None
+) -> None:
+    """Determinism: each run of a finished scan replays against today's workflow code (and its
+    first and last runs are recorded for tests/test_replay.py)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'replay.db'}")
     save_customers_bulk(engine, handful())
     task_queue = f"scan-{uuid4()}"
     activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
     async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
-        handle = await dev_client.start_workflow(
-            PortfolioScan.run, ScanRequest(page_size=2), id=f"scan-{uuid4()}", task_queue=task_queue
-        )
+        handle = await start_scan(dev_client, task_queue, page_size=2)
         result = await handle.result()
+        await save_histories(dev_client, [handle], history_name)
         progress = await dev_client.get_workflow_handle(handle.id).query(PortfolioScan.progress)
         histories = [
             await dev_client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()

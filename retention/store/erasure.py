@@ -6,7 +6,11 @@ What each table holds decides what happens to it (README: "Data protection"):
   suppressions, webhooks received in the inbox, CSM tasks with their notes);
 - pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys
   and audit entries, whose customer and journey ids are replaced (an audit entry's free-text
-  detail is cleared; who did what, and when, stays).
+  detail is cleared; who did what, and when, stays);
+- portfolio scans, which name customers inside JSON lists: the failures of every scan run and,
+  while a scan runs, of its pages' records are pseudonymised (their reason cleared: it may quote
+  the stored snapshot); a page's at-risk list drops the customer, and a page cursor that names
+  them moves to the customer id before theirs, which pages on from the same place.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from retention.store.tables import (
     InterventionRow,
     JourneyRow,
     OutboxRow,
+    ScanPageRow,
+    ScanRunRow,
     SentimentRow,
     SuppressionRow,
     table_name,
@@ -52,6 +58,8 @@ PSEUDONYMISED: tuple[type[SQLModel], ...] = (
 )
 # Columns that may carry the customer id, alone or inside a journey id (`retention-{id}/run`).
 IDENTITY_COLUMNS = ("customer_id", "journey_id", "workflow_id", "journey_key", "entry_key")
+SCANS: tuple[type[ScanRunRow | ScanPageRow], ...] = (ScanRunRow, ScanPageRow)
+ERASED_REASON = "erased"
 
 
 class Erasure(BaseModel):
@@ -74,14 +82,14 @@ def forget_customer(
     with session(engine) as db:
         keys = list(db.exec(select(OutboxRow.idempotency_key).where(_of(OutboxRow, customer_id))))
         attempts = col(DeliveryAttemptRow.idempotency_key).in_(keys)
+        scans = {table: _scans_naming(db, table, customer_id) for table in SCANS}
         erasure = Erasure(
             customer_id=customer_id,
             pseudonym=f"{ERASED_PREFIX}{secrets.token_hex(8)}",
             erased={table_name(t): _count(db, t, _of(t, customer_id)) for t in ERASED}
             | {table_name(DeliveryAttemptRow): _count(db, DeliveryAttemptRow, attempts)},
-            pseudonymised={
-                table_name(t): _count(db, t, _of(t, customer_id)) for t in PSEUDONYMISED
-            },
+            pseudonymised={table_name(t): _count(db, t, _of(t, customer_id)) for t in PSEUDONYMISED}
+            | {table_name(table): len(rows) for table, rows in scans.items()},
         )
         if dry_run or not erasure.found:
             return erasure
@@ -93,6 +101,9 @@ def forget_customer(
             for row in db.exec(select(table).where(_of(table, customer_id))):
                 _pseudonymise(row, customer_id, erasure.pseudonym)
                 db.add(row)
+        for scan in (row for rows in scans.values() for row in rows):
+            _pseudonymise_scan(db, scan, customer_id, erasure.pseudonym)
+            db.add(scan)
         detail = {"erased": erasure.erased, "pseudonymised": erasure.pseudonymised}
         db.add(
             AuditRow(
@@ -124,6 +135,39 @@ def _pseudonymise(row: SQLModel, customer_id: str, pseudonym: str) -> None:
             setattr(row, column, replacement + value[len(journey) :])
     if isinstance(row, AuditRow):
         row.detail = {}  # free text (an operator's reason) may name people
+
+
+def _scans_naming(
+    db: Any, table: type[ScanRunRow | ScanPageRow], customer_id: str
+) -> list[ScanRunRow | ScanPageRow]:
+    """The table's rows that name the customer (a few scans a day, pages only while one runs:
+    read whole rather than searched by each database's own JSON operators)."""
+    return [row for row in db.exec(select(table)) if _scan_names(row, customer_id)]
+
+
+def _scan_names(row: ScanRunRow | ScanPageRow, customer_id: str) -> bool:
+    if any(failure["customer_id"] == customer_id for failure in row.failures):
+        return True
+    return isinstance(row, ScanPageRow) and customer_id in (*row.at_risk_ids, row.last_customer_id)
+
+
+def _pseudonymise_scan(
+    db: Any, row: ScanRunRow | ScanPageRow, customer_id: str, pseudonym: str
+) -> None:
+    row.failures = [
+        {"customer_id": pseudonym, "reason": ERASED_REASON}
+        if failure["customer_id"] == customer_id
+        else failure
+        for failure in row.failures
+    ]
+    if isinstance(row, ScanPageRow):
+        row.at_risk_ids = [at_risk for at_risk in row.at_risk_ids if at_risk != customer_id]
+        if row.last_customer_id == customer_id:
+            # no customer is left between this one and theirs: the next page reads the same
+            before = col(CustomerRow.customer_id) < customer_id
+            row.last_customer_id = db.exec(
+                select(func.max(CustomerRow.customer_id)).where(before)
+            ).one()
 
 
 def _ends_id(value: str, journey: str) -> bool:
