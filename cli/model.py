@@ -120,6 +120,7 @@ def model_train(
     ]
     console.print(_card_table(card.model_version, card.rows, columns))
     console.print(f"threshold: {card.threshold_rule}", soft_wrap=True)
+    console.print(f"drivers: {card.contributions}, for {card.drivers_for}", soft_wrap=True)
     console.print(f"model {card.model_version} written to {out}", soft_wrap=True)
 
 

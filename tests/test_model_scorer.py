@@ -94,17 +94,38 @@ def test_drivers_sum_with_the_bias_to_the_margin(rulebook: Rulebook) -> None:
         assert total == pytest.approx(float(margin), abs=1e-3)
 
 
-def test_a_batch_scores_like_one_at_a_time(scorer: ModelScorer, rulebook: Rulebook) -> None:
+def test_a_batch_scores_like_one_at_a_time_with_drivers_for_the_flagged_only(
+    scorer: ModelScorer, rulebook: Rulebook
+) -> None:
     customers = [make_customer(**given) for given in ({}, WAVERING, AT_RISK)]
     assessed = [assess_customer(c, rulebook, AT, scorer=scorer) for c in customers]
-    batch = scorer.predict(
-        customers,
-        [a.health for a in assessed],
-        [len(a.expansion) for a in assessed],
-        rulebook.scoring.risk,
-        AT.date(),
-    )
-    assert [p.model_dump() for p in batch] == [a.prediction.model_dump() for a in assessed]
+    healths, counts = [a.health for a in assessed], [len(a.expansion) for a in assessed]
+    policy = rulebook.scoring.risk
+    batch = scorer.predict(customers, healths, counts, policy, AT.date())
+    flagged = scorer.score_portfolio(customers, healths, counts, policy, AT.date()).flagged
+
+    assert flagged.tolist() == [False, False, True]  # the wavering one is below the threshold
+    without_drivers = {"drivers", "driver_bias"}
+    for alone, in_batch, shown in zip(assessed, batch, flagged.tolist(), strict=True):
+        assert in_batch.model_dump(exclude=without_drivers) == alone.prediction.model_dump(
+            exclude=without_drivers
+        )
+        assert alone.prediction.drivers  # a journey's own assessment always has them
+        if shown:
+            assert in_batch.drivers == alone.prediction.drivers
+        else:
+            assert (in_batch.drivers, in_batch.driver_bias) == ([], None)
+
+
+def test_drivers_are_the_exact_shapley_values(scorer: ModelScorer, rulebook: Rulebook) -> None:
+    assessed, table = assessed_with_features(scorer, rulebook)
+    exact = scorer.model.score(table, explain="all", method="exact").contributions
+    approximate = scorer.model.score(table, explain="all", method="approximate").contributions
+    names = scorer.model.spec.columns
+    for prediction, row in zip((a.prediction for a in assessed), exact, strict=True):
+        for driver in prediction.drivers:
+            assert driver.contribution == pytest.approx(row[names.index(driver.feature)], abs=1e-4)
+    assert not np.allclose(exact, approximate, atol=1e-3)  # the choice is visible
 
 
 def test_an_upstream_probability_still_wins(scorer: ModelScorer, rulebook: Rulebook) -> None:

@@ -135,9 +135,8 @@ def test_drivers_and_bias_sum_to_the_margin(model: ChurnModel, held_out: pd.Data
         assert contributions == sorted(contributions, reverse=True)
         assert sum(contributions) + prediction.bias == pytest.approx(margin, abs=1e-4)
         assert prediction.margin == pytest.approx(margin)
-    exact = model.score(rows, contributions=True, method="exact").contributions
-    assert exact is not None
-    np.testing.assert_allclose(exact.sum(axis=1), margins, atol=1e-4)
+    approximate = model.score(rows, explain="all", method="approximate").contributions
+    np.testing.assert_allclose(approximate.sum(axis=1), margins, atol=1e-4)
 
 
 def test_top_drivers_and_predictions_without_drivers(

@@ -221,11 +221,28 @@ def test_recording_a_scan_twice_keeps_one_row_with_the_latest_figures(engine: En
 
 
 def test_a_batch_is_assessed_exactly_as_one_customer_at_a_time() -> None:
-    """The scan scores a page in one model call; a journey scores its customer alone."""
+    """The scan scores a page in one model call; a journey scores its customer alone. Only the
+    drivers differ: the scan computes them for the customers the model flags."""
     customers = generate_population(40, seed=11).customers
     rulebook, scorer = load_rulebook(RULES_DIR), load_scorer(ROOT / "models" / "churn-default")
+    assert scorer is not None
     at = datetime.now(UTC)
     batch = assess_customers(customers, rulebook, at, scorer)
     alone = [assess_customer(customer, rulebook, at, None, scorer) for customer in customers]
-    assert batch == alone
+    flagged = [a.prediction.probability >= scorer.model.threshold for a in alone]
+    assert 0 < sum(flagged) < len(flagged)
+    for in_batch, one, shown in zip(batch, alone, flagged, strict=True):
+        assert one.prediction.drivers
+        expected = (
+            one
+            if shown
+            else one.model_copy(
+                update={
+                    "prediction": one.prediction.model_copy(
+                        update={"drivers": [], "driver_bias": None}
+                    )
+                }
+            )
+        )
+        assert in_batch == expected
     assert len({a.prediction.probability for a in batch}) > 10  # a population, not one customer

@@ -35,7 +35,12 @@ from retention.model.metrics import (
     mean_figures,
     threshold_rule,
 )
-from retention.model.predict import CONTRIBUTIONS_METHOD, ChurnModel, ContributionsMethod
+from retention.model.predict import (
+    CONTRIBUTIONS_METHOD,
+    DRIVERS_FOR,
+    ChurnModel,
+    ContributionsMethod,
+)
 from retention.model.spec import FeatureSpec, labels
 from retention.model.train import (
     CLASSIFIER_PARAMS,
@@ -67,6 +72,9 @@ class ModelCard(BaseModel):
     threshold: float = Field(description="the shipped model's flag threshold")
     validation_auc: float = Field(description="the shipped model's, on its validation split")
     contributions: ContributionsMethod = Field(description="how drivers are computed")
+    drivers_for: str = Field(
+        default="every customer scored", description="whose drivers are computed"
+    )
     trained_at: datetime
     threshold_rule: str = Field(default="", description="how the threshold was chosen")
     false_positive_target: KpiTarget | None = Field(
@@ -108,6 +116,7 @@ def build_card(
         threshold=model.threshold,
         validation_auc=model.validation_auc,
         contributions=CONTRIBUTIONS_METHOD,
+        drivers_for=DRIVERS_FOR,
         trained_at=trained_at or datetime.now(UTC),
         threshold_rule=threshold_rule(false_positives),
         false_positive_target=false_positives,

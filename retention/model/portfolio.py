@@ -2,10 +2,15 @@
 objects built only for the customers that need one.
 
 A portfolio scan scores every customer but starts journeys for the few the model flags; a
-validated pydantic prediction (with its drivers and risk factors) costs more than all of
-XGBoost's work for that customer, so it is built on demand: `each_prediction(at_risk())` hands
-the flagged ones out one at a time (a scan starting a journey each never holds thousands, which
+validated pydantic prediction (with its drivers and risk factors) costs more than the rest of
+that customer's scoring, so it is built on demand: `each_prediction(at_risk())` hands the
+flagged ones out one at a time (a scan starting a journey each never holds thousands, which
 halves their cost: the garbage collector has none to walk), `predictions()` builds a list.
+
+Drivers (exact contributions, XGBoost's most expensive call) are computed when predictions are
+built, for the customers built and `explained` only, a chunk at a time: the next chunk's
+contributions run in a background thread (XGBoost releases the GIL) while this chunk's
+predictions are built, so the Python work overlaps XGBoost's instead of following it.
 Ranking uses the raw margin (the calibration is monotone, so the order is the probability's,
 without the ties that rounding makes).
 """
@@ -13,16 +18,42 @@ without the ties that rounding makes).
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 
+from retention.model.predict import CONTRIBUTIONS_METHOD, ChurnModel
 from retention.risk import ChurnPrediction, RiskFlags
 
 PROBABILITY_DECIMALS = 3
 CONTRIBUTION_DECIMALS = 4
+CHUNK = 1_000  # predictions built per drivers call
+Result = TypeVar("Result")
+CustomerDrivers = dict[int, tuple[list[str], list[float], float]]
+
+
+@dataclass(frozen=True)
+class DriverSource:
+    """The top drivers of any customers of a scored matrix, computed when asked for."""
+
+    model: ChurnModel
+    matrix: pd.DataFrame
+    top: int
+
+    def of(self, rows: np.ndarray) -> CustomerDrivers:
+        """Each row's top feature names and pushes, largest first, and its bias."""
+        contributions = self.model.contributions(self.matrix.iloc[rows], CONTRIBUTIONS_METHOD)
+        features, bias = contributions[:, :-1], contributions[:, -1]
+        order = np.argsort(-features, axis=1, kind="stable")[:, : self.top]
+        names = np.array(self.model.spec.columns, dtype=object)[order].tolist()
+        pushes = np.take_along_axis(features, order, axis=1).round(CONTRIBUTION_DECIMALS).tolist()
+        biases = np.round(bias, CONTRIBUTION_DECIMALS).tolist()
+        return dict(zip(rows.tolist(), zip(names, pushes, biases, strict=True), strict=True))
 
 
 @dataclass(frozen=True)
@@ -37,9 +68,8 @@ class ScoredPortfolio:
     confidence: np.ndarray
     time_to_churn_days: np.ndarray  # int
     severity_value: np.ndarray  # probability x annual contract value
-    driver_names: np.ndarray  # customers x top, object: feature names, largest push first
-    driver_pushes: np.ndarray  # customers x top: contributions to the margin
-    driver_bias: np.ndarray
+    explained: np.ndarray  # bool: the customers whose predictions carry drivers
+    drivers: DriverSource
     risk: RiskFlags
 
     def __len__(self) -> int:
@@ -63,19 +93,25 @@ class ScoredPortfolio:
         """`predictions`, one at a time: a scan that starts a journey per flagged customer holds
         one prediction at a time, not thousands (which the garbage collector would then walk)."""
         rows = np.arange(len(self)) if customers is None else np.asarray(customers, dtype=int)
+        chunks = [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
+        for chunk, drivers in prefetched(chunks, self._drivers):
+            yield from self._predictions(chunk, drivers)
+
+    def _drivers(self, rows: np.ndarray) -> CustomerDrivers:
+        return self.drivers.of(rows[self.explained[rows]])
+
+    def _predictions(self, rows: np.ndarray, drivers: CustomerDrivers) -> Iterator[ChurnPrediction]:
         columns = zip(
             rows.tolist(),
             self.probability[rows].tolist(),
             self.confidence[rows].tolist(),
             self.time_to_churn_days[rows].tolist(),
             self.severity_value[rows].tolist(),
-            self.driver_names[rows].tolist(),
-            self.driver_pushes[rows].tolist(),
-            self.driver_bias[rows].tolist(),
             strict=True,
         )
-        for i, probability, confidence, days, severity, names, pushes, bias in columns:
+        for i, probability, confidence, days, severity in columns:
             fired = self.risk.fired_rules(i)
+            names, pushes, bias = drivers.get(i, ([], [], None))
             # validated from plain values in one call: faster than building each driver and
             # risk factor model first
             yield ChurnPrediction.model_validate(
@@ -96,6 +132,23 @@ class ScoredPortfolio:
                     "driver_bias": bias,
                 }
             )
+
+
+def prefetched(
+    chunks: Sequence[np.ndarray], work: Callable[[np.ndarray], Result]
+) -> Iterator[tuple[np.ndarray, Result]]:
+    """Each chunk with its `work`, the next chunk's computed in a background thread meanwhile
+    (one chunk: no thread)."""
+    if len(chunks) <= 1:
+        yield from ((chunk, work(chunk)) for chunk in chunks)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivers") as pool:
+        pending = pool.submit(work, chunks[0])
+        for k, chunk in enumerate(chunks):
+            done = pending.result()
+            if k + 1 < len(chunks):
+                pending = pool.submit(work, chunks[k + 1])
+            yield chunk, done
 
 
 @contextmanager

@@ -15,14 +15,16 @@ batch, never one per row.
   feature, largest push toward churn first; they and `bias` sum to `margin`. To read them on the
   calibrated log-odds scale multiply by a (the Platt slope); b joins the bias.
 
-Contributions are computed with `approx_contribs=True` (Saabas: each split's change of the
-node value is credited to the split's feature along the row's path). They sum to the margin
-exactly like TreeSHAP's, but cost a few predictions, where exact TreeSHAP costs ~60 (measured on
-a busy 2-core machine, 100,000 rows, 16 features, a trained model of 304 depth-3 trees: 25.9 s
-exact, 1.9 s approximate, 0.42 s `inplace_predict`): too slow to score a whole portfolio daily.
-Saabas credits features near the root a little more than TreeSHAP does, which matters little
-for shallow trees and for ranking a customer's top drivers. Ask for exact ones
-(`score(..., contributions=True, method="exact")`) when explaining one customer.
+Contributions are exact TreeSHAP values (`approx_contribs=False`): each feature's Shapley value
+on the model's margin. They cost ~60 predictions (measured on a busy 2-core machine, 100,000
+rows, 16 features, 304 depth-3 trees: 25.9 s exact, 1.9 s approximate, 0.42 s `inplace_predict`),
+so a batch computes them only where drivers are shown or stored (`score(explain=...)`): for a
+portfolio, the customers at or above the model's threshold (`explain="flagged"`: the ones a
+scan hands to journeys and keeps drivers for; the others' predictions carry none), and for a
+journey's own assessment, its one customer (`explain="all"`). Approximate ones (Saabas: each
+split's change of the node value credited to the split's feature) would cost a few predictions
+for everyone, but credit features near the root more than their share: the drivers a CSM reads
+are the exact ones. (`method="approximate"` stays available for a quick look.)
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ import xgboost as xgb
 from retention.model.spec import FeatureSpec, design_matrix
 
 ContributionsMethod = Literal["exact", "approximate"]
-CONTRIBUTIONS_METHOD: ContributionsMethod = "approximate"
+CONTRIBUTIONS_METHOD: ContributionsMethod = "exact"
+DRIVERS_FOR = (
+    "a batch (portfolio scan): the customers at or above the threshold; "
+    "a journey's own assessment: its customer"
+)
+Explained = Literal["none", "flagged", "all"]
+"""Whose drivers a batch computes: nobody's, the flagged customers' (probability at or above
+the model's threshold), or everyone's."""
 MIN_TIME_TO_CHURN_DAYS = 1.0
 MAX_TIME_TO_CHURN_DAYS = 3650.0
 
@@ -75,7 +84,10 @@ class Scores:
     probability: np.ndarray
     time_to_churn_days: np.ndarray
     confidence: np.ndarray
-    contributions: np.ndarray | None  # rows x (features + 1); the last column is the bias
+    flagged: np.ndarray  # bool: probability >= the model's threshold
+    explained: np.ndarray  # the indices of the rows whose contributions were computed
+    contributions: np.ndarray  # explained rows x (features + 1); the last column is the bias
+    matrix: pd.DataFrame  # what the models read, for contributions computed later
 
 
 @dataclass(frozen=True)
@@ -97,31 +109,47 @@ class ChurnModel:
         self,
         df: pd.DataFrame,
         *,
-        contributions: bool = False,
+        explain: Explained = "none",
         method: ContributionsMethod = CONTRIBUTIONS_METHOD,
         source: str = "table",
     ) -> Scores:
-        """Predictions for every row of `df` (it may hold other columns too)."""
+        """Predictions for every row of `df` (it may hold other columns too), with the
+        contributions of the rows `explain` names."""
         features = self.matrix(df, source)
         margin = np.asarray(
             self.classifier.inplace_predict(features, predict_type="margin"), dtype=float
         )
-        contribs = None
-        if contributions:
-            contribs = self.classifier.predict(
-                xgb.DMatrix(features, enable_categorical=True),
-                pred_contribs=True,
-                approx_contribs=method == "approximate",
-            )
         probability = self.calibration.probability(margin)
+        flagged = probability >= self.threshold
+        explained = {
+            "none": np.arange(0),
+            "flagged": np.flatnonzero(flagged),
+            "all": np.arange(len(margin)),
+        }[explain]
         median = np.asarray(self.survival.inplace_predict(features), dtype=float)
         return Scores(
             margin=margin,
             probability=probability,
             time_to_churn_days=np.clip(median, MIN_TIME_TO_CHURN_DAYS, MAX_TIME_TO_CHURN_DAYS),
             confidence=confidence(probability, self.validation_auc),
-            contributions=contribs,
+            flagged=flagged,
+            explained=explained,
+            contributions=self.contributions(features.iloc[explained], method),
+            matrix=features,
         )
+
+    def contributions(self, features: pd.DataFrame, method: ContributionsMethod) -> np.ndarray:
+        """rows x (features + 1), the bias last, in float64: XGBoost's float32 would round to
+        0.09560000151395798."""
+        shape = (len(features), len(self.spec.columns) + 1)
+        if not len(features):
+            return np.zeros(shape)
+        values = self.classifier.predict(
+            xgb.DMatrix(features, enable_categorical=True),
+            pred_contribs=True,
+            approx_contribs=method == "approximate",
+        )
+        return np.asarray(values, dtype=np.float64).reshape(shape)
 
     def predict(
         self, df: pd.DataFrame, *, drivers: bool = True, top: int | None = None
@@ -129,11 +157,11 @@ class ChurnModel:
         """One prediction per row; `top` keeps each row's largest drivers only. Skip drivers
         (`drivers=False`) where they are neither shown nor stored: they cost more than the
         rest of the prediction."""
-        scores = self.score(df, contributions=drivers)
+        scores = self.score(df, explain="all" if drivers else "none")
         rows = len(scores.margin)
         reasons: list[tuple[tuple[str, float], ...]] = [()] * rows
         biases = [math.nan] * rows
-        if scores.contributions is not None:
+        if drivers:
             features, biases = scores.contributions[:, :-1], scores.contributions[:, -1].tolist()
             order = np.argsort(-features, axis=1, kind="stable")[:, :top]
             names = np.array(self.spec.columns, dtype=object)[order].tolist()

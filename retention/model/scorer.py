@@ -15,8 +15,10 @@
 A prediction: the calibrated probability, the model's confidence, time to churn (the survival
 model's median), severity_value = p x annual contract value, the rule set's risk factors and
 their actions (as `baseline-0` has them), and the top drivers: the classifier's own
-per-prediction contributions to its margin (log-odds; approximate, see predict.py), largest
-first, with the bias in `driver_bias` (bias + every contribution = margin).
+per-prediction contributions to its margin (log-odds; exact TreeSHAP, see predict.py), largest
+first, with the bias in `driver_bias` (bias + every contribution = margin). A batch computes
+them for the customers at or above the model's threshold only (a portfolio scan shows and keeps
+no others'); `predict_one`, a journey's own assessment, always.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from retention.health import HealthScore
 from retention.model.features import SEED_FEATURES, SNAPSHOT_PATHS, feature_frame
 from retention.model.persist import load_model
 from retention.model.portfolio import (
-    CONTRIBUTION_DECIMALS,
     PROBABILITY_DECIMALS,
+    DriverSource,
     ScoredPortfolio,
     gc_paused,
 )
-from retention.model.predict import ChurnModel
+from retention.model.predict import ChurnModel, Explained
 from retention.risk import RISK_METRICS, ChurnPrediction, RiskFlags, RiskMetric, RiskPolicy
 
 TOP_DRIVERS = 5
@@ -68,7 +70,6 @@ class ModelScorer:
         self.model = model
         self.version = version
         self.top = top
-        self._names = np.array(model.spec.columns, dtype=object)
 
     @classmethod
     def load(cls, folder: Path, *, top: int = TOP_DRIVERS) -> ModelScorer:
@@ -82,36 +83,32 @@ class ModelScorer:
         expansion_counts: Sequence[int | None],
         policy: RiskPolicy,
         as_of: date,
+        explain: Explained = "flagged",
     ) -> ScoredPortfolio:
-        """Every customer scored as of `as_of`, as arrays (see portfolio.py)."""
+        """Every customer scored as of `as_of`, as arrays (see portfolio.py), with the drivers
+        of those `explain` names."""
         with gc_paused():
             # One pass over the snapshots for the features and the risk metrics alike
             fields = read_fields(snapshots, SCORED_PATHS)
             dates = [as_of] * len(snapshots)
             table = feature_frame(snapshots, healths, dates, expansion_counts, fields)
-            scores = self.model.score(table, contributions=True)
+            scores = self.model.score(table)
             risk = portfolio_risk(snapshots, policy, fields, table)
             value = table["contract_value"].to_numpy()
-        assert scores.contributions is not None
-        # float64 before rounding: XGBoost's float32 would round to 0.09560000151395798
-        # (rows x features + bias; XGBoost gives a flat array for no rows)
-        shape = (len(table), len(self._names) + 1)
-        contributions = scores.contributions.astype(np.float64).reshape(shape)
-        features, bias = contributions[:, :-1], contributions[:, -1]
-        order = np.argsort(-features, axis=1, kind="stable")[:, : self.top]
         probability = np.round(scores.probability, PROBABILITY_DECIMALS)
         return ScoredPortfolio(
             model_version=self.version,
             threshold=self.model.threshold,
             margin=scores.margin,
-            flagged=scores.probability >= self.model.threshold,
+            flagged=scores.flagged,
             probability=probability,
             confidence=scores.confidence,
             time_to_churn_days=np.rint(scores.time_to_churn_days).astype(int),
             severity_value=np.round(probability * value, 2),
-            driver_names=self._names[order],
-            driver_pushes=np.take_along_axis(features, order, axis=1).round(CONTRIBUTION_DECIMALS),
-            driver_bias=np.round(bias, CONTRIBUTION_DECIMALS),
+            explained=scores.flagged
+            if explain == "flagged"
+            else np.full(len(table), explain == "all"),
+            drivers=DriverSource(self.model, scores.matrix, self.top),
             risk=risk,
         )
 
@@ -122,9 +119,12 @@ class ModelScorer:
         expansion_counts: Sequence[int | None],
         policy: RiskPolicy,
         as_of: date,
+        explain: Explained = "flagged",
     ) -> list[ChurnPrediction]:
         """One prediction per customer, index for index, as of `as_of`."""
-        portfolio = self.score_portfolio(snapshots, healths, expansion_counts, policy, as_of)
+        portfolio = self.score_portfolio(
+            snapshots, healths, expansion_counts, policy, as_of, explain
+        )
         return portfolio.predictions()
 
     def predict_one(
@@ -135,7 +135,8 @@ class ModelScorer:
         policy: RiskPolicy,
         as_of: date,
     ) -> ChurnPrediction:
-        return self.predict([snapshot], [health], [expansion_count], policy, as_of)[0]
+        """A journey's own assessment: its drivers are shown and kept, flagged or not."""
+        return self.predict([snapshot], [health], [expansion_count], policy, as_of, "all")[0]
 
 
 def portfolio_risk(
