@@ -58,7 +58,7 @@ from retention.model.portfolio import gc_paused  # noqa: E402
 from retention.model.scorer import SCORED_PATHS, ModelScorer, portfolio_risk  # noqa: E402
 from retention.rulebook.loader import load_rulebook  # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 7
 
 
 def timed(work: Callable[[], object]) -> float:
