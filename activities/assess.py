@@ -56,7 +56,7 @@ class AssessActivities:
             self._scorer,
             self._sentiment,
         )
-        record_assessment(self._engine, request.journey_id, assessment)
+        record_assessment(self._engine, request.journey_id, assessment, attempt_key())
         count(ASSESSMENTS, model_version=assessment.prediction.model_version)
         if request.customer is None:
             assessment.loaded = customer  # the journey keeps it and applies events to it
@@ -67,3 +67,12 @@ class AssessActivities:
             return load_customer(self._engine, customer_id)
         except CustomerNotFound as exc:
             raise ApplicationError(str(exc), type="CustomerNotFound", non_retryable=True) from exc
+
+
+def attempt_key() -> str | None:
+    """The running activity's identity, the same for each of its retries (None outside one: a
+    test calling the method directly)."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"

@@ -65,7 +65,8 @@ def _customer_with_history(engine: Engine, outbox: Path, customer_id: str, email
     )
     save_customer(engine, customer)
     journey_id, journey_key = f"retention-{customer_id}", f"retention-{customer_id}/run-1"
-    record_assessment(engine, journey_id, assess_customer(customer, RULEBOOK, NOW))
+    assessment = assess_customer(customer, RULEBOOK, NOW)
+    record_assessment(engine, journey_id, assessment, f"{journey_key}/3")  # the activity's key
     request = make_request(customer=customer, journey_id=journey_id, journey_key=journey_key)
     receipt = deliver(engine, outbox, TEMPLATES, request)
     add_suppression(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,14 +10,18 @@ from alembic import command
 from factories import make_customer
 from sqlalchemy import Engine, func, inspect, text
 from sqlmodel import select
+from temporalio.testing import ActivityEnvironment
 
+from activities.assess import AssessActivities, AssessInput
 from retention.assessment import Assessment
 from retention.errors import CustomerNotFound, RetentionError
 from retention.expansion import ExpansionOpportunity
 from retention.health import HealthScore
 from retention.journey import JourneyState
 from retention.risk import ChurnPrediction, ModelDriver, RiskFactor
+from retention.rulebook.source import RulebookSource
 from retention.sentiment import SentimentAlert, SentimentReading
+from retention.settings import ROOT
 from retention.store.columns import add_missing_columns
 from retention.store.db import session
 from retention.store.records import (
@@ -286,3 +291,28 @@ def test_an_earlier_prediction_table_gains_the_drivers_and_keeps_its_rows(
     with session(bare_engine) as db:
         row = db.exec(select(ChurnPredictionRow)).one()
     assert (row.customer_id, row.drivers, row.driver_bias) == ("cust-001", None, None)
+
+
+@pytest.mark.database
+def test_a_retried_assess_activity_records_its_assessment_once(engine: Engine) -> None:
+    save_customer(engine, make_customer(profile={"customer_id": "cust-retry"}))
+    assess = AssessActivities(engine, RulebookSource(ROOT / "rules")).assess
+    request = AssessInput(journey_id="retention-cust-retry", customer_id="cust-retry")
+    first_try = ActivityEnvironment()
+    first_try.info = replace(
+        first_try.info, workflow_id="retention-cust-retry", workflow_run_id="run-1", activity_id="1"
+    )
+    retry = ActivityEnvironment()
+    retry.info = replace(first_try.info, attempt=2)
+    next_assessment = ActivityEnvironment()
+    next_assessment.info = replace(first_try.info, activity_id="7")
+
+    for environment in (first_try, retry, next_assessment):
+        environment.run(assess, request)
+
+    with session(engine) as db:
+        for table in (HealthScoreRow, ChurnPredictionRow, SentimentRow):
+            rows = db.exec(select(func.count()).select_from(table)).one()
+            assert rows == 2, f"{table.__tablename__}: the retry recorded again"
+        keys = db.exec(select(HealthScoreRow.assessment_key)).all()
+    assert sorted(keys) == ["retention-cust-retry/run-1/1", "retention-cust-retry/run-1/7"]

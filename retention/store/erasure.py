@@ -57,7 +57,14 @@ PSEUDONYMISED: tuple[type[SQLModel], ...] = (
     AuditRow,
 )
 # Columns that may carry the customer id, alone or inside a journey id (`retention-{id}/run`).
-IDENTITY_COLUMNS = ("customer_id", "journey_id", "workflow_id", "journey_key", "entry_key")
+IDENTITY_COLUMNS = (
+    "customer_id",
+    "journey_id",
+    "workflow_id",
+    "journey_key",
+    "entry_key",
+    "assessment_key",
+)
 SCANS: tuple[type[ScanRunRow | ScanPageRow], ...] = (ScanRunRow, ScanPageRow)
 ERASED_REASON = "erased"
 

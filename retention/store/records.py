@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from retention.assessment import Assessment
@@ -55,11 +56,32 @@ def list_customers(engine: Engine) -> list[CustomerSnapshot]:
     return [parse_customer(r.snapshot, source=f"customers[{r.customer_id}]") for r in rows]
 
 
-def record_assessment(engine: Engine, journey_id: str | None, assessment: Assessment) -> None:
+def record_assessment(
+    engine: Engine, journey_id: str | None, assessment: Assessment, key: str | None = None
+) -> bool:
     """The health, prediction, sentiment and expansion rows of one assessment, in one
-    transaction."""
+    transaction. `key` names the assessment (the assess activity's: a retry has the same):
+    an assessment recorded under it already is not recorded again. False when it was."""
+    rows = assessment_rows(journey_id, assessment)
+    health = rows[0]
+    assert isinstance(health, HealthScoreRow)
+    health.assessment_key = key
+    if key is not None and _assessment_recorded(engine, key):
+        return False
+    try:
+        with session(engine) as db:
+            db.add_all(rows)
+    except IntegrityError:
+        if key is not None and _assessment_recorded(engine, key):
+            return False  # a concurrent attempt of the same activity recorded it first
+        raise
+    return True
+
+
+def _assessment_recorded(engine: Engine, key: str) -> bool:
     with session(engine) as db:
-        db.add_all(assessment_rows(journey_id, assessment))
+        found = db.exec(select(HealthScoreRow.id).where(HealthScoreRow.assessment_key == key))
+        return found.first() is not None
 
 
 def assessment_rows(journey_id: str | None, assessment: Assessment) -> list[SQLModel]:

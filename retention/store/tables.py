@@ -60,6 +60,9 @@ class HealthScoreRow(SQLModel, table=True):
     status: str
     alerts: list[str] = Field(default_factory=list, sa_type=JSON)
     scored_at: datetime = Field(sa_type=UTCDateTime)
+    # The assess activity that wrote this assessment's rows (workflow, run, activity id: the same
+    # for each retry of it), so that a retry records nothing twice; none for a scan's rows.
+    assessment_key: str | None = Field(default=None, unique=True, index=True)
 
 
 class ChurnPredictionRow(SQLModel, table=True):
