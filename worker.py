@@ -7,10 +7,12 @@ import concurrent.futures
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import Engine
 from temporalio import activity, workflow
@@ -100,6 +102,27 @@ def build_scan_activities(
     `task_queue` through `client`."""
     scan = ScanActivities(engine, RulebookSource(rules_dir), scorer, sentiment)
     return [scan.score_page, scan.record_scan, JourneyStarter(client, task_queue).start_journeys]
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    activities: list[Callable[..., Any]],
+    task_queue: str | None = None,
+    threads: int = 4,
+) -> AsyncIterator[str]:
+    """Every workflow and `activities` polling `task_queue` (None: a fresh one) in this process,
+    e.g. on the time-skipping server; yields the queue's name."""
+    queue = task_queue or f"tq-{uuid4()}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as executor:
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=WORKFLOWS,
+            activities=activities,
+            activity_executor=executor,
+        ):
+            yield queue
 
 
 async def main() -> None:
