@@ -28,7 +28,7 @@ TASK_QUEUE = "simulation"
 @app.command()
 @friendly
 def simulate(
-    customers: Annotated[int, typer.Option(help="Generated customers (1 to 200,000).")],
+    customers: Annotated[int, typer.Option(help="Generated customers (1 to 20,000).")],
     days: Annotated[int, typer.Option(help="How long the journeys run (1 to 180).")] = 90,
     seed: Annotated[int, typer.Option(help="The same seed gives the same portfolio.")] = 1,
     database_file: Annotated[
@@ -72,7 +72,8 @@ def simulate(
     console.print(_lift_table(result))
     console.print(
         f"{result.at_risk} at-risk customers ({result.held_out} held out), {result.churned} "
-        f"churned, {result.journeys} journeys; in {database_file}"
+        f"churned, {result.journeys} journeys, {result.delivered} actions reached treated "
+        f"customers; in {database_file}"
     )
     if result.misread:
         console.print(f"[red]{result.misread} customers' journeys disagree with the truth")

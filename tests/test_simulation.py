@@ -75,7 +75,7 @@ def test_expected_churn_is_what_the_customers_go_on_to_do(treated: bool) -> None
 
 
 async def test_journeys_run_and_the_measured_lift_holds_the_true_lift(tmp_path: Path) -> None:
-    request = SimulationRequest(customers=400, days=45, seed=1)
+    request = SimulationRequest(customers=400, days=35, seed=1)
     engine = make_engine(f"sqlite:///{tmp_path / 'sim.db'}")
     outbox = tmp_path / "sim-outbox"
 
@@ -91,20 +91,28 @@ async def test_journeys_run_and_the_measured_lift_holds_the_true_lift(tmp_path: 
             )
         ).all()  # fmt: skip
         captured = db.exec(select(OutboxRow.path).where(OutboxRow.status == "captured")).all()
+        reached = db.exec(
+            select(InterventionRow.customer_id, InterventionRow.action).distinct().where(
+                InterventionRow.status == "captured", InterventionRow.channel != "internal"
+            )
+        ).all()  # fmt: skip
     engine.dispose()
     assert len(journeys) == result.journeys == result.report.journeys
     assert len({j.customer_id for j in journeys}) == result.at_risk > 0
+    assert result.journeys > result.at_risk  # closed journeys were followed by new ones
     assert {"churned", "saved"} <= {j.outcome for j in journeys}
     assert all(j.outcome and j.finished_at for j in journeys)
     assert 0 < result.held_out < result.at_risk
     assert {status for held, status in steps if held} == {"held_out"}
     assert {status for held, status in steps if not held} == {"captured"}
     assert captured and all(Path(path).is_file() for path in captured)
+    assert result.delivered == len(reached)  # the truth counted what the journeys delivered
     assert result.misread == 0  # every churn the truth decided is a churned journey, no more
-    overall = result.lifts[0]
-    assert overall.scope == "overall"
-    assert overall.true_lift > 0
+    by_scope = {lift.scope: lift for lift in result.lifts}
+    overall = by_scope["overall"]
     assert overall.covered is True, (overall.true_lift, overall.measured.verdict)
+    # what the journeys delivered counts: the strongest actions go to the riskiest customers
+    assert by_scope["critical_save"].true_lift > by_scope["nurture"].true_lift > 0
 
 
 def test_starter_simulate_prints_truth_beside_measure_and_never_overwrites(

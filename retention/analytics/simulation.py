@@ -42,12 +42,11 @@ from retention.store.records import save_customer
 from retention.store.tables import JourneyRow
 
 THRESHOLD_STREAM = 0x5EED  # the response's random numbers, apart from the generator's own
-DAY = timedelta(days=1)
-HALF_DAY = DAY / 2
+HALF_DAY = timedelta(hours=12)
 
 
 class SimulationRequest(BaseModel):
-    customers: int = Field(ge=1, le=200_000)
+    customers: int = Field(ge=1, le=20_000, description="every at-risk one runs real journeys")
     days: int = Field(ge=1, le=HORIZON_DAYS, description="how long the journeys run")
     seed: int = Field(default=1, ge=0)
 
@@ -65,6 +64,7 @@ class SimulationResult(BaseModel):
     held_out: int = Field(description="of them, held out")
     journeys: int = Field(description="journeys run: a customer's next starts when one closes")
     churned: int = Field(description="at-risk customers who churned (the ground truth)")
+    delivered: int = Field(description="actions that reached treated customers, once a customer")
     misread: int = Field(description="customers whose last journey's outcome is not the truth's")
     lifts: list[SimulatedLift]
     report: Report
@@ -96,13 +96,13 @@ async def simulate(
     with env.auto_time_skipping_disabled():
         began = await env.get_current_time()
         await portfolio.scan()
-        await env.sleep(HALF_DAY)  # journeys start half a day away from the checks
+        # journeys start on whole days after the scan, the checks half a day away from them
+        await env.sleep(HALF_DAY)
         await portfolio.begin()
         for day in range(1, request.days + 1):
-            if day > 1:
-                await env.sleep(HALF_DAY)
-                await portfolio.restart_closed()
-            await env.sleep(DAY if day == 1 else HALF_DAY)
+            await env.sleep(HALF_DAY)
+            await portfolio.restart_closed()
+            await env.sleep(HALF_DAY)
             await portfolio.live_day(day)
             if progress:
                 progress(day)
@@ -118,6 +118,7 @@ async def simulate(
         held_out=sum(account.holdout for account in portfolio.accounts.values()),
         journeys=_journeys(engine),
         churned=sum(not response.stays for response in responses.values()),
+        delivered=sum(len(response.delivered) for response in responses.values()),
         misread=_misread(records, responses),
         lifts=_beside_truth(report, records, responses, request.days),
         report=report,
