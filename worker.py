@@ -166,18 +166,11 @@ async def main() -> None:
         settings.delivery_mode,
         ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=WORKFLOWS,
-            activities=activities,
-            activity_executor=executor,
-        ):
-            logging.info(
-                "worker polling task queue %s at %s", settings.task_queue, settings.temporal_address
-            )
-            await stop.wait()
+    async with running_worker(client, activities, settings.task_queue, threads=8):
+        logging.info(
+            "worker polling task queue %s at %s", settings.task_queue, settings.temporal_address
+        )
+        await stop.wait()
     logging.info("worker stopped")
 
 
