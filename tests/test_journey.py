@@ -9,7 +9,6 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from conftest import running_worker
 from factories import customer_id_in_group, make_customer
 from journeys import (
     DORMANT,
@@ -37,6 +36,7 @@ from retention.journey import (
     ResumeRequest,
 )
 from retention.store.records import list_outbox
+from worker import running_worker
 from workflows.journey import RetentionJourney
 
 pytestmark = pytest.mark.database
@@ -333,7 +333,7 @@ async def test_a_retried_delivery_leaves_exactly_one_outbox_row(
     activities = [a for name, a in real.items() if name != "deliver"]
     activities.append(deliver_then_crash_once(real["deliver"]))
 
-    async with running_worker(time_skipping_env, activities) as task_queue:
+    async with running_worker(time_skipping_env.client, activities) as task_queue:
         customer = nurture_customer()
         final: JourneyState = await time_skipping_env.client.execute_workflow(
             RetentionJourney.run,

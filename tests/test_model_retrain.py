@@ -17,7 +17,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from conftest import RULES_DIR, JourneyWorld, running_worker
+from conftest import RULES_DIR, JourneyWorld
 from journeys import critical_customer, end_journey, start, until, until_planned
 from labelled import labelled_population, train_model_on
 from sqlalchemy import Engine
@@ -48,7 +48,7 @@ from retention.store.db import session
 from retention.store.model_versions import model_decisions, promoted_model
 from retention.store.tables import ChurnPredictionRow
 from retention.temporal import connect
-from worker import build_activities
+from worker import build_activities, running_worker
 from workflows.model_retrain import ModelRetrain
 
 pytestmark = [pytest.mark.database, pytest.mark.timeout(600)]
@@ -80,7 +80,7 @@ async def _world(
     policy = RetrainPolicy(models_root=tmp_path / "models", initial_champion=str(champion))
     activities = build_activities(engine, RULES_DIR, tmp_path / "outbox", scorer=scorer,
                                   retrain=policy)  # fmt: skip
-    async with running_worker(env, activities) as task_queue:
+    async with running_worker(env.client, activities) as task_queue:
         world = JourneyWorld(env.client, env, task_queue, engine, tmp_path / "outbox")
         yield world, scorer
         await world.save_histories(history_name)

@@ -1,44 +1,52 @@
-"""`simulate`: a generated portfolio, scored and decided by the rule set, with a known response
-to treatment, written to a database the way journeys write it, so that the lift the report
-measures can be checked against the truth.
+"""`simulate`: a generated portfolio run through the real RetentionJourney on the time-skipping
+server, with a known response to the interventions delivered, then measured by the report: the
+lift it measures can be checked against the truth.
 
-Ground truth: each generated customer has a true probability p of churning within 180 days
-(`retention.model.generator`, constant hazard); over `days` that is p_d = 1 − (1 − p)^(days/180).
-A journey removes the share TREATMENT_EFFECT[strategy] of a treated customer's p_d; a held-out
-customer keeps it. So the true lift of a strategy is the mean of p_d × effect over its customers
-(the holdout is a random draw by hash, the same share in every strategy).
+1. `request.customers` customers from the generator (seeded), saved to the database.
+2. The real PortfolioScan starts a journey for each at-risk customer; for `request.days` days
+   the journeys run, and the ground truth (`response.py`) decides each day who churns, given
+   what their journeys delivered so far; a churn is the journey's `churned` event
+   (`simulated_portfolio.py`).
+3. The report is built from the database, like `starter.py report`, over the days run.
+
+The true lift of a scope (a starting strategy, or overall: the strategies with held-out
+customers) is the mean, over the treated customers the report measures in it, of their
+untreated chance of churning over the days run, 1 − (1 − p)^(days/180), minus their expected
+churn under the interventions they actually got (the day-by-day compensator, see
+`CustomerResponse`). The holdout is a hash of the customer id, so the treated customers stand
+for everyone the scope's lift is about.
 """
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 
+import numpy as np
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
+from sqlmodel import select
+from temporalio.testing import WorkflowEnvironment
 
 from retention.analytics.lift import Lift
-from retention.analytics.period import Period
+from retention.analytics.period import Period, PeriodRecords
 from retention.analytics.reader import read_period
 from retention.analytics.report import Report, build_report
-from retention.assessment import Assessment, ChurnScorer, assess_customer
-from retention.journey import JourneyState, StrategyChange, journey_id
+from retention.analytics.response import CustomerResponse
+from retention.analytics.simulated_portfolio import SimulatedPortfolio
+from retention.analytics.treatment import comparable, starting_strategy
 from retention.model.generator import HORIZON_DAYS, draw, generate_population
-from retention.plan import Decision
-from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import Rulebook
 from retention.store.db import session
-from retention.store.records import record_assessment, record_journey, save_customer
-from retention.store.tables import InterventionRow
+from retention.store.records import save_customer
+from retention.store.tables import JourneyRow
 
-TREATMENT_EFFECT = {"critical_save": 0.40, "proactive_engagement": 0.30, "nurture": 0.20}
-"""The share of a treated customer's churn probability its journey removes, by strategy."""
+THRESHOLD_STREAM = 0x5EED  # the response's random numbers, apart from the generator's own
+HALF_DAY = timedelta(hours=12)
 
 
 class SimulationRequest(BaseModel):
-    customers: int = Field(ge=1, le=200_000)
+    customers: int = Field(ge=1, le=20_000, description="every at-risk one runs real journeys")
     days: int = Field(ge=1, le=HORIZON_DAYS, description="how long the journeys run")
     seed: int = Field(default=1, ge=0)
 
@@ -52,121 +60,100 @@ class SimulatedLift(BaseModel):
 
 class SimulationResult(BaseModel):
     request: SimulationRequest
-    journeys: int
-    held_out: int
+    at_risk: int = Field(description="customers the portfolio scan started a journey for")
+    held_out: int = Field(description="of them, held out")
+    journeys: int = Field(description="journeys run: a customer's next starts when one closes")
+    churned: int = Field(description="at-risk customers who churned (the ground truth)")
+    delivered: int = Field(description="actions that reached treated customers, once a customer")
+    misread: int = Field(description="customers whose last journey's outcome is not the truth's")
     lifts: list[SimulatedLift]
     report: Report
 
 
-class _Truth:
-    """p_d × effect of every journey's customer, by strategy: what the lift should find."""
-
-    def __init__(self) -> None:
-        self.by_strategy: dict[str, list[float]] = defaultdict(list)
-
-    def lift(self, scope: str, measured_scopes: set[str]) -> float:
-        strategies = measured_scopes if scope == "overall" else {scope}
-        gains = [g for s in strategies for g in self.by_strategy.get(s, [])]
-        return sum(gains) / len(gains) if gains else 0.0
-
-
-def simulate(
+async def simulate(
+    env: WorkflowEnvironment,
+    task_queue: str,
     engine: Engine,
     rulebook: Rulebook,
     request: SimulationRequest,
-    scorer: ChurnScorer | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SimulationResult:
-    """Write the simulated portfolio into `engine` (an empty database) and measure it."""
+    """Run the simulation into `engine` (an empty database) through the worker polling
+    `task_queue` on `env`; `progress(day)` after each simulated day."""
     population = generate_population(request.customers, request.seed)
-    truths = draw(request.seed, request.customers)["churn_probability"].tolist()
-    start = datetime.combine(population.snapshot_dates[0], time(), tzinfo=UTC)
-    rng, truth, journeys, held_out = random.Random(request.seed), _Truth(), 0, 0
-    for n, (customer, p) in enumerate(zip(population.customers, truths, strict=True), start=1):
-        assessment = assess_customer(customer, rulebook, start, scorer=scorer)
-        decision = decide(rulebook, decision_facts(assessment))
-        runs = decision.strategy != rulebook.journey.recovered_strategy  # the scan starts none
+    for customer in population.customers:
         save_customer(engine, customer)
-        record_assessment(engine, journey_id(customer.customer_id) if runs else None, assessment)
-        if runs:
-            p_days = 1 - (1 - p) ** (request.days / HORIZON_DAYS)
-            effect = TREATMENT_EFFECT.get(decision.strategy, 0.0)
-            truth.by_strategy[decision.strategy].append(p_days * effect)
-            churns = rng.random() < p_days * (1 if decision.holdout else 1 - effect)
-            ends = start + timedelta(days=request.days * rng.random() if churns else request.days)
-            _record_journey(engine, assessment, decision, start, ends, churns)
-            journeys, held_out = journeys + 1, held_out + decision.holdout
-        if progress and n % 500 == 0:
-            progress(n)
-    period = Period(start=start, end=start + timedelta(days=request.days, seconds=1))
-    report = build_report(
-        read_period(engine, period, rulebook.strategy_order),
-        rulebook.kpis,
-        rulebook.version,
-        period.end,
+    probabilities = draw(request.seed, request.customers)["churn_probability"].tolist()
+    thresholds = np.random.default_rng([request.seed, THRESHOLD_STREAM]).standard_exponential(
+        request.customers
     )
-    measured = {lift.scope for lift in report.lift[1:] if lift.holdout.customers}
-    lifts = [
-        SimulatedLift(
-            scope=lift.scope,
-            true_lift=truth.lift(lift.scope, measured),
-            measured=lift,
-            covered=None
-            if lift.low is None or lift.high is None
-            else lift.low <= truth.lift(lift.scope, measured) <= lift.high,
-        )
-        for lift in report.lift
-    ]
+    customers = {
+        customer.customer_id: (customer, CustomerResponse(p, float(e)))
+        for customer, p, e in zip(population.customers, probabilities, thresholds, strict=True)
+    }
+    portfolio = SimulatedPortfolio(env, task_queue, engine, customers)
+    # Waiting on a journey must never skip time: only the day-by-day sleeps move the clock.
+    with env.auto_time_skipping_disabled():
+        began = await env.get_current_time()
+        await portfolio.scan()
+        # journeys start on whole days after the scan, the checks half a day away from them
+        await env.sleep(HALF_DAY)
+        await portfolio.begin()
+        for day in range(1, request.days + 1):
+            await env.sleep(HALF_DAY)
+            await portfolio.restart_closed()
+            await env.sleep(HALF_DAY)
+            await portfolio.live_day(day)
+            if progress:
+                progress(day)
+        await portfolio.finish()
+        ended = await env.get_current_time()
+    period = Period(start=began, end=ended + timedelta(seconds=1))
+    records = read_period(engine, period, rulebook.strategy_order)
+    report = build_report(records, rulebook.kpis, rulebook.version, period.end)
+    responses = {cid: account.response for cid, account in portfolio.accounts.items()}
     return SimulationResult(
-        request=request, journeys=journeys, held_out=held_out, lifts=lifts, report=report
+        request=request,
+        at_risk=len(portfolio.accounts),
+        held_out=sum(account.holdout for account in portfolio.accounts.values()),
+        journeys=_journeys(engine),
+        churned=sum(not response.stays for response in responses.values()),
+        delivered=sum(len(response.delivered) for response in responses.values()),
+        misread=_misread(records, responses),
+        lifts=_beside_truth(report, records, responses, request.days),
+        report=report,
     )
 
 
-def _record_journey(
-    engine: Engine,
-    assessment: Assessment,
-    decision: Decision,
-    start: datetime,
-    ends: datetime,
-    churns: bool,
-) -> None:
-    """The journey's row as the workflow records it at its close, and the steps it reached."""
-    customer_id = assessment.customer.customer_id
-    workflow_id = journey_id(customer_id)
-    key = f"{workflow_id}:simulated"
-    first = StrategyChange(at=start, from_strategy=None, to_strategy=decision.strategy, why="")
-    state = JourneyState(
-        customer_id=customer_id,
-        journey_key=key,
-        started_at=start,
-        stage="closed",
-        strategy=decision.strategy,
-        risk_tier=decision.risk_tier,
-        severity_tier=decision.severity_tier,
-        churn_probability=assessment.prediction.probability,
-        health_score=assessment.health.overall,
-        holdout=decision.holdout,
-        strategy_history=[first],
-        outcome="churned" if churns else "completed",
-        exit_reason="churned" if churns else "plan ran out",
-        finished_at=ends,
-        rules_version=decision.rules_version,
-        model_version=assessment.prediction.model_version,
-    )
-    record_journey(engine, workflow_id, state)
-    steps = [
-        InterventionRow(
-            journey_key=key,
-            customer_id=customer_id,
-            step_id=step.step_id,
-            action=step.action,
-            channel=step.channel,
-            owner=step.owner,
-            status="held_out" if decision.holdout else "captured",
-            at=start + timedelta(hours=step.at_hours),
+def _beside_truth(
+    report: Report, records: PeriodRecords, responses: dict[str, CustomerResponse], days: int
+) -> list[SimulatedLift]:
+    resolved = records.resolved_in_period()
+    in_overall = {j.customer_id for j in comparable(resolved)}
+    treated = [j for j in resolved if not j.holdout]
+    lifts = []
+    for lift in report.lift:
+        gains = [
+            responses[j.customer_id].untreated_churn(days) - responses[j.customer_id].expected_churn
+            for j in treated
+            if (j.customer_id in in_overall if lift.scope == "overall" else
+                starting_strategy(j) == lift.scope)
+        ]  # fmt: skip
+        truth = sum(gains) / len(gains) if gains else 0.0
+        covered = None if lift.low is None or lift.high is None else lift.low <= truth <= lift.high
+        lifts.append(
+            SimulatedLift(scope=lift.scope, true_lift=truth, measured=lift, covered=covered)
         )
-        for step in decision.plan.steps
-        if start + timedelta(hours=step.at_hours) < ends
-    ]
+    return lifts
+
+
+def _misread(records: PeriodRecords, responses: dict[str, CustomerResponse]) -> int:
+    """At-risk customers whose last journey says churned when the truth says stayed, or the
+    other way round, or who have no journey with an outcome: 0 unless an event went astray."""
+    last = {j.customer_id: j.outcome == "churned" for j in records.resolved_in_period()}
+    return sum(last.get(cid) != (not r.stays) for cid, r in responses.items())
+
+
+def _journeys(engine: Engine) -> int:
     with session(engine) as db:
-        db.add_all(steps)
+        return db.exec(select(func.count()).select_from(JourneyRow)).one()

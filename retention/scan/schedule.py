@@ -46,7 +46,7 @@ async def scan_now(client: Client, settings: Settings) -> WorkflowHandle[object,
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
-        return await _start_directly(client, settings)
+        return await start_scan(client, settings.task_queue, settings.portfolio_scan_page_size)
     if running := _workflow_ids(before.info.running_actions):
         return _handle(client, running[0])
     seen = set(_workflow_ids([result.action for result in before.info.recent_actions]))
@@ -64,12 +64,15 @@ async def scan_now(client: Client, settings: Settings) -> WorkflowHandle[object,
     )
 
 
-async def _start_directly(client: Client, settings: Settings) -> WorkflowHandle[object, ScanResult]:
+async def start_scan(
+    client: Client, task_queue: str, page_size: int
+) -> WorkflowHandle[object, ScanResult]:
+    """Start a scan without the schedule (or return the one already running by hand)."""
     return await client.start_workflow(
         SCAN_WORKFLOW_TYPE,
-        ScanRequest(page_size=settings.portfolio_scan_page_size),
+        ScanRequest(page_size=page_size),
         id=MANUAL_SCAN_ID,
-        task_queue=settings.task_queue,
+        task_queue=task_queue,
         result_type=ScanResult,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary="Portfolio scan (started by hand)",
