@@ -91,7 +91,8 @@ def main() -> None:
     health_s = time.perf_counter() - start
     policy, as_of = rulebook.scoring.risk, at.date()
     model = scorer.model
-    matrix = model.matrix(feature_frame(customers, healths, [as_of] * n, counts))
+    frame = feature_frame(customers, healths, [as_of] * n, counts)
+    matrix = model.matrix(frame)
 
     def end_to_end() -> int:  # as a scan consumes it: one flagged customer at a time
         portfolio = scorer.score_portfolio(customers, healths, counts, policy, as_of)
@@ -100,9 +101,7 @@ def main() -> None:
     def every_prediction() -> None:
         scorer.predict(customers, healths, counts, policy, as_of)
 
-    rows = np.flatnonzero(
-        model.score(feature_frame(customers, healths, [as_of] * n, counts)).flagged
-    )
+    rows = np.flatnonzero(model.score(frame).flagged)
     flagged_matrix = matrix.iloc[rows]
 
     def floor() -> None:

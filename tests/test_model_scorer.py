@@ -119,8 +119,9 @@ def test_a_batch_scores_like_one_at_a_time_with_drivers_for_the_flagged_only(
 
 def test_drivers_are_the_exact_shapley_values(scorer: ModelScorer, rulebook: Rulebook) -> None:
     assessed, table = assessed_with_features(scorer, rulebook)
-    exact = scorer.model.score(table, explain="all", method="exact").contributions
-    approximate = scorer.model.score(table, explain="all", method="approximate").contributions
+    exact = scorer.model.score(table, contributions=True, method="exact").contributions
+    approximate = scorer.model.score(table, contributions=True, method="approximate").contributions
+    assert exact is not None and approximate is not None
     names = scorer.model.spec.columns
     for prediction, row in zip((a.prediction for a in assessed), exact, strict=True):
         for driver in prediction.drivers:

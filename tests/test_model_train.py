@@ -135,7 +135,8 @@ def test_drivers_and_bias_sum_to_the_margin(model: ChurnModel, held_out: pd.Data
         assert contributions == sorted(contributions, reverse=True)
         assert sum(contributions) + prediction.bias == pytest.approx(margin, abs=1e-4)
         assert prediction.margin == pytest.approx(margin)
-    approximate = model.score(rows, explain="all", method="approximate").contributions
+    approximate = model.score(rows, contributions=True, method="approximate").contributions
+    assert approximate is not None
     np.testing.assert_allclose(approximate.sum(axis=1), margins, atol=1e-4)
 
 

@@ -27,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from retention.model.predict import CONTRIBUTIONS_METHOD, ChurnModel
+from retention.model.predict import CONTRIBUTIONS_METHOD, ChurnModel, ranked_drivers
 from retention.risk import ChurnPrediction, RiskFlags
 
 PROBABILITY_DECIMALS = 3
@@ -48,12 +48,13 @@ class DriverSource:
     def of(self, rows: np.ndarray) -> CustomerDrivers:
         """Each row's top feature names and pushes, largest first, and its bias."""
         contributions = self.model.contributions(self.matrix.iloc[rows], CONTRIBUTIONS_METHOD)
-        features, bias = contributions[:, :-1], contributions[:, -1]
-        order = np.argsort(-features, axis=1, kind="stable")[:, : self.top]
-        names = np.array(self.model.spec.columns, dtype=object)[order].tolist()
-        pushes = np.take_along_axis(features, order, axis=1).round(CONTRIBUTION_DECIMALS).tolist()
-        biases = np.round(bias, CONTRIBUTION_DECIMALS).tolist()
-        return dict(zip(rows.tolist(), zip(names, pushes, biases, strict=True), strict=True))
+        names, pushes, bias = ranked_drivers(contributions, self.model.spec.columns, self.top)
+        columns = (
+            names.tolist(),
+            pushes.round(CONTRIBUTION_DECIMALS).tolist(),
+            bias.round(CONTRIBUTION_DECIMALS).tolist(),
+        )
+        return dict(zip(rows.tolist(), zip(*columns, strict=True), strict=True))
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ batch, never one per row.
 Contributions are exact TreeSHAP values (`approx_contribs=False`): each feature's Shapley value
 on the model's margin. They cost ~60 predictions (measured on a busy 2-core machine, 100,000
 rows, 16 features, 304 depth-3 trees: 25.9 s exact, 1.9 s approximate, 0.42 s `inplace_predict`),
-so a batch computes them only where drivers are shown or stored (`score(explain=...)`): for a
-portfolio, the customers at or above the model's threshold (`explain="flagged"`: the ones a
-scan hands to journeys and keeps drivers for; the others' predictions carry none), and for a
-journey's own assessment, its one customer (`explain="all"`). Approximate ones (Saabas: each
+so they are computed only where drivers are shown or stored (`ModelScorer`'s `explain`): for
+a portfolio, the customers at or above the model's threshold (`"flagged"`: the ones a scan
+hands to journeys and keeps drivers for; the others' predictions carry none), and for a
+journey's own assessment, its one customer (`"all"`). Approximate ones (Saabas: each
 split's change of the node value credited to the split's feature) would cost a few predictions
 for everyone, but credit features near the root more than their share: the drivers a CSM reads
 are the exact ones. (`method="approximate"` stays available for a quick look.)
@@ -30,7 +30,7 @@ are the exact ones. (`method="approximate"` stays available for a quick look.)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,9 +46,9 @@ DRIVERS_FOR = (
     "a batch (portfolio scan): the customers at or above the threshold; "
     "a journey's own assessment: its customer"
 )
-Explained = Literal["none", "flagged", "all"]
-"""Whose drivers a batch computes: nobody's, the flagged customers' (probability at or above
-the model's threshold), or everyone's."""
+Explained = Literal["flagged", "all"]
+"""Whose drivers a batch computes: the flagged customers' (probability at or above the model's
+threshold), or everyone's."""
 MIN_TIME_TO_CHURN_DAYS = 1.0
 MAX_TIME_TO_CHURN_DAYS = 3650.0
 
@@ -85,8 +85,7 @@ class Scores:
     time_to_churn_days: np.ndarray
     confidence: np.ndarray
     flagged: np.ndarray  # bool: probability >= the model's threshold
-    explained: np.ndarray  # the indices of the rows whose contributions were computed
-    contributions: np.ndarray  # explained rows x (features + 1); the last column is the bias
+    contributions: np.ndarray | None  # rows x (features + 1), the bias last; None: not asked
     matrix: pd.DataFrame  # what the models read, for contributions computed later
 
 
@@ -109,32 +108,24 @@ class ChurnModel:
         self,
         df: pd.DataFrame,
         *,
-        explain: Explained = "none",
+        contributions: bool = False,
         method: ContributionsMethod = CONTRIBUTIONS_METHOD,
         source: str = "table",
     ) -> Scores:
-        """Predictions for every row of `df` (it may hold other columns too), with the
-        contributions of the rows `explain` names."""
+        """Predictions for every row of `df` (it may hold other columns too)."""
         features = self.matrix(df, source)
         margin = np.asarray(
             self.classifier.inplace_predict(features, predict_type="margin"), dtype=float
         )
         probability = self.calibration.probability(margin)
-        flagged = probability >= self.threshold
-        explained = {
-            "none": np.arange(0),
-            "flagged": np.flatnonzero(flagged),
-            "all": np.arange(len(margin)),
-        }[explain]
         median = np.asarray(self.survival.inplace_predict(features), dtype=float)
         return Scores(
             margin=margin,
             probability=probability,
             time_to_churn_days=np.clip(median, MIN_TIME_TO_CHURN_DAYS, MAX_TIME_TO_CHURN_DAYS),
             confidence=confidence(probability, self.validation_auc),
-            flagged=flagged,
-            explained=explained,
-            contributions=self.contributions(features.iloc[explained], method),
+            flagged=probability >= self.threshold,
+            contributions=self.contributions(features, method) if contributions else None,
             matrix=features,
         )
 
@@ -157,16 +148,17 @@ class ChurnModel:
         """One prediction per row; `top` keeps each row's largest drivers only. Skip drivers
         (`drivers=False`) where they are neither shown nor stored: they cost more than the
         rest of the prediction."""
-        scores = self.score(df, explain="all" if drivers else "none")
+        scores = self.score(df, contributions=drivers)
         rows = len(scores.margin)
         reasons: list[tuple[tuple[str, float], ...]] = [()] * rows
         biases = [math.nan] * rows
-        if drivers:
-            features, biases = scores.contributions[:, :-1], scores.contributions[:, -1].tolist()
-            order = np.argsort(-features, axis=1, kind="stable")[:, :top]
-            names = np.array(self.spec.columns, dtype=object)[order].tolist()
-            values = np.take_along_axis(features, order, axis=1).tolist()
-            reasons = [tuple(zip(n, v, strict=True)) for n, v in zip(names, values, strict=True)]
+        if scores.contributions is not None:
+            names, values, bias = ranked_drivers(scores.contributions, self.spec.columns, top)
+            biases = bias.tolist()
+            reasons = [
+                tuple(zip(n, v, strict=True))
+                for n, v in zip(names.tolist(), values.tolist(), strict=True)
+            ]
         columns = (scores.probability, scores.time_to_churn_days, scores.confidence, scores.margin)
         return [
             ModelPrediction(p, days, conf, margin, bias, drivers)
@@ -174,6 +166,17 @@ class ChurnModel:
                 *(column.tolist() for column in columns), biases, reasons, strict=True
             )
         ]
+
+
+def ranked_drivers(
+    contributions: np.ndarray, columns: Sequence[str], top: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's feature names and contributions, largest first (the `top` only), and its
+    bias, from contributions of rows x (features + 1) with the bias last."""
+    features, bias = contributions[:, :-1], contributions[:, -1]
+    order = np.argsort(-features, axis=1, kind="stable")[:, :top]
+    names = np.array(columns, dtype=object)[order]
+    return names, np.take_along_axis(features, order, axis=1), bias
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

@@ -62,15 +62,11 @@ def record_assessment(
     """The health, prediction, sentiment and expansion rows of one assessment, in one
     transaction. `key` names the assessment (the assess activity's: a retry has the same):
     an assessment recorded under it already is not recorded again. False when it was."""
-    rows = assessment_rows(journey_id, assessment)
-    health = rows[0]
-    assert isinstance(health, HealthScoreRow)
-    health.assessment_key = key
     if key is not None and _assessment_recorded(engine, key):
         return False
     try:
         with session(engine) as db:
-            db.add_all(rows)
+            db.add_all(assessment_rows(journey_id, assessment, key))
     except IntegrityError:
         if key is not None and _assessment_recorded(engine, key):
             return False  # a concurrent attempt of the same activity recorded it first
@@ -84,7 +80,9 @@ def _assessment_recorded(engine: Engine, key: str) -> bool:
         return found.first() is not None
 
 
-def assessment_rows(journey_id: str | None, assessment: Assessment) -> list[SQLModel]:
+def assessment_rows(
+    journey_id: str | None, assessment: Assessment, key: str | None = None
+) -> list[SQLModel]:
     """The rows `record_assessment` writes, for a caller that writes many in one transaction."""
     health, prediction = assessment.health, assessment.prediction
     customer_id, at = assessment.customer.customer_id, health.scored_at
@@ -98,6 +96,7 @@ def assessment_rows(journey_id: str | None, assessment: Assessment) -> list[SQLM
             status=health.status,
             alerts=list(health.alerts),
             scored_at=at,
+            assessment_key=key,
         ),
         ChurnPredictionRow(
             customer_id=customer_id,
