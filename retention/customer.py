@@ -162,10 +162,23 @@ EventType = Literal[
 ]
 
 
+# A coalesced signal stands for at most this many events (the ingest service sends one per
+# customer, type and interval); more would be a sender's bug, not a busy customer.
+MAX_EVENT_COUNT = 1_000_000
+
+
 class CustomerEvent(_Strict):
     type: EventType
-    at: datetime | None = Field(default=None, description="when it happened upstream")
+    at: datetime | None = Field(
+        default=None, description="when it happened upstream (coalesced: the newest)"
+    )
     data: dict[str, Any] = Field(default_factory=dict)
+    count: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_EVENT_COUNT,
+        description="how many such events this one stands for (coalesced by the ingest service)",
+    )
 
     @model_validator(mode="after")
     def _data_fits_type(self) -> CustomerEvent:
