@@ -26,6 +26,7 @@ from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.privacy import PrivacyActivities, PurgeRequest
 from activities.record import RecordActivities
+from activities.rescore import RescoreActivities
 from activities.scan import JourneyStarter, ScanActivities
 from activities.train import TrainActivities
 from retention.assessment import ChurnScorer
@@ -77,9 +78,12 @@ def build_activities(
     training = TrainActivities(
         engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
     )
+    assessing = AssessActivities(engine, rulebooks, scorer, sentiment)
+    deciding = DecideActivities(rulebooks)
     return [
-        AssessActivities(engine, rulebooks, scorer, sentiment).assess,
-        DecideActivities(rulebooks).decide,
+        assessing.assess,
+        deciding.decide,
+        RescoreActivities(assessing, deciding).assess_and_decide,
         delivery.deliver,
         delivery.suppress,
         RecordActivities(engine).record,

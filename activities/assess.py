@@ -13,7 +13,7 @@ from activities.metrics import count
 from retention.assessment import Assessment, ChurnScorer, assess_customer
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import CustomerNotFound
-from retention.events import apply_events
+from retention.events import EventEffects, apply_effects, fold_events
 from retention.metrics import ASSESSMENTS
 from retention.rulebook.source import RulebookSource
 from retention.sentiment import InteractionScorer, vader_score
@@ -24,7 +24,12 @@ class AssessInput(BaseModel):
     journey_id: str
     customer_id: str
     customer: CustomerSnapshot | None = Field(default=None, description="None: load by id")
-    events: list[CustomerEvent] = Field(default_factory=list)
+    effects: EventEffects = Field(
+        default_factory=EventEffects, description="what the journey's events did, folded"
+    )
+    events: list[CustomerEvent] = Field(
+        default_factory=list, description="as journeys sent them before folding; folded here"
+    )
     elapsed_hours: float = Field(default=0, ge=0, description="journey time since the snapshot")
     upstream_churn_probability: float | None = None
 
@@ -47,7 +52,8 @@ class AssessActivities:
     @activity.defn(name="assess")
     def assess(self, request: AssessInput) -> Assessment:
         customer = request.customer or self._load(request.customer_id)
-        now = apply_events(customer, request.events, request.elapsed_hours)
+        effects = fold_events(request.events) if request.events else request.effects
+        now = apply_effects(customer, effects, request.elapsed_hours)
         assessment = assess_customer(
             now,
             self._rulebooks.current(),  # the rule set in force scores too

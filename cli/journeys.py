@@ -137,7 +137,11 @@ def show(
         return
     console.print(_overview(state))
     console.print(plan_table(state))
-    console.print(_events_table(state) if state.events else "events: none")
+    if state.events.received:
+        console.print(_event_counts_table(state))
+        console.print(_events_table(state))
+    else:
+        console.print("events: none")
 
 
 def _overview(s: JourneyState) -> Table:
@@ -262,15 +266,27 @@ def _channel(step: StepState) -> str:
     return f"{used} (planned {planned})"
 
 
-def _events_table(s: JourneyState) -> Table:
-    table = Table(title=f"events ({len(s.events)})", title_justify="left")
-    for column in ("received (UTC)", "type", "accepted", "data / reason"):
+def _event_counts_table(s: JourneyState) -> Table:
+    summary = s.events
+    title = f"events: {summary.received:,} heard, {summary.rejected:,} rejected"
+    table = Table(title=title, title_justify="left")
+    for column in ("type", "accepted", "first (UTC)", "last (UTC)"):
         table.add_column(column)
-    for e in s.events:
+    for kind, tally in sorted(summary.tallies.items()):
+        table.add_row(Text(kind), f"{tally.count:,}", when(tally.first_at), when(tally.last_at))
+    return table
+
+
+def _events_table(s: JourneyState) -> Table:
+    table = Table(title=f"latest {len(s.events.recent)} events", title_justify="left")
+    for column in ("received (UTC)", "type", "count", "accepted", "data / reason"):
+        table.add_column(column)
+    for e in s.events.recent:
         detail = e.reason if not e.accepted else json.dumps(e.data) if e.data else ""
         table.add_row(
             when(e.received_at),
             Text(e.type),
+            f"{e.count:,}",
             Text("yes", style="green") if e.accepted else Text("rejected", style="red"),
             Text(detail or ""),
         )

@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 from retention.customer import CustomerSnapshot
 from retention.expansion import ExpansionOpportunity, expansion_opportunities
 from retention.health import HealthScore, score_health
-from retention.risk import ChurnPrediction, RiskPolicy, baseline_prediction, upstream_prediction
+from retention.risk import (
+    ChurnPrediction,
+    RiskFactor,
+    RiskPolicy,
+    baseline_prediction,
+    upstream_prediction,
+)
 from retention.rulebook.loader import Rulebook
 from retention.sentiment import InteractionScorer, SentimentReading, read_sentiment, vader_score
 
@@ -50,6 +56,27 @@ class Assessment(BaseModel):
     loaded: CustomerSnapshot | None = Field(
         default=None, description="the snapshot as loaded from the database, before any event"
     )
+
+
+class JourneyScores(BaseModel):
+    """What a journey keeps of an assessment: its scores, not the customer they were made of."""
+
+    churn_probability: float
+    probability_source: str
+    model_version: str
+    health_score: float
+    risk_factors: list[RiskFactor]
+
+    @classmethod
+    def of(cls, assessment: Assessment) -> JourneyScores:
+        p = assessment.prediction
+        return cls(
+            churn_probability=p.probability,
+            probability_source=p.probability_source,
+            model_version=p.model_version,
+            health_score=assessment.health.overall,
+            risk_factors=p.risk_factors,
+        )
 
 
 def assess_customer(

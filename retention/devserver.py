@@ -70,6 +70,8 @@ def start_dev_server(
         "--http-port", str(free_port()),
         "--log-level", "warn",
         "--ui-disable-news-fetch",
+        "--sqlite-pragma", "journal_mode=wal",
+        "--sqlite-pragma", "synchronous=normal",
         *dev_server_flags(),
     ]  # fmt: skip
     with log_path.open("ab") as log:  # the child keeps its own copy of the handle

@@ -2,61 +2,92 @@
 
 Each accepted event nudges the field it is evidence for; time without a login adds to
 `days_since_last_login`. The rules are deliberately simple and documented in the README.
+
+A journey does not keep its events to replay them at every re-score: it folds each one into an
+`EventEffects` as it arrives (a few numbers, whatever the volume), and the re-score applies that.
+Folding gives the same snapshot as applying the events one by one, in order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from pydantic import BaseModel, Field
+
 from retention.customer import CustomerEvent, CustomerSnapshot
-
-Update = Callable[[CustomerSnapshot, CustomerEvent], None]
-
-
-def _login(c: CustomerSnapshot, _e: CustomerEvent) -> None:
-    c.usage.days_since_last_login = 0
-    c.usage.logins_per_week += 1
-
-
-def _feature_used(c: CustomerSnapshot, _e: CustomerEvent) -> None:
-    c.usage.days_since_last_login = 0
-    c.usage.features_used = min(c.usage.total_features, c.usage.features_used + 1)
-
-
-def _email_opened(c: CustomerSnapshot, _e: CustomerEvent) -> None:
-    c.engagement.email_open_rate = min(1.0, c.engagement.email_open_rate + 0.05)
-
-
-def _meeting_booked(c: CustomerSnapshot, _e: CustomerEvent) -> None:
-    c.relationship.executive_engaged = True
-
-
-def _ticket_opened(c: CustomerSnapshot, _e: CustomerEvent) -> None:
-    c.support.tickets_90d += 1
-
-
-def _payment_failed(c: CustomerSnapshot, _e: CustomerEvent) -> None:
-    c.financial.payment_delays_90d += 1
-
-
-def _payment_succeeded(c: CustomerSnapshot, _e: CustomerEvent) -> None:
-    c.financial.payment_delays_90d = max(0, c.financial.payment_delays_90d - 1)
-
-
-def _nps_response(c: CustomerSnapshot, e: CustomerEvent) -> None:
-    c.relationship.nps = int(e.data["score"])
-
 
 # CSM work that puts the customer's executives in the room.
 EXECUTIVE_TASKS = frozenset({"executive_call", "executive_outreach", "value_review"})
+EMAIL_OPEN_STEP = 0.05  # each open or click nudges the open rate up by this much
 
 
-def _task_completed(c: CustomerSnapshot, e: CustomerEvent) -> None:
-    if e.data.get("action") in EXECUTIVE_TASKS:
-        c.relationship.executive_engaged = True
+class EventEffects(BaseModel):
+    """Everything the accepted events of a journey do to its snapshot, folded as they arrive."""
+
+    active: bool = Field(default=False, description="a login or feature use: last login is now")
+    logins: int = 0
+    features_used: int = 0
+    email_opens: int = Field(default=0, description="opens and clicks")
+    executive_engaged: bool = False
+    tickets_opened: int = 0
+    # Payment delays change as x -> max(floor, x + add): a success clears one delay but never
+    # goes below none, so the order of failures and successes matters; this keeps it exactly.
+    payment_delays_add: int = 0
+    payment_delays_floor: int = 0
+    nps: int | None = Field(default=None, description="the latest NPS answer")
+
+    def add(self, event: CustomerEvent) -> None:
+        effect = EFFECTS.get(event.type)
+        if effect:
+            effect(self, event)
 
 
-EFFECTS: dict[str, Update] = {
+Effect = Callable[[EventEffects, CustomerEvent], None]
+
+
+def _login(e: EventEffects, event: CustomerEvent) -> None:
+    e.active = True
+    e.logins += event.count
+
+
+def _feature_used(e: EventEffects, event: CustomerEvent) -> None:
+    e.active = True
+    e.features_used += event.count
+
+
+def _email_opened(e: EventEffects, event: CustomerEvent) -> None:
+    e.email_opens += event.count
+
+
+def _meeting_booked(e: EventEffects, _event: CustomerEvent) -> None:
+    e.executive_engaged = True
+
+
+def _ticket_opened(e: EventEffects, event: CustomerEvent) -> None:
+    e.tickets_opened += event.count
+
+
+def _payment_failed(e: EventEffects, event: CustomerEvent) -> None:
+    e.payment_delays_add += event.count
+    e.payment_delays_floor += event.count
+
+
+def _payment_succeeded(e: EventEffects, event: CustomerEvent) -> None:
+    e.payment_delays_add -= event.count
+    e.payment_delays_floor = max(0, e.payment_delays_floor - event.count)
+
+
+def _nps_response(e: EventEffects, event: CustomerEvent) -> None:
+    e.nps = int(event.data["score"])
+
+
+def _task_completed(e: EventEffects, event: CustomerEvent) -> None:
+    if event.data.get("action") in EXECUTIVE_TASKS:
+        e.executive_engaged = True
+
+
+# The event types a re-score reads, and how.
+EFFECTS: dict[str, Effect] = {
     "login": _login,
     "feature_used": _feature_used,
     "email_opened": _email_opened,
@@ -70,14 +101,34 @@ EFFECTS: dict[str, Update] = {
 }
 
 
-def apply_events(
-    snapshot: CustomerSnapshot, events: Iterable[CustomerEvent], elapsed_hours: float
-) -> CustomerSnapshot:
-    """The snapshot after `elapsed_hours` of journey time in which `events` happened."""
-    now = snapshot.model_copy(deep=True)
-    now.usage.days_since_last_login += int(elapsed_hours // 24)
+def fold_events(events: Iterable[CustomerEvent]) -> EventEffects:
+    effects = EventEffects()
     for event in events:
-        effect = EFFECTS.get(event.type)
-        if effect:
-            effect(now, event)
+        effects.add(event)
+    return effects
+
+
+def apply_effects(
+    snapshot: CustomerSnapshot, effects: EventEffects, elapsed_hours: float
+) -> CustomerSnapshot:
+    """The snapshot after `elapsed_hours` of journey time in which the folded events happened."""
+    now = snapshot.model_copy(deep=True)
+    usage, relationship = now.usage, now.relationship
+    usage.days_since_last_login = (
+        0 if effects.active else usage.days_since_last_login + int(elapsed_hours // 24)
+    )
+    usage.logins_per_week += effects.logins
+    usage.features_used = min(usage.total_features, usage.features_used + effects.features_used)
+    engagement = now.engagement
+    engagement.email_open_rate = min(
+        1.0, engagement.email_open_rate + EMAIL_OPEN_STEP * effects.email_opens
+    )
+    relationship.executive_engaged = relationship.executive_engaged or effects.executive_engaged
+    now.support.tickets_90d += effects.tickets_opened
+    financial = now.financial
+    financial.payment_delays_90d = max(
+        effects.payment_delays_floor, financial.payment_delays_90d + effects.payment_delays_add
+    )
+    if effects.nps is not None:
+        relationship.nps = effects.nps
     return now

@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
 from retention.delivery.guardrails import SuppressRequest
+from retention.event_summary import EventRecord, EventSummary, summarize
 from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
 from retention.risk import RiskFactor
 
 Stage = Literal["assessing", "waiting", "intervening", "paused", "rescoring", "closed"]
 StepStatus = Literal["pending", "done", "skipped"]
+# Events that arrive before the first decision wait for it one by one (an event campaign may
+# read their data); past this many they are still counted, and exits still end the journey.
+MAX_EARLY_EVENTS = 1_000
 
 
 class JourneyOptions(BaseModel):
@@ -51,15 +55,6 @@ class StepState(BaseModel):
         return self.deferred_until or self.due_at
 
 
-class EventRecord(BaseModel):
-    type: str
-    received_at: datetime
-    at: datetime | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
-    accepted: bool
-    reason: str | None = None
-
-
 class StrategyChange(BaseModel):
     at: datetime
     from_strategy: str | None
@@ -92,7 +87,11 @@ class JourneyState(BaseModel):
     plan_generation: int = 0
     steps: list[StepState] = Field(default_factory=list)
     checkpoints_done: list[float] = Field(default_factory=list)
-    events: list[EventRecord] = Field(default_factory=list)
+    events: EventSummary = Field(default_factory=EventSummary)
+    early_events: list[EventRecord] = Field(
+        default_factory=list,
+        description="accepted before the first decision; followed one by one once it is made",
+    )
     strategy_history: list[StrategyChange] = Field(default_factory=list)
     holdout: bool = Field(default=False, description="held out: steps recorded, nothing sent")
     offer: RetentionOffer | None = None
@@ -110,9 +109,43 @@ class JourneyState(BaseModel):
         default_factory=list, description="unsubscribes heard, not yet on the suppression list"
     )
 
+    @field_validator("events", mode="before")
+    @classmethod
+    def _summarize_event_list(cls, events: Any) -> Any:
+        """Journeys carried every event as a list before summaries: fold theirs on arrival."""
+        return summarize(events) if isinstance(events, list) else events
+
+    def as_record(self) -> JourneyRecord:
+        fields = JourneyRecord.model_fields.keys() - {"strategy_path"}
+        return JourneyRecord(
+            **{name: getattr(self, name) for name in fields},
+            strategy_path=[change.to_strategy for change in self.strategy_history],
+        )
+
     def next_step(self) -> StepState | None:
         pending = [s for s in self.steps if s.status == "pending"]
         return min(pending, key=lambda s: s.ready_at) if pending else None
+
+
+class JourneyRecord(BaseModel):
+    """What the database keeps of a journey (its `journeys` row): a few fields, not the state."""
+
+    journey_key: str
+    customer_id: str
+    stage: Stage
+    strategy: str | None
+    risk_tier: str | None
+    severity_tier: str | None
+    churn_probability: float | None
+    health_score: float | None
+    outcome: str | None
+    exit_reason: str | None
+    rules_version: str | None
+    model_version: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    holdout: bool
+    strategy_path: list[str]
 
 
 class JourneyRequest(BaseModel):

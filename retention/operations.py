@@ -9,6 +9,7 @@ on comes out as a `JourneyOperationError` whose message is one clear line.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -57,6 +58,11 @@ from retention.settings import Settings, get_settings
 
 COMMAND_TIMEOUT = timedelta(seconds=60)
 QUERY_TIMEOUT = timedelta(seconds=15)
+# A journey refuses signals for a moment while it continues as new; senders wait that out.
+BUSY_PATIENCE = timedelta(seconds=30)
+BUSY_FIRST_PAUSE = 0.05
+BUSY_MAX_PAUSE = 2.0
+SIGNAL_LIMIT = "exceeded workflow execution limit for signal events"
 ERASURE_TIMEOUT = timedelta(seconds=60)  # Temporal deletes a run in the background
 
 Command = Literal["pause", "resume", "cancel", "escalate"]
@@ -70,6 +76,11 @@ class JourneyOperationError(RetentionError):
 
 class TemporalUnreachable(JourneyOperationError):
     """No Temporal server answers at the configured address."""
+
+
+class JourneyBusy(JourneyOperationError):
+    """The journey cannot take the event this moment (it is continuing as new, or a run is at
+    Temporal's signal limit until it does): the same event sent again shortly is taken."""
 
 
 class WorkerUnavailable(JourneyOperationError):
@@ -240,11 +251,21 @@ async def send_event(
     With a `request_id` (e.g. an inbox row's), Temporal drops a repeat of the same signal to
     the same run, so a sender retrying after a crash does not deliver the event twice."""
     handle = client.get_workflow_handle(journey_id(customer_id))
-    with _translated(customer_id):
-        if request_id is None:
-            await handle.signal("customer_event", event.model_dump(mode="json"))
-        else:
-            await _signal_once(client, handle.id, event, request_id)
+    deadline = time.monotonic() + BUSY_PATIENCE.total_seconds()
+    pause = BUSY_FIRST_PAUSE
+    while True:
+        try:
+            with _translated(customer_id):
+                if request_id is None:
+                    await handle.signal("customer_event", event.model_dump(mode="json"))
+                else:
+                    await _signal_once(client, handle.id, event, request_id)
+            return
+        except JourneyBusy:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, BUSY_MAX_PAUSE)
 
 
 async def _signal_once(
@@ -373,6 +394,11 @@ def _rpc_error(exc: RPCError, customer_id: str | None) -> JourneyOperationError:
     if exc.status == RPCStatusCode.FAILED_PRECONDITION and "poller" in message:
         return WorkerUnavailable(
             f"no worker is polling {get_settings().task_queue}: start worker.py (or `make run`)"
+        )
+    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED or SIGNAL_LIMIT in message:
+        return JourneyBusy(
+            f"the journey for {customer_id or '-'} is busy (continuing as new); "
+            f"send the event again shortly: {message}"
         )
     if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
         return TemporalUnreachable(f"the Temporal server did not answer: {message}")

@@ -14,7 +14,7 @@ from retention.delivery.csm_tasks import TASK_RESPONSE_TIME
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput
-from retention.events import apply_events
+from retention.events import apply_effects, fold_events
 from retention.settings import ROOT
 from retention.store.csm_tasks import TaskNotFound, complete_task, list_tasks, note_event_sent
 from retention.store.in_app import in_app_messages
@@ -118,8 +118,8 @@ def test_a_completed_executive_call_counts_as_executive_engagement() -> None:
     checkin = parse_event({"type": "task_completed", "data": {
         "task_id": 8, "action": "csm_checkin", "completed_by": "csm-jordan"}})  # fmt: skip
 
-    assert apply_events(customer, [call], 0).relationship.executive_engaged
-    assert not apply_events(customer, [checkin], 0).relationship.executive_engaged
+    assert apply_effects(customer, fold_events([call]), 0).relationship.executive_engaged
+    assert not apply_effects(customer, fold_events([checkin]), 0).relationship.executive_engaged
 
 
 @pytest.mark.parametrize(

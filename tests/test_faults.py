@@ -47,9 +47,10 @@ from webhooks import generic, stripe_invoice, zendesk_ticket
 from retention.assessment import assess_customer
 from retention.customer import CustomerSnapshot
 from retention.devserver import free_port
+from retention.event_summary import EventRecord
 from retention.ingest import inbox
 from retention.ingest.sources import load_sources
-from retention.journey import EventRecord, JourneyOptions, JourneyState, journey_id
+from retention.journey import JourneyOptions, JourneyState, journey_id
 from retention.operations import (
     JourneyAlreadyRunning,
     TemporalUnreachable,
@@ -509,7 +510,9 @@ async def test_journeys_events_and_deliveries_survive_kills_and_restarts(
     lags = sorted(
         (row.forwarded_at - row.received_at).total_seconds() for row in kept if row.forwarded_at
     )
-    seen = Counter(i for final in finals.values() for e in final.events for i in event_ids(e))
+    seen = Counter(
+        i for final in finals.values() for e in final.events.recent for i in event_ids(e)
+    )
     wrong = [
         f"{j.customer_id}: {finals[j.customer_id].outcome} ({finals[j.customer_id].strategy}), "
         f"expected {j.outcome} ({j.strategy})"

@@ -52,8 +52,8 @@ async def test_racing_forwarders_deliver_each_event_once_in_order(world: Journey
     rows = {row.id: row for row in inbox.rows(world.engine)}
     assert {rows[i].status for i in ids} == {"forwarded"}
     assert rows[stranger].status == "no_journey"
-    state = await until(world, handle, lambda s: len(s.events) >= 12)
-    assert [e.data["n"] for e in state.events] == list(range(12))
+    state = await until(world, handle, lambda s: s.events.received >= 12)
+    assert [e.data["n"] for e in state.events.recent] == list(range(12))
     await end_journey(handle)
 
 
@@ -71,7 +71,7 @@ async def test_payment_failed_opens_a_journey_for_a_high_value_customer(
     handle = world.client.get_workflow_handle(str(row.workflow_id), result_type=JourneyState)
     world.journeys.append(handle)
     state = await state_of(handle)
-    assert [e.type for e in state.events][:1] == ["payment_failed"]
+    assert [e.type for e in state.events.recent][:1] == ["payment_failed"]
     await end_journey(handle)
 
 
@@ -91,6 +91,6 @@ async def test_a_row_that_cannot_be_delivered_fails_without_blocking_the_rest(
     assert failed is not None and failed.status == "failed"
     assert "customers[fw-broken]: profile.customer_id" in (failed.note or "")
     assert inbox.get(world.engine, after).status == "forwarded"  # type: ignore[union-attr]
-    state = await until(world, handle, lambda s: len(s.events) >= 1)
-    assert [e.type for e in state.events] == ["login"]
+    state = await until(world, handle, lambda s: s.events.received >= 1)
+    assert [e.type for e in state.events.recent] == ["login"]
     await end_journey(handle)

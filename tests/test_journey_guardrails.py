@@ -105,7 +105,9 @@ async def test_unsubscribe_stops_email_but_not_csm_tasks_in_every_journey(
     heard = await until(
         world,
         handle,
-        lambda s: any(e.type == "unsubscribed" for e in s.events) and not s.pending_suppressions,
+        lambda s: (
+            any(e.type == "unsubscribed" for e in s.events.recent) and not s.pending_suppressions
+        ),
     )
     [entry] = list_suppressions(world.engine, customer.customer_id)
     assert (entry.channel, entry.address, entry.reason) == (
@@ -162,7 +164,9 @@ async def test_an_unsubscribe_during_a_pause_is_recorded_at_once(world: JourneyW
     await handle.execute_update(RetentionJourney.pause, PauseRequest(reason="hold"))
 
     await unsubscribe(handle, channel="in_app")
-    state = await until(world, handle, lambda s: bool(s.events) and not s.pending_suppressions)
+    state = await until(
+        world, handle, lambda s: bool(s.events.received) and not s.pending_suppressions
+    )
 
     assert state.paused
     assert [e.channel for e in list_suppressions(world.engine, customer.customer_id)] == ["in_app"]

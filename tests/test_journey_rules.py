@@ -198,13 +198,13 @@ async def test_three_logins_in_a_week_end_re_engagement_but_not_the_plan(
     await signal(handle, "login")
     await world.env.sleep(timedelta(hours=12))
     await signal(handle, "login")
-    state = await until(world, handle, lambda s: len(s.events) == 2)
+    state = await until(world, handle, lambda s: s.events.received == 2)
     assert all(s.status == "pending" for s in steps_of(state, "re_engagement")[1:])
     assert state.campaigns_exited == {}
 
     await world.env.sleep(timedelta(hours=12))
     await signal(handle, "login")
-    state = await until(world, handle, lambda s: len(s.events) == 3)
+    state = await until(world, handle, lambda s: s.events.received == 3)
 
     assert state.campaigns_exited == {"re_engagement": "high_activity_resumed"}
     rest = steps_of(state, "re_engagement")[1:]
@@ -213,7 +213,7 @@ async def test_three_logins_in_a_week_end_re_engagement_but_not_the_plan(
     }
     # the strategy's own plan goes on
     assert state.outcome is None
-    exited_at = state.events[-1].received_at
+    exited_at = state.events.recent[-1].received_at
     await world.env.sleep(timedelta(hours=30))
     state = await until(world, handle, done("resource_sharing"))
     assert step_for(state, "resource_sharing").due_at > exited_at
@@ -256,7 +256,7 @@ async def test_milestones_start_success_milestone_once_each(world: JourneyWorld)
     await signal(handle, "milestone_reached", milestone="moon_landing")
     await signal(handle, "milestone_reached", milestone="roi_achieved")
     await signal(handle, "milestone_reached", reached="soon")
-    state = await until(world, handle, lambda s: len(s.events) == 5)
+    state = await until(world, handle, lambda s: s.events.received == 5)
 
     assert [s.step.step_id.split("-", 1)[0] for s in milestone_runs(state)] == ["e2", "e3"]
     assert state.campaigns_started == [
@@ -265,8 +265,11 @@ async def test_milestones_start_success_milestone_once_each(world: JourneyWorld)
         "success_milestone:roi_achieved",
     ]
     # every milestone is recorded; the one without a name is refused, naming the field
-    assert [e.accepted for e in state.events] == [True, True, True, True, False]
-    assert state.events[-1].reason is not None and "data.milestone" in state.events[-1].reason
+    assert [e.accepted for e in state.events.recent] == [True, True, True, True, False]
+    assert (
+        state.events.recent[-1].reason is not None
+        and "data.milestone" in state.events.recent[-1].reason
+    )
     assert state.outcome is None
     await until(world, handle, lambda s: all(x.status == "done" for x in milestone_runs(s)))
     await end_journey(handle)

@@ -73,8 +73,10 @@ async def test_completing_a_task_tells_the_running_journey(world: JourneyWorld) 
     assert done.exit_code == 0, done.output
     assert f"task {task['id']} (executive_call for {customer.customer_id}) done" in done.stdout
     assert "task_completed event sent" in done.stdout
-    state = await until(world, handle, lambda s: any(e.type == "task_completed" for e in s.events))
-    [event] = [e for e in state.events if e.type == "task_completed"]
+    state = await until(
+        world, handle, lambda s: any(e.type == "task_completed" for e in s.events.recent)
+    )
+    [event] = [e for e in state.events.recent if e.type == "task_completed"]
     assert event.accepted
     assert event.data == {
         "task_id": task["id"],
@@ -90,7 +92,7 @@ async def test_completing_a_task_tells_the_running_journey(world: JourneyWorld) 
         f"error: task {task['id']} was already done: by csm-jordan at "
         f"{_when(world, task['id'])}: CFO joined"
     )
-    events = [e for e in (await state_of(handle)).events if e.type == "task_completed"]
+    events = [e for e in (await state_of(handle)).events.recent if e.type == "task_completed"]
     assert len(events) == 1
     await end_journey(handle)
 
@@ -114,7 +116,7 @@ async def test_a_task_of_an_ended_journey_is_still_completed(world: JourneyWorld
         "csm-jordan",
         None,
     )
-    assert all(e.type != "task_completed" for e in (await state_of(handle)).events)
+    assert all(e.type != "task_completed" for e in (await state_of(handle)).events.recent)
 
 
 async def test_a_bad_status_or_task_is_one_error_line(world: JourneyWorld) -> None:

@@ -22,8 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.decide import DecideActivities, DecideInput
     from activities.deliver import DeliverActivities
     from activities.record import RecordActivities, RecordInput
+    from activities.rescore import RescoreActivities, Rescored, RescoreInput
     from retention import temporal as sa
-    from retention.assessment import Assessment
+    from retention.assessment import Assessment, JourneyScores
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.channels import address_of, likely_channel
     from retention.delivery.guardrails import (
@@ -34,11 +35,12 @@ with workflow.unsafe.imports_passed_through():
         unsubscribe_request,
     )
     from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+    from retention.event_summary import EventRecord
     from retention.journey import (
+        MAX_EARLY_EVENTS,
         CancelRequest,
         CommandResult,
         EscalateRequest,
-        EventRecord,
         JourneyOptions,
         JourneyRequest,
         JourneyState,
@@ -49,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         StrategyChange,
     )
     from retention.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
-    from retention.plan import Decision, EventCampaign, JourneyContext, PlanStep
+    from retention.plan import Decision, EventCampaign, JourneyContext, JourneyPolicy, PlanStep
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
 SCORING_TIMEOUT = timedelta(seconds=60)
@@ -69,6 +71,11 @@ RECORDING_TIMEOUT = timedelta(seconds=30)
 # Patches: journeys whose history was made without them keep behaving as they did.
 RECORD_UNSUBSCRIBES = "record-unsubscribe"  # an unsubscribed event puts the channel on the list
 GUARD_RAILS = "delivery-guard-rails"  # frequency caps and quiet hours hold a step back
+# One activity scores and decides; search attributes are upserted only when a value changes,
+# and the stage only when the journey settles in one (not `intervening` or `rescoring`, which
+# last seconds and cost two upserts a step; the `state` query and the UI details show them).
+LEAN_HISTORY = "lean-history"
+SETTLED_STAGES: frozenset[Stage] = frozenset({"assessing", "waiting", "paused", "closed"})
 
 
 def _require_argument(command: object, model: type) -> None:
@@ -131,10 +138,11 @@ class RetentionJourney:
         """Record every event, accepted or not; an exit event ends the journey."""
         self._events_this_run += 1
         received = workflow.now()
+        events = self._state.events
         try:
             event = CustomerEvent.model_validate(raw)
         except ValidationError as exc:
-            self._state.events.append(_rejected(raw, received, describe_validation_error(exc)))
+            events.note(_rejected(raw, received, describe_validation_error(exc)))
             return
         if (
             event.type == "unsubscribed"
@@ -145,13 +153,16 @@ class RetentionJourney:
             # honoured even when the journey has ended.
             self._state.pending_suppressions.append(self._suppression(event))
         if self._state.outcome is not None:
-            self._state.events.append(_record(event, received, "journey already closed"))
+            events.note(_record(event, received, "journey already closed"))
             return
-        self._state.events.append(_record(event, received))
-        outcome = self._state.policy.outcome_for(event.type) if self._state.policy else None
-        if outcome:
+        record = _record(event, received)
+        events.note(record, event)
+        if self._state.policy is None:  # followed once the first decision is made
+            if len(self._state.early_events) < MAX_EARLY_EVENTS:
+                self._state.early_events.append(record)
+        elif outcome := self._state.policy.outcome_for(event.type):
             self._end(outcome, f"event:{event.type}")
-        elif self._state.policy:
+        else:
             self._follow_campaigns(event.type, event.data)
 
     # ---- operator commands -----------------------------------------------------------------
@@ -200,9 +211,11 @@ class RetentionJourney:
     async def escalate(self, command: EscalateRequest) -> CommandResult:
         async with self._lock:
             before = self._state.strategy
-            assessment = await self._assess()
-            await self._replan(
-                assessment, why=f"escalated: {command.reason or 'operator'}", escalate_from=before
+            rescored = await self._assess_and_decide(escalate_from=before)
+            self._adopt(
+                rescored.decision,
+                why=f"escalated: {command.reason or 'operator'}",
+                scores=rescored.scores,
             )
             return self._result(f"escalated from {before} to {self._state.strategy}")
 
@@ -232,17 +245,13 @@ class RetentionJourney:
     # ---- the journey -----------------------------------------------------------------------
 
     async def _assess_and_plan(self) -> None:
-        assessment = await self._assess()
+        rescored = await self._assess_and_decide()
         # the snapshot before any event: every assessment applies all accepted events to it
-        self._state.customer = self._state.customer or assessment.loaded or assessment.customer
-        decision = await self._decide(assessment)
+        self._state.customer = self._state.customer or rescored.loaded
+        decision = rescored.decision
         self._state.policy = decision.policy
-        self._adopt(decision, why="initial assessment", assessed=assessment)
-        for record in self._state.events:  # events that arrived before there was a policy
-            if record.accepted and (outcome := decision.policy.outcome_for(record.type)):
-                self._end(outcome, f"event:{record.type}")
-            elif record.accepted:
-                self._follow_campaigns(record.type, record.data)
+        self._adopt(decision, why="initial assessment", scores=rescored.scores)
+        self._follow_early_events(decision.policy)
         await self._record("system", "journey_started")
         workflow.logger.info(
             "journey started: %s, tier %s", self._state.strategy, self._state.risk_tier
@@ -252,6 +261,19 @@ class RetentionJourney:
             strategy=self._state.strategy or "-",
             risk_tier=self._state.risk_tier or "-",
         )
+
+    def _follow_early_events(self, policy: JourneyPolicy) -> None:
+        """Events that arrived before there was a policy, in order; then any exit among those
+        past `MAX_EARLY_EVENTS`, which were counted but not kept."""
+        for record in self._state.early_events:
+            if outcome := policy.outcome_for(record.type):
+                self._end(outcome, f"event:{record.type}")
+            else:
+                self._follow_campaigns(record.type, record.data)
+        self._state.early_events = []
+        for exit_rule in policy.exits:
+            if self._state.events.seen(exit_rule.event):
+                self._end(exit_rule.outcome, f"event:{exit_rule.event}")
 
     async def _wait_for_next_moment(self) -> None:
         """Sleep until the next step, checkpoint or close, waking early on events and commands."""
@@ -318,27 +340,20 @@ class RetentionJourney:
     async def _rescore(self, checkpoint: float) -> None:
         self._set_stage("rescoring")
         self._state.checkpoints_done.append(checkpoint)
-        assessment = await self._assess()
-        decision = await self._decide(assessment, generation=self._state.plan_generation + 1)
-        policy = self._state.policy
+        rescored = await self._assess_and_decide()
+        decision, policy = rescored.decision, self._state.policy
         if decision.strategy == self._state.strategy:
-            self._note_scores(assessment)
+            self._note_scores(rescored.scores)
             self._add_campaigns(decision)  # the plan stays; a campaign may now apply
         elif policy and decision.strategy == policy.recovered_strategy:
-            self._note_scores(assessment)
+            self._note_scores(rescored.scores)
             self._end("recovered", f"re-scored at {checkpoint:g}h: {decision.strategy}")
         else:
             self._adopt(
-                decision, why=f"re-scored at checkpoint {checkpoint:g}h", assessed=assessment
+                decision, why=f"re-scored at checkpoint {checkpoint:g}h", scores=rescored.scores
             )
         if self._state.outcome is None:
             self._settle()
-
-    async def _replan(self, assessment: Assessment, why: str, escalate_from: str | None) -> None:
-        decision = await self._decide(
-            assessment, generation=self._state.plan_generation + 1, escalate_from=escalate_from
-        )
-        self._adopt(decision, why=why, assessed=assessment)
 
     async def _deliver(self, step: StepState) -> None:
         self._set_stage("intervening")
@@ -371,27 +386,51 @@ class RetentionJourney:
 
     # ---- activities ------------------------------------------------------------------------
 
-    async def _assess(self) -> Assessment:
-        first = self._state.strategy is None  # no decision yet: an upstream probability wins
+    async def _assess_and_decide(self, escalate_from: str | None = None) -> Rescored:
+        """Score the customer as now and decide; one activity (journeys that began before
+        LEAN_HISTORY keep their two)."""
+        generation = self._state.plan_generation + 1
+        if not workflow.patched(LEAN_HISTORY):
+            assessment = await self._assess()
+            decision = await self._decide(assessment, generation, escalate_from)
+            return Rescored(
+                scores=JourneyScores.of(assessment),
+                decision=decision,
+                loaded=assessment.loaded or assessment.customer,
+            )
         return await workflow.execute_activity_method(
-            AssessActivities.assess,
-            AssessInput(
-                journey_id=workflow.info().workflow_id,
-                customer_id=self._state.customer_id,
-                customer=self._state.customer,
-                events=[
-                    CustomerEvent(type=e.type, at=e.at, data=e.data)  # type: ignore[arg-type]
-                    for e in self._state.events
-                    if e.accepted
-                ],
-                elapsed_hours=self._journey_hours(workflow.now()),
-                upstream_churn_probability=(
-                    self._request.options.upstream_churn_probability if first else None
-                ),
+            RescoreActivities.assess_and_decide,
+            RescoreInput(
+                assess=self._assess_input(),
+                generation=generation,
+                escalate_from=escalate_from,
+                journey=self._journey_context(),
             ),
             start_to_close_timeout=SCORING_TIMEOUT,
             retry_policy=SCORING_RETRY,
+            summary=f"score and decide for {self._state.customer_id}",
+        )
+
+    async def _assess(self) -> Assessment:
+        return await workflow.execute_activity_method(
+            AssessActivities.assess,
+            self._assess_input(),
+            start_to_close_timeout=SCORING_TIMEOUT,
+            retry_policy=SCORING_RETRY,
             summary=f"score health and churn risk of {self._state.customer_id}",
+        )
+
+    def _assess_input(self) -> AssessInput:
+        first = self._state.strategy is None  # no decision yet: an upstream probability wins
+        return AssessInput(
+            journey_id=workflow.info().workflow_id,
+            customer_id=self._state.customer_id,
+            customer=self._state.customer,
+            effects=self._state.events.effects,
+            elapsed_hours=self._journey_hours(workflow.now()),
+            upstream_churn_probability=(
+                self._request.options.upstream_churn_probability if first else None
+            ),
         )
 
     async def _decide(
@@ -415,7 +454,7 @@ class RetentionJourney:
             RecordActivities.record,
             RecordInput(
                 workflow_id=workflow.info().workflow_id,
-                state=self._state,
+                journey=self._state.as_record(),
                 actor=actor,
                 action=action,
             ),
@@ -470,20 +509,19 @@ class RetentionJourney:
         """What the rules may know about this journey so far (last 7 days in journey time)."""
         s, now = self._state, workflow.now()
         since = now - self._real(7 * 24)
-        recent = [e.type for e in s.events if e.accepted and e.received_at >= since]
         return JourneyContext(
             strategy=s.strategy,
             stage=s.stage,
             steps_done=sum(step.status == "done" for step in s.steps),
             days_running=self._journey_hours(now) / 24,
             plan_generation=s.plan_generation,
-            recent_events=sorted(set(recent)),
-            logins_last_7d=recent.count("login"),
+            recent_events=s.events.types_since(since),
+            logins_last_7d=s.events.seen("login", since),
         )
 
     # ---- state changes ---------------------------------------------------------------------
 
-    def _adopt(self, decision: Decision, why: str, assessed: Assessment | None = None) -> None:
+    def _adopt(self, decision: Decision, why: str, scores: JourneyScores) -> None:
         """Make `decision` the plan: pending steps of an older plan give way to the new one,
         except a running campaign's, which runs once per journey and keeps its own pace."""
         s = self._state
@@ -508,8 +546,7 @@ class RetentionJourney:
         own = [step for step in decision.plan.steps if step.campaign is None]
         s.steps += self._scheduled(own, decision.plan.generation)
         self._add_campaigns(decision)
-        if assessed is not None:
-            self._note_scores(assessed)
+        self._note_scores(scores)
         self._settle()
 
     def _add_campaigns(self, decision: Decision) -> None:
@@ -543,10 +580,7 @@ class RetentionJourney:
 
     def _seen(self, event_type: str, within_hours: float | None) -> int:
         since = workflow.now() - self._real(within_hours) if within_hours else None
-        return sum(
-            e.accepted and e.type == event_type and (since is None or e.received_at >= since)
-            for e in self._state.events
-        )
+        return self._state.events.seen(event_type, since)
 
     def _exit_campaign(self, campaign: str, reason: str) -> None:
         pending = [
@@ -567,13 +601,14 @@ class RetentionJourney:
         steps = [s.model_copy(update={"step_id": f"e{n}-{s.step_id}"}) for s in campaign.steps]
         self._state.steps += self._scheduled(steps, self._state.plan_generation)
 
-    def _note_scores(self, assessment: Assessment) -> None:
-        p = assessment.prediction
-        self._state.churn_probability = p.probability
-        self._state.probability_source = p.probability_source
-        self._state.model_version = p.model_version
-        self._state.health_score = assessment.health.overall
-        self._state.risk_factors = p.risk_factors
+    def _note_scores(self, scores: JourneyScores) -> None:
+        s = self._state
+        s.churn_probability, s.probability_source = (
+            scores.churn_probability,
+            scores.probability_source,
+        )
+        s.model_version, s.health_score = scores.model_version, scores.health_score
+        s.risk_factors = scores.risk_factors
         self._publish()
 
     def _end(self, outcome: str, reason: str) -> None:
@@ -590,26 +625,18 @@ class RetentionJourney:
 
     def _publish(self) -> None:
         """Keep the search attributes and the UI's current details in step with the state."""
-        s = self._state
-        updates: list[SearchAttributeUpdate[Any]] = [
-            sa.CUSTOMER_ID.value_set(s.customer_id),
-            sa.JOURNEY_STAGE.value_set(s.stage),
-        ]
-        if s.strategy:
-            updates += [
-                sa.STRATEGY.value_set(s.strategy),
-                sa.RISK_TIER.value_set(s.risk_tier or ""),
+        updates = _search_attributes(self._state)
+        if workflow.patched(LEAN_HISTORY):
+            now = workflow.info().typed_search_attributes
+            updates = [
+                u
+                for u in updates
+                if now.get(u.key) != u.value
+                and (u.key != sa.JOURNEY_STAGE or self._state.stage in SETTLED_STAGES)
             ]
-        if s.churn_probability is not None:
-            updates.append(sa.CHURN_PROBABILITY.value_set(s.churn_probability))
-        if s.health_score is not None:
-            updates.append(sa.HEALTH_SCORE.value_set(s.health_score))
-        if s.rules_version:
-            updates.append(sa.RULES_VERSION.value_set(s.rules_version))
-        if s.customer and s.customer.profile.assigned_csm:
-            updates.append(sa.ASSIGNED_CSM.value_set(s.customer.profile.assigned_csm))
-        workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(_details(s))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(_details(self._state))
 
     def _hold(self, step: StepState, now: datetime) -> Hold | None:
         """Until when a frequency cap or quiet hours hold `step` back (real time), if they do.
@@ -677,6 +704,7 @@ def _record(event: CustomerEvent, received: datetime, reason: str | None = None)
         type=event.type,
         at=event.at,
         data=event.data,
+        count=event.count,
         received_at=received,
         accepted=reason is None,
         reason=reason,
@@ -716,6 +744,24 @@ def _count(metric: Metric, **labels: str) -> None:
 def _cause(err: ActivityError) -> str:
     cause = err.cause
     return str(cause.message) if isinstance(cause, ApplicationError) else str(cause or err)
+
+
+def _search_attributes(s: JourneyState) -> list[SearchAttributeUpdate[Any]]:
+    updates: list[SearchAttributeUpdate[Any]] = [
+        sa.CUSTOMER_ID.value_set(s.customer_id),
+        sa.JOURNEY_STAGE.value_set(s.stage),
+    ]
+    if s.strategy:
+        updates += [sa.STRATEGY.value_set(s.strategy), sa.RISK_TIER.value_set(s.risk_tier or "")]
+    if s.churn_probability is not None:
+        updates.append(sa.CHURN_PROBABILITY.value_set(s.churn_probability))
+    if s.health_score is not None:
+        updates.append(sa.HEALTH_SCORE.value_set(s.health_score))
+    if s.rules_version:
+        updates.append(sa.RULES_VERSION.value_set(s.rules_version))
+    if s.customer and s.customer.profile.assigned_csm:
+        updates.append(sa.ASSIGNED_CSM.value_set(s.customer.profile.assigned_csm))
+    return updates
 
 
 def _details(s: JourneyState) -> str:

@@ -12,7 +12,7 @@ from sqlmodel import Session, SQLModel, col, select
 from retention.assessment import Assessment
 from retention.customer import CustomerSnapshot, parse_customer
 from retention.errors import CustomerNotFound, RetentionError
-from retention.journey import JourneyState
+from retention.journey import JourneyRecord, JourneyState
 from retention.store.db import session
 from retention.store.tables import (
     AuditRow,
@@ -143,30 +143,16 @@ def assessment_rows(
 
 
 def record_journey(
-    engine: Engine, workflow_id: str, state: JourneyState, audit: AuditRow | None = None
+    engine: Engine,
+    workflow_id: str,
+    journey: JourneyRecord | JourneyState,
+    audit: AuditRow | None = None,
 ) -> None:
-    """Upsert the journey's row (keyed by `state.journey_key`) and, in the same transaction, its
+    """Upsert the journey's row (keyed by its journey key) and, in the same transaction, its
     audit entry; an entry whose `entry_key` is already there (a retried write) is not added twice.
     """
-    values: dict[str, Any] = {
-        "journey_key": state.journey_key,
-        "workflow_id": workflow_id,
-        "customer_id": state.customer_id,
-        "strategy": state.strategy,
-        "risk_tier": state.risk_tier,
-        "severity_tier": state.severity_tier,
-        "stage": state.stage,
-        "churn_probability": state.churn_probability,
-        "health_score": state.health_score,
-        "outcome": state.outcome,
-        "exit_reason": state.exit_reason,
-        "rules_version": state.rules_version,
-        "model_version": state.model_version,
-        "started_at": state.started_at,
-        "finished_at": state.finished_at,
-        "holdout": state.holdout,
-        "strategy_path": [change.to_strategy for change in state.strategy_history],
-    }
+    record = journey.as_record() if isinstance(journey, JourneyState) else journey
+    values: dict[str, Any] = {"workflow_id": workflow_id, **record.model_dump()}
     kept = {name for name in _KEPT_WHEN_NONE if values[name] is None}
     with session(engine) as db:
         _upsert(db, JourneyRow, values, key="journey_key", keep=kept)

@@ -1,0 +1,244 @@
+"""One journey flooded with customer events: does it keep running, answering and counting?
+
+    .venv/bin/python bench/event_flood.py [--events 50000] [--senders 64] [--bursts 5]
+
+A dev server and worker.py (a subprocess, as users run it, with its own SQLite database and the
+capture-only outbox, baseline-0 scoring) run one nurture journey. `--senders` concurrent senders
+signal `customer_event` (mostly `feature_used`, a login in every 50) as fast as the server takes
+them, in `--bursts` bursts with a pause between; a signal the server refuses for the moment
+(the journey is continuing as new) is sent again, as the ingest service does. Meanwhile the
+`state` query is asked every half second. The senders run at a lower CPU priority than the
+server and the worker, as if on machines of their own: on two cores, 64 senders at full speed
+otherwise take the CPU the worker needs to keep up.
+
+Prints one JSON line:
+- events, senders, seconds, signals_per_s: what was sent and how fast the server took it;
+- resent: signals refused for the moment and sent again (the server's own back-pressure);
+- refused_by_limit: of those, refused because a run held Temporal's 10,000 signals (must be 0);
+- accounted: events the journey's summary counts (must equal events); running: still open;
+- state_kib: the size of the `state` answer at the end;
+- state_answers / state_failures and state_max_s: the `state` query throughout the flood;
+- runs, max_signals_per_run, max_history_events_per_run, max_history_kib_per_run,
+  max_run_input_kib: the journey's runs (continue-as-new) and the largest of them;
+- failed_tasks: workflow tasks that failed other than by Temporal's own "signals arrived while
+  continuing as new" (UnhandledCommand), which it retries at once; unhandled_command: those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from journeys import SAMPLE, dev_server, exit_on_sigterm
+from worker_memory import TASK_QUEUE, start_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause  # noqa: E402
+from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
+
+from retention.customer import parse_customer  # noqa: E402
+from retention.devserver import stop  # noqa: E402
+from retention.journey import JourneyOptions, JourneyState  # noqa: E402
+from retention.operations import SIGNAL_LIMIT, start_journey  # noqa: E402
+from retention.temporal import connect  # noqa: E402
+
+CUSTOMER = "flood"
+PROBE_EVERY_S = 0.5
+PAUSE_BETWEEN_BURSTS_S = 2.0
+RESEND_AFTER_S = 0.05
+SETTLE_TIMEOUT_S = 300
+SENDER_NICE = 10
+QUERY_TIMEOUT = timedelta(seconds=15)  # the CLI's own (`starter.py show`)
+# Refusals a sender waits out: the server holds signals back while a run continues as new, and
+# a loaded machine may time a call out; anything else is a defect and stops the benchmark.
+TRANSIENT = {RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE,
+             RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.FAILED_PRECONDITION}  # fmt: skip
+
+
+@dataclass
+class Refusals:
+    resent: int = 0
+    by_limit: int = 0
+
+
+@dataclass
+class Probes:
+    answers: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    slowest_s: float = 0.0
+
+
+def event(n: int) -> dict[str, object]:
+    kind = "login" if n % 50 == 0 else "feature_used"
+    return {"type": kind, "data": {"n": n, "feature": f"f{n % 7}"}}
+
+
+async def send_all(
+    handle: WorkflowHandle[object, JourneyState], numbers: list[int], refusals: Refusals
+) -> None:
+    """Signal each numbered event, sending again what is refused for the moment."""
+    for n in numbers:
+        while True:
+            try:
+                await handle.signal("customer_event", event(n))
+                break
+            except RPCError as exc:
+                over_limit = SIGNAL_LIMIT in exc.message
+                if exc.status not in TRANSIENT and not over_limit:
+                    raise
+                refusals.resent += 1
+                refusals.by_limit += over_limit
+                await asyncio.sleep(RESEND_AFTER_S)
+
+
+async def probe(handle: WorkflowHandle[object, JourneyState], probes: Probes) -> None:
+    while True:
+        start = time.perf_counter()
+        try:
+            await handle.query("state", result_type=JourneyState, rpc_timeout=QUERY_TIMEOUT)
+            probes.answers += 1
+        except Exception as exc:  # every kind of failure is counted, by its first words
+            probes.failures[" ".join(str(exc).split()[:8])] += 1
+        probes.slowest_s = max(probes.slowest_s, time.perf_counter() - start)
+        await asyncio.sleep(PROBE_EVERY_S)
+
+
+async def flood(
+    handle: WorkflowHandle[object, JourneyState], events: int, senders: int, bursts: int
+) -> Refusals:
+    """Every event, `senders` at a time, in `bursts`."""
+    per_burst = -(-events // bursts)
+    refusals = Refusals()
+    for start in range(0, events, per_burst):
+        numbers = list(range(start, min(events, start + per_burst)))
+        shares = [numbers[i::senders] for i in range(senders)]
+        await asyncio.gather(*(send_all(handle, s, refusals) for s in shares if s))
+        await asyncio.sleep(PAUSE_BETWEEN_BURSTS_S)
+    return refusals
+
+
+async def settled(handle: WorkflowHandle[object, JourneyState], events: int) -> JourneyState:
+    """The state once the journey counts every event (or as it is when time runs out)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        state = await handle.query("state", result_type=JourneyState)
+        if state.events.received >= events or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(PROBE_EVERY_S)
+
+
+async def run_figures(client: Client, workflow_id: str) -> dict[str, object]:
+    """Per run of the journey: signals, history events and bytes; and failed workflow tasks."""
+    unhandled = runs = most_signals = most_events = most_bytes = 0
+    slowest_task_s = 0.0
+    largest_input = 0
+    failed: Counter[str] = Counter()
+    async for listed in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        runs += 1
+        history = await client.get_workflow_handle(
+            workflow_id, run_id=listed.run_id
+        ).fetch_history()
+        kinds = Counter(e.event_type for e in history.events)
+        most_signals = max(most_signals, kinds[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED])
+        most_events = max(most_events, len(history.events))
+        most_bytes = max(most_bytes, sum(e.ByteSize() for e in history.events))
+        start = history.events[0].workflow_execution_started_event_attributes
+        largest_input = max(largest_input, start.input.ByteSize())
+        started = None
+        for e in history.events:
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                started = e.event_time.ToDatetime()
+            elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and started:
+                slowest_task_s = max(
+                    slowest_task_s, (e.event_time.ToDatetime() - started).total_seconds()
+                )
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                cause = e.workflow_task_failed_event_attributes.cause
+                if cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
+                    unhandled += 1
+                else:
+                    message = e.workflow_task_failed_event_attributes.failure.message
+                    failed[" ".join(message.split()[:12])] += 1
+    return {
+        "runs": runs,
+        "max_signals_per_run": most_signals,
+        "max_history_events_per_run": most_events,
+        "max_history_kib_per_run": most_bytes // 1024,
+        "max_run_input_kib": round(largest_input / 1024, 1),
+        "failed_tasks": sum(failed.values()),
+        "failed_task_kinds": dict(failed),
+        "unhandled_command": unhandled,
+        "slowest_task_s": round(slowest_task_s, 2),
+    }
+
+
+async def measure(events: int, senders: int, bursts: int) -> dict[str, object]:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-flood-") as name,
+        dev_server(Path(name)) as address,
+    ):
+        worker = start_worker(Path(name), address)
+        try:
+            client = await connect(address=address)
+            customer = parse_customer(json.loads(SAMPLE.read_text()), str(SAMPLE))
+            customer.profile.customer_id = CUSTOMER
+            handle = await start_journey(
+                client, customer, None, JourneyOptions(), task_queue=TASK_QUEUE
+            )
+            os.nice(SENDER_NICE)  # the server and worker keep their priority
+            probes = Probes()
+            prober = asyncio.create_task(probe(handle, probes))
+            start = time.perf_counter()
+            refusals = await flood(handle, events, senders, bursts)
+            seconds = time.perf_counter() - start
+            state = await settled(handle, events)
+            prober.cancel()
+            figures = await run_figures(client, handle.id)
+        finally:
+            stop(worker)
+    return {
+        "bench": "event_flood",
+        "events": events,
+        "senders": senders,
+        "bursts": bursts,
+        "seconds": round(seconds, 1),
+        "signals_per_s": round(events / seconds),
+        "resent": refusals.resent,
+        "refused_by_limit": refusals.by_limit,
+        "accounted": state.events.received,
+        "state_kib": round(len(state.model_dump_json()) / 1024, 1),
+        "running": state.outcome is None,
+        "state_answers": probes.answers,
+        "state_failures": sum(probes.failures.values()),
+        "state_failure_kinds": dict(probes.failures),
+        "state_max_s": round(probes.slowest_s, 2),
+        **figures,
+    }
+
+
+def main() -> None:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--senders", type=int, default=64)
+    parser.add_argument("--bursts", type=int, default=5)
+    args = parser.parse_args()
+    if min(args.events, args.senders, args.bursts) < 1:
+        parser.error("--events, --senders and --bursts must be at least 1")
+    print(json.dumps(asyncio.run(measure(args.events, args.senders, args.bursts))))
+
+
+if __name__ == "__main__":
+    main()
