@@ -9,11 +9,12 @@ import pytest
 from factories import case_facts, replace_once
 
 from retention.errors import RulebookError
-from retention.rulebook.cases import CASE_DEFAULTS
+from retention.nesting import MAX_NESTING
+from retention.rulebook.cases import CASE_DEFAULTS, CaseFile
 from retention.rulebook.conditions import PostedFacts
 from retention.rulebook.decide import decide
 from retention.rulebook.engine import HOST, MAX_LIVE_SESSIONS
-from retention.rulebook.loader import Rulebook, load_rulebook
+from retention.rulebook.loader import Rulebook, load_rulebook, load_yaml_model
 from retention.rulebook.schema import DecisionFacts
 from retention.rulebook.source import RulebookSource
 
@@ -248,6 +249,44 @@ def test_a_yaml_bomb_is_refused_at_its_first_alias(rules_copy: Path) -> None:
     (rules_copy / "journey.yaml").write_text(bomb)
     with pytest.raises(RulebookError, match=r"journey\.yaml:2:\d+: YAML aliases \(\*a\)"):
         load_rulebook(rules_copy)
+
+
+DEEP = 10_000
+DEEPLY_NESTED = {  # three ways to write a value 10,000 levels deep
+    "lists": "[" * DEEP + "]" * DEEP,
+    "mappings": "{a: " * DEEP + "1" + "}" * DEEP,
+    "block lists": "\n    " + "- " * DEEP + "x",
+}
+
+
+@pytest.mark.parametrize("value", DEEPLY_NESTED.values(), ids=DEEPLY_NESTED.keys())
+def test_a_rule_file_nested_too_deep_is_refused_naming_the_line_and_the_limit(
+    rules_copy: Path, value: str
+) -> None:
+    (rules_copy / "strategies.yaml").write_text(f"strategies:\n  - name: deep\n    when: {value}\n")
+    with pytest.raises(
+        RulebookError,
+        match=rf"strategies\.yaml:[34]:\d+: nested deeper than the limit of {MAX_NESTING} levels$",
+    ):
+        load_rulebook(rules_copy)
+
+
+def test_a_rule_case_file_nested_to_the_limit_loads_and_one_level_more_is_refused(
+    tmp_path: Path,
+) -> None:
+    # cases (1), the list of cases (2), a case (3), its `given` (4): lists fill the rest
+    lists = MAX_NESTING - 4
+    path = tmp_path / "deep.yaml"
+    case = "cases:\n  - name: deep\n    expect: {}\n    given: {x: %s1%s}\n"
+    path.write_text(case % ("[" * lists, "]" * lists))
+    value = load_yaml_model(path, CaseFile).cases[0].given["x"]
+    for _ in range(lists - 1):
+        value = value[0]
+    assert value == [1]
+
+    path.write_text(case % ("[" * (lists + 1), "]" * (lists + 1)))
+    with pytest.raises(RulebookError, match=rf"deep\.yaml:4:\d+: .* limit of {MAX_NESTING} levels"):
+        load_yaml_model(path, CaseFile)
 
 
 def test_a_huge_rule_file_is_refused(rules_copy: Path) -> None:
