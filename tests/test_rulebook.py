@@ -252,39 +252,44 @@ def test_a_yaml_bomb_is_refused_at_its_first_alias(rules_copy: Path) -> None:
 
 
 DEEP = 10_000
-DEEPLY_NESTED = {  # three ways to write a value 10,000 levels deep
-    "lists": "[" * DEEP + "]" * DEEP,
-    "mappings": "{a: " * DEEP + "1" + "}" * DEEP,
-    "block lists": "\n    " + "- " * DEEP + "x",
+DEEPLY_NESTED = {  # a `when` 10,000 deep, written three ways; where its 65th level opens
+    "lists": ("[" * DEEP + "]" * DEEP, "3:72"),
+    "mappings": ("{a: " * DEEP + "1" + "}" * DEEP, "3:255"),
+    "block lists": ("\n    " + "- " * DEEP + "x", "4:127"),
 }
 
 
-@pytest.mark.parametrize("value", DEEPLY_NESTED.values(), ids=DEEPLY_NESTED.keys())
+@pytest.mark.parametrize(("value", "place"), DEEPLY_NESTED.values(), ids=DEEPLY_NESTED.keys())
 def test_a_rule_file_nested_too_deep_is_refused_naming_the_line_and_the_limit(
-    rules_copy: Path, value: str
+    rules_copy: Path, value: str, place: str
 ) -> None:
-    (rules_copy / "strategies.yaml").write_text(f"strategies:\n  - name: deep\n    when: {value}\n")
-    with pytest.raises(
-        RulebookError,
-        match=rf"strategies\.yaml:[34]:\d+: nested deeper than the limit of {MAX_NESTING} levels$",
-    ):
+    path = rules_copy / "strategies.yaml"
+    path.write_text(f"strategies:\n  - name: deep\n    when: {value}\n")
+    with pytest.raises(RulebookError) as refused:
         load_rulebook(rules_copy)
+    assert (
+        str(refused.value)
+        == f"{path}:{place}: nested deeper than the limit of {MAX_NESTING} levels"
+    )
+
+
+def case_file(lists: int) -> str:
+    """A rule case whose `given` holds lists `lists` deep, under four levels of the file's own."""
+    deep = "[" * lists + "1" + "]" * lists
+    return f"cases:\n  - name: deep\n    expect: {{}}\n    given: {{x: {deep}}}\n"
 
 
 def test_a_rule_case_file_nested_to_the_limit_loads_and_one_level_more_is_refused(
     tmp_path: Path,
 ) -> None:
-    # cases (1), the list of cases (2), a case (3), its `given` (4): lists fill the rest
-    lists = MAX_NESTING - 4
     path = tmp_path / "deep.yaml"
-    case = "cases:\n  - name: deep\n    expect: {}\n    given: {x: %s1%s}\n"
-    path.write_text(case % ("[" * lists, "]" * lists))
+    path.write_text(case_file(MAX_NESTING - 4))
     value = load_yaml_model(path, CaseFile).cases[0].given["x"]
-    for _ in range(lists - 1):
+    for _ in range(MAX_NESTING - 5):
         value = value[0]
     assert value == [1]
 
-    path.write_text(case % ("[" * (lists + 1), "]" * (lists + 1)))
+    path.write_text(case_file(MAX_NESTING - 3))
     with pytest.raises(RulebookError, match=rf"deep\.yaml:4:\d+: .* limit of {MAX_NESTING} levels"):
         load_yaml_model(path, CaseFile)
 
