@@ -33,6 +33,7 @@ from retention.journey import (
     StepState,
     journey_id,
 )
+from retention.nesting import TOO_DEEP, json_too_deep
 from retention.operations import (
     Command,
     CommandRequest,
@@ -112,6 +113,8 @@ def event(
     at: Annotated[str | None, typer.Option(help="When it happened (ISO 8601).")] = None,
 ) -> None:
     """Send a customer event into the customer's running journey."""
+    if json_too_deep(data) is not None:
+        raise InvalidInput(f"--data: {TOO_DEEP}")
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as exc:

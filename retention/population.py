@@ -41,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 
 from retention.customer import CustomerSnapshot, describe_validation_error, parse_customer
 from retention.errors import InvalidInput, RetentionError
+from retention.nesting import TOO_DEEP, json_too_deep
 
 LIST_SEPARATOR = ";"
 MAX_CSV_BYTES = 200 * 1024 * 1024  # far above any real book of customers; refuses a wrong file
@@ -129,6 +130,8 @@ def read_customers(path: Path) -> list[CustomerSnapshot]:
 def read_customer_json(path: Path) -> CustomerSnapshot:
     with _reading(path):
         text = path.read_text(encoding="utf-8")
+    if (line := json_too_deep(text)) is not None:
+        raise InvalidInput(f"{path}:{line}: {TOO_DEEP}")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -277,6 +280,8 @@ def _from_cell(column: Column, cell: Any) -> Any:
     if not isinstance(cell, str):  # a typed Parquet cell: pydantic checks it as it is
         return cell
     if column.is_json:
+        if json_too_deep(cell) is not None:
+            raise InvalidInput(f"{column.name}: {TOO_DEEP}")
         try:
             return json.loads(cell)
         except json.JSONDecodeError as exc:

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from factories import make_customer, refused_at, replace_once
 from pydantic import SecretStr
-from webhooks import generic, segment_track, signed, stripe_invoice, zendesk_ticket
+from webhooks import (
+    generic,
+    nested_body,
+    segment_track,
+    signed,
+    stripe_invoice,
+    zendesk_ticket,
+)
 
 from retention.customer import CustomerEvent
 from retention.errors import RulebookError
@@ -24,7 +31,9 @@ from retention.ingest.sources import (
     SourcesWatch,
     load_sources,
     map_payload,
+    parse_body,
 )
+from retention.nesting import MAX_NESTING
 from retention.rulebook.check import check
 from retention.settings import Settings
 
@@ -106,6 +115,44 @@ def test_a_malformed_body_names_its_field(
         map_payload(sources.file.sources[source], payload)
     assert refused.value.field == field
     assert str(refused.value).startswith(f"{field}: ")
+
+
+def test_a_webhook_body_nested_too_deep_is_refused_naming_the_body_and_the_limit() -> None:
+    with pytest.raises(MappingError) as refused:
+        parse_body(nested_body(10_000))
+    assert refused.value.field == "(body)"
+    assert (
+        str(refused.value)
+        == f"(body): line 1: nested deeper than the limit of {MAX_NESTING} levels"
+    )
+
+
+def test_a_webhook_body_nested_to_the_limit_is_parsed(sources: Sources) -> None:
+    # the body (1) and its `data` (2) hold the lists
+    payload = parse_body(nested_body(MAX_NESTING - 2))
+    assert mapped_event(sources, "generic", payload).type == "login"
+    with pytest.raises(MappingError, match=f"limit of {MAX_NESTING} levels"):
+        parse_body(nested_body(MAX_NESTING - 1))
+
+
+def test_brackets_inside_a_text_are_not_nesting() -> None:
+    text = "[{" * 10_000
+    body = json.dumps(generic("gen-text", "acme", "login", note=text)).encode()
+    assert parse_body(body)["data"]["note"] == text
+
+
+def test_a_sources_file_nested_too_deep_is_refused_naming_the_line_and_the_limit(
+    rules_copy: Path,
+) -> None:
+    path = rules_copy / "sources.yaml"
+    replace_once(
+        path, "kind: event\n", "kind: event\n    colour: " + "[" * 10_000 + "]" * 10_000 + "\n"
+    )
+    with pytest.raises(
+        RulebookError,
+        match=refused_at(path, "colour") + f"nested deeper than the limit of {MAX_NESTING}",
+    ):
+        load_sources(rules_copy)
 
 
 @pytest.mark.parametrize(

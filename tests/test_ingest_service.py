@@ -25,7 +25,14 @@ from factories import customer_data
 from sqlalchemy import Engine
 from test_end_to_end import WAVERING_USAGE, Stack, _worker_ready
 from test_end_to_end import until as until_e2e
-from webhooks import generic, segment_track, signed, stripe_invoice, zendesk_ticket
+from webhooks import (
+    generic,
+    nested_body,
+    segment_track,
+    signed,
+    stripe_invoice,
+    zendesk_ticket,
+)
 
 from retention.customer import CustomerEvent
 from retention.devserver import free_port, start_dev_server, stop
@@ -274,6 +281,9 @@ def test_refusals_write_nothing(ingest: IngestStack) -> None:
     assert malformed.status == 422 and malformed.body["field"] == "data.object.metadata.customer_id"
     not_json = ingest.post("generic", b"{not json")
     assert not_json.status == 422 and not_json.body["field"] == "(body)"
+    too_deep = ingest.post("generic", nested_body(1_500, "ing-run"))  # under MAX_BYTES
+    assert too_deep.status == 422 and too_deep.body["field"] == "(body)"
+    assert "nested deeper than the limit of 64 levels" in too_deep.body["detail"]
     assert len(ingest.rows()) == before
     log = ingest.log.read_text()
     assert "refused generic webhook" in log

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from retention import population
 from retention.customer import CustomerSnapshot
 from retention.errors import InvalidInput
+from retention.nesting import MAX_NESTING
 from retention.population import COLUMNS, read_customers, read_customers_csv, write_customers_csv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -223,4 +224,20 @@ def test_an_interactions_cell_that_is_not_json_names_line_and_column(tmp_path: P
     path.write_text(f"{header}\n{','.join(cells)}\n")
 
     with pytest.raises(InvalidInput, match=r"pop\.csv:2: support\.interactions: not JSON"):
+        read_customers_csv(path)
+
+
+def test_an_interactions_cell_nested_too_deep_names_line_column_and_the_limit(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "pop.csv"
+    write_customers_csv([make_customer()], path)
+    rows = read_csv_rows(path)
+    rows[0]["support.interactions"] = "[" * 10_000 + "]" * 10_000
+    write_csv_rows(path, rows)
+
+    with pytest.raises(
+        InvalidInput,
+        match=rf"pop\.csv:2: support\.interactions: nested deeper than the limit of {MAX_NESTING}",
+    ):
         read_customers_csv(path)

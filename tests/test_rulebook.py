@@ -9,11 +9,12 @@ import pytest
 from factories import case_facts, replace_once
 
 from retention.errors import RulebookError
-from retention.rulebook.cases import CASE_DEFAULTS
+from retention.nesting import MAX_NESTING
+from retention.rulebook.cases import CASE_DEFAULTS, CaseFile
 from retention.rulebook.conditions import PostedFacts
 from retention.rulebook.decide import decide
 from retention.rulebook.engine import HOST, MAX_LIVE_SESSIONS
-from retention.rulebook.loader import Rulebook, load_rulebook
+from retention.rulebook.loader import Rulebook, load_rulebook, load_yaml_model
 from retention.rulebook.schema import DecisionFacts
 from retention.rulebook.source import RulebookSource
 
@@ -248,6 +249,49 @@ def test_a_yaml_bomb_is_refused_at_its_first_alias(rules_copy: Path) -> None:
     (rules_copy / "journey.yaml").write_text(bomb)
     with pytest.raises(RulebookError, match=r"journey\.yaml:2:\d+: YAML aliases \(\*a\)"):
         load_rulebook(rules_copy)
+
+
+DEEP = 10_000
+DEEPLY_NESTED = {  # a `when` 10,000 deep, written three ways; where its 65th level opens
+    "lists": ("[" * DEEP + "]" * DEEP, "3:72"),
+    "mappings": ("{a: " * DEEP + "1" + "}" * DEEP, "3:255"),
+    "block lists": ("\n    " + "- " * DEEP + "x", "4:127"),
+}
+
+
+@pytest.mark.parametrize(("value", "place"), DEEPLY_NESTED.values(), ids=DEEPLY_NESTED.keys())
+def test_a_rule_file_nested_too_deep_is_refused_naming_the_line_and_the_limit(
+    rules_copy: Path, value: str, place: str
+) -> None:
+    path = rules_copy / "strategies.yaml"
+    path.write_text(f"strategies:\n  - name: deep\n    when: {value}\n")
+    with pytest.raises(RulebookError) as refused:
+        load_rulebook(rules_copy)
+    assert (
+        str(refused.value)
+        == f"{path}:{place}: nested deeper than the limit of {MAX_NESTING} levels"
+    )
+
+
+def case_file(lists: int) -> str:
+    """A rule case whose `given` holds lists `lists` deep, under four levels of the file's own."""
+    deep = "[" * lists + "1" + "]" * lists
+    return f"cases:\n  - name: deep\n    expect: {{}}\n    given: {{x: {deep}}}\n"
+
+
+def test_a_rule_case_file_nested_to_the_limit_loads_and_one_level_more_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(case_file(MAX_NESTING - 4))
+    value = load_yaml_model(path, CaseFile).cases[0].given["x"]
+    for _ in range(MAX_NESTING - 5):
+        value = value[0]
+    assert value == [1]
+
+    path.write_text(case_file(MAX_NESTING - 3))
+    with pytest.raises(RulebookError, match=rf"deep\.yaml:4:\d+: .* limit of {MAX_NESTING} levels"):
+        load_yaml_model(path, CaseFile)
 
 
 def test_a_huge_rule_file_is_refused(rules_copy: Path) -> None:

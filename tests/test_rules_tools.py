@@ -9,6 +9,7 @@ import pytest
 from factories import replace_once
 from typer.testing import CliRunner
 
+from retention.nesting import MAX_NESTING
 from retention.rulebook.cases import CaseResult, run_cases
 from retention.rulebook.check import check
 from retention.rulebook.loader import load_rulebook
@@ -94,6 +95,22 @@ def test_check_reports_load_errors_with_file_and_line_and_exits_1(rules_copy: Pa
     assert code == 1
     assert "strategies.yaml:" in output and "channel" in output
     assert "1 problem in" in output
+
+
+def test_check_and_test_refuse_a_rule_file_nested_too_deep_in_one_line(rules_copy: Path) -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    (rules_copy / "tests" / "deep.yaml").write_text(
+        f"cases:\n  - name: deep\n    expect: {{}}\n    given: {{x: {deep}}}\n"
+    )
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 1 and "RecursionError" not in output
+    assert f"deep.yaml:4:76: nested deeper than the limit of {MAX_NESTING} levels" in output
+
+    replace_once(rules_copy / "strategies.yaml", "{churn_probability: {gt: 0.8}}", deep)
+    code, output = run("rules", "check", str(rules_copy))
+    assert code == 1 and "RecursionError" not in output
+    assert f"nested deeper than the limit of {MAX_NESTING} levels" in output
+    assert "strategies.yaml:" in output and "1 problem in" in output
 
 
 def test_rules_test_reports_like_a_test_runner(rules_copy: Path) -> None:

@@ -19,6 +19,7 @@ import cli.suppressions
 import starter
 from retention.devserver import free_port
 from retention.errors import CustomerNotFound, InvalidInput
+from retention.nesting import MAX_NESTING
 from retention.operations import journey_query
 from retention.population import read_customers_csv
 from retention.settings import get_settings
@@ -92,6 +93,44 @@ def test_bad_event_data_json_is_refused_before_any_call(closed_address: str) -> 
 
     assert result.exit_code == 2
     assert "--data: not valid JSON" in one_error_line(result)
+
+
+def lists(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_a_customer_file_nested_too_deep_is_refused_naming_the_line_and_the_limit(
+    tmp_path: Path,
+) -> None:
+    text = json.dumps(customer_data(profile={"company": "X"}), indent=2)
+    path = tmp_path / "deep.json"
+    path.write_text(text.replace('"X"', lists(10_000)), encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if '"X"' in row)
+
+    result = invoke("start", str(path))
+
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        f"error: {path}:{line}: nested deeper than the limit of {MAX_NESTING} levels"
+    )
+
+
+def test_event_data_nested_too_deep_is_refused_before_any_call(closed_address: str) -> None:
+    deep = f'{{"x": {lists(10_000)}}}'
+    result = invoke("--address", closed_address, "event", "cust-001", "login", "--data", deep)
+
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        f"error: --data: nested deeper than the limit of {MAX_NESTING} levels"
+    )
+
+
+def test_event_data_nested_to_the_limit_goes_on_to_the_server(closed_address: str) -> None:
+    at_limit = f'{{"x": {lists(MAX_NESTING - 1)}}}'
+    result = invoke("--address", closed_address, "event", "cust-001", "login", "--data", at_limit)
+
+    assert result.exit_code == 1
+    assert closed_address in one_error_line(result)
 
 
 @pytest.mark.parametrize(

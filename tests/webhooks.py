@@ -64,6 +64,12 @@ def generic(event_id: str, customer_id: str, kind: str = "login", **data: Any) -
     return {"id": event_id, "customer_id": customer_id, "type": kind, "data": data}
 
 
+def nested_body(levels: int, customer_id: str = "acme") -> bytes:
+    """A generic login whose `data` (two levels down) holds lists `levels` deep."""
+    body = json.dumps(generic("gen-deep", customer_id, "login", blob="X"))
+    return body.replace('"X"', "[" * levels + "]" * levels).encode()
+
+
 def signed(
     sources: Sources, source: str, secret: str, payload: Any, at: float | None = None
 ) -> tuple[bytes, dict[str, str]]:

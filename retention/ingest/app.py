@@ -8,7 +8,6 @@ then the inbox row is written and the answer is 202 (200 for a delivery already 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -22,7 +21,7 @@ from sqlalchemy import Engine
 from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.signatures import BadSignature, verify
-from retention.ingest.sources import MappingError, SourcesWatch, map_payload
+from retention.ingest.sources import MappingError, SourcesWatch, map_payload, parse_body
 from retention.operations import open_client
 from retention.settings import Settings, get_settings
 from retention.store.db import make_engine
@@ -111,7 +110,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             log.warning("refused %s webhook: %s", source, exc)
             return _refuse(401, f"signature refused: {exc}")
         try:
-            mapped = map_payload(rule, _json(body))
+            mapped = map_payload(rule, parse_body(body))
         except MappingError as exc:
             return _refuse(422, str(exc), field=exc.field)
         received = await asyncio.to_thread(inbox.receive, engine, source, mapped)
@@ -153,13 +152,6 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             raise TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _json(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MappingError("(body)", f"not valid JSON ({exc})") from exc
 
 
 def _refuse(status: int, detail: str, field: str | None = None) -> JSONResponse:

@@ -8,6 +8,7 @@ file:line:column, as the other rule files do. Mapping a body never raises anythi
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -34,6 +35,7 @@ from retention.customer import (
     describe_validation_error,
 )
 from retention.errors import InvalidInput, RulebookError
+from retention.nesting import TOO_DEEP, json_too_deep
 from retention.rulebook.conditions import AllOf, Compare, Condition, parse_condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import load_yaml_model
@@ -213,6 +215,18 @@ def sources_findings(rules_dir: Path) -> list[str]:
 
 
 # ---- mapping a body --------------------------------------------------------------------------
+
+
+def parse_body(body: bytes) -> Any:
+    """A webhook body parsed, decoded as `json.loads` decodes bytes; one nested too deep is
+    refused before parsing, which would overflow the stack."""
+    try:
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        if (line := json_too_deep(text)) is not None:
+            raise MappingError("(body)", f"line {line}: {TOO_DEEP}")
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MappingError("(body)", f"not valid JSON ({exc})") from exc
 
 
 def map_payload(rule: SourceRule, payload: Any) -> MappedEvent:

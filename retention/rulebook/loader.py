@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, Protocol, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -19,6 +19,7 @@ from retention.expansion import ExpansionPolicy
 from retention.health import HEALTH_ALERTS
 from retention.kpis import KpiTargets
 from retention.model.features import SEED_FEATURES
+from retention.nesting import TOO_DEEP, too_deep
 from retention.risk import HEALTH_DRIVER
 from retention.rulebook.conditions import Condition, PostedFacts
 from retention.rulebook.schema import (
@@ -52,6 +53,11 @@ MAX_RULE_FILE_BYTES = 1_000_000
 HOLDOUT_RULE = "holdout:eligible"
 SCAN_RULE = "scan:start_journey"
 _Model = TypeVar("_Model", bound=BaseModel)
+
+
+class _Mark(Protocol):  # PyYAML's, from its Python or its libyaml parser
+    line: int
+    column: int
 
 
 @dataclass(frozen=True)
@@ -190,13 +196,12 @@ def load_yaml_model(path: Path, model: type[_Model], text: str | None = None) ->
     file:line:column and the field."""
     text = _read_rule_file(path) if text is None else text
     try:
-        _refuse_aliases(path, text)
-        root = yaml.compose(text)
+        root = _compose(path, text)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise RulebookError(f"{where}: YAML syntax error: {exc.problem}") from exc
+        raise RulebookError(
+            f"{_at(path, exc.problem_mark)}: YAML syntax error: {exc.problem}"
+        ) from exc
     except yaml.reader.ReaderError as exc:  # a control character: no mark, only a position
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -228,23 +233,37 @@ def _read_rule_file(path: Path) -> str:
         raise RulebookError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
 
 
-def _refuse_aliases(path: Path, text: str) -> None:
-    """YAML aliases (`*name`) can expand a small file into billions of nodes: not allowed."""
+def _compose(path: Path, text: str) -> yaml.Node | None:
+    """The node tree, once one pass over the events has found no alias and nothing too deep:
+    composing recurses, so a deep file would overflow the stack."""
+    deep = too_deep(_nesting_steps(path, text))
+    if deep is not None:
+        raise RulebookError(f"{_at(path, deep.start_mark)}: {TOO_DEEP}")
+    return yaml.compose(text)
+
+
+def _nesting_steps(path: Path, text: str) -> Iterator[tuple[int, yaml.Event]]:
+    """+1 for each mapping or list opened, -1 for each closed; aliases (`*name`) can expand a
+    small file into billions of nodes, so one is refused on the way."""
     for event in yaml.parse(text):
         if isinstance(event, yaml.AliasEvent):
-            mark = event.start_mark
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             raise RulebookError(
-                f"{where}: YAML aliases (*{event.anchor}) are not allowed in rule files; "
-                "write the values out"
+                f"{_at(path, event.start_mark)}: YAML aliases (*{event.anchor}) are not allowed "
+                "in rule files; write the values out"
             )
+        if isinstance(event, yaml.CollectionStartEvent | yaml.CollectionEndEvent):
+            yield (1 if isinstance(event, yaml.CollectionStartEvent) else -1), event
+
+
+def _at(path: Path, mark: _Mark | None) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
 
 
 def locate(path: Path, loc: tuple[Any, ...]) -> str:
     """file:line:column of a place in a rule file, e.g. ("strategies", 0, "when")."""
     try:
-        return _where(path, yaml.compose(path.read_text(encoding="utf-8")), loc)
-    except (OSError, yaml.YAMLError):
+        return _where(path, _compose(path, path.read_text(encoding="utf-8")), loc)
+    except (OSError, yaml.YAMLError, RulebookError):
         return str(path)
 
 
