@@ -1,7 +1,9 @@
 """A journey's re-score: assess the customer and ask the rule set what to do, in one activity.
 
 One activity rather than two halves the round trips of every checkpoint, and the journey's
-history holds the scores and the decision, not the whole assessment it was made from.
+history holds the scores and the decision, not the whole assessment it was made from. A plan
+the journey will not adopt (it keeps its strategy, or ends recovered) comes back with only the
+steps of campaigns that start now: the rest would be history the journey never reads.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class RescoreInput(BaseModel):
     generation: int = Field(default=1, ge=1)
     escalate_from: str | None = Field(default=None, description="force a strategy above this")
     journey: JourneyContext = Field(default=FIRST_DECISION, description="the journey so far")
+    campaigns_started: list[str] = Field(
+        default_factory=list, description="campaigns the journey has started, which run once"
+    )
 
 
 class Rescored(BaseModel):
@@ -49,5 +54,16 @@ class RescoreActivities:
             )
         )
         return Rescored(
-            scores=JourneyScores.of(assessment), decision=decision, loaded=assessment.loaded
+            scores=JourneyScores.of(assessment),
+            decision=_what_the_journey_reads(decision, request),
+            loaded=assessment.loaded,
         )
+
+
+def _what_the_journey_reads(decision: Decision, request: RescoreInput) -> Decision:
+    current = request.journey.strategy
+    if current is None or decision.strategy not in (current, decision.policy.recovered_strategy):
+        return decision  # a new plan: every step
+    new = set(decision.campaigns) - set(request.campaigns_started)
+    steps = [step for step in decision.plan.steps if step.campaign in new]
+    return decision.model_copy(update={"plan": decision.plan.model_copy(update={"steps": steps})})

@@ -405,6 +405,7 @@ class RetentionJourney:
                 generation=generation,
                 escalate_from=escalate_from,
                 journey=self._journey_context(),
+                campaigns_started=self._state.campaigns_started,
             ),
             start_to_close_timeout=SCORING_TIMEOUT,
             retry_policy=SCORING_RETRY,
