@@ -51,13 +51,17 @@ from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 from retention.customer import parse_customer  # noqa: E402
 from retention.devserver import stop  # noqa: E402
 from retention.journey import JourneyOptions, JourneyState  # noqa: E402
-from retention.operations import SIGNAL_LIMIT, start_journey  # noqa: E402
+from retention.operations import (  # noqa: E402
+    BUSY_FIRST_PAUSE,
+    BUSY_MAX_PAUSE,
+    SIGNAL_LIMIT,
+    start_journey,
+)
 from retention.temporal import connect  # noqa: E402
 
 CUSTOMER = "flood"
 PROBE_EVERY_S = 0.5
 PAUSE_BETWEEN_BURSTS_S = 2.0
-RESEND_AFTER_S = 0.05
 SETTLE_TIMEOUT_S = 300
 SENDER_NICE = 10
 QUERY_TIMEOUT = timedelta(seconds=15)  # the CLI's own (`starter.py show`)
@@ -90,6 +94,7 @@ async def send_all(
 ) -> None:
     """Signal each numbered event, sending again what is refused for the moment."""
     for n in numbers:
+        pause = BUSY_FIRST_PAUSE
         while True:
             try:
                 await handle.signal("customer_event", event(n))
@@ -100,7 +105,8 @@ async def send_all(
                     raise
                 refusals.resent += 1
                 refusals.by_limit += over_limit
-                await asyncio.sleep(RESEND_AFTER_S)
+                await asyncio.sleep(pause)  # as send_event waits a busy journey out
+                pause = min(pause * 2, BUSY_MAX_PAUSE)
 
 
 async def probe(handle: WorkflowHandle[object, JourneyState], probes: Probes) -> None:

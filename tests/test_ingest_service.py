@@ -130,7 +130,7 @@ class IngestStack:
 
     def events(self, customer_id: str) -> list[dict[str, Any]]:
         done = self.stack.cli("show", customer_id, "--json", ok=False)
-        return json.loads(done.stdout)["events"] if done.returncode == 0 else []
+        return json.loads(done.stdout)["events"]["recent"] if done.returncode == 0 else []
 
 
 @pytest.fixture(scope="module")
