@@ -34,6 +34,7 @@ from retention.customer import (
     describe_validation_error,
 )
 from retention.errors import InvalidInput, RulebookError
+from retention.ingest.modes import FORWARD, DeliveryRule, Mode, mode_of
 from retention.rulebook.conditions import AllOf, Compare, Condition, parse_condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import load_yaml_model
@@ -119,6 +120,7 @@ SourceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 class SourcesFile(_Rule):
     sources: dict[SourceName, SourceRule] = Field(min_length=1)
     opens_journey: list[JourneyOpener] = Field(default_factory=list)
+    delivery: dict[EventType, DeliveryRule] = Field(default_factory=dict)
 
 
 class MappingError(InvalidInput):
@@ -144,6 +146,10 @@ class Sources:
 
     def rule(self, source: str) -> SourceRule | None:
         return self.file.sources.get(source)
+
+    def mode(self, event: CustomerEvent | None) -> Mode:
+        """How the event travels to its journey (`delivery`; unlisted types: forward)."""
+        return mode_of(self.file.delivery.get(event.type)) if event else FORWARD
 
     def opener(self, event: CustomerEvent, customer: CustomerSnapshot) -> str | None:
         """The `opens_journey` rule (as `opens_journey[i]`) that starts a journey, if any."""

@@ -260,7 +260,20 @@ class InboxRow(SQLModel, table=True):
     customer_id: str | None = Field(default=None, index=True)
     event: dict[str, Any] | None = Field(default=None, sa_type=JSON, description="customer_event")
     status: str = Field(
-        index=True, description="pending → forwarding → forwarded, no_journey or failed; ignored"
+        index=True,
+        description="pending → forwarding → forwarded, no_journey or failed; ignored; recorded",
+    )
+    event_type: str | None = Field(default=None, index=True, description="the event's type")
+    delivery: str = Field(
+        default="forward",
+        sa_column_kwargs={"server_default": "forward"},
+        description="forward, coalesce or record (sources.yaml `delivery`), fixed at receipt",
+    )
+    due_at: datetime | None = Field(
+        default=None, index=True, sa_type=UTCDateTime, description="forwarded no sooner"
+    )
+    batch: str | None = Field(
+        default=None, index=True, description="the signal this row goes out with, fixed at claim"
     )
     attempts: int = 0
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
