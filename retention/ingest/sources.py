@@ -35,6 +35,7 @@ from retention.customer import (
 )
 from retention.errors import InvalidInput, RulebookError
 from retention.ingest.modes import FORWARD, DeliveryRule, Mode, mode_of
+from retention.ingest.readers import delivery_findings
 from retention.rulebook.conditions import AllOf, Compare, Condition, parse_condition
 from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.loader import load_yaml_model
@@ -165,7 +166,13 @@ def load_sources(rules_dir: Path) -> Sources:
 
 
 def parse_sources(path: Path, text: str) -> Sources:
-    return Sources(load_yaml_model(path, SourcesFile, text), _version(text))
+    """The file validated, its `delivery` modes too: none may drop or blur what a rule of the
+    rule set beside it reads (retention/ingest/readers.py)."""
+    sources = Sources(load_yaml_model(path, SourcesFile, text), _version(text))
+    delivery: dict[str, DeliveryRule] = {str(k): v for k, v in sources.file.delivery.items()}
+    if findings := delivery_findings(path.parent, delivery):
+        raise RulebookError("\n".join(findings))
+    return sources
 
 
 class SourcesWatch:
