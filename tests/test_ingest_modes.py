@@ -46,11 +46,14 @@ def test_the_shipped_modes_coalesce_analytics_and_forward_the_rest(sources: Sour
     assert {mode(k) for k in [*forwarded, "unsubscribed", "milestone_reached"]} == {("forward", 0)}
 
 
+EXAMPLE_DATA: dict[str, dict[str, object]] = {
+    "nps_response": {"data": {"score": 9}},
+    "milestone_reached": {"data": {"milestone": "first_success"}},
+}
+
+
 def _data(kind: str) -> dict[str, object]:
-    return {
-        "nps_response": {"data": {"score": 9}},
-        "milestone_reached": {"data": {"milestone": "first_success"}},
-    }.get(kind, {})
+    return EXAMPLE_DATA.get(kind, {})
 
 
 @pytest.mark.parametrize(
