@@ -16,9 +16,10 @@ rather than minutes (it changes when rows go out, not how many signals a second 
 Prints one JSON line: accepted_per_s (webhooks answered 202 a second while sending),
 forwarded_per_s (rows settled a second, from the first webhook until the inbox is empty),
 forwarded_while_sending_per_s, backlog_at_end_of_sending (rows waiting when the last webhook
-was answered), signals (customer_event signals in the journeys' histories), lost and duplicated
-(per journey: rows accepted minus the events its signals stand for, `count` summed; negative is
-a duplicate), wedged (a journey not running, whose `state` query fails or with a failed
+was answered) and due_backlog_at_end_of_sending (those of them no longer inside a coalescing
+interval: behind), signals (customer_event signals in the journeys' histories), lost and
+duplicated (per journey: rows forwarded minus the events its signals stand for, `count` summed;
+negative is a duplicate), wedged (a journey not running, whose `state` query fails or with a failed
 workflow task). With `--outage-minutes K`: the Temporal server is stopped, W webhooks are posted,
 the server is started again after K minutes, and outage_drain_s is the time from its restart
 until the inbox is empty.
@@ -62,7 +63,7 @@ from retention.ingest.sources import Sources, load_sources  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402
 from retention.operations import start_journey  # noqa: E402
 from retention.store.db import make_engine, session  # noqa: E402
-from retention.store.tables import InboxRow  # noqa: E402
+from retention.store.tables import InboxRow, utcnow  # noqa: E402
 from retention.temporal import connect  # noqa: E402
 
 SECRETS = {"segment": "bench-segment-secret", "zendesk": "bench-zendesk-secret"}
@@ -88,6 +89,7 @@ class Figures(BaseModel):
     forwarded_per_s: float
     forwarded_while_sending_per_s: float
     backlog_at_end_of_sending: int
+    due_backlog_at_end_of_sending: int
     refused: int
     signals: int = 0
     lost: int = 0
@@ -217,8 +219,12 @@ def _webhook(stack: Stack, customer_id: str, event_id: str, m: int, mix: str) ->
     return prepare(stack.sources, SECRETS, "segment", segment_track(event_id, customer_id, kind))
 
 
-def waiting(engine: Engine) -> int:
+def waiting(engine: Engine, due_only: bool = False) -> int:
+    """Rows not yet settled; `due_only`: of those, the ones whose time has come (a coalesced
+    row inside its interval is not behind, it is waiting as told)."""
     query = select(func.count()).where(col(InboxRow.status).in_(WAITING))
+    if due_only:
+        query = query.where(col(InboxRow.due_at) <= utcnow())
     with session(engine) as db:
         return int(db.exec(query).one())
 
@@ -248,6 +254,7 @@ class Sending:
     accepted_per_s: float
     refused: int
     backlog: int
+    due_backlog: int
     settled_at_end: int
     seconds: float
 
@@ -257,10 +264,9 @@ def send(stack: Stack, posts: list[Post], senders: int) -> Sending:
     statuses = post_all(stack.ingest_port, posts, senders)
     seconds = time.monotonic() - start
     accepted = statuses.count(202)
-    return Sending(
-        accepted / seconds, len(posts) - accepted, waiting(stack.engine), settled(stack.engine),
-        seconds,
-    )  # fmt: skip
+    backlog, due = waiting(stack.engine), waiting(stack.engine, due_only=True)
+    return Sending(accepted / seconds, len(posts) - accepted, backlog, due,
+                   settled(stack.engine), seconds)  # fmt: skip
 
 
 def drained(stack: Stack) -> float:
@@ -366,6 +372,7 @@ async def measure(args: argparse.Namespace) -> Figures:
         forwarded_per_s=round((len(posts) - sent.refused) / total, 1),
         forwarded_while_sending_per_s=round(sent.settled_at_end / sent.seconds, 1),
         backlog_at_end_of_sending=sent.backlog,
+        due_backlog_at_end_of_sending=sent.due_backlog,
         refused=sent.refused,
         signals=checked.signals,
         lost=checked.lost,

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, or_, text, 
 from sqlmodel import Session, col, select
 
 from retention.customer import MAX_EVENT_COUNT, CustomerEvent
-from retention.ingest.inbox import CLAIM_LEASE
+from retention.ingest.inbox import CLAIM_LEASE, WAITING
 from retention.store.db import session
 from retention.store.tables import InboxRow, utcnow
 
@@ -96,11 +96,12 @@ def _serialise(db: Session) -> None:
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
-    lease_over = and_(
-        col(InboxRow.status) == "forwarding", col(InboxRow.claimed_at) < now - CLAIM_LEASE
-    )
+    """Pending, or claimed by a forwarder whose lease ran out; and due. (`status IN` first:
+    the status index, not a scan of every row the inbox keeps.)"""
+    waiting = col(InboxRow.status).in_(WAITING)
+    lease_over = col(InboxRow.claimed_at) < now - CLAIM_LEASE
     due = or_(col(InboxRow.due_at).is_(None), col(InboxRow.due_at) <= now)
-    return and_(or_(col(InboxRow.status) == "pending", lease_over), due)
+    return and_(waiting, or_(col(InboxRow.status) == "pending", lease_over), due)
 
 
 def _next_customers(db: Session, now: datetime, limit: int) -> list[str]:
@@ -150,7 +151,7 @@ def _batches(db: Session, customer_id: str, due: Sequence[InboxRow]) -> list[Bat
 
 def _pinned(db: Session, name: str) -> tuple[InboxRow, ...]:
     query = select(InboxRow).where(col(InboxRow.batch) == name).order_by(col(InboxRow.id))
-    return tuple(r for r in db.exec(query).all() if r.status in ("pending", "forwarding"))
+    return tuple(r for r in db.exec(query).all() if r.status in WAITING)
 
 
 def _coalesce(db: Session, customer_id: str, event_type: str) -> Batch:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, DateTime, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -251,7 +251,11 @@ class InboxRow(SQLModel, table=True):
     known that none takes it). A delivery of the same source event again finds its row."""
 
     __tablename__ = "inbox"
-    __table_args__ = (UniqueConstraint("source", "source_event_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "source_event_id"),
+        # a claim reads one customer's waiting rows, not every row the customer ever had
+        Index("ix_inbox_customer_status", "customer_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str

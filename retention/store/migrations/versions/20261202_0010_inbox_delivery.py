@@ -1,4 +1,5 @@
-"""inbox delivery: each row's event type, delivery mode, due time and signal batch
+"""inbox delivery: each row's event type, delivery mode, due time and signal batch; an index
+on (customer_id, status) for claims
 
 Rows written before this revision are `forward` rows, due at once, their batch chosen when they
 are next claimed (README: "Event ingestion").
@@ -39,10 +40,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_inbox_batch"), ["batch"], unique=False)
         batch_op.create_index(batch_op.f("ix_inbox_due_at"), ["due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_inbox_event_type"), ["event_type"], unique=False)
+        batch_op.create_index("ix_inbox_customer_status", ["customer_id", "status"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_customer_status")
         batch_op.drop_index(batch_op.f("ix_inbox_event_type"))
         batch_op.drop_index(batch_op.f("ix_inbox_due_at"))
         batch_op.drop_index(batch_op.f("ix_inbox_batch"))
