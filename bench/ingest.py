@@ -59,6 +59,7 @@ from journeys import exit_on_sigterm, quiet_runtime, sample_customer  # noqa: E4
 from webhooks import Post, post_all, prepare, segment_track, zendesk_ticket  # noqa: E402
 
 from retention.devserver import free_port, start_dev_server, stop  # noqa: E402
+from retention.ingest import inbox  # noqa: E402
 from retention.ingest.sources import Sources, load_sources  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402
 from retention.operations import start_journey  # noqa: E402
@@ -67,7 +68,6 @@ from retention.store.tables import InboxRow, utcnow  # noqa: E402
 from retention.temporal import connect  # noqa: E402
 
 SECRETS = {"segment": "bench-segment-secret", "zendesk": "bench-zendesk-secret"}
-WAITING = ("pending", "forwarding")
 READY_S = 180
 DRAIN_TIMEOUT_S = 3_600
 POLL_S = 0.5
@@ -219,22 +219,6 @@ def _webhook(stack: Stack, customer_id: str, event_id: str, m: int, mix: str) ->
     return prepare(stack.sources, SECRETS, "segment", segment_track(event_id, customer_id, kind))
 
 
-def waiting(engine: Engine, due_only: bool = False) -> int:
-    """Rows not yet settled; `due_only`: of those, the ones whose time has come (a coalesced
-    row inside its interval is not behind, it is waiting as told)."""
-    query = select(func.count()).where(col(InboxRow.status).in_(WAITING))
-    if due_only:
-        query = query.where(col(InboxRow.due_at) <= utcnow())
-    with session(engine) as db:
-        return int(db.exec(query).one())
-
-
-def settled(engine: Engine) -> int:
-    query = select(func.count()).where(col(InboxRow.status).not_in(WAITING))
-    with session(engine) as db:
-        return int(db.exec(query).one())
-
-
 def rows_by_customer(engine: Engine) -> dict[str, Counter[str]]:
     """Rows forwarded, by customer and event type."""
     query = (
@@ -264,15 +248,15 @@ def send(stack: Stack, posts: list[Post], senders: int) -> Sending:
     statuses = post_all(stack.ingest_port, posts, senders)
     seconds = time.monotonic() - start
     accepted = statuses.count(202)
-    backlog, due = waiting(stack.engine), waiting(stack.engine, due_only=True)
-    return Sending(accepted / seconds, len(posts) - accepted, backlog, due,
-                   settled(stack.engine), seconds)  # fmt: skip
+    backlog, due = inbox.pending_count(stack.engine), inbox.pending_count(stack.engine, utcnow())
+    return Sending(accepted / seconds, len(posts) - accepted, backlog, due, accepted - backlog,
+                   seconds)  # fmt: skip
 
 
 def drained(stack: Stack) -> float:
     """Seconds until nothing waits in the inbox."""
     start = time.monotonic()
-    until(lambda: waiting(stack.engine) == 0, "the inbox to drain", DRAIN_TIMEOUT_S)
+    until(lambda: inbox.pending_count(stack.engine) == 0, "the inbox to drain", DRAIN_TIMEOUT_S)
     return time.monotonic() - start
 
 

@@ -185,7 +185,7 @@ async def test_a_forwarder_dying_after_the_signal_resends_the_same_batch_and_req
 
     monkeypatch.setattr(forwarder_module, "send_event", send_and_note)
     with monkeypatch.context() as patch:
-        patch.setattr(inbox, "settle", die)
+        patch.setattr(inbox, "settle_all", die)
         patch.setattr(inbox, "release", die)
         with pytest.raises(Died):
             await forwarder(world).drain()

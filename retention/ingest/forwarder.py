@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 from uuid import uuid4
 
 from pydantic import ValidationError
@@ -31,6 +33,7 @@ from retention.errors import CustomerNotFound, RetentionError
 from retention.ingest import inbox
 from retention.ingest.claims import Batch, Claim, claim
 from retention.ingest.pace import Pace
+from retention.ingest.settler import Settler
 from retention.ingest.sources import Sources
 from retention.journey import JourneyOptions, journey_id
 from retention.operations import (
@@ -43,6 +46,7 @@ from retention.operations import (
 from retention.store.records import load_customer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
@@ -76,6 +80,9 @@ class Forwarder:
         self._pace = Pace(rate)
         self._concurrency = concurrency
         self._unreachable: TemporalUnreachable | None = None
+        # its own threads: the HTTP side's writes never hold up a claim or a settlement
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix=self.name)
+        self._settler = Settler(engine, self._executor)
 
     def wake(self) -> None:
         """A new row is in the inbox: forward it now rather than at the next poll."""
@@ -112,7 +119,7 @@ class Forwarder:
             while True:
                 free = self._concurrency - len(active)
                 if self._unreachable is None and (not active or free >= self._refill):
-                    for work in await asyncio.to_thread(self._claim, free):
+                    for work in await self._db(self._claim, free):
                         active.add(asyncio.create_task(self._customer(client, work)))
                 if not active:
                     break
@@ -120,6 +127,7 @@ class Forwarder:
                 settled += sum(task.result() for task in done)
         finally:
             await _cancel(active)  # shutdown: each task puts its rows back
+            await self._settler.flush()
         if self._unreachable is not None:
             raise self._unreachable
         return settled
@@ -131,6 +139,9 @@ class Forwarder:
 
     def _claim(self, customers: int) -> list[Claim]:
         return claim(self.engine, self.name, customers=customers)
+
+    async def _db(self, call: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
 
     async def _client_or_connect(self) -> Client:
         if self._client is None:
@@ -146,14 +157,16 @@ class Forwarder:
     async def _customer(self, client: Client, work: Claim) -> int:
         """One customer's batches in order; what is not settled goes back to pending."""
         left = list(work.batches)
+        written: list[asyncio.Future[None]] = []
         try:
             while left and self._unreachable is None:
-                await self._forward(client, work.customer_id, left[0])
+                written.append(await self._forward(client, work.customer_id, left[0]))
                 left.pop(0)
+            await asyncio.gather(*written)
         except TemporalUnreachable as exc:
             self._unreachable = exc
         except Exception as exc:  # a bug or the database: the rows wait, the others go on
-            log.exception("inbox %s: forwarding failed", left[0].name)
+            log.exception("forwarding %s's events failed", work.customer_id)
             await self._release(left, repr(exc))
             left = []
         finally:
@@ -163,52 +176,51 @@ class Forwarder:
 
     async def _release(self, batches: list[Batch], note: str) -> None:
         ids = [i for batch in batches for i in batch.ids]
-        await asyncio.to_thread(inbox.release, self.engine, ids, note)
+        await self._db(inbox.release, self.engine, ids, note)
 
-    async def _forward(self, client: Client, customer_id: str, batch: Batch) -> None:
+    async def _forward(
+        self, client: Client, customer_id: str, batch: Batch
+    ) -> asyncio.Future[None]:
+        """Signal the batch; done when its rows are settled."""
         try:
             event = batch.event()
         except ValidationError as exc:  # written by an older version, no longer valid
-            await self._settle(batch, "failed", note=f"stored event refused: {exc}")
-            return
+            return self._settle(batch, "failed", note=f"stored event refused: {exc}")
         await self._pace.take()
         try:
-            await self._deliver(client, customer_id, batch, event)
+            return await self._deliver(client, customer_id, batch, event)
         except TemporalUnreachable:
             raise
         except RetentionError as exc:  # Temporal or the stored customer refused it: final
-            await self._settle(batch, "failed", note=str(exc))
+            return self._settle(batch, "failed", note=str(exc))
 
     async def _deliver(
         self, client: Client, customer_id: str, batch: Batch, event: CustomerEvent
-    ) -> None:
+    ) -> asyncio.Future[None]:
         try:
             await send_event(client, customer_id, event, request_id=batch.request_id)
         except (JourneyNotFound, JourneyClosed):
-            await self._without_journey(client, customer_id, batch, event)
-            return
-        await self._settle(batch, "forwarded", workflow_id=journey_id(customer_id))
+            return await self._without_journey(client, customer_id, batch, event)
+        return self._settle(batch, "forwarded", workflow_id=journey_id(customer_id))
 
     async def _without_journey(
         self, client: Client, customer_id: str, batch: Batch, event: CustomerEvent
-    ) -> None:
+    ) -> asyncio.Future[None]:
         try:
-            customer = await asyncio.to_thread(load_customer, self.engine, customer_id)
+            customer = await self._db(load_customer, self.engine, customer_id)
         except CustomerNotFound:
-            await self._settle(batch, "no_journey", note="no running journey; customer unknown")
-            return
-        rule = await asyncio.to_thread(self.sources().opener, event, customer)
+            return self._settle(batch, "no_journey", note="no running journey; customer unknown")
+        rule = await self._db(self.sources().opener, event, customer)
         if rule is None:
-            await self._settle(batch, "no_journey", note="no running journey; no rule opens one")
-            return
+            return self._settle(batch, "no_journey", note="no running journey; no rule opens one")
         workflow_id = await start_journey_with_event(
             client, customer, event, self._options, task_queue=self._task_queue
         )
         note = f"journey started by sources.yaml {rule}"
         log.info("inbox %s: %s for %s", batch.name, note, customer_id)
-        await self._settle(batch, "forwarded", workflow_id=workflow_id, started=True, note=note)
+        return self._settle(batch, "forwarded", workflow_id=workflow_id, started=True, note=note)
 
-    async def _settle(
+    def _settle(
         self,
         batch: Batch,
         status: inbox.Settled,
@@ -216,19 +228,11 @@ class Forwarder:
         workflow_id: str | None = None,
         started: bool = False,
         note: str | None = None,
-    ) -> None:
+    ) -> asyncio.Future[None]:
         if batch.coalesced:
             count = f"one signal for {len(batch.rows)} rows, batch {batch.name}"
             note = f"{note}; {count}" if note else count
-        await asyncio.to_thread(
-            inbox.settle,
-            self.engine,
-            batch.ids,
-            status,
-            workflow_id=workflow_id,
-            started_journey=started,
-            note=note,
-        )
+        return self._settler.settle(inbox.Settlement(batch.ids, status, workflow_id, started, note))
 
 
 async def _cancel(tasks: set[asyncio.Task[int]]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Engine, func, update
@@ -59,6 +59,17 @@ def receive(engine: Engine, source: str, mapped: MappedEvent, mode: Mode = FORWA
     return Received(row, duplicate=False)
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """The rows of one signal (or one refusal), all settled alike."""
+
+    ids: Sequence[int]
+    status: Settled
+    workflow_id: str | None = None
+    started_journey: bool = False
+    note: str | None = None
+
+
 def settle(
     engine: Engine,
     row_ids: Sequence[int],
@@ -68,20 +79,26 @@ def settle(
     started_journey: bool = False,
     note: str | None = None,
 ) -> None:
-    """The rows of one signal (or one refusal) reached their end: all settled alike."""
+    settle_all(engine, [Settlement(row_ids, status, workflow_id, started_journey, note)])
+
+
+def settle_all(engine: Engine, settlements: Sequence[Settlement]) -> None:
+    """Many batches' rows in one transaction."""
+    now = utcnow()
     with session(engine) as db:
-        db.exec(  # type: ignore[call-overload]
-            update(InboxRow)
-            .where(col(InboxRow.id).in_(row_ids))
-            .values(
-                status=status,
-                workflow_id=workflow_id,
-                started_journey=started_journey,
-                forwarded_at=utcnow() if status == "forwarded" else None,
-                note=note,
-                claimed_by=None,
+        for done in settlements:
+            db.exec(  # type: ignore[call-overload]
+                update(InboxRow)
+                .where(col(InboxRow.id).in_(done.ids))
+                .values(
+                    status=done.status,
+                    workflow_id=done.workflow_id,
+                    started_journey=done.started_journey,
+                    forwarded_at=now if done.status == "forwarded" else None,
+                    note=done.note,
+                    claimed_by=None,
+                )
             )
-        )
 
 
 def release(engine: Engine, row_ids: Sequence[int], note: str) -> None:
@@ -108,8 +125,12 @@ def rows(engine: Engine, source: str | None = None) -> list[InboxRow]:
         return list(db.exec(query).all())
 
 
-def pending_count(engine: Engine) -> int:
+def pending_count(engine: Engine, due_by: datetime | None = None) -> int:
+    """Rows not settled yet; with `due_by`, only those due by then (a coalesced row inside its
+    interval is waiting as told, not behind)."""
     query = select(func.count()).where(col(InboxRow.status).in_(WAITING))
+    if due_by is not None:
+        query = query.where(col(InboxRow.due_at) <= due_by)
     with session(engine) as db:
         return int(db.exec(query).one())
 
