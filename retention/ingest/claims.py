@@ -169,6 +169,8 @@ def _coalesce(db: Session, customer_id: str, event_type: str) -> Batch:
         .order_by(col(InboxRow.id))
         .limit(MAX_BATCH)
     ).all()
+    if not rows:
+        return Batch("", ())  # nothing left to take (dropped by the caller)
     name = f"coalesced:{customer_id}:{event_type}:{rows[0].id}-{rows[-1].id}"
     return Batch(name, tuple(rows))
 
