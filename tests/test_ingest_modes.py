@@ -84,6 +84,14 @@ def test_rules_check_refuses_a_mode_that_drops_or_blurs_what_a_rule_reads(
     assert re.search(reader, finding), finding
 
 
+def test_each_refused_mode_is_a_finding_of_its_own(rules_copy: Path) -> None:
+    add_delivery(rules_copy, "churned: record\n  nps_response: {coalesce: 60s}")
+
+    findings = check(rules_copy)
+
+    assert [f.split(": ")[1] for f in findings] == ["delivery churned", "delivery nps_response"]
+
+
 def test_a_condition_anywhere_in_the_rule_files_counts_as_a_reader(rules_copy: Path) -> None:
     campaigns = rules_copy / "campaigns.yaml"
     replace_once(

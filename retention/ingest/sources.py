@@ -171,8 +171,16 @@ def parse_sources(path: Path, text: str) -> Sources:
     sources = Sources(load_yaml_model(path, SourcesFile, text), _version(text))
     delivery: dict[str, DeliveryRule] = {str(k): v for k, v in sources.file.delivery.items()}
     if findings := delivery_findings(path.parent, delivery):
-        raise RulebookError("\n".join(findings))
+        raise DeliveryRefused(findings)
     return sources
+
+
+class DeliveryRefused(RulebookError):
+    """`delivery` modes that would drop or blur what a rule reads, one finding each."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__("\n".join(findings))
+        self.findings = findings
 
 
 class SourcesWatch:
@@ -220,6 +228,8 @@ def sources_findings(rules_dir: Path) -> list[str]:
         return []
     try:
         load_sources(rules_dir)
+    except DeliveryRefused as exc:
+        return exc.findings
     except RulebookError as exc:
         return [str(exc)]
     return []
