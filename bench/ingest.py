@@ -19,9 +19,11 @@ forwarded_while_sending_per_s, backlog_at_end_of_sending (rows waiting when the 
 was answered) and due_backlog_at_end_of_sending (those of them no longer inside a coalescing
 interval: behind), signals (customer_event signals in the journeys' histories), lost and
 duplicated (per journey: rows forwarded minus the events its signals stand for, `count` summed;
-negative is a duplicate), wedged (a journey not running, whose `state` query fails or with a failed
-workflow task). With `--outage-minutes K`: the Temporal server is stopped, W webhooks are posted,
-the server is started again after K minutes, and outage_drain_s is the time from its restart
+negative is a duplicate), wedged (a journey not running, whose `state` query fails, or whose
+last workflow task failed: stuck until one succeeds), journeys_with_a_failed_workflow_task
+(retried since: not stuck, but each a wobble to look into; `--logs DIR` keeps the logs).
+With `--outage-minutes K`: the Temporal server is stopped, W webhooks are posted, the
+server is started again after K minutes, and outage_drain_s is the time from its restart
 until the inbox is empty.
 """
 
@@ -95,6 +97,7 @@ class Figures(BaseModel):
     lost: int = 0
     duplicated: int = 0
     wedged: int = 0
+    journeys_with_a_failed_workflow_task: int = 0
     outage_minutes: float | None = None
     outage_webhooks: int | None = None
     outage_drain_s: float | None = None
@@ -131,6 +134,8 @@ class Stack:
 def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as name, ExitStack() as cleanup:
         tmp = Path(name)
+        if args.logs:  # runs last: after every process has stopped
+            cleanup.callback(keep_logs, tmp, Path(args.logs))
         rules = rules_copy(tmp, args.coalesce_seconds)
         url = args.database_url or f"sqlite:///{tmp / 'retention.db'}"
         stack = Stack(tmp, stack_env(tmp, rules, url), make_engine(url), load_sources(rules),
@@ -145,6 +150,12 @@ def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
         cleanup.callback(stop, spawn(stack, service, "ingest.log"))
         until(lambda: health(stack) is not None, "the ingest service", READY_S)
         yield stack
+
+
+def keep_logs(tmp: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for log in tmp.glob("*.log"):
+        shutil.copy(log, folder / log.name)
 
 
 def rules_copy(tmp: Path, coalesce_seconds: float | None) -> Path:
@@ -279,6 +290,17 @@ class Audit:
     lost: int = 0
     duplicated: int = 0
     wedged: int = 0
+    task_failures: int = 0
+
+
+@dataclass
+class Seen:
+    """What one journey's history shows."""
+
+    counted: Counter[str] = field(default_factory=Counter)
+    signals: int = 0
+    failures: int = 0  # workflow tasks that failed (and were retried)
+    stuck: bool = False  # its last workflow task failed: nothing moves until one succeeds
 
 
 async def audit(client: Client, engine: Engine, customers: list[str]) -> Audit:
@@ -289,32 +311,42 @@ async def audit(client: Client, engine: Engine, customers: list[str]) -> Audit:
 
     async def one(customer_id: str) -> None:
         async with limit:
-            counted, signals, failed = await _history(client, journey_id(customer_id))
-            wedged = failed or not await _answers(client, journey_id(customer_id))
-        result.signals += signals
-        for kind in set(counted) | set(rows.get(customer_id, {})):
-            diff = rows.get(customer_id, Counter())[kind] - counted[kind]
+            seen = await _history(client, journey_id(customer_id))
+            answers = await _answers(client, journey_id(customer_id))
+        if seen.stuck or not answers:
+            print(f"wedged {customer_id}: stuck={seen.stuck} answers={answers}", file=sys.stderr)
+        result.signals += seen.signals
+        result.task_failures += seen.failures > 0
+        result.wedged += seen.stuck or not answers
+        mine = rows.get(customer_id, Counter())
+        for kind in set(seen.counted) | set(mine):
+            diff = mine[kind] - seen.counted[kind]
             result.lost += max(diff, 0)
             result.duplicated += max(-diff, 0)
-        result.wedged += wedged
 
     await asyncio.gather(*(one(c) for c in customers))
     return result
 
 
-async def _history(client: Client, workflow_id: str) -> tuple[Counter[str], int, bool]:
-    """Events the signals stand for by type, how many signals, a failed workflow task."""
-    counted: Counter[str] = Counter()
-    signals, failed = 0, False
+_TASK_ENDS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: False,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED: True,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT: True,
+}
+
+
+async def _history(client: Client, workflow_id: str) -> Seen:
+    seen = Seen()
     async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-            failed = True
+        if event.event_type in _TASK_ENDS:
+            seen.stuck = _TASK_ENDS[event.event_type]
+            seen.failures += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             payloads = event.workflow_execution_signaled_event_attributes.input.payloads
             sent = (await client.data_converter.decode(list(payloads)))[0]
-            counted[sent["type"]] += int(sent.get("count", 1))
-            signals += 1
-    return counted, signals, failed
+            seen.counted[sent["type"]] += int(sent.get("count", 1))
+            seen.signals += 1
+    return seen
 
 
 async def _answers(client: Client, workflow_id: str) -> bool:
@@ -362,6 +394,7 @@ async def measure(args: argparse.Namespace) -> Figures:
         lost=checked.lost,
         duplicated=checked.duplicated,
         wedged=checked.wedged,
+        journeys_with_a_failed_workflow_task=checked.task_failures,
         outage_minutes=args.outage_minutes or None,
         outage_webhooks=args.outage_webhooks if args.outage_minutes else None,
         outage_drain_s=outage,
@@ -389,6 +422,7 @@ def main() -> None:
     parser.add_argument("--mix", choices=["analytics", "forward"], default="analytics")
     parser.add_argument("--coalesce-seconds", type=float, default=None)
     parser.add_argument("--database-url", default=None, help="an empty database (default SQLite)")
+    parser.add_argument("--logs", default=None, help="a folder to keep the processes' logs in")
     parser.add_argument("--outage-minutes", type=float, default=0.0)
     parser.add_argument("--outage-webhooks", type=int, default=5000)
     args = parser.parse_args()
