@@ -6,7 +6,8 @@ folder, the shipped rules unless told otherwise).
         [--mix analytics|forward] [--coalesce-seconds S] [--database-url URL]
         [--outage-minutes K --outage-webhooks W]
 
-N journeys are started (the sample nurture customer under N ids), then N × M signed webhooks
+N journeys are started (the sample nurture customer under N ids) and each answers its `state`
+query (the worker is past their first steps), then N × M signed webhooks
 are posted, interleaved across customers, by concurrent senders as fast as the service answers.
 `analytics` (default): three in four Segment `Feature Used`, one in five `Logged In`, the rest
 Zendesk tickets; `forward`: only tickets, one signal each (the forwarder's worst case).
@@ -20,7 +21,8 @@ was answered) and due_backlog_at_end_of_sending (those of them no longer inside 
 interval: behind), signals (customer_event signals in the journeys' histories), lost and
 duplicated (per journey: rows forwarded minus the events its signals stand for, `count` summed;
 negative is a duplicate), wedged (a journey not running, whose `state` query fails, or whose
-last workflow task failed: stuck until one succeeds), journeys_with_a_failed_workflow_task
+last workflow task failed or timed out — and still so after GRACE_S; slow_to_answer: those that
+recovered within it), journeys_with_a_failed_workflow_task
 (retried since: not stuck, but each a wobble to look into; `--logs DIR` keeps the logs).
 With `--outage-minutes K`: the Temporal server is stopped, W webhooks are posted, the
 server is started again after K minutes, and outage_drain_s is the time from its restart
@@ -75,6 +77,8 @@ DRAIN_TIMEOUT_S = 3_600
 POLL_S = 0.5
 PREFIX = "bi-"
 QUERY_TIMEOUT = timedelta(seconds=30)
+WARM_UP_S = 900
+GRACE_S = 300  # a journey that fails the audit has this long to answer before it is wedged
 
 
 class Figures(BaseModel):
@@ -97,6 +101,7 @@ class Figures(BaseModel):
     lost: int = 0
     duplicated: int = 0
     wedged: int = 0
+    slow_to_answer: int = 0
     journeys_with_a_failed_workflow_task: int = 0
     outage_minutes: float | None = None
     outage_webhooks: int | None = None
@@ -284,12 +289,28 @@ async def start_all(client: Client, customers: list[str]) -> None:
     await asyncio.gather(*(one(c) for c in customers))
 
 
+async def all_answering(client: Client, customers: list[str]) -> None:
+    limit = asyncio.Semaphore(16)
+
+    async def answers(customer_id: str) -> bool:
+        async with limit:
+            return await _answers(client, journey_id(customer_id))
+
+    waiting, deadline = customers, time.monotonic() + WARM_UP_S
+    while waiting and time.monotonic() < deadline:
+        found = await asyncio.gather(*(answers(c) for c in waiting))
+        waiting = [c for c, ok in zip(waiting, found, strict=True) if not ok]
+    if waiting:
+        raise SystemExit(f"{len(waiting)} journeys never answered their state query")
+
+
 @dataclass
 class Audit:
     signals: int = 0
     lost: int = 0
     duplicated: int = 0
     wedged: int = 0
+    slow: int = 0
     task_failures: int = 0
 
 
@@ -304,20 +325,21 @@ class Seen:
 
 
 async def audit(client: Client, engine: Engine, customers: list[str]) -> Audit:
-    """Each journey's signals against its forwarded rows, and whether it still works."""
+    """Each journey's signals against its forwarded rows, and whether it still works: one that
+    does not is given GRACE_S to catch up (a worker behind on its tasks is slow, not wedged)."""
     rows = await asyncio.to_thread(rows_by_customer, engine)
     result = Audit()
+    flagged: list[str] = []
     limit = asyncio.Semaphore(16)
 
     async def one(customer_id: str) -> None:
         async with limit:
             seen = await _history(client, journey_id(customer_id))
-            answers = await _answers(client, journey_id(customer_id))
-        if seen.stuck or not answers:
-            print(f"wedged {customer_id}: stuck={seen.stuck} answers={answers}", file=sys.stderr)
+            works = not seen.stuck and await _answers(client, journey_id(customer_id))
         result.signals += seen.signals
         result.task_failures += seen.failures > 0
-        result.wedged += seen.stuck or not answers
+        if not works:
+            flagged.append(customer_id)
         mine = rows.get(customer_id, Counter())
         for kind in set(seen.counted) | set(mine):
             diff = mine[kind] - seen.counted[kind]
@@ -325,7 +347,25 @@ async def audit(client: Client, engine: Engine, customers: list[str]) -> Audit:
             result.duplicated += max(-diff, 0)
 
     await asyncio.gather(*(one(c) for c in customers))
+    still = await _still_failing(client, flagged)
+    result.slow, result.wedged = len(flagged) - len(still), len(still)
+    for customer_id in still:
+        print(f"wedged: {journey_id(customer_id)}", file=sys.stderr)
     return result
+
+
+async def _still_failing(client: Client, flagged: list[str]) -> list[str]:
+    deadline = time.monotonic() + GRACE_S
+    while flagged and time.monotonic() < deadline:
+        await asyncio.sleep(5)
+        works = await asyncio.gather(*(_works(client, c) for c in flagged))
+        flagged = [c for c, ok in zip(flagged, works, strict=True) if not ok]
+    return flagged
+
+
+async def _works(client: Client, customer_id: str) -> bool:
+    seen = await _history(client, journey_id(customer_id))
+    return not seen.stuck and await _answers(client, journey_id(customer_id))
 
 
 _TASK_ENDS = {
@@ -367,6 +407,7 @@ async def measure(args: argparse.Namespace) -> Figures:
     with running_stack(args) as stack:
         client = await connect(address=stack.address, runtime=quiet_runtime())
         await start_all(client, customers)
+        await all_answering(client, customers)  # started and past their first steps
         posts = webhooks(stack, customers, args.events, args.mix, "e")
         start = time.monotonic()
         sent = await asyncio.to_thread(send, stack, posts, args.senders)
@@ -394,6 +435,7 @@ async def measure(args: argparse.Namespace) -> Figures:
         lost=checked.lost,
         duplicated=checked.duplicated,
         wedged=checked.wedged,
+        slow_to_answer=checked.slow,
         journeys_with_a_failed_workflow_task=checked.task_failures,
         outage_minutes=args.outage_minutes or None,
         outage_webhooks=args.outage_webhooks if args.outage_minutes else None,
