@@ -81,7 +81,18 @@ WARM_UP_S = 900
 GRACE_S = 300  # a journey that fails the audit has this long to answer before it is wedged
 
 
-class Figures(BaseModel):
+class Audit(BaseModel):
+    """What the journeys' histories and queries say after a run."""
+
+    signals: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    wedged: int = 0
+    slow_to_answer: int = 0
+    journeys_with_a_failed_workflow_task: int = 0
+
+
+class Figures(Audit):
     bench: str = "ingest"
     journeys: int
     events_per_journey: int
@@ -97,12 +108,6 @@ class Figures(BaseModel):
     backlog_at_end_of_sending: int
     due_backlog_at_end_of_sending: int
     refused: int
-    signals: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    wedged: int = 0
-    slow_to_answer: int = 0
-    journeys_with_a_failed_workflow_task: int = 0
     outage_minutes: float | None = None
     outage_webhooks: int | None = None
     outage_drain_s: float | None = None
@@ -305,16 +310,6 @@ async def all_answering(client: Client, customers: list[str]) -> None:
 
 
 @dataclass
-class Audit:
-    signals: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    wedged: int = 0
-    slow: int = 0
-    task_failures: int = 0
-
-
-@dataclass
 class Seen:
     """What one journey's history shows."""
 
@@ -337,7 +332,7 @@ async def audit(client: Client, engine: Engine, customers: list[str]) -> Audit:
             seen = await _history(client, journey_id(customer_id))
             works = not seen.stuck and await _answers(client, journey_id(customer_id))
         result.signals += seen.signals
-        result.task_failures += seen.failures > 0
+        result.journeys_with_a_failed_workflow_task += seen.failures > 0
         if not works:
             flagged.append(customer_id)
         mine = rows.get(customer_id, Counter())
@@ -348,7 +343,7 @@ async def audit(client: Client, engine: Engine, customers: list[str]) -> Audit:
 
     await asyncio.gather(*(one(c) for c in customers))
     still = await _still_failing(client, flagged)
-    result.slow, result.wedged = len(flagged) - len(still), len(still)
+    result.slow_to_answer, result.wedged = len(flagged) - len(still), len(still)
     for customer_id in still:
         print(f"wedged: {journey_id(customer_id)}", file=sys.stderr)
     return result
@@ -431,12 +426,7 @@ async def measure(args: argparse.Namespace) -> Figures:
         backlog_at_end_of_sending=sent.backlog,
         due_backlog_at_end_of_sending=sent.due_backlog,
         refused=sent.refused,
-        signals=checked.signals,
-        lost=checked.lost,
-        duplicated=checked.duplicated,
-        wedged=checked.wedged,
-        slow_to_answer=checked.slow,
-        journeys_with_a_failed_workflow_task=checked.task_failures,
+        **checked.model_dump(),
         outage_minutes=args.outage_minutes or None,
         outage_webhooks=args.outage_webhooks if args.outage_minutes else None,
         outage_drain_s=outage,
@@ -470,7 +460,8 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.journeys, args.events, args.senders) < 1:
         parser.error("--journeys, --events and --senders must be at least 1")
-    print(json.dumps(asyncio.run(measure(args)).model_dump()))
+    figures = asyncio.run(measure(args)).model_dump()
+    print(json.dumps({"bench": figures.pop("bench"), **figures}))
 
 
 if __name__ == "__main__":
