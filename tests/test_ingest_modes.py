@@ -85,6 +85,26 @@ def test_rules_check_refuses_a_mode_that_drops_or_blurs_what_a_rule_reads(
     assert re.search(reader, finding), finding
 
 
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("ticket_message: {coalesce: soon}", "a duration like 24h"),
+        ("ticket_message: {coalesce: 2d}", "above 0 and at most 24h"),
+        ("ticket_message: later", "expected forward, record or {coalesce: <interval>}"),
+    ],
+)
+def test_a_malformed_mode_is_refused_at_its_line(
+    rules_copy: Path, entry: str, problem: str
+) -> None:
+    add_delivery(rules_copy, entry)
+    path = rules_copy / "sources.yaml"
+
+    (finding,) = check(rules_copy)
+
+    assert finding.startswith(f"{path}:{line_of(path, entry)}:3: delivery.ticket_message: ")
+    assert problem in finding
+
+
 def test_each_refused_mode_is_a_finding_of_its_own(rules_copy: Path) -> None:
     add_delivery(rules_copy, "churned: record\n  nps_response: {coalesce: 60s}")
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SkipValidation
 
-from retention.rulebook.schema import Hours
+from retention.rulebook.schema import Hours, parse_hours
 
 DeliveryName = Literal["forward", "coalesce", "record"]
 MAX_COALESCE_HOURS = 24.0
@@ -25,6 +25,24 @@ class CoalesceRule(BaseModel):
 
 
 DeliveryRule = Literal["forward", "record"] | CoalesceRule
+
+
+def parse_delivery(raw: object) -> DeliveryRule:
+    """`forward`, `record` or `{coalesce: <interval>}`, refused with what was expected."""
+    if raw == "forward" or raw == "record":
+        return raw
+    if isinstance(raw, dict) and list(raw) == ["coalesce"]:
+        hours = parse_hours(raw["coalesce"])
+        if not 0 < hours <= MAX_COALESCE_HOURS:
+            raise ValueError("a coalescing interval must be above 0 and at most 24h")
+        return CoalesceRule(coalesce=hours)
+    raise ValueError(
+        f"expected forward, record or {{coalesce: <interval>}} such as {{coalesce: 60s}}; "
+        f"got {raw!r}"
+    )
+
+
+DeliverySpec = Annotated[SkipValidation[DeliveryRule], BeforeValidator(parse_delivery)]
 
 
 @dataclass(frozen=True)

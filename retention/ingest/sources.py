@@ -34,7 +34,7 @@ from retention.customer import (
     describe_validation_error,
 )
 from retention.errors import InvalidInput, RulebookError
-from retention.ingest.modes import FORWARD, DeliveryRule, Mode, mode_of
+from retention.ingest.modes import FORWARD, DeliveryRule, DeliverySpec, Mode, mode_of
 from retention.ingest.readers import delivery_findings
 from retention.rulebook.conditions import AllOf, Compare, Condition, parse_condition
 from retention.rulebook.engine import CompiledRuleset
@@ -121,7 +121,7 @@ SourceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 class SourcesFile(_Rule):
     sources: dict[SourceName, SourceRule] = Field(min_length=1)
     opens_journey: list[JourneyOpener] = Field(default_factory=list)
-    delivery: dict[EventType, DeliveryRule] = Field(default_factory=dict)
+    delivery: dict[EventType, DeliverySpec] = Field(default_factory=dict)
 
 
 class MappingError(InvalidInput):
