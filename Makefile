@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/journeys.py
 	$(BIN)/python bench/worker_memory.py
+	$(BIN)/python bench/ingest.py
 
 # examples/population.csv: the sample customers as a CSV population (tests check they match).
 population: $(STAMP)

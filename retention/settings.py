@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(default=8000, ge=1, le=65535)
     ingest_max_bytes: int = Field(default=256 * 1024, ge=1)
+    # The forwarder: at most this many signals a second, customers in flight at once.
+    ingest_forward_rate: float = Field(default=200.0, gt=0)
+    ingest_forward_concurrency: int = Field(default=32, ge=1, le=256)
     # Model retraining (README: Retraining without surprises).
     model_retrain_every: Interval = timedelta(days=7)
     models_root: Path = ROOT / "models"

@@ -65,3 +65,22 @@ def test_worker_memory_benchmark_prints_its_figures() -> None:
     assert figures["bench"] == "worker_memory" and figures["journeys"] == 6
     assert figures["rss_first_kib"] > 0 and figures["rss_last_kib"] > 0
     assert figures["journeys_per_s"] > 0
+
+
+def test_ingest_benchmark_prints_its_figures() -> None:
+    figures = bench_figures(
+        "ingest.py",
+        "--journeys",
+        "3",
+        "--events",
+        "20",
+        "--senders",
+        "4",
+        "--coalesce-seconds",
+        "1",
+    )
+
+    assert figures["bench"] == "ingest" and figures["webhooks"] == 60
+    assert figures["accepted_per_s"] > 0 and figures["forwarded_per_s"] > 0
+    assert (figures["refused"], figures["lost"], figures["duplicated"]) == (0, 0, 0)
+    assert figures["wedged"] == 0 and 0 < figures["signals"] < 60

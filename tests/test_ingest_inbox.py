@@ -1,4 +1,5 @@
-"""The inbox on SQLite and PostgreSQL: dedupe by source event id, claims that never overlap."""
+"""The inbox on SQLite and PostgreSQL: dedupe by source event id; claims that take many
+customers at once, one customer's rows in order, and never overlap."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import Engine
 
 from retention.customer import CustomerEvent
 from retention.ingest import inbox
+from retention.ingest.claims import claim
 from retention.ingest.sources import MappedEvent
 from retention.store.tables import utcnow
 
@@ -28,65 +30,87 @@ def test_a_second_delivery_finds_the_first_row(engine: Engine) -> None:
     assert not first.duplicate and again.duplicate and not other_source.duplicate
     assert again.row.id == first.row.id != other_source.row.id
     assert [r.status for r in inbox.rows(engine)] == ["pending", "pending"]
-    assert first.row.event == {"type": "login", "at": None, "data": {}}
+    assert first.row.event == {"type": "login", "at": None, "data": {}, "count": 1}
 
 
 def test_an_unmapped_kind_is_kept_as_ignored_and_never_claimed(engine: Engine) -> None:
     inbox.receive(engine, "segment", mapped("m-2", kind="Page"))
     assert [(r.status, r.event) for r in inbox.rows(engine)] == [("ignored", None)]
-    assert inbox.claim_next(engine, "f1") is None
+    assert claim(engine, "f1", customers=8) == []
 
 
-def test_claims_go_oldest_first_and_settle_once(engine: Engine) -> None:
-    ids = [inbox.receive(engine, "generic", mapped(f"e-{n}", f"c-{n}")).row.id for n in range(3)]
-    first = inbox.claim_next(engine, "f1")
-    assert first is not None and first.id == ids[0]
-    assert (first.status, first.claimed_by, first.attempts) == ("forwarding", "f1", 1)
-    inbox.settle(engine, ids[0], "forwarded", workflow_id="retention-c-0")
-    second = inbox.claim_next(engine, "f1")
-    assert second is not None and second.id == ids[1]
-    inbox.release(engine, ids[1], "Temporal unreachable")
-    assert inbox.get(engine, ids[1]).status == "pending"  # type: ignore[union-attr]
-    settled = inbox.get(engine, ids[0])
+def test_a_claim_takes_many_customers_at_once_each_in_order(engine: Engine) -> None:
+    for n in range(6):
+        inbox.receive(engine, "generic", mapped(f"e-{n}", f"c-{n % 3}"))
+
+    claims = claim(engine, "f1", customers=8)
+
+    assert [c.customer_id for c in claims] == ["c-0", "c-1", "c-2"]
+    assert [[b.rows[0].source_event_id for b in c.batches] for c in claims] == [
+        ["e-0", "e-3"],
+        ["e-1", "e-4"],
+        ["e-2", "e-5"],
+    ]
+    assert [b.request_id for b in claims[0].batches] == ["inbox:generic:e-0", "inbox:generic:e-3"]
+    assert {(r.status, r.claimed_by, r.attempts) for r in inbox.rows(engine)} == {
+        ("forwarding", "f1", 1)
+    }
+
+
+def test_a_customer_in_flight_is_not_claimed_again_until_settled(engine: Engine) -> None:
+    first = inbox.receive(engine, "generic", mapped("e-1", "acme")).row
+    assert [c.customer_id for c in claim(engine, "f1", customers=8)] == ["acme"]
+    inbox.receive(engine, "generic", mapped("e-2", "acme"))
+    inbox.receive(engine, "generic", mapped("e-3", "globex"))
+
+    assert [c.customer_id for c in claim(engine, "f2", customers=8)] == ["globex"]
+    inbox.settle(engine, [int(first.id or 0)], "forwarded", workflow_id="retention-acme")
+    again = claim(engine, "f2", customers=8)
+    assert [(c.customer_id, c.batches[0].rows[0].source_event_id) for c in again] == [
+        ("acme", "e-2")
+    ]
+    settled = inbox.get(engine, int(first.id or 0))
     assert settled is not None and settled.forwarded_at is not None
-    assert (settled.status, settled.workflow_id) == ("forwarded", "retention-c-0")
+    assert (settled.status, settled.workflow_id) == ("forwarded", "retention-acme")
     assert inbox.pending_count(engine) == 2
 
 
-def test_a_customers_later_event_waits_for_the_earlier_one(engine: Engine) -> None:
-    inbox.receive(engine, "generic", mapped("e-1", "acme"))
-    inbox.receive(engine, "generic", mapped("e-2", "acme"))
-    inbox.receive(engine, "generic", mapped("e-3", "globex"))
-    taken = [inbox.claim_next(engine, "f1"), inbox.claim_next(engine, "f2")]
-    assert [(r.source_event_id if r else None) for r in taken] == ["e-1", "e-3"]
-    assert inbox.claim_next(engine, "f3") is None
+def test_released_rows_are_pending_again_and_keep_their_batch(engine: Engine) -> None:
+    inbox.receive(engine, "generic", mapped("e-1"))
+    (taken,) = claim(engine, "f1", customers=8)
+    inbox.release(engine, taken.ids, "Temporal unreachable")
+
+    (again,) = claim(engine, "f2", customers=8)
+    assert again.batches[0].name == taken.batches[0].name == "generic:e-1"
+    row = inbox.get(engine, again.ids[0])
+    assert row is not None and (row.attempts, row.note) == (2, "Temporal unreachable")
 
 
 def test_a_claim_whose_lease_ran_out_is_taken_again(engine: Engine) -> None:
     row_id = inbox.receive(engine, "generic", mapped("e-1")).row.id
-    assert inbox.claim_next(engine, "dead") is not None
-    assert inbox.claim_next(engine, "f2") is None
+    assert claim(engine, "dead", customers=8) != []
+    assert claim(engine, "f2", customers=8) == []
     later = utcnow() + inbox.CLAIM_LEASE + timedelta(seconds=1)
-    retaken = inbox.claim_next(engine, "f2", now=later)
-    assert retaken is not None and (retaken.id, retaken.claimed_by, retaken.attempts) == (
-        row_id,
-        "f2",
-        2,
-    )
+    (retaken,) = claim(engine, "f2", customers=8, now=later)
+    assert retaken.ids == [row_id]
+    row = inbox.get(engine, int(row_id or 0))
+    assert row is not None and (row.claimed_by, row.attempts) == ("f2", 2)
 
 
 def test_racing_forwarders_never_take_the_same_row(engine: Engine) -> None:
-    for n in range(40):
-        inbox.receive(engine, "generic", mapped(f"e-{n}", f"c-{n}"))
+    for n in range(120):
+        inbox.receive(engine, "generic", mapped(f"e-{n}", f"c-{n % 40}"))
 
     def take_all(name: str) -> list[int]:
         taken = []
-        while (row := inbox.claim_next(engine, name)) is not None:
-            taken.append(int(row.id or 0))
+        while claims := claim(engine, name, customers=3, per_customer=2):
+            ids = [i for c in claims for i in c.ids]
+            inbox.settle(engine, ids, "forwarded")
+            taken += ids
         return taken
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         runs = list(pool.map(take_all, ["f1", "f2", "f3", "f4"]))
     every = [row_id for run in runs for row_id in run]
-    assert len(every) == len(set(every)) == 40
-    assert {r.claimed_by for r in inbox.rows(engine)} <= {"f1", "f2", "f3", "f4"}
+    assert len(every) == len(set(every)) == 120
+    assert {(r.status, r.attempts) for r in inbox.rows(engine)} == {("forwarded", 1)}

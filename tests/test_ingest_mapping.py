@@ -173,11 +173,20 @@ def test_a_broken_sources_file_is_refused_with_file_and_line(
         load_sources(rules_copy)
 
 
-def test_rules_check_and_the_service_refuse_a_broken_sources_file(rules_copy: Path) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("tolerance: 300", "tolerance: -1", "tolerance"),
+        ("delivery:\n", "delivery:\n  churned: record\n", "delivery churned: `record`"),
+    ],
+)
+def test_rules_check_and_the_service_refuse_a_broken_sources_file(
+    rules_copy: Path, old: str, new: str, named: str
+) -> None:
     assert check(rules_copy) == []
-    replace_once(rules_copy / "sources.yaml", "tolerance: 300", "tolerance: -1")
+    replace_once(rules_copy / "sources.yaml", old, new)
     findings = check(rules_copy)
-    assert len(findings) == 1 and "sources.yaml:" in findings[0] and "tolerance" in findings[0]
+    assert len(findings) == 1 and "sources.yaml:" in findings[0] and named in findings[0]
     env = {
         **os.environ,
         "RETENTION_RULES_DIR": str(rules_copy),

@@ -6,16 +6,18 @@ Figures of speed are not asserted (these machines are noisy); what must hold at 
 from __future__ import annotations
 
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 from test_bench import bench_figures
 
 from retention.journey import JourneyOptions
-
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+from retention.operations import JourneyBusy, _rpc_error
 
 EVENTS = 4_000
 SMALL_KIB = 64  # the state answer and each run's input, whatever the volume
 
 
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
 def test_a_journey_flooded_by_concurrent_senders_keeps_running_and_counts_every_event() -> None:
     flood = bench_figures("event_flood.py", "--events", str(EVENTS), "--senders", "8")
 
@@ -28,3 +30,19 @@ def test_a_journey_flooded_by_concurrent_senders_keeps_running_and_counts_every_
     assert flood["runs"] > EVENTS // limit // 2
     assert flood["max_signals_per_run"] < 10_000
     assert flood["state_kib"] < SMALL_KIB and flood["max_run_input_kib"] < SMALL_KIB
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (RPCStatusCode.RESOURCE_EXHAUSTED, "Workflow is busy."),
+        (RPCStatusCode.INVALID_ARGUMENT, "exceeded workflow execution limit for signal events"),
+    ],
+)
+def test_a_journey_refusing_signals_for_the_moment_is_busy_not_gone(
+    status: RPCStatusCode, message: str
+) -> None:
+    refused = _rpc_error(RPCError(message, status, b""), "acme")
+
+    assert isinstance(refused, JourneyBusy)  # senders wait it out; the forwarder keeps the rows
+    assert "acme" in str(refused)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
@@ -78,3 +83,46 @@ def signed(
     rule = sources.file.sources[source].signature
     headers = sign(rule, SecretStr(secret), body, time.time() if at is None else at)
     return body, {"Content-Type": "application/json", **headers}
+
+
+@dataclass(frozen=True)
+class Post:
+    """One signed webhook, ready to send: `POST /events/{source}`."""
+
+    source: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def prepare(sources: Sources, secrets: dict[str, str], source: str, payload: Any) -> Post:
+    return Post(source, *signed(sources, source, secrets[source], payload))
+
+
+def post_all(port: int, posts: Sequence[Post], senders: int) -> list[int]:
+    """Every post sent by `senders` concurrent senders (one kept-alive connection each), as
+    fast as the service answers; the HTTP statuses in the order of `posts` (0: no answer)."""
+    statuses = [0] * len(posts)
+    local = threading.local()
+    opened: list[http.client.HTTPConnection] = []
+
+    def send(i: int) -> None:
+        if getattr(local, "connection", None) is None:
+            local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            opened.append(local.connection)
+        post = posts[i]
+        try:
+            local.connection.request("POST", f"/events/{post.source}", post.body, post.headers)
+            answer = local.connection.getresponse()
+            answer.read()
+            statuses[i] = answer.status
+        except (OSError, http.client.HTTPException):
+            local.connection.close()
+            local.connection = None
+
+    try:
+        with ThreadPoolExecutor(max_workers=senders) as pool:
+            list(pool.map(send, range(len(posts))))
+    finally:
+        for connection in opened:
+            connection.close()
+    return statuses

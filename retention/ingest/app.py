@@ -30,11 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class Accepted(BaseModel):
-    status: Literal["accepted", "ignored"]
+    status: Literal["accepted", "ignored", "recorded"]
     inbox_id: int
     duplicate: bool = False
     customer_id: str | None = None
     type: str | None = None
+
+
+def _answer_status(status: str) -> Literal["accepted", "ignored", "recorded"]:
+    return "ignored" if status == "ignored" else "recorded" if status == "recorded" else "accepted"
 
 
 class Refused(BaseModel):
@@ -67,7 +71,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     sources = SourcesWatch(settings.rules_dir)
-    forwarder = Forwarder(engine, sources, lambda: open_client(settings=settings))
+    forwarder = Forwarder(
+        engine,
+        sources,
+        lambda: open_client(settings=settings),
+        rate=settings.ingest_forward_rate,
+        concurrency=settings.ingest_forward_concurrency,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -113,12 +123,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             mapped = map_payload(rule, parse_body(body))
         except MappingError as exc:
             return _refuse(422, str(exc), field=exc.field)
-        received = await asyncio.to_thread(inbox.receive, engine, source, mapped)
-        if not received.duplicate and mapped.event is not None:
+        mode = current.mode(mapped.event)
+        received = await asyncio.to_thread(inbox.receive, engine, source, mapped, mode)
+        if not received.duplicate and mapped.event is not None and mode.name == "forward":
             forwarder.wake()
         row = received.row
         answer = Accepted(
-            status="ignored" if row.status == "ignored" else "accepted",
+            status=_answer_status(row.status),
             inbox_id=int(row.id or 0),
             duplicate=received.duplicate,
             customer_id=row.customer_id,

@@ -1,14 +1,17 @@
-"""Inbox → journeys: the service's background task that signals each pending event.
+"""Inbox → journeys: the service's background task that signals pending events.
 
-A row is settled once: `forwarded` (signalled into the running journey, or a journey it opens
-started with signal-with-start), `no_journey` (kept: nobody runs a journey for the customer and
-no rule opens one), or `failed` (Temporal or the stored customer refused it, so retrying would
-not help; the note says why). While Temporal cannot be reached rows stay pending and the
-forwarder retries with backoff.
+Rows are claimed many at once (`claims.claim`); each claimed customer's batches go out in
+order, one customer per task, up to `concurrency` customers at a time, all of them within
+`rate` signals a second. A batch is settled once: `forwarded` (signalled into the running
+journey, or a journey it opens started with signal-with-start; a coalesced batch's rows all
+name the same workflow and batch), `no_journey` (kept: nobody runs a journey for the customer
+and no rule opens one), or `failed` (Temporal or the stored customer refused it, so retrying
+would not help; the note says why). While Temporal cannot be reached the rows go back to
+pending, keeping their batch, and the forwarder retries with backoff.
 
-A forwarder that dies between the signal and `settle` leaves the row to be claimed again when
-its lease ends; the signal carries the row's request id, so Temporal drops the repeat. (Not for
-signal-with-start, whose request id the SDK draws itself: see the README.)
+A forwarder that dies between the signal and `settle` leaves the rows to be claimed again when
+the lease ends; the signal carries the batch's request id, so Temporal drops the repeat. (Not
+for signal-with-start, whose request id the SDK draws itself: see the README.)
 """
 
 from __future__ import annotations
@@ -17,17 +20,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 from uuid import uuid4
 
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from temporalio.client import Client
 
 from retention.customer import CustomerEvent
 from retention.errors import CustomerNotFound, RetentionError
 from retention.ingest import inbox
+from retention.ingest.claims import Batch, Claim, claim
+from retention.ingest.pace import Pace
+from retention.ingest.settler import Settler
 from retention.ingest.sources import Sources
 from retention.journey import JourneyOptions, journey_id
 from retention.operations import (
+    JourneyBusy,
     JourneyClosed,
     JourneyNotFound,
     TemporalUnreachable,
@@ -35,13 +45,16 @@ from retention.operations import (
     start_journey_with_event,
 )
 from retention.store.records import load_customer
-from retention.store.tables import InboxRow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
-IDLE_POLL = 2.0  # rows written by another process, or a claim whose lease ran out
+IDLE_POLL = 1.0  # rows written by another process, a coalesced row coming due, a lease ended
+MIN_PAUSE = 0.05  # between passes that found nothing: a burst of wakes is one claim
+DEFAULT_RATE = 200.0
+DEFAULT_CONCURRENCY = 32
 
 
 class Forwarder:
@@ -52,6 +65,9 @@ class Forwarder:
         connect: Callable[[], Awaitable[Client]],
         journey_options: JourneyOptions | None = None,
         task_queue: str | None = None,
+        *,
+        rate: float = DEFAULT_RATE,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.engine = engine
         self.sources = sources
@@ -62,6 +78,12 @@ class Forwarder:
         self._options = journey_options or JourneyOptions()
         self._task_queue = task_queue  # None: the settings' queue
         self._wake = asyncio.Event()
+        self._pace = Pace(rate)
+        self._concurrency = concurrency
+        self._unreachable: TemporalUnreachable | None = None
+        # its own threads: the HTTP side's writes never hold up a claim or a settlement
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix=self.name)
+        self._settler = Settler(engine, self._executor)
 
     def wake(self) -> None:
         """A new row is in the inbox: forward it now rather than at the next poll."""
@@ -81,26 +103,46 @@ class Forwarder:
                 log.exception("forwarding failed, retrying in %.0f s", backoff)
             else:
                 backoff = FIRST_BACKOFF
+                await asyncio.sleep(MIN_PAUSE)
                 await self._idle(IDLE_POLL)
                 continue
             await self._idle(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def drain(self) -> int:
-        """Forward every claimable row, oldest first; returns how many were settled."""
+        """Forward every row due now; returns how many rows were settled. Raises
+        TemporalUnreachable (after putting back what it held) when Temporal is away."""
         client = await self._client_or_connect()
+        self._unreachable = None
+        active: set[asyncio.Task[int]] = set()
         settled = 0
-        while (row := await self._claim()) is not None:
-            try:
-                await self._forward(client, row)
-            except BaseException as exc:  # unsettled (also on shutdown): pending again at once
-                await asyncio.to_thread(inbox.release, self.engine, _id(row), str(exc) or repr(exc))
-                raise
-            settled += 1
+        try:
+            while True:
+                free = self._concurrency - len(active)
+                if self._unreachable is None and (not active or free >= self._refill):
+                    for work in await self._db(self._claim, free):
+                        active.add(asyncio.create_task(self._customer(client, work)))
+                if not active:
+                    break
+                done, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
+                settled += sum(task.result() for task in done)
+        finally:
+            await _cancel(active)  # shutdown: each task puts its rows back
+            await self._settler.flush()
+        if self._unreachable is not None:
+            raise self._unreachable
         return settled
 
-    async def _claim(self) -> InboxRow | None:
-        return await asyncio.to_thread(inbox.claim_next, self.engine, self.name)
+    @property
+    def _refill(self) -> int:
+        """Claim again once this many slots are free: fewer, larger claims."""
+        return max(1, self._concurrency // 4)
+
+    def _claim(self, customers: int) -> list[Claim]:
+        return claim(self.engine, self.name, customers=customers)
+
+    async def _db(self, call: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
 
     async def _client_or_connect(self) -> Client:
         if self._client is None:
@@ -113,66 +155,92 @@ class Forwarder:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    async def _forward(self, client: Client, row: InboxRow) -> None:
+    async def _customer(self, client: Client, work: Claim) -> int:
+        """One customer's batches in order; what is not settled goes back to pending."""
+        left = list(work.batches)
+        written: list[asyncio.Future[None]] = []
         try:
-            await self._deliver(client, row, CustomerEvent.model_validate(row.event))
-        except TemporalUnreachable:
+            while left and self._unreachable is None:
+                written.append(await self._forward(client, work.customer_id, left[0]))
+                left.pop(0)
+            await asyncio.gather(*written)
+        except TemporalUnreachable as exc:
+            self._unreachable = exc
+        except JourneyBusy as exc:  # still continuing as new: its rows wait for the next pass
+            log.warning("%s", exc)
+            await self._release(left, str(exc))
+            left = []
+        except Exception as exc:  # a bug or the database: the rows wait, the others go on
+            log.exception("forwarding %s's events failed", work.customer_id)
+            await self._release(left, repr(exc))
+            left = []
+        finally:
+            if left:
+                await self._release(left, repr(self._unreachable or "forwarder stopped"))
+        return len(work.ids) - sum(len(b.rows) for b in left)
+
+    async def _release(self, batches: list[Batch], note: str) -> None:
+        ids = [i for batch in batches for i in batch.ids]
+        await self._db(inbox.release, self.engine, ids, note)
+
+    async def _forward(
+        self, client: Client, customer_id: str, batch: Batch
+    ) -> asyncio.Future[None]:
+        """Signal the batch; done when its rows are settled."""
+        try:
+            event = batch.event()
+        except ValidationError as exc:  # written by an older version, no longer valid
+            return self._settle(batch, "failed", note=f"stored event refused: {exc}")
+        await self._pace.take()
+        try:
+            return await self._deliver(client, customer_id, batch, event)
+        except (TemporalUnreachable, JourneyBusy):
             raise
         except RetentionError as exc:  # Temporal or the stored customer refused it: final
-            await self._settle(row, "failed", note=str(exc))
+            return self._settle(batch, "failed", note=str(exc))
 
-    async def _deliver(self, client: Client, row: InboxRow, event: CustomerEvent) -> None:
-        customer_id = str(row.customer_id)
+    async def _deliver(
+        self, client: Client, customer_id: str, batch: Batch, event: CustomerEvent
+    ) -> asyncio.Future[None]:
         try:
-            await send_event(client, customer_id, event, request_id=_request_id(row))
+            await send_event(client, customer_id, event, request_id=batch.request_id)
         except (JourneyNotFound, JourneyClosed):
-            await self._without_journey(client, row, event)
-            return
-        await self._settle(row, "forwarded", workflow_id=journey_id(customer_id))
+            return await self._without_journey(client, customer_id, batch, event)
+        return self._settle(batch, "forwarded", workflow_id=journey_id(customer_id))
 
-    async def _without_journey(self, client: Client, row: InboxRow, event: CustomerEvent) -> None:
-        customer_id = str(row.customer_id)
+    async def _without_journey(
+        self, client: Client, customer_id: str, batch: Batch, event: CustomerEvent
+    ) -> asyncio.Future[None]:
         try:
-            customer = await asyncio.to_thread(load_customer, self.engine, customer_id)
+            customer = await self._db(load_customer, self.engine, customer_id)
         except CustomerNotFound:
-            await self._settle(row, "no_journey", note="no running journey; customer unknown")
-            return
-        rule = await asyncio.to_thread(self.sources().opener, event, customer)
+            return self._settle(batch, "no_journey", note="no running journey; customer unknown")
+        rule = await self._db(self.sources().opener, event, customer)
         if rule is None:
-            await self._settle(row, "no_journey", note="no running journey; no rule opens one")
-            return
+            return self._settle(batch, "no_journey", note="no running journey; no rule opens one")
         workflow_id = await start_journey_with_event(
             client, customer, event, self._options, task_queue=self._task_queue
         )
         note = f"journey started by sources.yaml {rule}"
-        log.info("inbox %s: %s for %s", row.id, note, customer_id)
-        await self._settle(row, "forwarded", workflow_id=workflow_id, started=True, note=note)
+        log.info("inbox %s: %s for %s", batch.name, note, customer_id)
+        return self._settle(batch, "forwarded", workflow_id=workflow_id, started=True, note=note)
 
-    async def _settle(
+    def _settle(
         self,
-        row: InboxRow,
+        batch: Batch,
         status: inbox.Settled,
         *,
         workflow_id: str | None = None,
         started: bool = False,
         note: str | None = None,
-    ) -> None:
-        await asyncio.to_thread(
-            inbox.settle,
-            self.engine,
-            _id(row),
-            status,
-            workflow_id=workflow_id,
-            started_journey=started,
-            note=note,
-        )
+    ) -> asyncio.Future[None]:
+        if batch.coalesced:
+            count = f"one signal for {len(batch.rows)} rows, batch {batch.name}"
+            note = f"{note}; {count}" if note else count
+        return self._settler.settle(inbox.Settlement(batch.ids, status, workflow_id, started, note))
 
 
-def _request_id(row: InboxRow) -> str:
-    """The same for every attempt at a row: Temporal drops a repeated signal to a run."""
-    return f"inbox:{row.source}:{row.source_event_id}"
-
-
-def _id(row: InboxRow) -> int:
-    assert row.id is not None  # a claimed row was read back from the table
-    return row.id
+async def _cancel(tasks: set[asyncio.Task[int]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,18 +1,19 @@
 """The `inbox` table: every accepted webhook, written before it is answered, until it has
-reached a journey. Forwarders claim rows with a compare-and-set UPDATE, which is atomic on
-SQLite and PostgreSQL alike, so two forwarders never take the same row."""
+reached a journey (or, `record` mode, kept and counted only). Forwarders take rows with
+`retention.ingest.claims.claim`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Engine, and_, func, or_, update
+from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
+from retention.ingest.modes import FORWARD, Mode
 from retention.ingest.sources import MappedEvent
 from retention.store.db import session
 from retention.store.tables import InboxRow, utcnow
@@ -20,6 +21,7 @@ from retention.store.tables import InboxRow, utcnow
 # A row a forwarder claimed and never settled (it died) is claimable again after this.
 CLAIM_LEASE = timedelta(minutes=2)
 Settled = Literal["forwarded", "no_journey", "failed"]
+WAITING = ("pending", "forwarding")
 
 
 @dataclass(frozen=True)
@@ -28,18 +30,24 @@ class Received:
     duplicate: bool
 
 
-def receive(engine: Engine, source: str, mapped: MappedEvent) -> Received:
-    """Write the event (pending, or ignored for an unmapped kind); a delivery of a source event
-    already here returns its first row with `duplicate=True` and writes nothing."""
+def receive(engine: Engine, source: str, mapped: MappedEvent, mode: Mode = FORWARD) -> Received:
+    """Write the event (pending, recorded, or ignored for an unmapped kind); a delivery of a
+    source event already here returns its first row with `duplicate=True` and writes nothing."""
     if (found := _find(engine, source, mapped.source_event_id)) is not None:
         return Received(found, duplicate=True)
+    now = utcnow()
+    event = mapped.event
     row = InboxRow(
         source=source,
         source_event_id=mapped.source_event_id,
         kind=mapped.kind,
         customer_id=mapped.customer_id,
-        event=mapped.event.model_dump(mode="json") if mapped.event else None,
-        status="pending" if mapped.event else "ignored",
+        event=event.model_dump(mode="json") if event else None,
+        event_type=event.type if event else None,
+        status=mode.status if event else "ignored",
+        delivery=mode.name,
+        received_at=now,
+        due_at=now + mode.interval,
     )
     try:
         with session(engine) as db:
@@ -51,61 +59,55 @@ def receive(engine: Engine, source: str, mapped: MappedEvent) -> Received:
     return Received(row, duplicate=False)
 
 
-def claim_next(engine: Engine, forwarder: str, now: datetime | None = None) -> InboxRow | None:
-    """The oldest pending row, claimed for `forwarder`; None when there is none to take.
+@dataclass(frozen=True)
+class Settlement:
+    """The rows of one signal (or one refusal), all settled alike."""
 
-    A row waits while an earlier row of the same customer is still being forwarded, so one
-    customer's events reach the journey in the order they came in."""
-    now = now or utcnow()
-    while (candidate := _oldest_claimable(engine, now)) is not None:
-        with session(engine) as db:
-            taken = db.exec(  # type: ignore[call-overload]
-                update(InboxRow)
-                .where(col(InboxRow.id) == candidate.id)
-                .where(col(InboxRow.status) == candidate.status)
-                .where(col(InboxRow.attempts) == candidate.attempts)
-                .values(
-                    status="forwarding",
-                    claimed_by=forwarder,
-                    claimed_at=now,
-                    attempts=candidate.attempts + 1,
-                )
-            ).rowcount
-        if taken == 1:
-            return get(engine, int(candidate.id or 0))
-    return None
+    ids: Sequence[int]
+    status: Settled
+    workflow_id: str | None = None
+    started_journey: bool = False
+    note: str | None = None
 
 
 def settle(
     engine: Engine,
-    row_id: int,
+    row_ids: Sequence[int],
     status: Settled,
     *,
     workflow_id: str | None = None,
     started_journey: bool = False,
     note: str | None = None,
 ) -> None:
+    settle_all(engine, [Settlement(row_ids, status, workflow_id, started_journey, note)])
+
+
+def settle_all(engine: Engine, settlements: Sequence[Settlement]) -> None:
+    """Many batches' rows in one transaction."""
+    now = utcnow()
     with session(engine) as db:
-        db.exec(  # type: ignore[call-overload]
-            update(InboxRow)
-            .where(col(InboxRow.id) == row_id)
-            .values(
-                status=status,
-                workflow_id=workflow_id,
-                started_journey=started_journey,
-                forwarded_at=utcnow() if status == "forwarded" else None,
-                note=note,
-                claimed_by=None,
+        for done in settlements:
+            db.exec(  # type: ignore[call-overload]
+                update(InboxRow)
+                .where(col(InboxRow.id).in_(done.ids))
+                .values(
+                    status=done.status,
+                    workflow_id=done.workflow_id,
+                    started_journey=done.started_journey,
+                    forwarded_at=now if done.status == "forwarded" else None,
+                    note=done.note,
+                    claimed_by=None,
+                )
             )
-        )
 
 
-def release(engine: Engine, row_id: int, note: str) -> None:
-    """Back to pending (Temporal could not be reached); a later pass takes it again."""
+def release(engine: Engine, row_ids: Sequence[int], note: str) -> None:
+    """Back to pending (Temporal could not be reached); a later pass takes them again, as the
+    same batch: the rows keep it, so a signal that did arrive is dropped as a repeat."""
     with session(engine) as db:
         db.exec(  # type: ignore[call-overload]
             update(InboxRow)
-            .where(col(InboxRow.id) == row_id)
+            .where(col(InboxRow.id).in_(row_ids), col(InboxRow.status) == "forwarding")
             .values(status="pending", claimed_by=None, claimed_at=None, note=note)
         )
 
@@ -123,8 +125,12 @@ def rows(engine: Engine, source: str | None = None) -> list[InboxRow]:
         return list(db.exec(query).all())
 
 
-def pending_count(engine: Engine) -> int:
-    query = select(func.count()).where(col(InboxRow.status).in_(["pending", "forwarding"]))
+def pending_count(engine: Engine, due_by: datetime | None = None) -> int:
+    """Rows not settled yet; with `due_by`, only those due by then (a coalesced row inside its
+    interval is waiting as told, not behind)."""
+    query = select(func.count()).where(col(InboxRow.status).in_(WAITING))
+    if due_by is not None:
+        query = query.where(col(InboxRow.due_at) <= due_by)
     with session(engine) as db:
         return int(db.exec(query).one())
 
@@ -133,26 +139,5 @@ def _find(engine: Engine, source: str, source_event_id: str) -> InboxRow | None:
     query = select(InboxRow).where(
         col(InboxRow.source) == source, col(InboxRow.source_event_id) == source_event_id
     )
-    with session(engine) as db:
-        return db.exec(query).first()
-
-
-def _oldest_claimable(engine: Engine, now: datetime) -> InboxRow | None:
-    expired = now - CLAIM_LEASE
-    earlier = aliased(InboxRow)
-    in_flight = (
-        select(earlier.id)
-        .where(
-            earlier.customer_id == InboxRow.customer_id,
-            col(earlier.id) < col(InboxRow.id),
-            col(earlier.status).in_(["pending", "forwarding"]),
-        )
-        .exists()
-    )
-    claimable = or_(
-        col(InboxRow.status) == "pending",
-        and_(col(InboxRow.status) == "forwarding", col(InboxRow.claimed_at) < expired),
-    )
-    query = select(InboxRow).where(claimable, ~in_flight).order_by(col(InboxRow.id)).limit(1)
     with session(engine) as db:
         return db.exec(query).first()

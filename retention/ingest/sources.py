@@ -35,6 +35,8 @@ from retention.customer import (
     describe_validation_error,
 )
 from retention.errors import InvalidInput, RulebookError
+from retention.ingest.modes import FORWARD, DeliveryRule, DeliverySpec, Mode, mode_of
+from retention.ingest.readers import delivery_findings
 from retention.nesting import TOO_DEEP, json_too_deep
 from retention.rulebook.conditions import AllOf, Compare, Condition, parse_condition
 from retention.rulebook.engine import CompiledRuleset
@@ -121,6 +123,7 @@ SourceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 class SourcesFile(_Rule):
     sources: dict[SourceName, SourceRule] = Field(min_length=1)
     opens_journey: list[JourneyOpener] = Field(default_factory=list)
+    delivery: dict[EventType, DeliverySpec] = Field(default_factory=dict)
 
 
 class MappingError(InvalidInput):
@@ -147,6 +150,10 @@ class Sources:
     def rule(self, source: str) -> SourceRule | None:
         return self.file.sources.get(source)
 
+    def mode(self, event: CustomerEvent | None) -> Mode:
+        """How the event travels to its journey (`delivery`; unlisted types: forward)."""
+        return mode_of(self.file.delivery.get(event.type)) if event else FORWARD
+
     def opener(self, event: CustomerEvent, customer: CustomerSnapshot) -> str | None:
         """The `opens_journey` rule (as `opens_journey[i]`) that starts a journey, if any."""
         if not self.file.opens_journey:
@@ -161,7 +168,21 @@ def load_sources(rules_dir: Path) -> Sources:
 
 
 def parse_sources(path: Path, text: str) -> Sources:
-    return Sources(load_yaml_model(path, SourcesFile, text), _version(text))
+    """The file validated, its `delivery` modes too: none may drop or blur what a rule of the
+    rule set beside it reads (retention/ingest/readers.py)."""
+    sources = Sources(load_yaml_model(path, SourcesFile, text), _version(text))
+    delivery: dict[str, DeliveryRule] = {str(k): v for k, v in sources.file.delivery.items()}
+    if findings := delivery_findings(path.parent, delivery):
+        raise DeliveryRefused(findings)
+    return sources
+
+
+class DeliveryRefused(RulebookError):
+    """`delivery` modes that would drop or blur what a rule reads, one finding each."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__("\n".join(findings))
+        self.findings = findings
 
 
 class SourcesWatch:
@@ -209,6 +230,8 @@ def sources_findings(rules_dir: Path) -> list[str]:
         return []
     try:
         load_sources(rules_dir)
+    except DeliveryRefused as exc:
+        return exc.findings
     except RulebookError as exc:
         return [str(exc)]
     return []

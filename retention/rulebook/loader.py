@@ -196,7 +196,7 @@ def load_yaml_model(path: Path, model: type[_Model], text: str | None = None) ->
     file:line:column and the field."""
     text = _read_rule_file(path) if text is None else text
     try:
-        root = _compose(path, text)
+        root = compose(path, text)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         raise RulebookError(
@@ -233,7 +233,7 @@ def _read_rule_file(path: Path) -> str:
         raise RulebookError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
 
 
-def _compose(path: Path, text: str) -> yaml.Node | None:
+def compose(path: Path, text: str) -> yaml.Node | None:
     """The node tree, once one pass over the events has found no alias and nothing too deep:
     composing recurses, so a deep file would overflow the stack."""
     deep = too_deep(_nesting_steps(path, text))
@@ -262,7 +262,7 @@ def _at(path: Path, mark: _Mark | None) -> str:
 def locate(path: Path, loc: tuple[Any, ...]) -> str:
     """file:line:column of a place in a rule file, e.g. ("strategies", 0, "when")."""
     try:
-        return _where(path, _compose(path, path.read_text(encoding="utf-8")), loc)
+        return _where(path, compose(path, path.read_text(encoding="utf-8")), loc)
     except (OSError, yaml.YAMLError, RulebookError):
         return str(path)
 

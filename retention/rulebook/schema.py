@@ -23,12 +23,12 @@ from retention.plan import CUSTOMER_CHANNELS, Channel, Owner
 from retention.risk import RiskPolicy
 from retention.rulebook.conditions import Condition, parse_condition
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
-_HOURS_PER_UNIT = {"h": 1.0, "d": 24.0, "w": 168.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_HOURS_PER_UNIT = {"s": 1 / 3600, "m": 1 / 60, "h": 1.0, "d": 24.0, "w": 168.0}
 
 
 def parse_hours(value: object) -> float:
-    """`immediate`, `24h`, `3d`, `1w` (or a number of hours) → hours."""
+    """`immediate`, `24h`, `3d`, `1w`, `90s`, `15m` (or a number of hours) → hours."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         hours = float(value)
     elif value == "immediate":
@@ -36,7 +36,9 @@ def parse_hours(value: object) -> float:
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         hours = float(match.group(1)) * _HOURS_PER_UNIT[match.group(2)]
     else:
-        raise ValueError(f"expected immediate or a duration like 24h, 3d, 1w; got {value!r}")
+        raise ValueError(
+            f"expected immediate or a duration like 24h, 3d, 1w, 15m, 90s; got {value!r}"
+        )
     if hours < 0:
         raise ValueError("a duration cannot be negative")
     return hours

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, DateTime, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -251,7 +251,11 @@ class InboxRow(SQLModel, table=True):
     known that none takes it). A delivery of the same source event again finds its row."""
 
     __tablename__ = "inbox"
-    __table_args__ = (UniqueConstraint("source", "source_event_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "source_event_id"),
+        # a claim reads one customer's waiting rows, not every row the customer ever had
+        Index("ix_inbox_customer_status", "customer_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -260,7 +264,20 @@ class InboxRow(SQLModel, table=True):
     customer_id: str | None = Field(default=None, index=True)
     event: dict[str, Any] | None = Field(default=None, sa_type=JSON, description="customer_event")
     status: str = Field(
-        index=True, description="pending → forwarding → forwarded, no_journey or failed; ignored"
+        index=True,
+        description="pending → forwarding → forwarded, no_journey or failed; ignored; recorded",
+    )
+    event_type: str | None = Field(default=None, index=True, description="the event's type")
+    delivery: str = Field(
+        default="forward",
+        sa_column_kwargs={"server_default": "forward"},
+        description="forward, coalesce or record (sources.yaml `delivery`), fixed at receipt",
+    )
+    due_at: datetime | None = Field(
+        default=None, index=True, sa_type=UTCDateTime, description="forwarded no sooner"
+    )
+    batch: str | None = Field(
+        default=None, index=True, description="the signal this row goes out with, fixed at claim"
     )
     attempts: int = 0
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

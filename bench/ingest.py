@@ -1,0 +1,468 @@
+"""Webhooks per second into the ingest service and out to running journeys, on the real dev
+server, worker.py and `python -m retention.ingest` (each a subprocess, state in a temporary
+folder, the shipped rules unless told otherwise).
+
+    .venv/bin/python bench/ingest.py [--journeys 1000] [--events 200] [--senders 32]
+        [--mix analytics|forward] [--coalesce-seconds S] [--database-url URL]
+        [--outage-minutes K --outage-webhooks W]
+
+N journeys are started (the sample nurture customer under N ids) and each answers its `state`
+query (the worker is past their first steps), then N × M signed webhooks
+are posted, interleaved across customers, by concurrent senders as fast as the service answers.
+`analytics` (default): three in four Segment `Feature Used`, one in five `Logged In`, the rest
+Zendesk tickets; `forward`: only tickets, one signal each (the forwarder's worst case).
+`--coalesce-seconds` shortens the shipped coalescing intervals so a short run drains in seconds
+rather than minutes (it changes when rows go out, not how many signals a second go out).
+
+Prints one JSON line: accepted_per_s (webhooks answered 202 a second while sending),
+forwarded_per_s (rows settled a second, from the first webhook until the inbox is empty),
+forwarded_while_sending_per_s, backlog_at_end_of_sending (rows waiting when the last webhook
+was answered) and due_backlog_at_end_of_sending (those of them no longer inside a coalescing
+interval: behind), signals (customer_event signals in the journeys' histories), lost and
+duplicated (per journey: rows forwarded minus the events its signals stand for, `count` summed;
+negative is a duplicate), wedged (a journey not running, whose `state` query fails, or whose
+last workflow task failed or timed out — and still so after GRACE_S; slow_to_answer: those that
+recovered within it), journeys_with_a_failed_workflow_task
+(retried since: not stuck, but each a wobble to look into; `--logs DIR` keeps the logs).
+With `--outage-minutes K`: the Temporal server is stopped, W webhooks are posted, the
+server is started again after K minutes, and outage_drain_s is the time from its restart
+until the inbox is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Engine, func
+from sqlmodel import col, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # after bench/: its journeys.py, not the tests'
+
+from journeys import exit_on_sigterm, quiet_runtime, sample_customer  # noqa: E402
+from webhooks import Post, post_all, prepare, segment_track, zendesk_ticket  # noqa: E402
+
+from retention.devserver import free_port, start_dev_server, stop  # noqa: E402
+from retention.ingest import inbox  # noqa: E402
+from retention.ingest.sources import Sources, load_sources  # noqa: E402
+from retention.journey import JourneyOptions, journey_id  # noqa: E402
+from retention.operations import start_journey  # noqa: E402
+from retention.store.db import make_engine, session  # noqa: E402
+from retention.store.tables import InboxRow, utcnow  # noqa: E402
+from retention.temporal import connect  # noqa: E402
+
+SECRETS = {"segment": "bench-segment-secret", "zendesk": "bench-zendesk-secret"}
+READY_S = 180
+DRAIN_TIMEOUT_S = 3_600
+POLL_S = 0.5
+PREFIX = "bi-"
+QUERY_TIMEOUT = timedelta(seconds=30)
+WARM_UP_S = 900
+GRACE_S = 300  # a journey that fails the audit has this long to answer before it is wedged
+
+
+class Audit(BaseModel):
+    """What the journeys' histories and queries say after a run."""
+
+    signals: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    wedged: int = 0
+    slow_to_answer: int = 0
+    journeys_with_a_failed_workflow_task: int = 0
+
+
+class Figures(Audit):
+    bench: str = "ingest"
+    journeys: int
+    events_per_journey: int
+    webhooks: int
+    senders: int
+    mix: str
+    database: str
+    forward_rate: float
+    coalesce_seconds: float | None
+    accepted_per_s: float
+    forwarded_per_s: float
+    forwarded_while_sending_per_s: float
+    backlog_at_end_of_sending: int
+    due_backlog_at_end_of_sending: int
+    refused: int
+    outage_minutes: float | None = None
+    outage_webhooks: int | None = None
+    outage_drain_s: float | None = None
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    env: dict[str, str]
+    engine: Engine
+    sources: Sources
+    server_port: int
+    ingest_port: int
+    server: subprocess.Popen[bytes] | None = None
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server_port}"
+
+    def start_server(self) -> None:
+        db = self.tmp / "temporal.db"
+        self.server = start_dev_server(db, port=self.server_port, ui_port=free_port())
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            stop(self.server)
+
+
+# ---- the stack -------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as name, ExitStack() as cleanup:
+        tmp = Path(name)
+        if args.logs:  # runs last: after every process has stopped
+            cleanup.callback(keep_logs, tmp, Path(args.logs))
+        rules = rules_copy(tmp, args.coalesce_seconds)
+        url = args.database_url or f"sqlite:///{tmp / 'retention.db'}"
+        stack = Stack(tmp, stack_env(tmp, rules, url), make_engine(url), load_sources(rules),
+                      free_port(), free_port())  # fmt: skip
+        cleanup.callback(stack.engine.dispose)
+        stack.start_server()
+        cleanup.callback(stack.stop_server)
+        worker = spawn(stack, [sys.executable, "worker.py"], "worker.log")
+        cleanup.callback(stop, worker)
+        until(lambda: "worker polling" in (tmp / "worker.log").read_text(), "worker.py", READY_S)
+        service = [sys.executable, "-m", "retention.ingest", "--port", str(stack.ingest_port)]
+        cleanup.callback(stop, spawn(stack, service, "ingest.log"))
+        until(lambda: health(stack) is not None, "the ingest service", READY_S)
+        yield stack
+
+
+def keep_logs(tmp: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for log in tmp.glob("*.log"):
+        shutil.copy(log, folder / log.name)
+
+
+def rules_copy(tmp: Path, coalesce_seconds: float | None) -> Path:
+    rules = Path(shutil.copytree(ROOT / "rules", tmp / "rules"))
+    if coalesce_seconds is not None:
+        path = rules / "sources.yaml"
+        lines = path.read_text().splitlines()
+        shorter = [_shorter(line, coalesce_seconds) for line in lines]
+        path.write_text("\n".join(shorter) + "\n")
+    return rules
+
+
+def _shorter(line: str, seconds: float) -> str:
+    if "{coalesce:" not in line or line.lstrip().startswith("#"):
+        return line
+    return line[: line.index("{coalesce:")] + f"{{coalesce: {seconds:g}s}}"
+
+
+def stack_env(tmp: Path, rules: Path, url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RETENTION_DATABASE_URL": url,
+        "RETENTION_RULES_DIR": str(rules),
+        "RETENTION_OUTBOX_DIR": str(tmp / "outbox"),
+        "RETENTION_MODEL_DIR": "baseline",
+        "RETENTION_METRICS_ADDRESS": "",
+        "RETENTION_PORTFOLIO_SCAN_EVERY": "off",
+        "RETENTION_MODEL_RETRAIN_EVERY": "off",
+        "RETENTION_DATA_PURGE_EVERY": "off",
+        **{f"RETENTION_INGEST_SECRET_{s.upper()}": key for s, key in SECRETS.items()},
+    }
+
+
+def spawn(stack: Stack, command: list[str], log: str) -> subprocess.Popen[bytes]:
+    env = {**stack.env, "RETENTION_TEMPORAL_ADDRESS": stack.address}
+    with (stack.tmp / log).open("ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    stack.processes.append(process)
+    return process
+
+
+def health(stack: Stack) -> dict[str, Any] | None:
+    try:
+        url = f"http://127.0.0.1:{stack.ingest_port}/health"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            found: dict[str, Any] = json.loads(answer.read())
+            return found
+    except OSError:
+        return None
+
+
+def until(probe: Callable[[], object], what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not probe():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gave up waiting for {what}")
+        time.sleep(POLL_S)
+
+
+# ---- webhooks and the inbox ------------------------------------------------------------------
+
+
+def webhooks(stack: Stack, customers: list[str], events: int, mix: str, tag: str) -> list[Post]:
+    """Interleaved across customers, so every customer has rows waiting at once."""
+    return [_webhook(stack, c, f"{tag}-{c}-{m}", m, mix) for m in range(events) for c in customers]
+
+
+def _webhook(stack: Stack, customer_id: str, event_id: str, m: int, mix: str) -> Post:
+    if mix == "forward" or m % 20 == 19:
+        return prepare(stack.sources, SECRETS, "zendesk", zendesk_ticket(event_id, customer_id))
+    kind = "Logged In" if m % 5 == 1 else "Feature Used"
+    return prepare(stack.sources, SECRETS, "segment", segment_track(event_id, customer_id, kind))
+
+
+def rows_by_customer(engine: Engine) -> dict[str, Counter[str]]:
+    """Rows forwarded, by customer and event type."""
+    query = (
+        select(InboxRow.customer_id, InboxRow.event_type, func.count())
+        .where(col(InboxRow.status) == "forwarded")
+        .group_by(col(InboxRow.customer_id), col(InboxRow.event_type))
+    )
+    found: dict[str, Counter[str]] = {}
+    with session(engine) as db:
+        for customer_id, event_type, n in db.exec(query).all():
+            found.setdefault(str(customer_id), Counter())[str(event_type)] = int(n)
+    return found
+
+
+@dataclass
+class Sending:
+    accepted_per_s: float
+    refused: int
+    backlog: int
+    due_backlog: int
+    settled_at_end: int
+    seconds: float
+
+
+def send(stack: Stack, posts: list[Post], senders: int) -> Sending:
+    start = time.monotonic()
+    statuses = post_all(stack.ingest_port, posts, senders)
+    seconds = time.monotonic() - start
+    accepted = statuses.count(202)
+    backlog, due = inbox.pending_count(stack.engine), inbox.pending_count(stack.engine, utcnow())
+    return Sending(accepted / seconds, len(posts) - accepted, backlog, due, accepted - backlog,
+                   seconds)  # fmt: skip
+
+
+def drained(stack: Stack) -> float:
+    """Seconds until nothing waits in the inbox."""
+    start = time.monotonic()
+    until(lambda: inbox.pending_count(stack.engine) == 0, "the inbox to drain", DRAIN_TIMEOUT_S)
+    return time.monotonic() - start
+
+
+# ---- the journeys ----------------------------------------------------------------------------
+
+
+async def start_all(client: Client, customers: list[str]) -> None:
+    limit = asyncio.Semaphore(64)
+
+    async def one(customer_id: str) -> None:
+        async with limit:
+            await start_journey(client, sample_customer(customer_id), None, JourneyOptions())
+
+    await asyncio.gather(*(one(c) for c in customers))
+
+
+async def all_answering(client: Client, customers: list[str]) -> None:
+    limit = asyncio.Semaphore(16)
+
+    async def answers(customer_id: str) -> bool:
+        async with limit:
+            return await _answers(client, journey_id(customer_id))
+
+    waiting, deadline = customers, time.monotonic() + WARM_UP_S
+    while waiting and time.monotonic() < deadline:
+        found = await asyncio.gather(*(answers(c) for c in waiting))
+        waiting = [c for c, ok in zip(waiting, found, strict=True) if not ok]
+    if waiting:
+        raise SystemExit(f"{len(waiting)} journeys never answered their state query")
+
+
+@dataclass
+class Seen:
+    """What one journey's history shows."""
+
+    counted: Counter[str] = field(default_factory=Counter)
+    signals: int = 0
+    failures: int = 0  # workflow tasks that failed (and were retried)
+    stuck: bool = False  # its last workflow task failed: nothing moves until one succeeds
+
+
+async def audit(client: Client, engine: Engine, customers: list[str]) -> Audit:
+    """Each journey's signals against its forwarded rows, and whether it still works: one that
+    does not is given GRACE_S to catch up (a worker behind on its tasks is slow, not wedged)."""
+    rows = await asyncio.to_thread(rows_by_customer, engine)
+    result = Audit()
+    flagged: list[str] = []
+    limit = asyncio.Semaphore(16)
+
+    async def one(customer_id: str) -> None:
+        async with limit:
+            seen = await _history(client, journey_id(customer_id))
+            works = not seen.stuck and await _answers(client, journey_id(customer_id))
+        result.signals += seen.signals
+        result.journeys_with_a_failed_workflow_task += seen.failures > 0
+        if not works:
+            flagged.append(customer_id)
+        mine = rows.get(customer_id, Counter())
+        for kind in set(seen.counted) | set(mine):
+            diff = mine[kind] - seen.counted[kind]
+            result.lost += max(diff, 0)
+            result.duplicated += max(-diff, 0)
+
+    await asyncio.gather(*(one(c) for c in customers))
+    still = await _still_failing(client, flagged)
+    result.slow_to_answer, result.wedged = len(flagged) - len(still), len(still)
+    for customer_id in still:
+        print(f"wedged: {journey_id(customer_id)}", file=sys.stderr)
+    return result
+
+
+async def _still_failing(client: Client, flagged: list[str]) -> list[str]:
+    deadline = time.monotonic() + GRACE_S
+    while flagged and time.monotonic() < deadline:
+        await asyncio.sleep(5)
+        works = await asyncio.gather(*(_works(client, c) for c in flagged))
+        flagged = [c for c, ok in zip(flagged, works, strict=True) if not ok]
+    return flagged
+
+
+async def _works(client: Client, customer_id: str) -> bool:
+    seen = await _history(client, journey_id(customer_id))
+    return not seen.stuck and await _answers(client, journey_id(customer_id))
+
+
+_TASK_ENDS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: False,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED: True,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT: True,
+}
+
+
+async def _history(client: Client, workflow_id: str) -> Seen:
+    seen = Seen()
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type in _TASK_ENDS:
+            seen.stuck = _TASK_ENDS[event.event_type]
+            seen.failures += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+            sent = (await client.data_converter.decode(list(payloads)))[0]
+            seen.counted[sent["type"]] += int(sent.get("count", 1))
+            seen.signals += 1
+    return seen
+
+
+async def _answers(client: Client, workflow_id: str) -> bool:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        await handle.query("state", rpc_timeout=QUERY_TIMEOUT)
+    except Exception:  # any failure to answer is what is counted
+        return False
+    return running
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace) -> Figures:
+    customers = [f"{PREFIX}{n}" for n in range(args.journeys)]
+    with running_stack(args) as stack:
+        client = await connect(address=stack.address, runtime=quiet_runtime())
+        await start_all(client, customers)
+        await all_answering(client, customers)  # started and past their first steps
+        posts = webhooks(stack, customers, args.events, args.mix, "e")
+        start = time.monotonic()
+        sent = await asyncio.to_thread(send, stack, posts, args.senders)
+        await asyncio.to_thread(drained, stack)
+        total = time.monotonic() - start
+        outage = await _outage(stack, args, customers) if args.outage_minutes else None
+        client = await connect(address=stack.address, runtime=quiet_runtime())
+        checked = await audit(client, stack.engine, customers)
+    return Figures(
+        journeys=args.journeys,
+        events_per_journey=args.events,
+        webhooks=len(posts),
+        senders=args.senders,
+        mix=args.mix,
+        database=stack.engine.dialect.name,
+        forward_rate=float(stack.env.get("RETENTION_INGEST_FORWARD_RATE", 200)),
+        coalesce_seconds=args.coalesce_seconds,
+        accepted_per_s=round(sent.accepted_per_s, 1),
+        forwarded_per_s=round((len(posts) - sent.refused) / total, 1),
+        forwarded_while_sending_per_s=round(sent.settled_at_end / sent.seconds, 1),
+        backlog_at_end_of_sending=sent.backlog,
+        due_backlog_at_end_of_sending=sent.due_backlog,
+        refused=sent.refused,
+        **checked.model_dump(),
+        outage_minutes=args.outage_minutes or None,
+        outage_webhooks=args.outage_webhooks if args.outage_minutes else None,
+        outage_drain_s=outage,
+    )
+
+
+async def _outage(stack: Stack, args: argparse.Namespace, customers: list[str]) -> float:
+    """Temporal stopped while W webhooks arrive, started again after K minutes; the drain."""
+    per_customer = max(1, args.outage_webhooks // len(customers))
+    posts = webhooks(stack, customers, per_customer, args.mix, "o")
+    stack.stop_server()
+    down = time.monotonic()
+    await asyncio.to_thread(send, stack, posts, args.senders)
+    await asyncio.sleep(max(0.0, args.outage_minutes * 60 - (time.monotonic() - down)))
+    stack.start_server()
+    return round(await asyncio.to_thread(drained, stack), 1)
+
+
+def main() -> None:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--journeys", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=200, help="webhooks per journey")
+    parser.add_argument("--senders", type=int, default=32, help="concurrent senders")
+    parser.add_argument("--mix", choices=["analytics", "forward"], default="analytics")
+    parser.add_argument("--coalesce-seconds", type=float, default=None)
+    parser.add_argument("--database-url", default=None, help="an empty database (default SQLite)")
+    parser.add_argument("--logs", default=None, help="a folder to keep the processes' logs in")
+    parser.add_argument("--outage-minutes", type=float, default=0.0)
+    parser.add_argument("--outage-webhooks", type=int, default=5000)
+    args = parser.parse_args()
+    if min(args.journeys, args.events, args.senders) < 1:
+        parser.error("--journeys, --events and --senders must be at least 1")
+    figures = asyncio.run(measure(args)).model_dump()
+    print(json.dumps({"bench": figures.pop("bench"), **figures}))
+
+
+if __name__ == "__main__":
+    main()

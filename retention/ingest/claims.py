@@ -1,0 +1,193 @@
+"""Taking inbox rows to forward, many at once, and deciding in the database which signal each
+row goes out with (README: "Event ingestion").
+
+A claim takes up to `customers` customers that have due rows and no rows in flight (so one
+customer's events are forwarded by one forwarder, in order), and up to `per_customer` of each
+one's due rows, oldest first. Each row is pinned to a *batch* as it is first claimed: a
+`forward` row is a batch of its own; the pending rows of a `coalesce` type of one customer make
+one batch once the oldest is due. The batch never changes afterwards, so a forwarder that dies
+after signalling re-sends the same rows with the same request id and Temporal drops the repeat.
+
+Claims are serialised (a transaction-wide advisory lock on PostgreSQL, the write lock taken
+first on SQLite): each takes many rows, so they are few, and two never pick the same customer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, or_, text, update
+from sqlmodel import Session, col, select
+
+from retention.customer import MAX_EVENT_COUNT, CustomerEvent
+from retention.ingest.inbox import CLAIM_LEASE, WAITING
+from retention.store.db import session
+from retention.store.tables import InboxRow, utcnow
+
+PER_CUSTOMER = 100  # rows of one customer per claim: the others get their turn
+MAX_BATCH = 5_000  # rows one coalesced signal stands for; more go out with the next
+_CLAIM_LOCK = 0x1B0C5  # PostgreSQL advisory lock key of inbox claims
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The rows one signal stands for; `name` (in the rows' `batch`) makes its request id."""
+
+    name: str
+    rows: tuple[InboxRow, ...]
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(row.id or 0) for row in self.rows]
+
+    @property
+    def coalesced(self) -> bool:
+        return self.rows[0].delivery == "coalesce"
+
+    @property
+    def request_id(self) -> str:
+        return f"inbox:{self.name}"
+
+    def event(self) -> CustomerEvent:
+        """The signal: one row's event, or for a coalesced batch the newest row's, standing
+        for all of them (`count`) at the newest time any of them names."""
+        events = [CustomerEvent.model_validate(row.event) for row in self.rows]
+        if not self.coalesced:
+            return events[0]
+        times = [e.at for e in events if e.at is not None]
+        count = min(sum(e.count for e in events), MAX_EVENT_COUNT)
+        return events[-1].model_copy(update={"count": count, "at": max(times, default=None)})
+
+
+@dataclass(frozen=True)
+class Claim:
+    customer_id: str
+    batches: tuple[Batch, ...]  # in the order they go out
+
+    @property
+    def ids(self) -> list[int]:
+        return [i for batch in self.batches for i in batch.ids]
+
+
+def claim(
+    engine: Engine,
+    forwarder: str,
+    *,
+    customers: int,
+    per_customer: int = PER_CUSTOMER,
+    now: datetime | None = None,
+) -> list[Claim]:
+    """Claims for up to `customers` customers; empty when nothing is due."""
+    now = now or utcnow()
+    with session(engine) as db:
+        _serialise(db)
+        chosen = _next_customers(db, now, customers)
+        claims = [_claim_customer(db, c, forwarder, now, per_customer) for c in chosen]
+    return [c for c in claims if c.batches]
+
+
+def _serialise(db: Session) -> None:
+    if db.get_bind().dialect.name == "postgresql":
+        db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_CLAIM_LOCK))  # type: ignore[call-overload]
+    else:  # a write first: SQLite's write lock, held to the end of the transaction
+        db.exec(update(InboxRow).where(col(InboxRow.id) == -1).values(attempts=0))  # type: ignore[call-overload]
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Pending, or claimed by a forwarder whose lease ran out; and due. (`status IN` first:
+    the status index, not a scan of every row the inbox keeps.)"""
+    waiting = col(InboxRow.status).in_(WAITING)
+    lease_over = col(InboxRow.claimed_at) < now - CLAIM_LEASE
+    due = or_(col(InboxRow.due_at).is_(None), col(InboxRow.due_at) <= now)
+    return and_(waiting, or_(col(InboxRow.status) == "pending", lease_over), due)
+
+
+def _next_customers(db: Session, now: datetime, limit: int) -> list[str]:
+    """Customers with due rows and none in flight, the one waiting longest first."""
+    in_flight = select(InboxRow.customer_id).where(
+        col(InboxRow.status) == "forwarding", col(InboxRow.claimed_at) >= now - CLAIM_LEASE
+    )
+    query = (
+        select(InboxRow.customer_id)
+        .where(_claimable(now), col(InboxRow.customer_id).is_not(None))
+        .where(col(InboxRow.customer_id).not_in(in_flight))
+        .group_by(col(InboxRow.customer_id))
+        .order_by(func.min(InboxRow.id))
+        .limit(limit)
+    )
+    return [str(c) for c in db.exec(query).all()]
+
+
+def _claim_customer(
+    db: Session, customer_id: str, forwarder: str, now: datetime, per_customer: int
+) -> Claim:
+    due = db.exec(
+        select(InboxRow)
+        .where(col(InboxRow.customer_id) == customer_id, _claimable(now))
+        .order_by(col(InboxRow.id))
+        .limit(per_customer)
+    ).all()
+    batches = _batches(db, customer_id, due)
+    _mark(db, batches, forwarder, now)
+    return Claim(customer_id, tuple(batches))
+
+
+def _batches(db: Session, customer_id: str, due: Sequence[InboxRow]) -> list[Batch]:
+    found: dict[str, Batch] = {}  # by batch name, or `type:` for a coalesced type
+    for row in due:
+        if row.batch is not None:  # pinned when first claimed: the same rows again
+            if row.batch not in found:
+                found[row.batch] = Batch(row.batch, _pinned(db, row.batch))
+        elif row.delivery == "coalesce" and row.event_type is not None:
+            if (key := f"type:{row.event_type}") not in found:
+                found[key] = _coalesce(db, customer_id, row.event_type)
+        else:
+            name = f"{row.source}:{row.source_event_id}"
+            found[name] = Batch(name, (row,))
+    return sorted((b for b in found.values() if b.rows), key=lambda b: b.ids[-1])
+
+
+def _pinned(db: Session, name: str) -> tuple[InboxRow, ...]:
+    query = select(InboxRow).where(col(InboxRow.batch) == name).order_by(col(InboxRow.id))
+    return tuple(r for r in db.exec(query).all() if r.status in WAITING)
+
+
+def _coalesce(db: Session, customer_id: str, event_type: str) -> Batch:
+    """Every unbatched pending row of the type, due or not: the oldest one being due, the
+    whole interval's rows go out together."""
+    rows = db.exec(
+        select(InboxRow)
+        .where(
+            col(InboxRow.customer_id) == customer_id,
+            col(InboxRow.event_type) == event_type,
+            col(InboxRow.delivery) == "coalesce",
+            col(InboxRow.batch).is_(None),
+            col(InboxRow.status) == "pending",
+        )
+        .order_by(col(InboxRow.id))
+        .limit(MAX_BATCH)
+    ).all()
+    if not rows:
+        return Batch("", ())  # nothing left to take (dropped by the caller)
+    name = f"coalesced:{customer_id}:{event_type}:{rows[0].id}-{rows[-1].id}"
+    return Batch(name, tuple(rows))
+
+
+def _mark(db: Session, batches: Sequence[Batch], forwarder: str, now: datetime) -> None:
+    table = InboxRow.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(
+            status="forwarding",
+            claimed_by=forwarder,
+            claimed_at=now,
+            attempts=table.c.attempts + 1,
+            batch=bindparam("batch_name"),
+        )
+    )
+    params = [{"row_id": i, "batch_name": b.name} for b in batches for i in b.ids]
+    if params:
+        db.connection().execute(statement, params)
