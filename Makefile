@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/journeys.py
 	$(BIN)/python bench/worker_memory.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/event_flood.py
+	$(BIN)/python bench/journey_cost.py
 
 # examples/population.csv: the sample customers as a CSV population (tests check they match).
 population: $(STAMP)

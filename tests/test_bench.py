@@ -84,3 +84,12 @@ def test_ingest_benchmark_prints_its_figures() -> None:
     assert figures["accepted_per_s"] > 0 and figures["forwarded_per_s"] > 0
     assert (figures["refused"], figures["lost"], figures["duplicated"]) == (0, 0, 0)
     assert figures["wedged"] == 0 and 0 < figures["signals"] < 60
+
+
+def test_every_strategy_costs_at_most_one_and_a_half_times_what_its_plan_needs() -> None:
+    figures = bench_figures("journey_cost.py")
+
+    for strategy in ("critical_save", "proactive_engagement", "nurture"):
+        today, before = figures[strategy]["today"], figures[strategy]["before"]
+        assert today["ratio"] <= 1.5, (strategy, today)
+        assert today["history_kib"] < before["history_kib"], strategy
