@@ -38,7 +38,7 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) var
 
-# Re-record tests/histories/ after an intended, versioned workflow change (README: "Changing workflow code").
+# Re-record tests/histories/ after an intended, versioned workflow change (docs/development.md, "Changing workflow code safely").
 # The journey stories, the model retrains and the purge; the scans of the two tests named.
 HISTORY_TESTS := tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py \
 	tests/test_model_retrain.py tests/test_data_protection.py \
@@ -72,7 +72,7 @@ model: $(STAMP)
 	$(BIN)/python starter.py model generate --customers $(MODEL_CUSTOMERS) --seed $(MODEL_SEED) --out $(MODEL_DATA)
 	$(BIN)/python starter.py model train --data $(MODEL_DATA) --out models/churn-default --seed $(MODEL_SEED)
 
-# A new schema migration after a change to retention/store/tables.py (README: "Database"):
+# A new schema migration after a change to retention/store/tables.py (docs/development.md, "Database"):
 #   make migration NAME="add the csm_tasks table"
 MIGRATION_BASE := var/migration-base.db
 migration: $(STAMP)

@@ -39,7 +39,7 @@ def model_generate(
     seed: Annotated[int, typer.Option("--seed", help="The same seed, the same customers.")] = 1,
 ) -> None:
     """Generate customers with their churn outcome (retention/model/generator.py) as a training
-    file in the documented schema (README: Training data)."""
+    file in the documented schema (docs/model.md, Training data)."""
     from rich.progress import Progress
 
     from retention.model.generator import HORIZON_DAYS, generate_population
@@ -169,7 +169,7 @@ def model_evaluate(
 
 
 def _database_table() -> pd.DataFrame:
-    """The labelled customers in the database (README: Training data), counted on screen."""
+    """The labelled customers in the database (docs/model.md, Training data), counted on screen."""
     from retention.model.history import history_table, labelled_history
 
     with database() as engine:

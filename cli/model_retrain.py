@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 def model_import_history(
     data: Annotated[Path, typer.Argument(help="A training file: .csv or .parquet.")],
 ) -> None:
-    """Store labelled customer snapshots (a training file: README, Training data) in the
+    """Store labelled customer snapshots (a training file: docs/model.md, Training data) in the
     database, with their snapshot and churn dates, for `model train --from-database` and the
     model-retrain schedule. Read whole or not at all."""
     from retention.model.history import labelled_history, save_history

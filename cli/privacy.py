@@ -1,4 +1,4 @@
-"""`forget` and `purge`: personal data kept only as long as it may be (README: Data protection)."""
+"""`forget` and `purge`: personal data kept only as long as it may be (docs/data-protection.md)."""
 
 from __future__ import annotations
 

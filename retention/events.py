@@ -1,7 +1,8 @@
 """What customer events do to the snapshot, so a checkpoint re-score sees the customer as now.
 
 Each accepted event nudges the field it is evidence for; time without a login adds to
-`days_since_last_login`. The rules are deliberately simple and documented in the README.
+`days_since_last_login`. The rules are deliberately simple and documented in docs/model.md
+("Re-scoring").
 
 A journey does not keep its events to replay them at every re-score: it folds each one into an
 `EventEffects` as it arrives (a few numbers, whatever the volume), and the re-score applies that.

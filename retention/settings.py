@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     # The worker's Prometheus endpoint (host:port); empty: no endpoint.
     metrics_address: str = "127.0.0.1:9464"
     log_format: LogFormat = "text"
-    # How long personal data is kept, by category (README: "Data protection"), and how often the
+    # How long personal data is kept, by category (docs/data-protection.md), and how often the
     # `data-purge` schedule removes what is older; 0 turns the schedule off.
     keep_usage_days: int = Field(default=730, ge=1)
     keep_support_days: int = Field(default=365, ge=1)
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # The forwarder: at most this many signals a second, customers in flight at once.
     ingest_forward_rate: float = Field(default=200.0, gt=0)
     ingest_forward_concurrency: int = Field(default=32, ge=1, le=256)
-    # Model retraining (README: Retraining without surprises).
+    # Model retraining (docs/model.md, "Retraining without surprises").
     model_retrain_every: Interval = timedelta(days=7)
     models_root: Path = ROOT / "models"
     model_holdout_share: float = Field(default=0.2, gt=0, lt=1)

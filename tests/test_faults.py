@@ -1,4 +1,4 @@
-"""The fault test (issue 9, "Faults survived"): 200 journeys run while workers die and the
+"""The fault test ("Faults survived"): 200 journeys run while workers die and the
 Temporal server restarts, and every outcome, event and delivery still comes out exactly once.
 
 As it runs in production, each a subprocess with its settings in the environment: the Temporal

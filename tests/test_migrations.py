@@ -35,7 +35,7 @@ def test_the_migrations_build_exactly_the_schema_the_tables_describe(bare_engine
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert differences == [], (
         "retention/store/tables.py and the migrations disagree: add a migration "
-        f"(README: Database): {differences}"
+        f"(docs/development.md, Database): {differences}"
     )
 
 

@@ -3,8 +3,8 @@
 tests/histories/ holds today's set (`make histories`): journeys on every strategy and path, and
 the portfolio scan, model retrain and data purge workflows; older sets, kept because workflows
 recorded with that code may still be running, stay in dated subfolders. A change that would
-break a workflow already running in production fails here (README: "Changing workflow code
-safely").
+break a workflow already running in production fails here (docs/development.md, "Changing
+workflow code safely").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from worker import WORKFLOWS
 HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
 TODAYS = sorted(HISTORIES_DIR.glob("*.json"))
 JOURNEY_COMMANDS = {"pause", "resume", "escalate", "cancel"}
-# How a journey can end besides the rules' exit events (DESIGN: outcomes).
+# How a journey can end besides the rules' exit events (docs/architecture.md, "Design facts").
 JOURNEY_ENDINGS = {"completed", "recovered", "cancelled"}
 
 

@@ -1,4 +1,4 @@
-"""Every KPI the report shows: its title, unit and definition (the README's table holds the
+"""Every KPI the report shows: its title, unit and definition (docs/analytics.md's table holds the
 same text; a test keeps them equal). Targets come from `rules/kpis.yaml`."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from retention.store.tables import CsmTaskRow, OutboxRow
 if TYPE_CHECKING:
     from retention.delivery.outbox import DeliverRequest
 
-# DESIGN §5's KPI: a high-risk customer hears from their CSM within 24 hours.
+# docs/architecture.md, "Design facts": a high-risk customer hears from their CSM within 24 hours.
 TASK_RESPONSE_TIME = timedelta(hours=24)
 
 

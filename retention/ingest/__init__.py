@@ -1,1 +1,1 @@
-"""The event ingestion service: webhooks in, `customer_event` signals out (see README)."""
+"""The event ingestion service: webhooks in, `customer_event` signals out (docs/ingestion.md)."""

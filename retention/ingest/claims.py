@@ -1,5 +1,5 @@
 """Taking inbox rows to forward, many at once, and deciding in the database which signal each
-row goes out with (README: "Event ingestion").
+row goes out with (docs/ingestion.md).
 
 A claim takes up to `customers` customers that have due rows and no rows in flight (so one
 customer's events are forwarded by one forwarder, in order), and up to `per_customer` of each

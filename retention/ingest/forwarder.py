@@ -11,7 +11,7 @@ pending, keeping their batch, and the forwarder retries with backoff.
 
 A forwarder that dies between the signal and `settle` leaves the rows to be claimed again when
 the lease ends; the signal carries the batch's request id, so Temporal drops the repeat. (Not
-for signal-with-start, whose request id the SDK draws itself: see the README.)
+for signal-with-start, whose request id the SDK draws itself: see docs/ingestion.md.)
 """
 
 from __future__ import annotations

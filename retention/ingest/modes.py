@@ -1,5 +1,5 @@
 """How each of our event types travels from the inbox to its journey: `delivery` in
-`rules/sources.yaml` (README: "Event ingestion"). Fixed on the inbox row when it is received, so
+`rules/sources.yaml` (docs/ingestion.md). Fixed on the inbox row when it is received, so
 an edit applies to events received after it."""
 
 from __future__ import annotations

@@ -3,8 +3,7 @@
 a tick rather than one per signal (on SQLite, every write waits for the one before).
 
 A batch whose settlement is lost (the process dies first) is still `forwarding`; its lease
-runs out and it is re-sent under the same request id, which Temporal drops (README: "Event
-ingestion").
+runs out and it is re-sent under the same request id, which Temporal drops (docs/ingestion.md).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def verify(
 
 
 def sign(rule: SignatureRule, secret: SecretStr, body: bytes, at: float) -> dict[str, str]:
-    """The headers a sender puts on `body` (tests and the README's curl examples use it)."""
+    """The headers a sender puts on `body` (tests and docs/ingestion.md's curl examples use it)."""
     if rule.scheme == "hex":
         return {rule.header: rule.prefix + _mac(secret, body).hex()}
     if rule.scheme == "zendesk":

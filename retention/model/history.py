@@ -1,6 +1,6 @@
 """Labelled history from the database: one training row per stored customer snapshot.
 
-What the database records (README: Training data, "From the database"):
+What the database records (docs/model.md, Training data, "From the database"):
 
 - the snapshot: `customers.snapshot`, describing `customers.snapshot_date` (when empty, the
   day the row was last written, `updated_at`);

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from retention.rulebook.loader import Rulebook
 
 CALIBRATION_BINS = 10
-# The seed KPI target (DESIGN §5), for a rule set whose kpis.yaml leaves it out.
+# The seed KPI target (docs/architecture.md, "Design facts"), for a rule set whose kpis.yaml
+# leaves it out.
 SEED_FALSE_POSITIVE_TARGET = KpiTarget(below=0.10)
 
 

@@ -1,8 +1,8 @@
 """The labelled table a model trains or is evaluated on, from a user's file.
 
-Without a feature spec the file is a training file of customer snapshots (README: Training data)
-and the sixteen seed features are computed from it with the rule set's scoring; with a spec the
-file's own columns are the features (a team's own history).
+Without a feature spec the file is a training file of customer snapshots (docs/model.md,
+Training data) and the sixteen seed features are computed from it with the rule set's scoring;
+with a spec the file's own columns are the features (a team's own history).
 """
 
 from __future__ import annotations

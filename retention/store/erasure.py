@@ -1,7 +1,7 @@
 """Forget a customer: their personal data leaves every table and the outbox folder; the numbers
 the KPIs count stay, under a random pseudonym that nothing links back to them.
 
-What each table holds decides what happens to it (README: "Data protection"):
+What each table holds decides what happens to it (docs/data-protection.md):
 - erased: who they are and what they were sent or said (customers, outbox, delivery attempts,
   suppressions, webhooks received in the inbox, CSM tasks with their notes);
 - pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys

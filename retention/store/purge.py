@@ -1,7 +1,8 @@
 """Keep personal data only as long as the settings say: rows older than their category's period
 are deleted by the daily `data-purge` schedule (or `starter.py purge`).
 
-Categories (DESIGN defaults): usage 2 years (scores, predictions, opportunities), support 1 year
+Categories (defaults: docs/architecture.md, "Design facts"): usage 2 years (scores,
+predictions, opportunities), support 1 year
 (sentiment, the messages sent and their delivery attempts, CSM tasks, webhooks received),
 financial 7 years (customers' snapshots, which hold contract and payment data; interventions
 with their offers; journeys).

@@ -1,4 +1,4 @@
-"""SQLModel tables: the seed table names of DESIGN §5 plus customers, journeys, outbox, audit."""
+"""SQLModel tables: the seed tables and the service's own (docs/architecture.md, "Design facts")."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class CustomerRow(SQLModel, table=True):
     customer_id: str = Field(primary_key=True)
     snapshot: dict[str, Any] = Field(sa_type=JSON)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    # Labels for training from the database (README: Training data); empty for most imports.
+    # Labels for training from the database (docs/model.md, Training data); empty for most imports.
     snapshot_date: date | None = Field(default=None, description="None: updated_at's date")
     churn_date: date | None = Field(default=None, description="when the customer left, if known")
 

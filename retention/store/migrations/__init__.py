@@ -1,1 +1,1 @@
-"""Alembic migrations of the retention database (README: "Database" says how to add one)."""
+"""Alembic migrations of the retention database (how to add one: docs/development.md)."""

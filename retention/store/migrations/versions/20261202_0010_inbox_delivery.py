@@ -2,7 +2,7 @@
 on (customer_id, status) for claims
 
 Rows written before this revision are `forward` rows, due at once, their batch chosen when they
-are next claimed (README: "Event ingestion").
+are next claimed (docs/ingestion.md).
 
 Revision ID: 0010
 Revises: 0009
