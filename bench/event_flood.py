@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from journeys import SAMPLE, dev_server, exit_on_sigterm
+from journeys import dev_server, exit_on_sigterm, sample_customer
 from worker_memory import TASK_QUEUE, start_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,6 @@ from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause  # noqa: 
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
-from retention.customer import parse_customer  # noqa: E402
 from retention.devserver import stop  # noqa: E402
 from retention.journey import JourneyOptions, JourneyState  # noqa: E402
 from retention.operations import (  # noqa: E402
@@ -198,10 +197,8 @@ async def measure(events: int, senders: int, bursts: int) -> dict[str, object]:
         worker = start_worker(Path(name), address)
         try:
             client = await connect(address=address)
-            customer = parse_customer(json.loads(SAMPLE.read_text()), str(SAMPLE))
-            customer.profile.customer_id = CUSTOMER
             handle = await start_journey(
-                client, customer, None, JourneyOptions(), task_queue=TASK_QUEUE
+                client, sample_customer(CUSTOMER), None, JourneyOptions(), task_queue=TASK_QUEUE
             )
             os.nice(SENDER_NICE)  # the server and worker keep their priority
             probes = Probes()
