@@ -17,13 +17,23 @@ from retention.events import EventEffects, apply_effects, fold_events
 from retention.metrics import ASSESSMENTS
 from retention.rulebook.source import RulebookSource
 from retention.sentiment import InteractionScorer, vader_score
-from retention.store.records import load_customer, record_assessment
+from retention.store.records import (
+    journey_snapshot,
+    keep_journey_snapshot,
+    load_customer,
+    record_assessment,
+)
 
 
 class AssessInput(BaseModel):
     journey_id: str
     customer_id: str
-    customer: CustomerSnapshot | None = Field(default=None, description="None: load by id")
+    customer: CustomerSnapshot | None = Field(
+        default=None, description="None: the one kept under `journey_key`, else load by id"
+    )
+    journey_key: str | None = Field(
+        default=None, description="keep the snapshot scored from under this journey's key"
+    )
     effects: EventEffects = Field(
         default_factory=EventEffects, description="what the journey's events did, folded"
     )
@@ -51,7 +61,7 @@ class AssessActivities:
 
     @activity.defn(name="assess")
     def assess(self, request: AssessInput) -> Assessment:
-        customer = request.customer or self._load(request.customer_id)
+        customer, loaded = self._snapshot(request)
         effects = fold_events(request.events) if request.events else request.effects
         now = apply_effects(customer, effects, request.elapsed_hours)
         assessment = assess_customer(
@@ -64,9 +74,19 @@ class AssessActivities:
         )
         record_assessment(self._engine, request.journey_id, assessment, attempt_key())
         count(ASSESSMENTS, model_version=assessment.prediction.model_version)
-        if request.customer is None:
+        if loaded:
             assessment.loaded = customer  # the journey keeps it and applies events to it
         return assessment
+
+    def _snapshot(self, request: AssessInput) -> tuple[CustomerSnapshot, bool]:
+        """The snapshot to score from, and whether it was loaded from the customers table."""
+        key = request.journey_key
+        if request.customer is None and key and (kept := journey_snapshot(self._engine, key)):
+            return kept, False
+        customer = request.customer or self._load(request.customer_id)
+        if key:
+            keep_journey_snapshot(self._engine, key, customer)
+        return customer, request.customer is None
 
     def _load(self, customer_id: str) -> CustomerSnapshot:
         try:

@@ -10,9 +10,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
+from retention.customer import CustomerSnapshot
 from retention.delivery.booking import booking_link
 from retention.delivery.guardrails import SuppressRequest
-from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+from retention.delivery.outbox import DeliverInput, DeliverRequest, DeliveryReceipt
 from retention.delivery.providers import Provider
 from retention.delivery.send import CAPTURE_ONLY, deliver
 from retention.delivery.templates import TemplateSet
@@ -20,6 +21,7 @@ from retention.errors import DeliveryFailed, InvalidInput
 from retention.metrics import SENDS
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
+from retention.store.records import journey_snapshot
 from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression
 
@@ -40,7 +42,8 @@ class DeliverActivities:
         self._csm_booking_url = csm_booking_url
 
     @activity.defn(name="deliver")
-    def deliver(self, request: DeliverRequest) -> DeliveryReceipt:
+    def deliver(self, step: DeliverInput) -> DeliveryReceipt:
+        request = step.to(self._customer_of(step))
         # A deployment setting, so the activity adds it: the workflow knows no settings.
         link = booking_link(self._csm_booking_url, request.customer.profile.assigned_csm)
         request = request.model_copy(update={"csm_booking_link": link})
@@ -76,6 +79,17 @@ class DeliverActivities:
         the entry in force, which may be an earlier one."""
         row = add_suppression(self._engine, request)
         return SuppressRequest.model_validate(row, from_attributes=True)
+
+    def _customer_of(self, step: DeliverInput) -> CustomerSnapshot:
+        if step.customer is not None:
+            return step.customer
+        if (kept := journey_snapshot(self._engine, step.journey_key)) is None:
+            raise ApplicationError(
+                f"{step.idempotency_key}: the journey's customer snapshot is gone (erased?)",
+                type="InvalidInput",
+                non_retryable=True,
+            )
+        return kept
 
     def _templates_for(self, request: DeliverRequest) -> TemplateSet:
         """The templates of the rule set that made the journey's plan: held in memory, else

@@ -62,7 +62,11 @@ class RescoreActivities:
 
 def _what_the_journey_reads(decision: Decision, request: RescoreInput) -> Decision:
     current = request.journey.strategy
-    if current is None or decision.strategy not in (current, decision.policy.recovered_strategy):
+    assert decision.policy is not None  # the rule set's, as decided
+    recovered = decision.policy.recovered_strategy
+    if request.generation > 1:
+        decision = decision.model_copy(update={"policy": None})  # the journey keeps its first
+    if current is None or decision.strategy not in (current, recovered):
         return decision  # a new plan: every step
     new = set(decision.campaigns) - set(request.campaigns_started)
     steps = [step for step in decision.plan.steps if step.campaign in new]

@@ -67,7 +67,12 @@ class JourneyState(BaseModel):
 
     customer_id: str
     customer: CustomerSnapshot | None = Field(
-        default=None, description="the snapshot as first assessed (None until loaded)"
+        default=None,
+        description="the snapshot as first assessed (None until loaded; in the journey's result, "
+        "None once kept by journey key)",
+    )
+    snapshot_kept: bool = Field(
+        default=False, description="kept by journey key: activity inputs name it, not carry it"
     )
     journey_key: str = Field(description="workflow id + first run id: unique per journey")
     started_at: datetime
@@ -82,7 +87,9 @@ class JourneyState(BaseModel):
     model_version: str | None = None
     rules_version: str | None = None
     fired_rules: list[str] = Field(default_factory=list)
-    policy: JourneyPolicy | None = None
+    policy: JourneyPolicy | None = Field(
+        default=None, description="the first decision's; None in the result of a compact journey"
+    )
     plan_started_at: datetime | None = None
     plan_generation: int = 0
     steps: list[StepState] = Field(default_factory=list)

@@ -150,7 +150,9 @@ class Decision(_Value):
     risk_tier: str
     severity_tier: str
     plan: InterventionPlan
-    policy: JourneyPolicy
+    policy: JourneyPolicy | None = Field(
+        description="None in a journey's later decisions: it keeps the policy of its first"
+    )
     rules_version: str
     fired_rules: list[str]
     campaigns: list[str] = Field(default_factory=list, description="campaigns in the plan")

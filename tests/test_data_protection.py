@@ -30,7 +30,7 @@ from retention.settings import ROOT, Settings
 from retention.store.db import session
 from retention.store.erasure import ERASED, ERASED_REASON, PSEUDONYMISED, forget_customer
 from retention.store.purge import DATED, RetentionPeriods, purge_expired
-from retention.store.records import record_assessment, save_customer
+from retention.store.records import keep_journey_snapshot, record_assessment, save_customer
 from retention.store.scans import customer_page, list_scan_runs, record_page, recorded_page
 from retention.store.suppressions import add_suppression
 from retention.store.tables import (
@@ -65,6 +65,7 @@ def _customer_with_history(engine: Engine, outbox: Path, customer_id: str, email
     )
     save_customer(engine, customer)
     journey_id, journey_key = f"retention-{customer_id}", f"retention-{customer_id}/run-1"
+    keep_journey_snapshot(engine, journey_key, customer)
     assessment = assess_customer(customer, RULEBOOK, NOW)
     record_assessment(engine, journey_id, assessment, f"{journey_key}/3")  # the activity's key
     request = make_request(customer=customer, journey_id=journey_id, journey_key=journey_key)
@@ -170,6 +171,7 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
     assert (outbox / f"retention-{NEIGHBOUR}").is_dir()
     assert erasure.erased == {
         "customers": 1,
+        "journey_snapshots": 1,
         "outbox": 2,
         "suppressions": 1,
         "delivery_attempts": 1,

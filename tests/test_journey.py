@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+from retention.delivery.outbox import DeliverInput, DeliveryReceipt
 from retention.journey import (
     CancelRequest,
     EscalateRequest,
@@ -320,7 +320,7 @@ def deliver_then_crash_once(deliver: Callable[..., DeliveryReceipt]) -> Callable
     """The real deliver activity, except that its first attempt dies after the outbox write."""
 
     @activity.defn(name="deliver")
-    def deliver_crashing(request: DeliverRequest) -> DeliveryReceipt:
+    def deliver_crashing(request: DeliverInput) -> DeliveryReceipt:
         receipt = deliver(request)
         if activity.info().attempt == 1:
             raise RuntimeError("worker lost between the send and the acknowledgement")

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         hold_for,
         unsubscribe_request,
     )
-    from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
+    from retention.delivery.outbox import DeliverInput, DeliveryReceipt
     from retention.event_summary import EventRecord
     from retention.journey import (
         MAX_EARLY_EVENTS,
@@ -76,6 +76,10 @@ GUARD_RAILS = "delivery-guard-rails"  # frequency caps and quiet hours hold a st
 # last seconds and cost two upserts a step; the `state` query and the UI details show them).
 LEAN_HISTORY = "lean-history"
 SETTLED_STAGES: frozenset[Stage] = frozenset({"assessing", "waiting", "paused", "closed"})
+# The customer snapshot travels once: the first assessment keeps it by journey key, and later
+# assessments and deliveries name it (docs/architecture.md). The result leaves out the snapshot
+# and the policy, which the start input and the first decision already hold.
+COMPACT_PAYLOADS = "compact-payloads"
 
 
 def _require_argument(command: object, model: type) -> None:
@@ -249,6 +253,7 @@ class RetentionJourney:
         # the snapshot before any event: every assessment applies all accepted events to it
         self._state.customer = self._state.customer or rescored.loaded
         decision = rescored.decision
+        assert decision.policy is not None  # a journey's first decision carries it
         self._state.policy = decision.policy
         self._adopt(decision, why="initial assessment", scores=rescored.scores)
         self._follow_early_events(decision.policy)
@@ -382,6 +387,8 @@ class RetentionJourney:
         await self._record("system", "journey_closed")
         workflow.logger.info("journey closed: %s", self._state.outcome)
         _count(JOURNEYS_CLOSED, outcome=outcome_label(self._state.outcome or "-"))
+        if self._state.snapshot_kept:
+            return self._state.model_copy(update={"customer": None, "policy": None})
         return self._state
 
     # ---- activities ------------------------------------------------------------------------
@@ -398,10 +405,11 @@ class RetentionJourney:
                 decision=decision,
                 loaded=assessment.loaded or assessment.customer,
             )
-        return await workflow.execute_activity_method(
+        keep = workflow.patched(COMPACT_PAYLOADS)
+        rescored = await workflow.execute_activity_method(
             RescoreActivities.assess_and_decide,
             RescoreInput(
-                assess=self._assess_input(),
+                assess=self._assess_input(keep_snapshot=keep),
                 generation=generation,
                 escalate_from=escalate_from,
                 journey=self._journey_context(),
@@ -411,6 +419,8 @@ class RetentionJourney:
             retry_policy=SCORING_RETRY,
             summary=f"score and decide for {self._state.customer_id}",
         )
+        self._state.snapshot_kept = keep
+        return rescored
 
     async def _assess(self) -> Assessment:
         return await workflow.execute_activity_method(
@@ -421,12 +431,13 @@ class RetentionJourney:
             summary=f"score health and churn risk of {self._state.customer_id}",
         )
 
-    def _assess_input(self) -> AssessInput:
+    def _assess_input(self, keep_snapshot: bool = False) -> AssessInput:
         first = self._state.strategy is None  # no decision yet: an upstream probability wins
         return AssessInput(
             journey_id=workflow.info().workflow_id,
             customer_id=self._state.customer_id,
-            customer=self._state.customer,
+            customer=None if self._state.snapshot_kept else self._state.customer,
+            journey_key=self._state.journey_key if keep_snapshot else None,
             effects=self._state.events.effects,
             elapsed_hours=self._journey_hours(workflow.now()),
             upstream_churn_probability=(
@@ -489,12 +500,12 @@ class RetentionJourney:
             request.address = address_of(request.channel, self._state.customer)
         return request
 
-    def _deliver_request(self, step: StepState) -> DeliverRequest:
+    def _deliver_request(self, step: StepState) -> DeliverInput:
         assert self._state.customer is not None  # assessed before any step exists
-        return DeliverRequest(
+        return DeliverInput(
             journey_id=workflow.info().workflow_id,
             journey_key=self._state.journey_key,
-            customer=self._state.customer,
+            customer=None if self._state.snapshot_kept else self._state.customer,
             step=step.step,
             strategy=self._state.strategy or "",
             risk_tier=self._state.risk_tier or "",

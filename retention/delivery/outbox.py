@@ -35,10 +35,13 @@ from retention.store.tables import InterventionRow, OutboxRow
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 
 
-class DeliverRequest(BaseModel):
+class DeliverInput(BaseModel):
+    """The deliver activity's input: a plan step and what the journey knows of the customer.
+    The snapshot travels once, in the journey's first assessment, which keeps it by journey
+    key; journeys from before that carry it each time."""
+
     journey_id: str
     journey_key: str
-    customer: CustomerSnapshot
     step: PlanStep
     strategy: str
     risk_tier: str
@@ -53,10 +56,22 @@ class DeliverRequest(BaseModel):
     csm_booking_link: str = Field(
         default="", description="set by the deliver activity from RETENTION_CSM_BOOKING_URL"
     )
+    customer: CustomerSnapshot | None = Field(
+        default=None, description="None: the snapshot the journey kept"
+    )
 
     @property
     def idempotency_key(self) -> str:
         return f"{self.journey_key}:{self.step.step_id}"
+
+    def to(self, customer: CustomerSnapshot) -> DeliverRequest:
+        return DeliverRequest(**{**dict(self), "customer": customer})
+
+
+class DeliverRequest(DeliverInput):
+    """A step to deliver to a known customer."""
+
+    customer: CustomerSnapshot
 
 
 class DeliveryReceipt(BaseModel):

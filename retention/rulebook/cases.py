@@ -156,7 +156,7 @@ def _compare(expect: Expectation, decision: Decision) -> list[str]:
     failures += [f"expected step {a} in the plan" for a in expect.steps_include if a not in planned]
     failures += [f"expected no step {a} in the plan" for a in expect.steps_exclude if a in planned]
     for event, outcome in expect.exits.items():
-        got = decision.policy.outcome_for(event)
+        got = decision.policy.outcome_for(event) if decision.policy else None
         if got != outcome:
             failures.append(f"expected event {event} to end the journey {outcome}, got {got}")
     failures += [

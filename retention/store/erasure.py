@@ -2,8 +2,9 @@
 the KPIs count stay, under a random pseudonym that nothing links back to them.
 
 What each table holds decides what happens to it (docs/data-protection.md):
-- erased: who they are and what they were sent or said (customers, outbox, delivery attempts,
-  suppressions, webhooks received in the inbox, CSM tasks with their notes);
+- erased: who they are and what they were sent or said (customers, the snapshots journeys
+  kept, outbox, delivery attempts, suppressions, webhooks received in the inbox, CSM tasks with
+  their notes);
 - pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys
   and audit entries, whose customer and journey ids are replaced (an audit entry's free-text
   detail is cleared; who did what, and when, stays);
@@ -38,6 +39,7 @@ from retention.store.tables import (
     InboxRow,
     InterventionRow,
     JourneyRow,
+    JourneySnapshotRow,
     OutboxRow,
     ScanPageRow,
     ScanRunRow,
@@ -46,7 +48,14 @@ from retention.store.tables import (
     table_name,
 )
 
-ERASED: tuple[type[SQLModel], ...] = (CustomerRow, OutboxRow, SuppressionRow, InboxRow, CsmTaskRow)
+ERASED: tuple[type[SQLModel], ...] = (
+    CustomerRow,
+    JourneySnapshotRow,
+    OutboxRow,
+    SuppressionRow,
+    InboxRow,
+    CsmTaskRow,
+)
 PSEUDONYMISED: tuple[type[SQLModel], ...] = (
     HealthScoreRow,
     ChurnPredictionRow,

@@ -32,6 +32,7 @@ from retention.store.tables import (
     InboxRow,
     InterventionRow,
     JourneyRow,
+    JourneySnapshotRow,
     OutboxRow,
     SentimentRow,
     table_name,
@@ -50,6 +51,7 @@ DATED: dict[type[SQLModel], tuple[Category, str]] = {
     InboxRow: ("support", "received_at"),
     CsmTaskRow: ("support", "created_at"),  # made with an outbox message: kept as long
     CustomerRow: ("financial", "updated_at"),
+    JourneySnapshotRow: ("financial", "saved_at"),
     InterventionRow: ("financial", "at"),
     JourneyRow: ("financial", "finished_at"),  # a running journey has none and stays
 }

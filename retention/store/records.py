@@ -21,6 +21,7 @@ from retention.store.tables import (
     ExpansionOpportunityRow,
     HealthScoreRow,
     JourneyRow,
+    JourneySnapshotRow,
     OutboxRow,
     SentimentRow,
     utcnow,
@@ -47,6 +48,27 @@ def load_customer(engine: Engine, customer_id: str) -> CustomerSnapshot:
     if row is None:
         raise CustomerNotFound(f"customer {customer_id!r} is not in the database")
     return parse_customer(row.snapshot, source=f"customers[{customer_id}]")
+
+
+def keep_journey_snapshot(engine: Engine, journey_key: str, snapshot: CustomerSnapshot) -> None:
+    """Keep the snapshot a journey scores from, so its later activities name it by key."""
+    values = {
+        "journey_key": journey_key,
+        "customer_id": snapshot.customer_id,
+        "snapshot": snapshot.model_dump(mode="json"),
+        "saved_at": utcnow(),
+    }
+    with session(engine) as db:
+        _upsert(db, JourneySnapshotRow, values, key="journey_key")
+
+
+def journey_snapshot(engine: Engine, journey_key: str) -> CustomerSnapshot | None:
+    """The snapshot kept for the journey; None when none was kept, or it was erased."""
+    with session(engine) as db:
+        row = db.get(JourneySnapshotRow, journey_key)
+    if row is None:
+        return None
+    return parse_customer(row.snapshot, source=f"journey_snapshots[{journey_key}]")
 
 
 def list_customers(engine: Engine) -> list[CustomerSnapshot]:

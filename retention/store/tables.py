@@ -156,6 +156,18 @@ class JourneyRow(SQLModel, table=True):
     )
 
 
+class JourneySnapshotRow(SQLModel, table=True):
+    """The customer snapshot a journey was started from, kept once so its activities name it by
+    the journey key instead of carrying it in every input (docs/architecture.md)."""
+
+    __tablename__ = "journey_snapshots"
+
+    journey_key: str = Field(primary_key=True)
+    customer_id: str = Field(index=True)
+    snapshot: dict[str, Any] = Field(sa_type=JSON)
+    saved_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
 
