@@ -43,7 +43,7 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) var site
 
-# Re-record tests/histories/ after an intended, versioned workflow change (docs/development.md, "Changing workflow code safely").
+# Re-record tests/histories/ after an intended, versioned workflow change (docs/testing.md, "Changing workflow code safely").
 # The journey stories, the model retrains and the purge; the scans of the two tests named.
 HISTORY_TESTS := tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py \
 	tests/test_model_retrain.py tests/test_data_protection.py \
