@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench population model migration ingest browser
+.PHONY: run test lint install clean histories bench population model migration ingest browser docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ run: $(STAMP)
 ingest: $(STAMP)
 	$(BIN)/python -m retention.ingest
 
-test: $(STAMP) browser
+# The docs are built first: a broken link, anchor or page fails the build (mkdocs.yml: strict).
+test: $(STAMP) browser docs
 	$(BIN)/python -m pytest -q
+
+# The docs site (mkdocs.yml, docs/) into site/; open site/index.html, or `$(BIN)/mkdocs serve`.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The report's browser test drives Debian's headless Chromium; installed once, only if missing.
 browser:
@@ -36,9 +41,9 @@ lint: $(STAMP)
 	$(BIN)/mypy retention workflows activities cli worker.py starter.py local_stack.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var site
 
-# Re-record tests/histories/ after an intended, versioned workflow change (docs/development.md, "Changing workflow code safely").
+# Re-record tests/histories/ after an intended, versioned workflow change (docs/testing.md, "Changing workflow code safely").
 # The journey stories, the model retrains and the purge; the scans of the two tests named.
 HISTORY_TESTS := tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py \
 	tests/test_model_retrain.py tests/test_data_protection.py \

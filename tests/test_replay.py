@@ -3,8 +3,8 @@
 tests/histories/ holds today's set (`make histories`): journeys on every strategy and path, and
 the portfolio scan, model retrain and data purge workflows; older sets, kept because workflows
 recorded with that code may still be running, stay in dated subfolders. A change that would
-break a workflow already running in production fails here (docs/development.md, "Changing
-workflow code safely").
+break a workflow already running in production fails here (docs/testing.md, "Changing workflow
+code safely").
 """
 
 from __future__ import annotations
