@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench population model migration ingest browser docs
+.PHONY: run test lint install clean histories bench population model migration ingest browser docs nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ ingest: $(STAMP)
 	$(BIN)/python -m retention.ingest
 
 # The docs are built first: a broken link, anchor or page fails the build (mkdocs.yml: strict).
-test: $(STAMP) browser docs
+test: $(STAMP) browser nginx docs
 	$(BIN)/python -m pytest -q
 
 # The docs site (mkdocs.yml, docs/) into site/; open site/index.html, or `$(BIN)/mkdocs serve`.
@@ -34,6 +34,10 @@ browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 		apt-get update -q && apt-get install -y -q chromium chromium-driver; \
 	fi
+
+# The TLS tests put Debian's nginx in front of the dev server (tests/tls_proxy.py); once, if missing.
+nginx:
+	@if [ ! -x /usr/sbin/nginx ]; then apt-get update -q && apt-get install -y -q nginx; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

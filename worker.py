@@ -30,6 +30,7 @@ from activities.rescore import RescoreActivities
 from activities.scan import JourneyStarter, ScanActivities
 from activities.train import TrainActivities
 from retention.assessment import ChurnScorer
+from retention.connection import temporal_target
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import RetentionError
@@ -171,9 +172,8 @@ async def main() -> None:
         ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
     async with running_worker(client, activities, settings.task_queue, threads=8):
-        logging.info(
-            "worker polling task queue %s at %s", settings.task_queue, settings.temporal_address
-        )
+        where = temporal_target(settings).describe()  # never a secret
+        logging.info("worker polling task queue %s at %s", settings.task_queue, where)
         await stop.wait()
     logging.info("worker stopped")
 

@@ -58,7 +58,8 @@ def _global_options(
         typer.Option(
             "--address",
             envvar="RETENTION_TEMPORAL_ADDRESS",
-            help="Temporal frontend host:port (default 127.0.0.1:7233).",
+            help="Temporal frontend host:port (default: TEMPORAL_ADDRESS or the temporal.toml "
+            "profile, else 127.0.0.1:7233).",
         ),
     ] = None,
 ) -> None:

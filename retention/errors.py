@@ -46,3 +46,11 @@ class ProviderRejected(DeliveryFailed):
 
 class Suppressed(DeliveryFailed):
     """The customer (or the address) is on the suppression list for this channel."""
+
+
+class JourneyOperationError(RetentionError):
+    """A journey operation Temporal refused or could not carry out; the message says why."""
+
+
+class TemporalUnreachable(JourneyOperationError):
+    """No Temporal server answers at the configured address, or it refused the connection."""

@@ -41,7 +41,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from retention import temporal as sa
 from retention.customer import CustomerEvent, CustomerSnapshot, describe_validation_error
-from retention.errors import InvalidInput, RetentionError
+from retention.errors import (
+    InvalidInput,
+    JourneyOperationError,
+    RetentionError,
+    TemporalUnreachable,
+)
 from retention.journey import (
     CancelRequest,
     CommandResult,
@@ -68,14 +73,6 @@ ERASURE_TIMEOUT = timedelta(seconds=60)  # Temporal deletes a run in the backgro
 Command = Literal["pause", "resume", "cancel", "escalate"]
 CommandRequest = PauseRequest | ResumeRequest | CancelRequest | EscalateRequest
 StatusFilter = Literal["running", "closed", "all"]
-
-
-class JourneyOperationError(RetentionError):
-    """A journey operation Temporal refused or could not carry out; the message says why."""
-
-
-class TemporalUnreachable(JourneyOperationError):
-    """No Temporal server answers at the configured address."""
 
 
 class JourneyBusy(JourneyOperationError):
@@ -119,18 +116,8 @@ class JourneyRow(BaseModel):
 
 
 async def open_client(address: str | None = None, settings: Settings | None = None) -> Client:
-    """`retention.temporal.connect()`, with an unreachable server as one clear error."""
-    settings = settings or get_settings()
-    target = address or settings.temporal_address
-    try:
-        return await sa.connect(settings, address=target)
-    except ValueError as exc:
-        raise InvalidInput(f"Temporal address {target!r}: {exc}") from exc
-    except RuntimeError as exc:
-        raise TemporalUnreachable(
-            f"cannot reach the Temporal server at {target}: start it with `make run` "
-            "(or point --address / RETENTION_TEMPORAL_ADDRESS at a running one)"
-        ) from exc
+    """`retention.temporal.connect()`: an unreachable or refusing server is one clear error."""
+    return await sa.connect(settings or get_settings(), address=address)
 
 
 # ---- starting --------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 
+from retention.connection import refusal, temporal_target
+from retention.errors import InvalidInput, TemporalUnreachable
 from retention.settings import Settings, get_settings
 
 WORKFLOW_TYPE = "RetentionJourney"
@@ -49,13 +52,23 @@ def dev_server_flags() -> list[str]:
 async def connect(
     settings: Settings | None = None, address: str | None = None, runtime: Runtime | None = None
 ) -> Client:
-    settings = settings or get_settings()
-    return await Client.connect(
-        address or settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
+    """A client for the configured server (retention.connection); a server that cannot be
+    reached or refuses the connection is one TemporalUnreachable line naming what to fix."""
+    target = temporal_target(settings or get_settings(), address)
+    try:
+        return await Client.connect(
+            target.address,
+            namespace=target.namespace,
+            tls=target.tls,
+            api_key=target.api_key,
+            rpc_metadata=target.rpc_metadata,
+            data_converter=pydantic_data_converter,
+            runtime=runtime,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"Temporal address {target.address!r}: {exc}") from exc
+    except (RuntimeError, RPCError) as exc:
+        raise TemporalUnreachable(refusal(target, str(exc))) from exc
 
 
 def metrics_runtime(address: str) -> Runtime:
