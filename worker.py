@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from uuid import uuid4
 
 from sqlalchemy import Engine
@@ -39,6 +41,7 @@ from retention.model.champion import ChampionScorer
 from retention.model.retrain import RetrainPolicy
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
+from retention.readiness import Readiness, serve_health
 from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
 from retention.scan.schedule import keep_scan_schedule
@@ -56,6 +59,7 @@ from workflows.model_retrain import ModelRetrain
 from workflows.portfolio_scan import PortfolioScan
 
 WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge]
+SHUTDOWN_MARGIN_S = 10  # after the drain, for the SDK to stop its pollers
 
 
 def build_activities(
@@ -120,14 +124,50 @@ async def running_worker(
     e.g. on the time-skipping server; yields the queue's name."""
     queue = task_queue or f"tq-{uuid4()}"
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as executor:
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=WORKFLOWS,
-            activities=activities,
-            activity_executor=executor,
-        ):
+        async with journey_worker(client, activities, queue, executor):
             yield queue
+
+
+def journey_worker(
+    client: Client,
+    activities: list[Callable[..., Any]],
+    task_queue: str,
+    executor: concurrent.futures.Executor,
+    drain: timedelta = timedelta(),
+) -> Worker:
+    """Every workflow and `activities` on `task_queue`; on shutdown, running activities get
+    `drain` to finish before they are cancelled."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities,
+        activity_executor=executor,
+        graceful_shutdown_timeout=drain,
+    )
+
+
+async def poll_until_stopped(
+    worker: Worker, stop: asyncio.Event, readiness: Readiness, client: Client, drain: timedelta
+) -> None:
+    """Poll until `stop` (SIGTERM, SIGINT), then drain: no new work, running activities finish
+    within `drain`. A shutdown that still hangs (Temporal gone mid-poll) ends the process."""
+    polling = asyncio.create_task(worker.run())
+    watching = asyncio.create_task(readiness.watch(_server_answers(client)))
+    readiness.status = "ready"
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    readiness.stop()
+    await watching
+    if polling.done():
+        polling.result()  # the worker failed: its error, not a drain
+    logging.info("draining: no new work; running activities have %s s", drain.total_seconds())
+    try:
+        async with asyncio.timeout(drain.total_seconds() + SHUTDOWN_MARGIN_S):
+            await worker.shutdown()
+    except TimeoutError:
+        logging.warning("worker did not stop %s s after the drain; exiting", SHUTDOWN_MARGIN_S)
+        _leave()
 
 
 async def main() -> None:
@@ -171,11 +211,24 @@ async def main() -> None:
         settings.delivery_mode,
         ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
-    async with running_worker(client, activities, settings.task_queue, threads=8):
+    readiness = Readiness()
+    health = await serve_health(settings.health_address, readiness)
+    drain = timedelta(seconds=settings.worker_drain_seconds)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
+        worker = journey_worker(client, activities, settings.task_queue, executor, drain)
         where = temporal_target(settings).describe()  # never a secret
         logging.info("worker polling task queue %s at %s", settings.task_queue, where)
-        await stop.wait()
+        await poll_until_stopped(worker, stop, readiness, client, drain)
+    if health is not None:
+        health.close()
     logging.info("worker stopped")
+
+
+def _server_answers(client: Client) -> Callable[[timedelta], Awaitable[bool]]:
+    def ask(deadline: timedelta) -> Awaitable[bool]:
+        return client.service_client.check_health(timeout=deadline)
+
+    return ask
 
 
 async def _keep_schedules(client: Client, settings: Settings) -> None:
@@ -221,8 +274,18 @@ def _metrics(address: str) -> Runtime | None:
     return runtime
 
 
+def _leave() -> NoReturn:
+    """Exit 0 without finalizing the interpreter: the SDK core's threads may still be retrying
+    calls to a server that went away, and finalizing under them can abort the process."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     try:
         asyncio.run(main())
     except RetentionError as exc:  # e.g. a model the snapshot cannot feed: one line, named
         sys.exit(f"worker: {exc}")
+    _leave()

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     demo_time_scale: float = 30_000.0
     # The worker's Prometheus endpoint (host:port); empty: no endpoint.
     metrics_address: str = "127.0.0.1:9464"
+    # The worker's `/health` (host:port; empty: none): 200 while polling, 503 otherwise.
+    health_address: str = "127.0.0.1:9465"
+    # On SIGTERM the worker stops polling and lets running activities finish this long.
+    worker_drain_seconds: float = Field(default=30.0, ge=0)
     log_format: LogFormat = "text"
     # How long personal data is kept, by category (docs/data-protection.md), and how often the
     # `data-purge` schedule removes what is older; 0 turns the schedule off.

@@ -10,9 +10,13 @@ retention/delivery/live.py).
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +127,48 @@ def test_a_worker_killed_mid_send_delivers_the_email_once(
         with session(engine) as db:
             sent = db.exec(select(OutboxRow).where(OutboxRow.status == "sent")).all()
         assert fake_sendgrid.message_count == len(sent) == len({r.idempotency_key for r in sent})
+        stack.cli("cancel", "globex-nur", "--reason", "test over")
+    finally:
+        engine.dispose()
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                stop(worker)
+
+
+def health(address: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://{address}/health", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())["status"]
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())["status"]
+
+
+def test_a_worker_stopped_mid_send_finishes_the_send_before_it_exits(
+    live_stack: Stack, fake_sendgrid: FakeSendGrid
+) -> None:
+    stack, engine = live_stack, make_engine(live_stack.env["RETENTION_DATABASE_URL"])
+    probe = f"127.0.0.1:{free_port()}"
+    stack.env["RETENTION_HEALTH_ADDRESS"] = probe
+    fake_sendgrid.hold_next()
+    first = start_worker(stack, "worker-1")
+    second = None
+    try:
+        until(lambda: health(probe) == (200, "ready"), "the worker to say it is ready")
+        stack.cli("start", str(write_customer(stack, "globex", WAVERING)), "--time-scale", "1")
+        until(fake_sendgrid.held.is_set, "SendGrid to take the first email", seconds=120)
+        [key] = fake_sendgrid.keys_received()
+
+        first.send_signal(signal.SIGTERM)  # as an orchestrator stops it
+        until(lambda: health(probe) == (503, "draining"), "the worker to say it is draining")
+        fake_sendgrid.release()
+        assert first.wait(timeout=60) == 0
+
+        # the send finished and Temporal heard so: a new worker has nothing to retry
+        second = start_worker(stack, "worker-2")
+        state = until(lambda: sent_state(stack, key), "the step recorded as sent", 120)
+        assert step_with_key(state, key)["provider_message_id"] == fake_sendgrid.messages[key]
+        assert fake_sendgrid.requests_for(key) == 1 and len(attempts(engine, key)) == 1
+        assert "draining: no new work" in (stack.tmp / "worker-1.log").read_text()
         stack.cli("cancel", "globex-nur", "--reason", "test over")
     finally:
         engine.dispose()
