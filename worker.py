@@ -1,15 +1,17 @@
-"""Run the Temporal worker: every workflow and activity of the service, on one task queue."""
+"""Run the Temporal worker: the journeys and their activities on the task queue, scan scoring
+and model training on the heavy queue; `--role` picks one part (docs/deployment.md)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import concurrent.futures
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import ExitStack, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -35,7 +37,7 @@ from retention.assessment import ChurnScorer
 from retention.connection import temporal_target
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
-from retention.errors import RetentionError
+from retention.errors import InvalidInput, RetentionError
 from retention.logs import configure_logging
 from retention.model.champion import ChampionScorer
 from retention.model.retrain import RetrainPolicy
@@ -60,6 +62,8 @@ from workflows.portfolio_scan import PortfolioScan
 
 WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge]
 SHUTDOWN_MARGIN_S = 10  # after the drain, for the SDK to stop its pollers
+# What `--role heavy` runs, on RETENTION_HEAVY_TASK_QUEUE (docs/deployment.md).
+HEAVY_ACTIVITIES = frozenset({"score_page", "train_challenger", "evaluate_on_holdout"})
 
 
 def build_activities(
@@ -124,47 +128,95 @@ async def running_worker(
     e.g. on the time-skipping server; yields the queue's name."""
     queue = task_queue or f"tq-{uuid4()}"
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as executor:
-        async with journey_worker(client, activities, queue, executor):
+        async with make_worker(client, queue, WORKFLOWS, activities, executor, threads):
             yield queue
 
 
-def journey_worker(
+def make_worker(
     client: Client,
-    activities: list[Callable[..., Any]],
     task_queue: str,
+    workflows: Sequence[type],
+    activities: list[Callable[..., Any]],
     executor: concurrent.futures.Executor,
+    slots: int,
     drain: timedelta = timedelta(),
 ) -> Worker:
-    """Every workflow and `activities` on `task_queue`; on shutdown, running activities get
-    `drain` to finish before they are cancelled."""
+    """`workflows` and `activities` on `task_queue`, at most `slots` activities at once; on
+    shutdown, running activities get `drain` to finish before they are cancelled."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
+        workflows=workflows,
         activities=activities,
         activity_executor=executor,
+        max_concurrent_activities=slots,
         graceful_shutdown_timeout=drain,
     )
 
 
+def by_kind(
+    activities: list[Callable[..., Any]],
+) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+    """(journey work, heavy work): scan scoring and model training are the heavy part."""
+    heavy = [a for a in activities if getattr(a, "__name__", "") in HEAVY_ACTIVITIES]
+    return [a for a in activities if a not in heavy], heavy
+
+
+def role_workers(
+    client: Client,
+    settings: Settings,
+    activities: list[Callable[..., Any]],
+    executors: ExitStack,
+    drain: timedelta,
+) -> list[Worker]:
+    """The workers `settings.worker_role` runs: `journeys` (every workflow and the journey
+    activities on the task queue), `heavy` (scoring and training on the heavy queue), `all`."""
+    role, queue, heavy_queue = settings.worker_role, settings.task_queue, settings.heavy_task_queue
+    if role == "heavy" and heavy_queue == queue:
+        raise InvalidInput(
+            "--role heavy needs RETENTION_HEAVY_TASK_QUEUE apart from the task queue"
+        )
+    journeys, heavy = by_kind(activities)
+    if heavy_queue == queue:  # one queue: one worker does it all
+        journeys, heavy = journeys + heavy, []
+    plan: list[tuple[str, Sequence[type], list[Callable[..., Any]], int]] = []
+    if role in ("journeys", "all"):
+        plan.append((queue, WORKFLOWS, journeys, settings.journey_activity_slots))
+    if role in ("heavy", "all") and heavy:
+        plan.append((heavy_queue, [], heavy, settings.heavy_activity_slots))
+    return [
+        make_worker(client, q, w, a, executors.enter_context(_threads(n)), n, drain)
+        for q, w, a, n in plan
+    ]
+
+
+def _threads(n: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=n)
+
+
 async def poll_until_stopped(
-    worker: Worker, stop: asyncio.Event, readiness: Readiness, client: Client, drain: timedelta
+    workers: list[Worker],
+    stop: asyncio.Event,
+    readiness: Readiness,
+    client: Client,
+    drain: timedelta,
 ) -> None:
     """Poll until `stop` (SIGTERM, SIGINT), then drain: no new work, running activities finish
     within `drain`. A shutdown that still hangs (Temporal gone mid-poll) ends the process."""
-    polling = asyncio.create_task(worker.run())
+    polling = [asyncio.create_task(worker.run()) for worker in workers]
     watching = asyncio.create_task(readiness.watch(_server_answers(client)))
     readiness.status = "ready"
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({*polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
     readiness.stop()
     await watching
-    if polling.done():
-        polling.result()  # the worker failed: its error, not a drain
+    for task in polling:
+        if task.done():
+            task.result()  # a worker failed: its error, not a drain
     logging.info("draining: no new work; running activities have %s s", drain.total_seconds())
     try:
         async with asyncio.timeout(drain.total_seconds() + SHUTDOWN_MARGIN_S):
-            await worker.shutdown()
+            await asyncio.gather(*(worker.shutdown() for worker in workers))
     except TimeoutError:
         logging.warning("worker did not stop %s s after the drain; exiting", SHUTDOWN_MARGIN_S)
         _leave()
@@ -214,11 +266,15 @@ async def main() -> None:
     readiness = Readiness()
     health = await serve_health(settings.health_address, readiness)
     drain = timedelta(seconds=settings.worker_drain_seconds)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
-        worker = journey_worker(client, activities, settings.task_queue, executor, drain)
+    with ExitStack() as executors:
+        workers = role_workers(client, settings, activities, executors, drain)
         where = temporal_target(settings).describe()  # never a secret
-        logging.info("worker polling task queue %s at %s", settings.task_queue, where)
-        await poll_until_stopped(worker, stop, readiness, client, drain)
+        for worker in workers:
+            queue = worker.task_queue
+            logging.info(
+                "worker polling task queue %s (%s) at %s", queue, settings.worker_role, where
+            )
+        await poll_until_stopped(workers, stop, readiness, client, drain)
     if health is not None:
         health.close()
     logging.info("worker stopped")
@@ -238,7 +294,12 @@ async def _keep_schedules(client: Client, settings: Settings) -> None:
         ("portfolio-scan", keep_scan_schedule(client, settings)),
         (
             "model-retrain",
-            ensure_retrain_schedule(client, settings.task_queue, settings.model_retrain_every),
+            ensure_retrain_schedule(
+                client,
+                settings.task_queue,
+                settings.model_retrain_every,
+                settings.heavy_task_queue,
+            ),
         ),
         (
             "data-purge",
@@ -283,7 +344,20 @@ def _leave() -> NoReturn:
     os._exit(0)
 
 
+def _role_from_arguments() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--role",
+        choices=["journeys", "heavy", "all"],
+        help="journeys: every workflow and the journey activities; heavy: scan scoring and "
+        "model training; all (default, RETENTION_WORKER_ROLE): both",
+    )
+    if role := parser.parse_args().role:
+        os.environ["RETENTION_WORKER_ROLE"] = role
+
+
 if __name__ == "__main__":
+    _role_from_arguments()
     try:
         asyncio.run(main())
     except RetentionError as exc:  # e.g. a model the snapshot cannot feed: one line, named

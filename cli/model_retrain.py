@@ -67,12 +67,13 @@ async def _retrain_now(client: Client, seed: int) -> RetrainDecision:
         manual_retrain_id,
     )
 
-    queue = get_settings().task_queue
+    settings = get_settings()
+    queue = settings.task_queue
     with console.status(f"retraining: a worker on {queue} trains, cross-validates and judges"):
         try:
             return await client.execute_workflow(
                 RETRAIN_WORKFLOW_TYPE,
-                RetrainRequest(seed=seed),
+                RetrainRequest(seed=seed, heavy_task_queue=settings.heavy_task_queue),
                 id=manual_retrain_id(datetime.now(UTC)),
                 task_queue=queue,
                 result_type=RetrainDecision,

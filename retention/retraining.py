@@ -22,6 +22,10 @@ SCHEDULE_ID = "model-retrain"
 class RetrainRequest(BaseModel):
     seed: int = Field(default=1, description="splits and trees follow it")
     as_of: date | None = Field(default=None, description="label as of this day; None: today")
+    heavy_task_queue: str | None = Field(
+        default=None,
+        description="where its heavy activities run (worker.py --role heavy); None: its own queue",
+    )
 
 
 class RetrainDecision(BaseModel):
@@ -37,11 +41,14 @@ class RetrainDecision(BaseModel):
     champion_ece: float
 
 
-async def ensure_retrain_schedule(client: Client, task_queue: str, every: timedelta | None) -> str:
+async def ensure_retrain_schedule(
+    client: Client, task_queue: str, every: timedelta | None, heavy_task_queue: str | None = None
+) -> str:
     """The `model-retrain` schedule at `every` (None or 0, RETENTION_MODEL_RETRAIN_EVERY=off:
-    deleted). Says what it did."""
+    deleted), training on `heavy_task_queue`. Says what it did."""
+    request = RetrainRequest(heavy_task_queue=heavy_task_queue)
     return await keep_schedule(
-        client, SCHEDULE_ID, RETRAIN_WORKFLOW_TYPE, RetrainRequest(), every, task_queue
+        client, SCHEDULE_ID, RETRAIN_WORKFLOW_TYPE, request, every, task_queue
     )
 
 

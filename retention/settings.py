@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "retention-journeys"
+    # Scan scoring and model training run here, so a retrain never takes a journey's slot.
+    heavy_task_queue: str = "retention-heavy"
+    worker_role: Literal["journeys", "heavy", "all"] = "all"
+    journey_activity_slots: int = Field(default=8, ge=1, le=256)
+    heavy_activity_slots: int = Field(default=2, ge=1, le=64)
     database_url: str = f"sqlite:///{ROOT / 'var' / 'retention.db'}"
     rules_dir: Path = ROOT / "rules"
     outbox_dir: Path = ROOT / "var" / "outbox"

@@ -206,6 +206,7 @@ async def test_retrain_now_from_the_cli_prints_the_decision(
     save_history(engine, labelled_population(CUSTOMERS, seed=34))
     async with _world(time_skipping_env, engine, tmp_path, weak_champion) as (world, _):
         monkeypatch.setenv("RETENTION_TASK_QUEUE", world.task_queue)
+        monkeypatch.setenv("RETENTION_HEAVY_TASK_QUEUE", world.task_queue)  # one worker: all
         address = world.client.service_client.config.target_host
         get_settings.cache_clear()
         try:  # the CLI runs its own event loop: give it a thread

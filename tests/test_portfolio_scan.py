@@ -185,7 +185,10 @@ async def test_the_schedule_runs_real_journeys_for_the_at_risk_and_then_skips_th
     assert 0 < len(at_risk) < len(customers)
     task_queue = f"scan-{uuid4()}"
     settings = Settings(
-        task_queue=task_queue, portfolio_scan_every="P1D", portfolio_scan_page_size=2
+        task_queue=task_queue,
+        heavy_task_queue=task_queue,  # the test's one worker scores too
+        portfolio_scan_every="P1D",
+        portfolio_scan_page_size=2,
     )
     activities = build_activities(engine, RULES_DIR, tmp_path / "outbox")
     activities += build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
@@ -282,6 +285,7 @@ async def test_starter_scan_now_prints_the_figures_and_history_lists_the_run(
         "RETENTION_TEMPORAL_ADDRESS": dev_client.service_client.config.target_host,
         "RETENTION_DATABASE_URL": f"sqlite:///{database}",
         "RETENTION_TASK_QUEUE": task_queue,
+        "RETENTION_HEAVY_TASK_QUEUE": task_queue,
         "RETENTION_PORTFOLIO_SCAN_PAGE_SIZE": "2",
         "COLUMNS": "200",
     }

@@ -29,6 +29,7 @@ class ModelRetrain:
         challenger = await workflow.execute_activity_method(
             TrainActivities.train_challenger,
             TrainInput(seed=request.seed, as_of=request.as_of),
+            task_queue=request.heavy_task_queue,
             start_to_close_timeout=TRAINING_TIMEOUT,
             heartbeat_timeout=TRAINING_HEARTBEAT,
             retry_policy=RETRAIN_RETRY,
@@ -37,6 +38,7 @@ class ModelRetrain:
         held_out = await workflow.execute_activity_method(
             TrainActivities.evaluate_on_holdout,
             EvaluateInput(challenger=challenger, as_of=request.as_of),
+            task_queue=request.heavy_task_queue,
             start_to_close_timeout=EVALUATION_TIMEOUT,
             retry_policy=RETRAIN_RETRY,
             summary=f"judge {challenger.version} and the champion on the same held-out customers",

@@ -76,6 +76,7 @@ class PortfolioScan:
                 after=self._request.after,
                 page_size=self._request.page_size,
             ),
+            task_queue=self._request.heavy_task_queue,
             start_to_close_timeout=PAGE_TIMEOUT,
             heartbeat_timeout=PAGE_HEARTBEAT,
             retry_policy=PAGE_RETRY,
@@ -118,4 +119,5 @@ class PortfolioScan:
             after=page.last_customer_id,
             figures=p.figures,
             runs=p.runs + 1,
+            heavy_task_queue=self._request.heavy_task_queue,
         )

@@ -56,6 +56,10 @@ class ScanRequest(BaseModel):
     after: str | None = Field(default=None, description="the last customer id already scanned")
     figures: ScanFigures = Field(default_factory=ScanFigures)
     runs: int = Field(default=1, ge=1, description="runs of this scan so far, this one included")
+    heavy_task_queue: str | None = Field(
+        default=None,
+        description="where its heavy activities run (worker.py --role heavy); None: its own queue",
+    )
 
 
 class ScanResult(ScanFigures):
