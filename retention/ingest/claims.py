@@ -81,7 +81,8 @@ def claim(
     now: datetime | None = None,
 ) -> list[Claim]:
     """Claims for up to `customers` customers; empty when nothing is due. A handful of
-    statements whatever the number of customers: the claim holds the inbox's write lock."""
+    statements whatever the number of customers: claims are serialised, and on SQLite the
+    write lock a claim holds is the one every webhook's insert waits for."""
     now = now or utcnow()
     with session(engine) as db:
         _serialise(db)
