@@ -18,15 +18,18 @@ Prints one JSON line: accepted_per_s (webhooks answered 202 a second while sendi
 forwarded_per_s (rows settled a second, from the first webhook until the inbox is empty),
 forwarded_while_sending_per_s, backlog_at_end_of_sending (rows waiting when the last webhook
 was answered) and due_backlog_at_end_of_sending (those of them no longer inside a coalescing
-interval: behind), signals (customer_event signals in the journeys' histories), lost and
+interval: behind), steady_* (the backlog sampled every SAMPLE_S over the second half of the
+sending: its growth, rows a second by least squares — about 0 when forwarding keeps up — and
+the largest due backlog seen), signals (customer_event signals in the journeys' histories), lost and
 duplicated (per journey: rows forwarded minus the events its signals stand for, `count` summed;
 negative is a duplicate), wedged (a journey not running, whose `state` query fails, or whose
 last workflow task failed or timed out — and still so after GRACE_S; slow_to_answer: those that
 recovered within it), journeys_with_a_failed_workflow_task
 (retried since: not stuck, but each a wobble to look into; `--logs DIR` keeps the logs).
 With `--outage-minutes K`: the Temporal server is stopped, W webhooks are posted, the
-server is started again after K minutes, and outage_drain_s is the time from its restart
-until the inbox is empty.
+server is started again after K minutes; outage_backlog_at_restart (rows waiting then),
+outage_drain_s (from the restart until the inbox is empty) and outage_drained_per_s (the two
+divided). Before the outage and the audit the figures so far go to stderr.
 """
 
 from __future__ import annotations
@@ -39,14 +42,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from statistics import linear_regression
 from typing import Any
 
 from pydantic import BaseModel
@@ -78,6 +83,8 @@ POLL_S = 0.5
 PREFIX = "bi-"
 QUERY_TIMEOUT = timedelta(seconds=30)
 WARM_UP_S = 900
+SAMPLE_S = 5.0  # the backlog, while sending
+MIN_SAMPLES = 3
 GRACE_S = 300  # a journey that fails the audit has this long to answer before it is wedged
 
 
@@ -108,9 +115,15 @@ class Figures(Audit):
     backlog_at_end_of_sending: int
     due_backlog_at_end_of_sending: int
     refused: int
+    steady_backlog_slope_per_s: float | None = None
+    steady_due_backlog_slope_per_s: float | None = None
+    steady_due_backlog_max: int | None = None
+    steady_samples: int = 0
     outage_minutes: float | None = None
     outage_webhooks: int | None = None
+    outage_backlog_at_restart: int | None = None
     outage_drain_s: float | None = None
+    outage_drained_per_s: float | None = None
 
 
 @dataclass
@@ -262,16 +275,72 @@ class Sending:
     due_backlog: int
     settled_at_end: int
     seconds: float
+    samples: list[Sample]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The inbox at one moment of the sending: rows waiting, and those of them due."""
+
+    at: float
+    backlog: int
+    due: int
 
 
 def send(stack: Stack, posts: list[Post], senders: int) -> Sending:
     start = time.monotonic()
-    statuses = post_all(stack.ingest_port, posts, senders)
+    with sampling(stack, start) as samples:
+        statuses = post_all(stack.ingest_port, posts, senders)
     seconds = time.monotonic() - start
     accepted = statuses.count(202)
     backlog, due = inbox.pending_count(stack.engine), inbox.pending_count(stack.engine, utcnow())
     return Sending(accepted / seconds, len(posts) - accepted, backlog, due, accepted - backlog,
-                   seconds)  # fmt: skip
+                   seconds, samples)  # fmt: skip
+
+
+@contextmanager
+def sampling(stack: Stack, start: float) -> Iterator[list[Sample]]:
+    """The backlog every SAMPLE_S while the block runs."""
+    samples: list[Sample] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(SAMPLE_S):
+            backlog = inbox.pending_count(stack.engine)
+            due = inbox.pending_count(stack.engine, utcnow())
+            samples.append(Sample(time.monotonic() - start, backlog, due))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        sampler.join()
+
+
+@dataclass(frozen=True)
+class Steady:
+    """The second half of the sending (past the coalescing intervals' filling up): how fast
+    the backlog grew, rows a second by least squares (about 0: forwarding keeps up)."""
+
+    backlog_slope_per_s: float | None = None
+    due_backlog_slope_per_s: float | None = None
+    due_backlog_max: int | None = None
+    samples: int = 0
+
+
+def steady(sending: Sending) -> Steady:
+    later = [s for s in sending.samples if s.at >= sending.seconds / 2]
+    if len(later) < MIN_SAMPLES:
+        return Steady(samples=len(later))
+    at = [s.at for s in later]
+    return Steady(
+        round(linear_regression(at, [s.backlog for s in later]).slope, 2),
+        round(linear_regression(at, [s.due for s in later]).slope, 2),
+        max(s.due for s in later),
+        len(later),
+    )
 
 
 def drained(stack: Stack) -> float:
@@ -407,33 +476,39 @@ async def measure(args: argparse.Namespace) -> Figures:
         start = time.monotonic()
         sent = await asyncio.to_thread(send, stack, posts, args.senders)
         await asyncio.to_thread(drained, stack)
-        total = time.monotonic() - start
+        figures = _figures(args, stack, len(posts), sent, time.monotonic() - start)
+        print(f"drained, not audited yet: {figures.model_dump_json()}", file=sys.stderr, flush=True)
         outage = await _outage(stack, args, customers) if args.outage_minutes else None
         client = await connect(address=stack.address, runtime=quiet_runtime())
         checked = await audit(client, stack.engine, customers)
+    return figures.model_copy(update={**checked.model_dump(), **(outage or {})})
+
+
+def _figures(
+    args: argparse.Namespace, stack: Stack, webhooks: int, sent: Sending, total: float
+) -> Figures:
     return Figures(
         journeys=args.journeys,
         events_per_journey=args.events,
-        webhooks=len(posts),
+        webhooks=webhooks,
         senders=args.senders,
         mix=args.mix,
         database=stack.engine.dialect.name,
         forward_rate=float(stack.env.get("RETENTION_INGEST_FORWARD_RATE", 200)),
         coalesce_seconds=args.coalesce_seconds,
         accepted_per_s=round(sent.accepted_per_s, 1),
-        forwarded_per_s=round((len(posts) - sent.refused) / total, 1),
+        forwarded_per_s=round((webhooks - sent.refused) / total, 1),
         forwarded_while_sending_per_s=round(sent.settled_at_end / sent.seconds, 1),
         backlog_at_end_of_sending=sent.backlog,
         due_backlog_at_end_of_sending=sent.due_backlog,
         refused=sent.refused,
-        **checked.model_dump(),
-        outage_minutes=args.outage_minutes or None,
-        outage_webhooks=args.outage_webhooks if args.outage_minutes else None,
-        outage_drain_s=outage,
+        **{f"steady_{k}": v for k, v in asdict(steady(sent)).items()},
     )
 
 
-async def _outage(stack: Stack, args: argparse.Namespace, customers: list[str]) -> float:
+async def _outage(
+    stack: Stack, args: argparse.Namespace, customers: list[str]
+) -> dict[str, float | int]:
     """Temporal stopped while W webhooks arrive, started again after K minutes; the drain."""
     per_customer = max(1, args.outage_webhooks // len(customers))
     posts = webhooks(stack, customers, per_customer, args.mix, "o")
@@ -441,8 +516,16 @@ async def _outage(stack: Stack, args: argparse.Namespace, customers: list[str]) 
     down = time.monotonic()
     await asyncio.to_thread(send, stack, posts, args.senders)
     await asyncio.sleep(max(0.0, args.outage_minutes * 60 - (time.monotonic() - down)))
+    backlog = inbox.pending_count(stack.engine)
     stack.start_server()
-    return round(await asyncio.to_thread(drained, stack), 1)
+    seconds = await asyncio.to_thread(drained, stack)
+    return {
+        "outage_minutes": args.outage_minutes,
+        "outage_webhooks": len(posts),
+        "outage_backlog_at_restart": backlog,
+        "outage_drain_s": round(seconds, 1),
+        "outage_drained_per_s": round(backlog / seconds, 1),
+    }
 
 
 def main() -> None:

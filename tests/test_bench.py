@@ -84,6 +84,8 @@ def test_ingest_benchmark_prints_its_figures() -> None:
     assert figures["accepted_per_s"] > 0 and figures["forwarded_per_s"] > 0
     assert (figures["refused"], figures["lost"], figures["duplicated"]) == (0, 0, 0)
     assert figures["wedged"] == 0 and 0 < figures["signals"] < 60
+    steady = ("backlog_slope_per_s", "due_backlog_slope_per_s", "due_backlog_max", "samples")
+    assert {f"steady_{k}" for k in steady} <= set(figures)  # None: too short to sample
 
 
 def test_every_strategy_costs_at_most_one_and_a_half_times_what_its_plan_needs() -> None:

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from retention.customer import CustomerEvent
 from retention.ingest import inbox
-from retention.ingest.claims import claim
+from retention.ingest.claims import Claim, claim
+from retention.ingest.modes import Mode
 from retention.ingest.sources import MappedEvent
 from retention.store.tables import utcnow
 
@@ -114,3 +115,68 @@ def test_racing_forwarders_never_take_the_same_row(engine: Engine) -> None:
     every = [row_id for run in runs for row_id in run]
     assert len(every) == len(set(every)) == 120
     assert {(r.status, r.attempts) for r in inbox.rows(engine)} == {("forwarded", 1)}
+
+
+def test_one_claim_gives_each_customer_its_oldest_rows_up_to_its_share(engine: Engine) -> None:
+    for n in range(9):
+        inbox.receive(engine, "generic", mapped(f"e-{n}", f"c-{n % 3}"))
+
+    def taken(claims: list[Claim]) -> list[list[str]]:
+        return [[b.rows[0].source_event_id for b in c.batches] for c in claims]
+
+    first = claim(engine, "f1", customers=8, per_customer=2)
+    assert taken(first) == [["e-0", "e-3"], ["e-1", "e-4"], ["e-2", "e-5"]]
+    inbox.settle(engine, [i for c in first for i in c.ids], "forwarded")
+    assert taken(claim(engine, "f1", customers=8, per_customer=2)) == [["e-6"], ["e-7"], ["e-8"]]
+
+
+def test_one_claim_batches_each_customers_coalesced_types_apart(engine: Engine) -> None:
+    """Every customer's due types in one claim, each batch only its customer's and type's
+    rows; a type not due yet (globex's logins) stays pending, out of any batch."""
+    now, later = Mode("coalesce"), Mode("coalesce", timedelta(minutes=5))
+
+    def row(n: int, customer_id: str, kind: str, mode: Mode) -> int:
+        event = CustomerEvent(type=kind)
+        found = inbox.receive(
+            engine, "generic", MappedEvent(f"e-{n}", kind, customer_id, event), mode
+        )
+        return int(found.row.id or 0)
+
+    acme_login = [row(0, "acme", "login", now), row(1, "acme", "login", now)]
+    acme_used = [row(2, "acme", "feature_used", now), row(3, "acme", "feature_used", later)]
+    globex_used = [row(4, "globex", "feature_used", now)]
+    globex_login = row(5, "globex", "login", later)
+
+    claims = claim(engine, "f1", customers=8)
+
+    assert [(c.customer_id, [b.ids for b in c.batches]) for c in claims] == [
+        ("acme", [acme_login, acme_used]),
+        ("globex", [globex_used]),
+    ]
+    assert [b.event().count for c in claims for b in c.batches] == [2, 2, 1]
+    waiting = inbox.get(engine, globex_login)
+    assert waiting is not None and (waiting.status, waiting.batch) == ("pending", None)
+
+
+def test_settlements_written_together_keep_each_its_own_values(engine: Engine) -> None:
+    a, b, c = (
+        int(inbox.receive(engine, "generic", mapped(f"e-{n}")).row.id or 0) for n in range(3)
+    )
+    claim(engine, "f1", customers=8)
+
+    inbox.settle_all(
+        engine,
+        [
+            inbox.Settlement([a, b], "forwarded", "retention-acme", note="one signal"),
+            inbox.Settlement([c], "failed", note="refused"),
+        ],
+    )
+
+    assert [
+        (r.status, r.workflow_id, r.note, r.forwarded_at is not None, r.claimed_by)
+        for r in inbox.rows(engine)
+    ] == [
+        ("forwarded", "retention-acme", "one signal", True, None),
+        ("forwarded", "retention-acme", "one signal", True, None),
+        ("failed", None, "refused", False, None),
+    ]

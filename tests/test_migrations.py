@@ -12,6 +12,8 @@ from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
 
 from retention.errors import RetentionError
+from retention.ingest import inbox
+from retention.ingest.claims import claim
 from retention.store.records import load_customer, save_customer
 from retention.store.schema import (
     alembic_config,
@@ -97,3 +99,22 @@ def test_preparing_an_up_to_date_database_again_keeps_its_rows(engine: Engine) -
     assert load_customer(engine, "cust-1").customer_id == "cust-1"
     with engine.connect() as connection:
         assert database_revision(connection) == newest_revision()
+
+
+def test_an_inbox_row_from_before_due_times_is_due_at_its_receipt(bare_engine: Engine) -> None:
+    _migrate(bare_engine, "0003")  # the inbox, before rows had a due time
+    with bare_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO inbox (source, source_event_id, kind, customer_id, event, status,"
+                " attempts, received_at, started_journey)"
+                " VALUES ('generic', 'e-1', 'login', 'acme', :event, 'pending', 0, :at, false)"
+            ),
+            {"event": '{"type": "login"}', "at": "2026-01-01 00:00:00"},
+        )
+
+    prepare_schema(bare_engine)
+
+    (taken,) = claim(bare_engine, "f1", customers=8)
+    row = inbox.get(bare_engine, taken.ids[0])
+    assert row is not None and row.due_at == row.received_at

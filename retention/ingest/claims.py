@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, or_, text, update
 from sqlmodel import Session, col, select
@@ -79,12 +80,18 @@ def claim(
     per_customer: int = PER_CUSTOMER,
     now: datetime | None = None,
 ) -> list[Claim]:
-    """Claims for up to `customers` customers; empty when nothing is due."""
+    """Claims for up to `customers` customers; empty when nothing is due. A handful of
+    statements whatever the number of customers: claims are serialised, and on SQLite the
+    write lock a claim holds is the one every webhook's insert waits for."""
     now = now or utcnow()
     with session(engine) as db:
         _serialise(db)
         chosen = _next_customers(db, now, customers)
-        claims = [_claim_customer(db, c, forwarder, now, per_customer) for c in chosen]
+        due = _due(db, chosen, now, per_customer)
+        pinned = _pinned(db, {r.batch for rows in due.values() for r in rows if r.batch})
+        coalesced = _coalesced(db, {k for rows in due.values() for r in rows if (k := _open(r))})
+        claims = [Claim(c, tuple(_batches(c, due[c], pinned, coalesced))) for c in due]
+        _mark(db, [b for c in claims for b in c.batches], forwarder, now)
     return [c for c in claims if c.batches]
 
 
@@ -96,12 +103,12 @@ def _serialise(db: Session) -> None:
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
-    """Pending, or claimed by a forwarder whose lease ran out; and due. (`status IN` first:
-    the status index, not a scan of every row the inbox keeps.)"""
-    waiting = col(InboxRow.status).in_(WAITING)
+    """Pending, or claimed by a forwarder whose lease ran out; and due. (Each case a range of
+    the (status, due_at) index, not a scan of every row waiting for its interval.)"""
+    due = col(InboxRow.due_at) <= now
+    pending = and_(col(InboxRow.status) == "pending", due)
     lease_over = col(InboxRow.claimed_at) < now - CLAIM_LEASE
-    due = or_(col(InboxRow.due_at).is_(None), col(InboxRow.due_at) <= now)
-    return and_(waiting, or_(col(InboxRow.status) == "pending", lease_over), due)
+    return or_(pending, and_(col(InboxRow.status) == "forwarding", due, lease_over))
 
 
 def _next_customers(db: Session, now: datetime, limit: int) -> list[str]:
@@ -120,59 +127,94 @@ def _next_customers(db: Session, now: datetime, limit: int) -> list[str]:
     return [str(c) for c in db.exec(query).all()]
 
 
-def _claim_customer(
-    db: Session, customer_id: str, forwarder: str, now: datetime, per_customer: int
-) -> Claim:
-    due = db.exec(
+def _due(
+    db: Session, chosen: list[str], now: datetime, per_customer: int
+) -> dict[str, list[InboxRow]]:
+    """Each chosen customer's claimable rows, oldest first, at most `per_customer` each."""
+    if not chosen:
+        return {}
+    where = and_(col(InboxRow.customer_id).in_(chosen), _claimable(now))
+    found: dict[str, list[InboxRow]] = {c: [] for c in chosen}
+    for row in _first(db, where, [InboxRow.customer_id], per_customer):
+        found[str(row.customer_id)].append(row)
+    return found
+
+
+def _first(
+    db: Session, where: ColumnElement[bool], by: list[Any], limit: int
+) -> Sequence[InboxRow]:
+    """The rows `where` holds, oldest first, at most `limit` of each group `by` names."""
+    rank = func.row_number().over(partition_by=by, order_by=col(InboxRow.id)).label("rank")
+    ranked = select(col(InboxRow.id), rank).where(where).subquery()
+    return db.exec(
         select(InboxRow)
-        .where(col(InboxRow.customer_id) == customer_id, _claimable(now))
+        .join(ranked, ranked.c.id == col(InboxRow.id))
+        .where(ranked.c.rank <= limit)
         .order_by(col(InboxRow.id))
-        .limit(per_customer)
     ).all()
-    batches = _batches(db, customer_id, due)
-    _mark(db, batches, forwarder, now)
-    return Claim(customer_id, tuple(batches))
 
 
-def _batches(db: Session, customer_id: str, due: Sequence[InboxRow]) -> list[Batch]:
+def _open(row: InboxRow) -> tuple[str, str] | None:
+    """(customer, type) of a coalesced row not yet in a batch: its type's rows make one."""
+    if row.batch is None and row.delivery == "coalesce" and row.event_type is not None:
+        return str(row.customer_id), row.event_type
+    return None
+
+
+def _batches(
+    customer_id: str,
+    due: Sequence[InboxRow],
+    pinned: dict[str, tuple[InboxRow, ...]],
+    coalesced: dict[tuple[str, str], tuple[InboxRow, ...]],
+) -> list[Batch]:
     found: dict[str, Batch] = {}  # by batch name, or `type:` for a coalesced type
     for row in due:
         if row.batch is not None:  # pinned when first claimed: the same rows again
-            if row.batch not in found:
-                found[row.batch] = Batch(row.batch, _pinned(db, row.batch))
-        elif row.delivery == "coalesce" and row.event_type is not None:
-            if (key := f"type:{row.event_type}") not in found:
-                found[key] = _coalesce(db, customer_id, row.event_type)
+            found.setdefault(row.batch, Batch(row.batch, pinned.get(row.batch, ())))
+        elif (key := _open(row)) is not None:
+            found.setdefault(f"type:{key[1]}", _coalesce(customer_id, key[1], coalesced[key]))
         else:
             name = f"{row.source}:{row.source_event_id}"
             found[name] = Batch(name, (row,))
     return sorted((b for b in found.values() if b.rows), key=lambda b: b.ids[-1])
 
 
-def _pinned(db: Session, name: str) -> tuple[InboxRow, ...]:
-    query = select(InboxRow).where(col(InboxRow.batch) == name).order_by(col(InboxRow.id))
-    return tuple(r for r in db.exec(query).all() if r.status in WAITING)
+def _pinned(db: Session, names: set[str]) -> dict[str, tuple[InboxRow, ...]]:
+    """The waiting rows of each batch named."""
+    found: dict[str, list[InboxRow]] = {}
+    if names:
+        query = select(InboxRow).where(col(InboxRow.batch).in_(names)).order_by(col(InboxRow.id))
+        for row in db.exec(query).all():
+            if row.status in WAITING:
+                found.setdefault(str(row.batch), []).append(row)
+    return {name: tuple(rows) for name, rows in found.items()}
 
 
-def _coalesce(db: Session, customer_id: str, event_type: str) -> Batch:
-    """Every unbatched pending row of the type, due or not: the oldest one being due, the
-    whole interval's rows go out together."""
-    rows = db.exec(
-        select(InboxRow)
-        .where(
-            col(InboxRow.customer_id) == customer_id,
-            col(InboxRow.event_type) == event_type,
-            col(InboxRow.delivery) == "coalesce",
-            col(InboxRow.batch).is_(None),
-            col(InboxRow.status) == "pending",
-        )
-        .order_by(col(InboxRow.id))
-        .limit(MAX_BATCH)
-    ).all()
+def _coalesced(
+    db: Session, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[InboxRow, ...]]:
+    """Every unbatched pending row of each (customer, type), due or not: the oldest one being
+    due, the whole interval's rows go out together (at most MAX_BATCH)."""
+    if not keys:
+        return {}
+    where = and_(
+        col(InboxRow.customer_id).in_({c for c, _ in keys}),
+        col(InboxRow.event_type).in_({t for _, t in keys}),
+        col(InboxRow.delivery) == "coalesce",
+        col(InboxRow.batch).is_(None),
+        col(InboxRow.status) == "pending",
+    )
+    found: dict[tuple[str, str], list[InboxRow]] = {key: [] for key in keys}
+    for row in _first(db, where, [InboxRow.customer_id, InboxRow.event_type], MAX_BATCH):
+        if (key := (str(row.customer_id), str(row.event_type))) in found:
+            found[key].append(row)
+    return {key: tuple(rows) for key, rows in found.items()}
+
+
+def _coalesce(customer_id: str, event_type: str, rows: tuple[InboxRow, ...]) -> Batch:
     if not rows:
         return Batch("", ())  # nothing left to take (dropped by the caller)
-    name = f"coalesced:{customer_id}:{event_type}:{rows[0].id}-{rows[-1].id}"
-    return Batch(name, tuple(rows))
+    return Batch(f"coalesced:{customer_id}:{event_type}:{rows[0].id}-{rows[-1].id}", rows)
 
 
 def _mark(db: Session, batches: Sequence[Batch], forwarder: str, now: datetime) -> None:

@@ -267,6 +267,8 @@ class InboxRow(SQLModel, table=True):
         UniqueConstraint("source", "source_event_id"),
         # a claim reads one customer's waiting rows, not every row the customer ever had
         Index("ix_inbox_customer_status", "customer_id", "status"),
+        # a claim finds the due rows without reading those still inside their interval
+        Index("ix_inbox_status_due", "status", "due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
