@@ -40,6 +40,7 @@ from retention.model.scorer import load_scorer
 from retention.plan import Channel
 from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
+from retention.sandbox import WORKFLOW_RUNNER
 from retention.scan.schedule import keep_scan_schedule
 from retention.schedules import keep_schedule
 from retention.sentiment import InteractionScorer, vader_score
@@ -125,6 +126,7 @@ async def running_worker(
             workflows=WORKFLOWS,
             activities=activities,
             activity_executor=executor,
+            workflow_runner=WORKFLOW_RUNNER,  # the SDK's sandbox, less a cost per signal
         ):
             yield queue
 

@@ -11,16 +11,18 @@ flood appended: `--signals` signals (bench/event_flood.py's events: mostly `feat
 login in every 50), `--batch` to a workflow task, 2.5 ms apart (400 signals/s). Built rather
 than sent so every run replays the same workflow tasks, whatever the machine's load.
 
-Each history is replayed with `temporalio.worker.Replayer` and the pydantic converter, in
-worker.py's runner (the SDK's default sandbox) and unsandboxed, with and without the flood;
+Each history is replayed with `temporalio.worker.Replayer` and the pydantic converter, with
+and without the flood, by three runners: worker.py's (`retention.sandbox`), the SDK's default
+sandbox (what worker.py ran before) and the SDK's unsandboxed runner;
 the flood's cost is the difference, in CPU seconds of this process (`time.process_time()`:
 Python, the SDK's core threads; not wall-clock, so a busy machine does not inflate it), the
 median over `--rounds` alternating rounds.
 
 Prints one JSON line:
-- cpu_ms_per_1000_signals: journey and sink, sandboxed and unsandboxed;
-- journey_over_sink: the journey's cost ÷ the sink's, sandboxed (what our handler adds);
-- sandbox_over_unsandboxed: the journey's sandboxed cost ÷ its unsandboxed cost.
+- cpu_ms_per_1000_signals: journey and sink, by each runner;
+- journey_over_sink: the journey's cost ÷ the sink's, worker.py's runner (what our handler
+  adds to what the SDK costs anyway);
+- sandbox_over_unsandboxed: the journey's cost in worker.py's runner ÷ unsandboxed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from event_flood import event
 from journeys import dev_server, exit_on_sigterm, quiet_runtime, sample_customer
@@ -54,9 +57,11 @@ from temporalio.api.history.v1 import (  # noqa: E402
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker  # noqa: E402
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: E402
 
 from retention.journey import JourneyOptions  # noqa: E402
 from retention.operations import start_journey  # noqa: E402
+from retention.sandbox import WORKFLOW_RUNNER  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
 from retention.temporal import connect  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
@@ -67,6 +72,11 @@ SIGNAL_GAP = timedelta(milliseconds=2.5)  # 400 signals/s, as bench/event_flood.
 NEVER = 10**9  # neither workflow ends or continues as new during the flood
 IDLE_TIMEOUT_S = 120
 POLL_S = 0.2
+RUNNERS = {
+    "worker": WORKFLOW_RUNNER,  # worker.py's (retention/sandbox.py)
+    "sdk_sandbox": SandboxedWorkflowRunner(),  # the SDK's default, as worker.py ran before
+    "unsandboxed": UnsandboxedWorkflowRunner(),
+}
 TASK_EVENTS = (
     EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
@@ -89,7 +99,7 @@ async def recording_worker(client: Client, tmp: Path) -> AsyncIterator[None]:
             yield
 
 
-async def idle_history(handle: WorkflowHandle[object, object]) -> WorkflowHistory:
+async def idle_history(handle: WorkflowHandle[Any, Any]) -> WorkflowHistory:
     """The history once the workflow waits: no workflow task or activity pending, and no new
     event for a poll."""
     async with asyncio.timeout(IDLE_TIMEOUT_S):
@@ -174,15 +184,12 @@ async def replay_cpu(replayer: Replayer, history: WorkflowHistory) -> float:
 
 async def measure(signals: int, batch: int, rounds: int) -> dict[str, object]:
     journey, sink = await record_prefixes()
+    workflows = [*WORKFLOWS, SignalSink]
     replayers = {
-        "sandboxed": Replayer(
-            workflows=[*WORKFLOWS, SignalSink], data_converter=pydantic_data_converter
-        ),
-        "unsandboxed": Replayer(
-            workflows=[*WORKFLOWS, SignalSink],
-            data_converter=pydantic_data_converter,
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ),
+        runner: Replayer(
+            workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=chosen
+        )
+        for runner, chosen in RUNNERS.items()
     }
     prefixes = {"journey": journey, "sink": sink}
     floods = {kind: flooded(h, signals, batch) for kind, h in prefixes.items()}
@@ -206,10 +213,10 @@ async def measure(signals: int, batch: int, rounds: int) -> dict[str, object]:
             kind: {runner: per_1000[(kind, runner)] for runner in replayers} for kind in prefixes
         },
         "journey_over_sink": round(
-            per_1000[("journey", "sandboxed")] / per_1000[("sink", "sandboxed")], 2
+            per_1000[("journey", "worker")] / per_1000[("sink", "worker")], 2
         ),
         "sandbox_over_unsandboxed": round(
-            per_1000[("journey", "sandboxed")] / per_1000[("journey", "unsandboxed")], 2
+            per_1000[("journey", "worker")] / per_1000[("journey", "unsandboxed")], 2
         ),
     }
 
