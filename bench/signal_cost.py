@@ -20,6 +20,8 @@ median over `--rounds` alternating rounds.
 
 Prints one JSON line:
 - cpu_ms_per_1000_signals: journey and sink, by each runner;
+- in_activations_ms_per_1000_signals: of that, the CPU of activations (workflow code and the
+  SDK's dispatch, on the workflow thread: what the 2 s deadlock detector watches);
 - journey_over_sink: the journey's cost ÷ the sink's, worker.py's runner (what our handler
   adds to what the SDK costs anyway);
 - sandbox_over_unsandboxed: the journey's cost in worker.py's runner ÷ unsandboxed.
@@ -35,8 +37,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -54,10 +57,23 @@ from temporalio.api.history.v1 import (  # noqa: E402
     HistoryEvent,
     WorkflowExecutionSignaledEventAttributes,
 )
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation  # noqa: E402
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion  # noqa: E402
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker  # noqa: E402
+from temporalio.converter import SerializationContext  # noqa: E402
+from temporalio.converter._extstore import StorageDriverStoreContext  # noqa: E402
+from temporalio.worker import (  # noqa: E402
+    Replayer,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
+    WorkflowRunner,
+)
+from temporalio.worker._command_aware_visitor import CommandInfo  # noqa: E402
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: E402
+from temporalio.workflow import Info, _Definition  # noqa: E402
 
 from retention.journey import JourneyOptions  # noqa: E402
 from retention.operations import start_journey  # noqa: E402
@@ -175,48 +191,111 @@ def _copy(template: HistoryEvent, event_id: int, at: object) -> HistoryEvent:
     return event
 
 
-async def replay_cpu(replayer: Replayer, history: WorkflowHistory) -> float:
-    """CPU seconds of this process to replay `history`."""
-    start = time.process_time()
+class _TimedActivations(WorkflowInstance):
+    """`inner`, adding the CPU each activation takes (on its thread) to `spent`."""
+
+    def __init__(self, inner: WorkflowInstance, spent: list[float]) -> None:
+        self._inner, self._spent = inner, spent
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        start = time.thread_time()
+        try:
+            return self._inner.activate(act)
+        finally:
+            self._spent[0] += time.thread_time() - start
+
+    def get_serialization_context(
+        self, command_info: CommandInfo | None
+    ) -> SerializationContext | None:
+        return self._inner.get_serialization_context(command_info)
+
+    def get_external_store_context(
+        self, command_info: CommandInfo | None
+    ) -> StorageDriverStoreContext:
+        return self._inner.get_external_store_context(command_info)
+
+    def get_info(self) -> Info:
+        return self._inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self._inner.get_thread_id()
+
+
+@dataclass(frozen=True)
+class TimedRunner(WorkflowRunner):
+    """`inner`, timing its instances' activations: the part of a workflow task that runs
+    workflow code (and that the deadlock detector watches); the rest is the SDK decoding and
+    encoding payloads on the event loop's thread."""
+
+    inner: WorkflowRunner
+    spent: list[float] = field(default_factory=lambda: [0.0])
+
+    def prepare_workflow(self, defn: _Definition) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _TimedActivations(self.inner.create_instance(det), self.spent)
+
+    def set_worker_level_failure_exception_types(
+        self, types: Sequence[type[BaseException]]
+    ) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+async def replay_cpu(
+    replayer: Replayer, runner: TimedRunner, history: WorkflowHistory
+) -> tuple[float, float]:
+    """CPU seconds of this process to replay `history`, and of them in activations."""
+    start, activations = time.process_time(), runner.spent[0]
     await replayer.replay_workflow(history, raise_on_replay_failure=True)
-    return time.process_time() - start
+    return time.process_time() - start, runner.spent[0] - activations
 
 
 async def measure(signals: int, batch: int, rounds: int) -> dict[str, object]:
     journey, sink = await record_prefixes()
     workflows = [*WORKFLOWS, SignalSink]
+    runners = {name: TimedRunner(runner) for name, runner in RUNNERS.items()}
     replayers = {
-        runner: Replayer(
-            workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=chosen
+        name: Replayer(
+            workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=runner
         )
-        for runner, chosen in RUNNERS.items()
+        for name, runner in runners.items()
     }
     prefixes = {"journey": journey, "sink": sink}
     floods = {kind: flooded(h, signals, batch) for kind, h in prefixes.items()}
-    costs: dict[tuple[str, str], list[float]] = {}
+    costs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for r in range(rounds + 1):  # the first round warms imports and caches: not counted
-        for runner, replayer in replayers.items():
+        for name, replayer in replayers.items():
             for kind in prefixes:
-                full = await replay_cpu(replayer, floods[kind])
-                base = await replay_cpu(replayer, prefixes[kind])
+                full = await replay_cpu(replayer, runners[name], floods[kind])
+                base = await replay_cpu(replayer, runners[name], prefixes[kind])
                 if r:
-                    costs.setdefault((kind, runner), []).append(full - base)
-    per_1000 = {
-        key: round(statistics.median(values) / signals * 1e6, 1) for key, values in costs.items()
-    }
+                    costs.setdefault((kind, name), []).append(
+                        (full[0] - base[0], full[1] - base[1])
+                    )
+
+    def per_1000(part: int) -> dict[str, dict[str, float]]:
+        return {
+            kind: {
+                name: round(
+                    statistics.median(c[part] for c in costs[(kind, name)]) / signals * 1e6, 1
+                )
+                for name in runners
+            }
+            for kind in prefixes
+        }
+
+    total = per_1000(0)
     return {
         "bench": "signal_cost",
         "signals": signals,
         "batch": batch,
         "rounds": rounds,
-        "cpu_ms_per_1000_signals": {
-            kind: {runner: per_1000[(kind, runner)] for runner in replayers} for kind in prefixes
-        },
-        "journey_over_sink": round(
-            per_1000[("journey", "worker")] / per_1000[("sink", "worker")], 2
-        ),
+        "cpu_ms_per_1000_signals": total,
+        "in_activations_ms_per_1000_signals": per_1000(1),
+        "journey_over_sink": round(total["journey"]["worker"] / total["sink"]["worker"], 2),
         "sandbox_over_unsandboxed": round(
-            per_1000[("journey", "worker")] / per_1000[("journey", "unsandboxed")], 2
+            total["journey"]["worker"] / total["journey"]["unsandboxed"], 2
         ),
     }
 
