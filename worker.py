@@ -46,6 +46,7 @@ from retention.plan import Channel
 from retention.readiness import Readiness, serve_health
 from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
+from retention.sandbox import WORKFLOW_RUNNER
 from retention.scan.schedule import keep_scan_schedule
 from retention.schedules import keep_schedule
 from retention.sentiment import InteractionScorer, vader_score
@@ -151,6 +152,7 @@ def make_worker(
         activity_executor=executor,
         max_concurrent_activities=slots,
         graceful_shutdown_timeout=drain,
+        workflow_runner=WORKFLOW_RUNNER,  # the SDK's sandbox, less a cost per signal
     )
 
 

@@ -67,6 +67,17 @@ def test_worker_memory_benchmark_prints_its_figures() -> None:
     assert figures["journeys_per_s"] > 0
 
 
+@pytest.mark.e2e
+def test_signal_cost_benchmark_prints_its_figures() -> None:
+    figures = bench_figures("signal_cost.py", "--signals", "200", "--batch", "50", "--rounds", "1")
+
+    assert figures["bench"] == "signal_cost" and figures["signals"] == 200
+    costs = figures["cpu_ms_per_1000_signals"]
+    assert set(costs) == {"journey", "sink"}
+    assert set(costs["journey"]) == {"worker", "sdk_sandbox", "unsandboxed"}
+    assert figures["journey_over_sink"] > 0
+
+
 def test_ingest_benchmark_prints_its_figures() -> None:
     figures = bench_figures(
         "ingest.py",

@@ -21,6 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from retention.rulebook.loader import load_rulebook
+from retention.sandbox import WORKFLOW_RUNNER
 from worker import WORKFLOWS
 
 HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
@@ -78,8 +79,11 @@ def test_todays_journeys_cover_every_strategy_ending_and_operator_command() -> N
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
-    # every workflow registered: each history replays against the class of the type it names
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    # every workflow registered, in worker.py's runner: each history replays against the class
+    # of the type it names
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
 
     result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)
 

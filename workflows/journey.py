@@ -582,7 +582,9 @@ class RetentionJourney:
         assert self._state.policy is not None
         for campaign, exits in self._state.policy.campaign_exits.items():
             for rule in exits:
-                if rule.event != event_type:
+                # a campaign with nothing pending has nothing to end: skip the count (a flood
+                # of one event type would otherwise count its window at every event)
+                if rule.event != event_type or not self._has_pending(campaign):
                     continue
                 if self._seen(event_type, rule.within_hours) >= rule.at_least:
                     self._exit_campaign(campaign, rule.reason)
@@ -593,6 +595,9 @@ class RetentionJourney:
     def _seen(self, event_type: str, within_hours: float | None) -> int:
         since = workflow.now() - self._real(within_hours) if within_hours else None
         return self._state.events.seen(event_type, since)
+
+    def _has_pending(self, campaign: str) -> bool:
+        return any(s.status == "pending" and s.step.campaign == campaign for s in self._state.steps)
 
     def _exit_campaign(self, campaign: str, reason: str) -> None:
         pending = [
