@@ -24,24 +24,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 def test_a_worker_whose_server_went_away_says_so_and_still_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    port, probe = free_port(), f"127.0.0.1:{free_port()}"
-    server = start_dev_server(tmp_path / "temporal.db", port=port, ui_port=free_port())
-    env = {
-        **os.environ,
-        "RETENTION_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-        "RETENTION_DATABASE_URL": f"sqlite:///{tmp_path / 'retention.db'}",
-        "RETENTION_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "RETENTION_MODEL_DIR": "baseline",
-        "RETENTION_METRICS_ADDRESS": "",
-        "RETENTION_HEALTH_ADDRESS": probe,
-    }
+    probe = f"127.0.0.1:{free_port()}"
+    server, env = stack(tmp_path, RETENTION_HEALTH_ADDRESS=probe)
     log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
+    worker = spawn(env, log, "all")
     try:
-        until(lambda: _worker_ready(worker, log), "worker.py to poll", seconds=60)
         until(lambda: health(probe) == (200, "ready"), "the worker to say it is ready")
 
         stop(server)
@@ -57,19 +44,8 @@ def test_a_worker_whose_server_went_away_says_so_and_still_stops_on_sigterm(
 
 
 def test_a_scan_scores_only_on_a_heavy_worker_and_journeys_on_theirs(tmp_path: Path) -> None:
-    port = free_port()
-    server = start_dev_server(tmp_path / "temporal.db", port=port, ui_port=free_port())
-    env = {
-        **os.environ,
-        "RETENTION_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-        "RETENTION_DATABASE_URL": f"sqlite:///{tmp_path / 'retention.db'}",
-        "RETENTION_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "RETENTION_MODEL_DIR": "baseline",
-        "RETENTION_METRICS_ADDRESS": "",
-        "RETENTION_HEALTH_ADDRESS": "",
-        "RETENTION_PORTFOLIO_SCAN_EVERY": "off",  # `scan --now` starts the scan by hand
-        "COLUMNS": "200",
-    }
+    # `scan --now` starts the scan by hand when there is no schedule
+    server, env = stack(tmp_path, RETENTION_PORTFOLIO_SCAN_EVERY="off", COLUMNS="200")
     files = [tmp_path / "at-risk.json", tmp_path / "healthy.json"]
     for file, data in zip(files, [customer_data(**AT_RISK), customer_data()], strict=True):
         file.write_text(json.dumps(data))
@@ -95,6 +71,22 @@ def test_a_scan_scores_only_on_a_heavy_worker_and_journeys_on_theirs(tmp_path: P
         for worker in workers:
             stop(worker)
         stop(server)
+
+
+def stack(tmp_path: Path, **settings: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """A dev server of its own, and the environment a worker.py or starter.py needs for it."""
+    port = free_port()
+    server = start_dev_server(tmp_path / "temporal.db", port=port, ui_port=free_port())
+    return server, {
+        **os.environ,
+        "RETENTION_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        "RETENTION_DATABASE_URL": f"sqlite:///{tmp_path / 'retention.db'}",
+        "RETENTION_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "RETENTION_MODEL_DIR": "baseline",
+        "RETENTION_METRICS_ADDRESS": "",
+        "RETENTION_HEALTH_ADDRESS": "",
+        **settings,
+    }
 
 
 AT_RISK = {
