@@ -30,13 +30,13 @@ from retention.operations import (
     JourneyNotFound,
     TemporalUnreachable,
     journey_state,
-    open_client,
     start_journey,
 )
 from retention.population import read_customers
 from retention.settings import ROOT, Settings, get_settings
 from retention.store.db import make_engine
 from retention.store.records import save_customer
+from retention.temporal import connect
 
 EXAMPLES = ROOT / "examples"
 VAR = ROOT / "var"
@@ -204,10 +204,10 @@ async def _connect_with_retry(settings: Settings, attempts: int = 30) -> Client:
     """The server takes a few seconds to serve after it listens."""
     for _ in range(attempts - 1):
         try:
-            return await open_client(settings=settings)
+            return await connect(settings)
         except TemporalUnreachable:
             await asyncio.sleep(1)
-    return await open_client(settings=settings)
+    return await connect(settings)
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:

@@ -19,10 +19,8 @@ from temporalio.exceptions import TemporalError
 
 from retention.customer import describe_validation_error
 from retention.errors import InvalidInput, RetentionError
-from retention.operations import (
-    open_client,
-)
 from retention.settings import get_settings
+from retention.temporal import connect
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -99,7 +97,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def with_client(work: Callable[[Client], Awaitable[T]]) -> T:
     async def main() -> T:
-        return await work(await open_client(_options.address))
+        return await work(await connect(address=_options.address))
 
     return asyncio.run(main())
 

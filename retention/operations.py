@@ -59,7 +59,7 @@ from retention.journey import (
     Stage,
     journey_id,
 )
-from retention.settings import Settings, get_settings
+from retention.settings import get_settings
 
 COMMAND_TIMEOUT = timedelta(seconds=60)
 QUERY_TIMEOUT = timedelta(seconds=15)
@@ -110,14 +110,6 @@ class JourneyRow(BaseModel):
     churn_probability: float | None = None
     health_score: float | None = None
     status: str
-
-
-# ---- connecting ------------------------------------------------------------------------------
-
-
-async def open_client(address: str | None = None, settings: Settings | None = None) -> Client:
-    """`retention.temporal.connect()`: an unreachable or refusing server is one clear error."""
-    return await sa.connect(settings or get_settings(), address=address)
 
 
 # ---- starting --------------------------------------------------------------------------------

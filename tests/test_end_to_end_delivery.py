@@ -69,6 +69,12 @@ def start_worker(stack: Stack, name: str) -> subprocess.Popen[bytes]:
     return worker
 
 
+def stop_running(*workers: subprocess.Popen[bytes] | None) -> None:
+    for worker in workers:
+        if worker is not None and worker.poll() is None:
+            stop(worker)
+
+
 def outbox_row(engine: Engine, key: str) -> OutboxRow:
     with session(engine) as db:
         return db.exec(select(OutboxRow).where(OutboxRow.idempotency_key == key)).one()
@@ -130,9 +136,7 @@ def test_a_worker_killed_mid_send_delivers_the_email_once(
         stack.cli("cancel", "globex-nur", "--reason", "test over")
     finally:
         engine.dispose()
-        for worker in (first, second):
-            if worker is not None and worker.poll() is None:
-                stop(worker)
+        stop_running(first, second)
 
 
 def health(address: str) -> tuple[int, str]:
@@ -172,6 +176,4 @@ def test_a_worker_stopped_mid_send_finishes_the_send_before_it_exits(
         stack.cli("cancel", "globex-nur", "--reason", "test over")
     finally:
         engine.dispose()
-        for worker in (first, second):
-            if worker is not None and worker.poll() is None:
-                stop(worker)
+        stop_running(first, second)

@@ -54,7 +54,6 @@ from retention.journey import JourneyOptions, JourneyState, journey_id
 from retention.operations import (
     JourneyAlreadyRunning,
     TemporalUnreachable,
-    open_client,
     start_journey,
 )
 from retention.plan import Decision
@@ -62,6 +61,7 @@ from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
 from retention.rulebook.loader import load_rulebook
 from retention.store.db import make_engine, session
 from retention.store.tables import InterventionRow, OutboxRow
+from retention.temporal import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(1200)]
 T = TypeVar("T")
@@ -490,7 +490,7 @@ async def test_journeys_events_and_deliveries_survive_kills_and_restarts(
     faults = plan_faults(rng)
     began = time.monotonic()
     with fault_stack(tmp_path, fake_sendgrid) as stack:
-        client = await open_client(stack.server.address)
+        client = await connect(address=stack.server.address)
         posted: list[str] = []
         gate = asyncio.Lock()
         t0 = time.monotonic()

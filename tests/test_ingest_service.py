@@ -44,9 +44,10 @@ from retention.customer import CustomerEvent
 from retention.devserver import free_port, start_dev_server, stop
 from retention.ingest import inbox
 from retention.ingest.sources import Sources, load_sources
-from retention.operations import open_client, send_event
+from retention.operations import send_event
 from retention.store.db import make_engine
 from retention.store.tables import InboxRow
+from retention.temporal import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 T = TypeVar("T")
@@ -353,7 +354,7 @@ def test_the_openapi_schema_and_docs_are_served(ingest: IngestStack) -> None:
 async def test_a_repeated_signal_request_reaches_the_journey_once(ingest: IngestStack) -> None:
     """What makes a forwarder's retry after a crash harmless: the inbox row's request id."""
     start_journey(ingest, "ing-once")
-    client = await open_client(ingest.stack.address)
+    client = await connect(address=ingest.stack.address)
     for request_id, n in (("inbox:test:1", 1), ("inbox:test:1", 1), ("inbox:test:2", 2)):
         event = CustomerEvent(type="feature_used", data={"n": n})
         await send_event(client, "ing-once", event, request_id=request_id)
@@ -380,7 +381,7 @@ async def test_a_burst_from_concurrent_senders_is_settled_once_and_coalesced(
     rows = until(lambda: _all_settled(ingest, "ing-burst-"), "every burst row settled")
     assert len(rows) == len(posts) and {r.status for r in rows} == {"forwarded"}
     assert {r.workflow_id for r in rows} == {f"retention-{c}" for c in customers}
-    client = await open_client(ingest.stack.address)
+    client = await connect(address=ingest.stack.address)
     for customer_id in customers:
         handle = client.get_workflow_handle(f"retention-{customer_id}")
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING

@@ -22,9 +22,9 @@ from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.signatures import BadSignature, verify
 from retention.ingest.sources import MappingError, SourcesWatch, map_payload, parse_body
-from retention.operations import open_client
 from retention.settings import Settings, get_settings
 from retention.store.db import make_engine
+from retention.temporal import connect
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     forwarder = Forwarder(
         engine,
         sources,
-        lambda: open_client(settings=settings),
+        lambda: connect(settings),
         rate=settings.ingest_forward_rate,
         concurrency=settings.ingest_forward_concurrency,
     )
