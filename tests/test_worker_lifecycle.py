@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from factories import customer_data
-from test_end_to_end import ROOT, _worker_ready, until
+from test_end_to_end import ROOT, Stack, _worker_ready, until
 from test_end_to_end_delivery import health
 
 from retention.devserver import free_port, start_dev_server, stop, temporal_cli
@@ -107,11 +107,8 @@ def spawn(env: dict[str, str], log: Path, role: str) -> subprocess.Popen[bytes]:
 
 
 def starter(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    """`starter.py ARGS` as a user types it (test_end_to_end's Stack), its output."""
+    return Stack(env["RETENTION_TEMPORAL_ADDRESS"], env, ROOT).cli(*args).stdout
 
 
 def scheduled_on(env: dict[str, str], queue: str) -> bool:
