@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -57,9 +58,12 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 def start_dev_server(
     db_file: Path, port: int = 7233, ui_port: int = 8233, log_file: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """`temporal server start-dev` with every search attribute registered; waits until ready."""
+    """`temporal server start-dev` with every search attribute registered; returns once its
+    frontend serves requests (the gRPC port listens seconds before it stops answering
+    "Frontend is not healthy yet")."""
     db_file.parent.mkdir(parents=True, exist_ok=True)
     log_path = log_file or db_file.with_suffix(".log")
+    http_port = free_port()
     command = [
         temporal_cli(), "server", "start-dev",
         "--db-filename", str(db_file),
@@ -67,7 +71,7 @@ def start_dev_server(
         "--port", str(port),
         "--ui-port", str(ui_port),
         "--metrics-port", str(free_port()),
-        "--http-port", str(free_port()),
+        "--http-port", str(http_port),
         "--log-level", "warn",
         "--ui-disable-news-fetch",
         "--sqlite-pragma", "journal_mode=wal",
@@ -77,14 +81,25 @@ def start_dev_server(
     with log_path.open("ab") as log:  # the child keeps its own copy of the handle
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
-    while not port_open(port):
+    while not _serving(http_port):
         if process.poll() is not None:
             raise RuntimeError(f"temporal dev server exited ({process.returncode}); see {log_path}")
         if time.monotonic() > deadline:
             process.terminate()
-            raise TimeoutError(f"temporal dev server did not listen on {port} within 60 s")
+            raise TimeoutError(f"temporal dev server did not serve on {port} within 60 s")
         time.sleep(0.2)
     return process
+
+
+def _serving(http_port: int) -> bool:
+    """The frontend answers for the default namespace (its HTTP API goes through the same
+    frontend handler as gRPC, so this is ready exactly when clients are)."""
+    url = f"http://127.0.0.1:{http_port}/api/v1/namespaces/default"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:  # refused, reset, or an HTTP error status while it starts
+        return False
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:

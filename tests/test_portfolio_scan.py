@@ -54,19 +54,9 @@ async def dev_client(tmp_path: Path) -> AsyncIterator[Client]:
     port = free_port()
     server = start_dev_server(tmp_path / "temporal.db", port=port, ui_port=free_port())
     try:
-        yield await connected(f"127.0.0.1:{port}")
+        yield await connect(address=f"127.0.0.1:{port}")
     finally:
         stop(server)
-
-
-async def connected(address: str, attempts: int = 60) -> Client:
-    """The listening port comes before a healthy frontend ("Frontend is not healthy yet")."""
-    for _ in range(attempts - 1):
-        try:
-            return await connect(address=address)
-        except RuntimeError:
-            await asyncio.sleep(0.5)
-    return await connect(address=address)
 
 
 @pytest.fixture(scope="module")
