@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories bench population model migration ingest browser docs nginx
+.PHONY: run test quick area lint install clean histories bench population model migration ingest browser docs nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ ingest: $(STAMP)
 # The docs are built first: a broken link, anchor or page fails the build (mkdocs.yml: strict).
 test: $(STAMP) browser nginx docs
 	$(BIN)/python -m pytest -q
+
+# The inner loop (docs/testing.md): lint, then every test but the subprocess, browser and fault
+# ones, stopping at the first failure; `make area AREA=ingest` runs tests/test_ingest*.py alone.
+quick: lint
+	$(BIN)/python -m pytest -q -x -m "not e2e and not browser and not faults"
+
+area: $(STAMP)
+	@test -n "$(AREA)" || { echo "name an area: make area AREA=ingest (tests/test_ingest*.py)"; exit 2; }
+	$(BIN)/python -m pytest -q tests/test_$(AREA)*.py
 
 # The docs site (mkdocs.yml, docs/) into site/; open site/index.html, or `$(BIN)/mkdocs serve`.
 docs: $(STAMP)
