@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.metrics import count
+from activities.counters import count
 from retention.assessment import Assessment, ChurnScorer, assess_customer
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import CustomerNotFound

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.metrics import count
+from activities.counters import count
 from retention.assessment import Assessment
 from retention.errors import RulebookError
 from retention.metrics import RULE_DECISIONS

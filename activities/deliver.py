@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.metrics import count
+from activities.counters import count
 from retention.customer import CustomerSnapshot
 from retention.delivery.booking import booking_link
 from retention.delivery.guardrails import SuppressRequest

@@ -21,7 +21,7 @@ from retention.errors import InvalidInput
 if TYPE_CHECKING:
     import pandas as pd
 
-    from retention.model.metrics import ModelFigures
+    from retention.model.quality import ModelFigures
 
 model_app = typer.Typer(
     help="The churn model: generate data, train, evaluate.", no_args_is_help=True
@@ -82,10 +82,10 @@ def model_train(
     """Train the churn model and its time-to-churn model; write them with a model card whose
     figures are cross-validated beside a logistic baseline on the same folds."""
     from retention.model.card import build_card
-    from retention.model.metrics import false_positive_target
+    from retention.model.labelled_file import file_sha256, labelled_table
     from retention.model.persist import save_model
+    from retention.model.quality import false_positive_target
     from retention.model.spec import SEED_SPEC, load_feature_spec
-    from retention.model.tables import file_sha256, labelled_table
     from retention.model.train import train_churn_model
 
     if (data is None) != from_database:
@@ -143,9 +143,9 @@ def model_evaluate(
         evaluate,
         make_folds,
     )
-    from retention.model.metrics import false_positive_target, mean_figures
+    from retention.model.labelled_file import labelled_table
     from retention.model.persist import load_model
-    from retention.model.tables import labelled_table
+    from retention.model.quality import false_positive_target, mean_figures
 
     if baseline not in (None, "logistic"):
         raise InvalidInput(f"--baseline: {baseline!r}; the baseline on offer is logistic")

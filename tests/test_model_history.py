@@ -20,8 +20,8 @@ from retention.errors import InvalidInput
 from retention.health import score_health
 from retention.model.champion import ChampionScorer
 from retention.model.history import history_table, labelled_history, save_history
-from retention.model.metrics import ModelFigures
 from retention.model.persist import load_model
+from retention.model.quality import ModelFigures
 from retention.model.retrain import (
     Challenger,
     Champion,

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from retention.health import score_health
 from retention.model.evaluate import compare_with_logistic, cross_validate, make_folds
 from retention.model.generator import DEFAULT_SNAPSHOT_DATE, generate_population
-from retention.model.metrics import calibration_error, mean_figures
+from retention.model.quality import calibration_error, mean_figures
 from retention.model.spec import SEED_SPEC
 from retention.model.train import train_churn_model
 from retention.model.training_data import training_table

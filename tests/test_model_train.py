@@ -12,9 +12,9 @@ from retention.errors import InvalidInput
 from retention.kpis import KpiTarget
 from retention.model.card import ModelCard, build_card
 from retention.model.evaluate import compare_with_logistic, evaluate, make_folds
-from retention.model.metrics import calibration_error, fpr_threshold, mean_figures
 from retention.model.persist import CARD_FILE, load_model, save_model
 from retention.model.predict import ChurnModel
+from retention.model.quality import calibration_error, fpr_threshold, mean_figures
 from retention.model.spec import (
     SEED_FEATURES,
     SEED_SPEC,

@@ -29,17 +29,17 @@ from retention.model.evaluate import (
     cross_validate,
     make_folds,
 )
-from retention.model.metrics import (
-    SEED_FALSE_POSITIVE_TARGET,
-    ModelFigures,
-    mean_figures,
-    threshold_rule,
-)
 from retention.model.predict import (
     CONTRIBUTIONS_METHOD,
     DRIVERS_FOR,
     ChurnModel,
     ContributionsMethod,
+)
+from retention.model.quality import (
+    SEED_FALSE_POSITIVE_TARGET,
+    ModelFigures,
+    mean_figures,
+    threshold_rule,
 )
 from retention.model.spec import FeatureSpec, labels
 from retention.model.train import (

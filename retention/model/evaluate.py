@@ -29,13 +29,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from retention.errors import InvalidInput
 from retention.kpis import KpiTarget
-from retention.model.metrics import (
+from retention.model.predict import ChurnModel
+from retention.model.quality import (
     SEED_FALSE_POSITIVE_TARGET,
     ModelFigures,
     figures,
     fpr_threshold,
 )
-from retention.model.predict import ChurnModel
 from retention.model.spec import FeatureSpec, check_table, design_matrix, durations, labels
 from retention.model.train import train_churn_model, validation_split
 

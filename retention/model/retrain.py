@@ -32,9 +32,9 @@ from retention.health import score_health
 from retention.model.card import ModelCard, build_card
 from retention.model.evaluate import Progress, evaluate
 from retention.model.history import SOURCE, LabelledHistory, history_table, labelled_history
-from retention.model.metrics import ModelFigures, false_positive_target, figures
 from retention.model.persist import load_model, save_model
 from retention.model.predict import ChurnModel
+from retention.model.quality import ModelFigures, false_positive_target, figures
 from retention.model.scorer import BASELINE_NAMES
 from retention.model.spec import SEED_SPEC, durations, labels
 from retention.model.train import train_churn_model

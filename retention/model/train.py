@@ -31,8 +31,8 @@ from sklearn.model_selection import train_test_split
 
 from retention.errors import InvalidInput
 from retention.kpis import KpiTarget
-from retention.model.metrics import SEED_FALSE_POSITIVE_TARGET, fpr_threshold
 from retention.model.predict import Calibration, ChurnModel
+from retention.model.quality import SEED_FALSE_POSITIVE_TARGET, fpr_threshold
 from retention.model.spec import FeatureSpec, check_table, design_matrix, durations, labels
 
 TREE_PARAMS: dict[str, Any] = {
