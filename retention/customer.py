@@ -145,7 +145,7 @@ class Relationship(_Strict):
 
 
 class Contact(_Strict):
-    """One person at the customer's account (docs/operators.md, "Contacts")."""
+    """One person at the account (docs/operators.md, "Contacts: an account's people")."""
 
     contact_id: str = Field(pattern=CUSTOMER_ID_PATTERN, description="unique in the account")
     name: str = Field(min_length=1, max_length=MAX_CONTACT_TEXT)
