@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -21,6 +22,8 @@ from retention.errors import InvalidInput
 from retention.plan import CUSTOMER_CHANNELS, DEFAULT_UNSUBSCRIBE_CHANNEL
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"  # E.164
 MAX_INTERACTION_CHARS = 10_000
 # A snapshot carries the recent conversations, not the whole helpdesk history.
 MAX_INTERACTIONS = 1_000
@@ -34,8 +37,8 @@ class Profile(_Strict):
     customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
     name: str = Field(min_length=1)
     company: str = Field(min_length=1)
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    email: str = Field(pattern=EMAIL_PATTERN)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     plan: str = "standard"
     segment: str = "smb"
     timezone: str = "UTC"
@@ -120,10 +123,80 @@ class Financial(_Strict):
     discount_pct: float = Field(default=0.0, ge=0, le=100)
 
 
+ChampionStatus = Literal["active", "at_risk", "left", "none"]
+ContactRole = Literal["executive_sponsor", "champion", "admin", "billing", "user"]
+CONTACT_ROLES: tuple[ContactRole, ...] = get_args(ContactRole)
+# The people a journey may address, not every seat. The snapshot travels in workflow payloads,
+# which Temporal refuses over 2 MB: 500 contacts take ~100 KB as real ones come and under 1 MB
+# with every text at its longest in escaped 4-byte characters (tests/test_customer_contacts.py).
+MAX_CONTACTS = 500
+MAX_CONTACT_TEXT = 100  # a name or a job title
+MAX_EMAIL_CHARS = 254  # the longest address SMTP carries (RFC 5321)
+# The profile's person when it stands in as a contact (`CustomerSnapshot.primary_contact`).
+PRIMARY_CONTACT_ID = "primary"
+
+
 class Relationship(_Strict):
     nps: int | None = Field(default=None, ge=0, le=10, description="latest NPS answer, 0-10")
     executive_engaged: bool = False
-    champion_status: Literal["active", "at_risk", "left", "none"] = "active"
+    champion_status: ChampionStatus = Field(
+        default="active", description="with contacts, what they show (`champion_status_from`)"
+    )
+
+
+class Contact(_Strict):
+    """One person at the account (docs/operators.md, "Contacts: an account's people")."""
+
+    contact_id: str = Field(pattern=CUSTOMER_ID_PATTERN, description="unique in the account")
+    name: str = Field(min_length=1, max_length=MAX_CONTACT_TEXT)
+    email: str = Field(max_length=MAX_EMAIL_CHARS, pattern=EMAIL_PATTERN)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
+    roles: list[ContactRole] = Field(
+        default_factory=lambda: list[ContactRole](["user"]),
+        min_length=1,
+        max_length=len(CONTACT_ROLES),
+        description="one or more; a person often holds several (the champion is an admin)",
+    )
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA zone; None: the account's (profile)"
+    )
+    title: str | None = Field(default=None, max_length=MAX_CONTACT_TEXT)
+    active: bool = Field(default=True, description="false: left the account or the role")
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_once(cls, roles: list[ContactRole]) -> list[ContactRole]:
+        twice = sorted({role for role in roles if roles.count(role) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed twice")
+        return roles
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return name
+
+
+def champion_status_from(contacts: Sequence[Contact], given: ChampionStatus) -> ChampionStatus:
+    """The champion status the contacts show; `given` where they do not decide it.
+
+    Without contacts, `given` stands (the upstream flag). With them, the contacts are the
+    fresher fact: an active champion is `active`, or `at_risk` when so flagged; no active
+    champion is `left` (gone from the list, or `active: false`), except `none` for an account
+    that says it never had one and lists no champion, past or present.
+    """
+    if not contacts:
+        return given
+    champions = [contact for contact in contacts if "champion" in contact.roles]
+    if any(champion.active for champion in champions):
+        return "at_risk" if given == "at_risk" else "active"
+    return "none" if given == "none" and not champions else "left"
 
 
 class CustomerSnapshot(_Strict):
@@ -136,10 +209,68 @@ class CustomerSnapshot(_Strict):
     health_history: list[float] = Field(
         default_factory=list, description="earlier overall health scores, oldest first"
     )
+    contacts: list[Contact] = Field(
+        default_factory=list,
+        max_length=MAX_CONTACTS,
+        description="the account's people; none: the profile's person is the only one known",
+    )
+
+    @field_validator("contacts")
+    @classmethod
+    def _each_person_once(cls, contacts: list[Contact]) -> list[Contact]:
+        """One entry per person: by id, and by email whatever its case."""
+        ids: dict[str, int] = {}
+        emails: dict[str, int] = {}
+        for i, contact in enumerate(contacts):
+            where = f"contacts.{i} ({contact.contact_id!r})"
+            if contact.contact_id == PRIMARY_CONTACT_ID:
+                raise ValueError(f"{where}: contact_id {PRIMARY_CONTACT_ID!r} is the profile's")
+            if (first := ids.setdefault(contact.contact_id, i)) != i:
+                raise ValueError(f"{where}: contact_id is also contacts.{first}'s")
+            if (first := emails.setdefault(contact.email.casefold(), i)) != i:
+                raise ValueError(
+                    f"{where}: email {contact.email!r} is also contacts.{first}'s "
+                    f"({contacts[first].contact_id!r})"
+                )
+        return contacts
+
+    @model_validator(mode="after")
+    def _champion_as_contacts_show(self) -> CustomerSnapshot:
+        # Set here, once, so health, risk, the model and the rules all read the same status.
+        status = champion_status_from(self.contacts, self.relationship.champion_status)
+        if status != self.relationship.champion_status:
+            self.relationship = self.relationship.model_copy(update={"champion_status": status})
+        return self
 
     @property
     def customer_id(self) -> str:
         return self.profile.customer_id
+
+    @property
+    def primary_contact(self) -> Contact:
+        """The profile's person, the account's primary contact: their entry in `contacts` (same
+        email), else the profile as a contact holding every role, the one person known."""
+        email = self.profile.email.casefold()
+        listed = (contact for contact in self.contacts if contact.email.casefold() == email)
+        # model_construct: the profile's own checks passed, and its name may be longer than a
+        # contact's limit; the stand-in never travels on its own.
+        return next(listed, None) or Contact.model_construct(
+            contact_id=PRIMARY_CONTACT_ID,
+            name=self.profile.name,
+            email=self.profile.email,
+            phone=self.profile.phone,
+            roles=list(CONTACT_ROLES),
+            timezone=None,
+            title=None,
+            active=True,
+        )
+
+    def contacts_with_role(self, role: ContactRole) -> list[Contact]:
+        """The active people holding `role`; without contacts, the primary contact, whatever
+        the role (every message went to the profile's person before contacts existed)."""
+        if not self.contacts:
+            return [self.primary_contact]
+        return [contact for contact in self.contacts if contact.active and role in contact.roles]
 
 
 EventType = Literal[
@@ -212,20 +343,39 @@ def _check_task_completed(data: dict[str, Any]) -> None:
             raise ValueError(f"data.{field} must be a non-empty text for task_completed")
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming every failing field, e.g. `usage.total_features: Input should be ...`."""
+def describe_validation_error(error: ValidationError, document: Any = None) -> str:
+    """One line naming every failing field, e.g. `usage.total_features: Input should be ...`;
+    given the `document` that failed, a contact's field names the contact by its id too
+    (`contacts.2 ('ana').email: ...`)."""
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(root)"
+        where = _where(item["loc"], document) or "(root)"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
+
+
+def _where(loc: tuple[int | str, ...], document: Any) -> str:
+    names, node = [], document
+    for key in loc:
+        node = _item(node, key)
+        contact_id = node.get("contact_id") if isinstance(node, dict) else None
+        names.append(f"{key} ({contact_id!r})" if isinstance(contact_id, str) else str(key))
+    return ".".join(names)
+
+
+def _item(node: Any, key: int | str) -> Any:
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        return node[key]
+    return None
 
 
 def parse_customer(raw: Any, source: str = "customer") -> CustomerSnapshot:
     try:
         return CustomerSnapshot.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInput(f"{source}: {describe_validation_error(exc)}") from exc
+        raise InvalidInput(f"{source}: {describe_validation_error(exc, raw)}") from exc
 
 
 def parse_event(raw: Any) -> CustomerEvent:

@@ -253,9 +253,10 @@ def _header(names: list[str], source: str, known: dict[str, Column]) -> list[Col
 
 def _parse_row(columns: Sequence[Column], cells: Sequence[Any], where: str) -> CustomerSnapshot:
     try:
-        return CustomerSnapshot.model_validate(_document(columns, cells))
+        document = _document(columns, cells)
+        return CustomerSnapshot.model_validate(document)
     except ValidationError as exc:
-        raise InvalidInput(f"{where}: {describe_validation_error(exc)}") from exc
+        raise InvalidInput(f"{where}: {describe_validation_error(exc, document)}") from exc
     except InvalidInput as exc:
         raise InvalidInput(f"{where}: {exc}") from exc
 

@@ -52,16 +52,21 @@ RULEBOOK = load_rulebook(ROOT / "rules")
 TEMPLATES = TemplateSet.read(ROOT / "rules" / "templates")
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 FORGOTTEN, NEIGHBOUR = "cust-001", "cust-0011"  # one id the prefix of the other
-MENTIONS_FORGOTTEN = re.compile(r"cust-001(?!1)|dana@acme")
+# The forgotten account's champion, a contact of theirs whose details name them nowhere else.
+CHAMPION = {"contact_id": "c-7", "name": "Noor Haddad", "email": "noor@acme-finance.example"}
+MENTIONS_FORGOTTEN = re.compile(r"cust-001(?!1)|dana@acme|Noor Haddad|noor@acme-finance")
 # Tables that hold rule files, models and the schema's revision: never a customer.
 NEVER_NAME_A_CUSTOMER = {"rule_sets", "model_versions", "alembic_version"}
 
 
-def _customer_with_history(engine: Engine, outbox: Path, customer_id: str, email: str) -> None:
+def _customer_with_history(
+    engine: Engine, outbox: Path, customer_id: str, email: str, contacts: list[Any]
+) -> None:
     """Rows in every table a journey writes, as the worker writes them."""
     customer = make_customer(
         profile={"customer_id": customer_id, "email": email},
         usage={"active_users": 45, "max_users": 50},  # an expansion opportunity
+        contacts=contacts,
     )
     save_customer(engine, customer)
     journey_id, journey_key = f"retention-{customer_id}", f"retention-{customer_id}/run-1"
@@ -147,8 +152,8 @@ def outbox(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def history(engine: Engine, outbox: Path) -> Engine:
-    _customer_with_history(engine, outbox, FORGOTTEN, "dana@acme.example")
-    _customer_with_history(engine, outbox, NEIGHBOUR, "sam@initech.example")
+    _customer_with_history(engine, outbox, FORGOTTEN, "dana@acme.example", [CHAMPION])
+    _customer_with_history(engine, outbox, NEIGHBOUR, "sam@initech.example", [])
     return engine
 
 
@@ -163,6 +168,7 @@ def test_forget_leaves_no_trace_of_the_customer_and_keeps_the_numbers(
     # the search below can only find what was there: a table left empty proves nothing
     empty = {table.name for table in _database_tables(history) if not _rows(history, table)}
     assert empty <= NEVER_NAME_A_CUSTOMER, "fill it in _customer_with_history"
+    assert _everything(history).count("noor@acme-finance") == 2  # customers, journey_snapshots
 
     erasure = forget_customer(history, outbox, FORGOTTEN, actor="cli:privacy-officer")
 

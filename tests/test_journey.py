@@ -291,6 +291,23 @@ async def test_continue_as_new_carries_the_state(world: Any) -> None:
     assert final.strategy_history[0].to_strategy == "nurture"
 
 
+async def test_a_journey_sees_the_champion_gone_from_the_accounts_contacts(world: Any) -> None:
+    champion = {"contact_id": "c-1", "name": "Ana Ruiz", "email": "ana@acme.example"}
+    admin = {"contact_id": "c-2", "name": "Bo Chen", "email": "bo@acme.example", "roles": ["admin"]}
+    customer = make_customer(
+        profile={"customer_id": customer_id_in_group("ppl", held_out=False)},
+        relationship={"champion_status": "active"},  # a stale flag: the contacts say otherwise
+        contacts=[{**champion, "roles": ["champion", "admin"], "active": False}, admin],
+        **DRIFTING,
+    )
+    handle = await start(world, customer)
+
+    planned = await until_planned(world, handle)
+
+    assert "champion_risk" in [factor.name for factor in planned.risk_factors]
+    await end_journey(handle)
+
+
 async def test_a_malformed_request_fails_the_journey_naming_the_fields(world: Any) -> None:
     handle = await world.client.start_workflow(
         "RetentionJourney",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,29 @@ def test_interactions_travel_as_one_json_cell(tmp_path: Path) -> None:
     write_customers_csv([customer], path)
 
     assert read_customers_csv(path) == [customer]
+
+
+def test_an_accounts_contacts_travel_as_one_json_cell(tmp_path: Path) -> None:
+    northwind = read_customers(EXAMPLES / "customers" / "northwind.json")
+    path = tmp_path / "pop.csv"
+
+    write_customers_csv([*customers(1), *northwind], path)
+
+    [plain, row] = read_csv_rows(path)
+    assert plain["contacts"] == ""  # no contacts: the profile's person is the one known
+    assert json.loads(row["contacts"])[1]["roles"] == ["champion", "admin"]
+    assert read_customers_csv(path) == [*customers(1), *northwind]
+
+
+def test_a_bad_contact_in_a_csv_names_line_field_and_contact(tmp_path: Path) -> None:
+    rows = rows_of(tmp_path, customers(2))
+    ana = {"contact_id": "ana", "name": "Ana", "email": "ana@x.example", "roles": ["admin"]}
+    bo = {"contact_id": "bo", "name": "Bo", "email": "bo@x.example", "phone": "12"}
+    rows[1]["contacts"] = json.dumps([ana, bo])
+
+    message = refusal(write_csv_rows(tmp_path / "pop.csv", rows))
+
+    assert "pop.csv:3: contacts.1 ('bo').phone: String should match pattern" in message
 
 
 def test_an_interactions_cell_that_is_not_json_names_line_and_column(tmp_path: Path) -> None:
