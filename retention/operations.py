@@ -39,7 +39,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from retention import temporal as sa
+from retention import search_attributes
 from retention.customer import CustomerEvent, CustomerSnapshot, describe_validation_error
 from retention.errors import (
     InvalidInput,
@@ -140,7 +140,7 @@ async def start_journey(
     workflow_id = journey_id(target)
     try:
         return await client.start_workflow(
-            sa.WORKFLOW_TYPE,
+            search_attributes.WORKFLOW_TYPE,
             request,
             id=workflow_id,
             task_queue=task_queue or get_settings().task_queue,
@@ -174,7 +174,7 @@ async def start_journey_with_event(
     request = JourneyRequest(customer_id=customer_id, options=options)
     try:
         handle = await client.start_workflow(
-            sa.WORKFLOW_TYPE,
+            search_attributes.WORKFLOW_TYPE,
             request,
             id=journey_id(customer_id),
             task_queue=task_queue or get_settings().task_queue,
@@ -213,9 +213,13 @@ def journey_details(customer_id: str, customer: CustomerSnapshot | None) -> str:
 def _initial_search_attributes(
     customer_id: str, customer: CustomerSnapshot | None
 ) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[str]] = [SearchAttributePair(sa.CUSTOMER_ID, customer_id)]
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(search_attributes.CUSTOMER_ID, customer_id)
+    ]
     if customer is not None and customer.profile.assigned_csm:
-        pairs.append(SearchAttributePair(sa.ASSIGNED_CSM, customer.profile.assigned_csm))
+        pairs.append(
+            SearchAttributePair(search_attributes.ASSIGNED_CSM, customer.profile.assigned_csm)
+        )
     return TypedSearchAttributes(pairs)
 
 
@@ -301,13 +305,13 @@ def journey_query(
     status: StatusFilter = "running",
 ) -> str:
     """A visibility query over journeys, e.g. `WorkflowType="RetentionJourney" AND ...`."""
-    clauses = [f'WorkflowType="{sa.WORKFLOW_TYPE}"']
+    clauses = [f'WorkflowType="{search_attributes.WORKFLOW_TYPE}"']
     if stage is not None and stage not in get_args(Stage):
         raise InvalidInput(f"--stage: {stage!r} is not one of {', '.join(get_args(Stage))}")
     for option, key, value in (
-        ("--tier", sa.RISK_TIER, tier),
-        ("--strategy", sa.STRATEGY, strategy),
-        ("--stage", sa.JOURNEY_STAGE, stage),
+        ("--tier", search_attributes.RISK_TIER, tier),
+        ("--strategy", search_attributes.STRATEGY, strategy),
+        ("--stage", search_attributes.JOURNEY_STAGE, stage),
     ):
         if value is not None:
             clauses.append(f'{key.name}="{_keyword(option, value)}"')
@@ -328,14 +332,16 @@ async def journey_rows(client: Client, query: str) -> list[JourneyRow]:
 
 def _row(execution: WorkflowExecution) -> JourneyRow:
     found = execution.typed_search_attributes
-    customer_id = found.get(sa.CUSTOMER_ID) or execution.id.removeprefix("retention-")
+    customer_id = found.get(search_attributes.CUSTOMER_ID) or execution.id.removeprefix(
+        "retention-"
+    )
     return JourneyRow(
         customer_id=customer_id,
-        risk_tier=found.get(sa.RISK_TIER) or None,
-        strategy=found.get(sa.STRATEGY),
-        stage=found.get(sa.JOURNEY_STAGE),
-        churn_probability=found.get(sa.CHURN_PROBABILITY),
-        health_score=found.get(sa.HEALTH_SCORE),
+        risk_tier=found.get(search_attributes.RISK_TIER) or None,
+        strategy=found.get(search_attributes.STRATEGY),
+        stage=found.get(search_attributes.JOURNEY_STAGE),
+        churn_probability=found.get(search_attributes.CHURN_PROBABILITY),
+        health_score=found.get(search_attributes.HEALTH_SCORE),
         status=_status_name(execution.status),
     )
 

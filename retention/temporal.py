@@ -1,42 +1,19 @@
-"""The one way every process talks to Temporal: converter, task queue, search attributes."""
+"""The one way every process talks to Temporal: connection, converter, metrics runtime, and
+the search attributes registered on a dev or test server."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
 from retention.connection import refusal, temporal_target
 from retention.errors import InvalidInput, TemporalUnreachable
+from retention.search_attributes import SEARCH_ATTRIBUTES
 from retention.settings import Settings, get_settings
-
-WORKFLOW_TYPE = "RetentionJourney"
-
-CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
-RISK_TIER = SearchAttributeKey.for_keyword("RiskTier")
-STRATEGY = SearchAttributeKey.for_keyword("Strategy")
-JOURNEY_STAGE = SearchAttributeKey.for_keyword("JourneyStage")
-CHURN_PROBABILITY = SearchAttributeKey.for_float("ChurnProbability")
-HEALTH_SCORE = SearchAttributeKey.for_float("HealthScore")
-ASSIGNED_CSM = SearchAttributeKey.for_keyword("AssignedCsm")
-RULES_VERSION = SearchAttributeKey.for_keyword("RulesVersion")
-
-SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
-    CUSTOMER_ID,
-    RISK_TIER,
-    STRATEGY,
-    JOURNEY_STAGE,
-    CHURN_PROBABILITY,
-    HEALTH_SCORE,
-    ASSIGNED_CSM,
-    RULES_VERSION,
-]
 
 _CLI_TYPE = {"KEYWORD": "Keyword", "DOUBLE": "Double"}
 

@@ -51,10 +51,10 @@ from retention.journey import (
 )
 from retention.population import read_customers_csv, write_customers_csv
 from retention.rulebook.loader import RULE_FILES, load_rulebook
+from retention.search_attributes import WORKFLOW_TYPE
 from retention.store.db import make_engine, session
 from retention.store.records import load_customer, save_customer
 from retention.store.tables import CustomerRow, JourneyRow
-from retention.temporal import WORKFLOW_TYPE
 
 # Examples run per property, counted as they run (hypothesis may stop early on a small space).
 CASES: Counter[str] = Counter()

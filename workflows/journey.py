@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.deliver import DeliverActivities
     from activities.record import RecordActivities, RecordInput
     from activities.rescore import RescoreActivities, Rescored, RescoreInput
-    from retention import temporal as sa
+    from retention import search_attributes
     from retention.assessment import Assessment, JourneyScores
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.channels import address_of, likely_channel
@@ -89,7 +89,7 @@ def _require_argument(command: object, model: type) -> None:
         raise ValueError(f"expected a {model.__name__} object, e.g. {{}}; got {command!r}")
 
 
-@workflow.defn(name=sa.WORKFLOW_TYPE)
+@workflow.defn(name=search_attributes.WORKFLOW_TYPE)
 class RetentionJourney:
     @workflow.init
     def __init__(self, request: Any) -> None:
@@ -649,7 +649,9 @@ class RetentionJourney:
                 u
                 for u in updates
                 if now.get(u.key) != u.value
-                and (u.key != sa.JOURNEY_STAGE or self._state.stage in SETTLED_STAGES)
+                and (
+                    u.key != search_attributes.JOURNEY_STAGE or self._state.stage in SETTLED_STAGES
+                )
             ]
         if updates:
             workflow.upsert_search_attributes(updates)
@@ -765,19 +767,22 @@ def _cause(err: ActivityError) -> str:
 
 def _search_attributes(s: JourneyState) -> list[SearchAttributeUpdate[Any]]:
     updates: list[SearchAttributeUpdate[Any]] = [
-        sa.CUSTOMER_ID.value_set(s.customer_id),
-        sa.JOURNEY_STAGE.value_set(s.stage),
+        search_attributes.CUSTOMER_ID.value_set(s.customer_id),
+        search_attributes.JOURNEY_STAGE.value_set(s.stage),
     ]
     if s.strategy:
-        updates += [sa.STRATEGY.value_set(s.strategy), sa.RISK_TIER.value_set(s.risk_tier or "")]
+        updates += [
+            search_attributes.STRATEGY.value_set(s.strategy),
+            search_attributes.RISK_TIER.value_set(s.risk_tier or ""),
+        ]
     if s.churn_probability is not None:
-        updates.append(sa.CHURN_PROBABILITY.value_set(s.churn_probability))
+        updates.append(search_attributes.CHURN_PROBABILITY.value_set(s.churn_probability))
     if s.health_score is not None:
-        updates.append(sa.HEALTH_SCORE.value_set(s.health_score))
+        updates.append(search_attributes.HEALTH_SCORE.value_set(s.health_score))
     if s.rules_version:
-        updates.append(sa.RULES_VERSION.value_set(s.rules_version))
+        updates.append(search_attributes.RULES_VERSION.value_set(s.rules_version))
     if s.customer and s.customer.profile.assigned_csm:
-        updates.append(sa.ASSIGNED_CSM.value_set(s.customer.profile.assigned_csm))
+        updates.append(search_attributes.ASSIGNED_CSM.value_set(s.customer.profile.assigned_csm))
     return updates
 
 
