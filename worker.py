@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from datetime import timedelta
@@ -65,6 +66,8 @@ WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge]
 SHUTDOWN_MARGIN_S = 10  # after the drain, for the SDK to stop its pollers
 # What `--role heavy` runs, on RETENTION_HEAVY_TASK_QUEUE (docs/deployment.md).
 HEAVY_ACTIVITIES = frozenset({"score_page", "train_challenger", "evaluate_on_holdout"})
+# Their threads run this much nicer than the journeys' (bench/retrain_beside_journeys.py).
+HEAVY_NICENESS = 10
 
 
 def build_activities(
@@ -181,19 +184,32 @@ def role_workers(
     journeys, heavy = by_kind(activities)
     if heavy_queue == queue:  # one queue: one worker does it all
         journeys, heavy = journeys + heavy, []
-    plan: list[tuple[str, Sequence[type], list[Callable[..., Any]], int]] = []
+    plan: list[tuple[str, Sequence[type], list[Callable[..., Any]], int, int]] = []
     if role in ("journeys", "all"):
-        plan.append((queue, WORKFLOWS, journeys, settings.journey_activity_slots))
+        plan.append((queue, WORKFLOWS, journeys, settings.journey_activity_slots, 0))
     if role in ("heavy", "all") and heavy:
-        plan.append((heavy_queue, [], heavy, settings.heavy_activity_slots))
+        plan.append((heavy_queue, [], heavy, settings.heavy_activity_slots, HEAVY_NICENESS))
     return [
-        make_worker(client, q, w, a, executors.enter_context(_threads(n)), n, drain)
-        for q, w, a, n in plan
+        make_worker(client, q, w, a, executors.enter_context(activity_threads(n, nice)), n, drain)
+        for q, w, a, n, nice in plan
     ]
 
 
-def _threads(n: int) -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=n)
+def activity_threads(n: int, niceness: int) -> concurrent.futures.ThreadPoolExecutor:
+    """`n` threads for activities, `niceness` nicer than the worker (see `_lower_priority`)."""
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=n, initializer=_lower_priority, initargs=(niceness,)
+    )
+
+
+def _lower_priority(niceness: int) -> None:
+    """Linux keeps a nice value per thread (setpriority(2)), and the threads a training starts
+    inherit it: heavy work then takes only the CPU a journey's due step leaves. Only ever
+    nicer (that needs no privilege), at most 19."""
+    if niceness and sys.platform == "linux":
+        thread = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, now + niceness))
 
 
 async def poll_until_stopped(

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from test_end_to_end_delivery import health
 
 from retention.devserver import free_port, start_dev_server, stop, temporal_cli
 from retention.scan.schedule import MANUAL_SCAN_ID
+from worker import HEAVY_NICENESS, activity_threads
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -126,3 +128,15 @@ def scheduled_on(env: dict[str, str], queue: str) -> bool:
         and a.get("state") != "PENDING_ACTIVITY_STATE_STARTED"
         for a in pending
     )
+
+
+def own_niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_heavy_work_runs_on_threads_nicer_than_the_journeys_steps() -> None:
+    """A retrain beside journeys on one machine takes only the CPU their due steps leave."""
+    worker = os.getpriority(os.PRIO_PROCESS, 0)
+    with activity_threads(1, HEAVY_NICENESS) as heavy, activity_threads(1, 0) as journeys:
+        assert heavy.submit(own_niceness).result() == min(19, worker + HEAVY_NICENESS)
+        assert journeys.submit(own_niceness).result() == worker

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from retention.errors import InvalidInput
-from retention.model.predict import Calibration, ChurnModel
+from retention.model.predict import PREDICTION_THREADS, Calibration, ChurnModel
 from retention.model.spec import FeatureSpec
 
 CLASSIFIER_FILE = "model.ubj"
@@ -98,7 +98,9 @@ def _parse(files: Mapping[str, bytes], name: str, where: str, parse: Callable[[s
 
 def _booster(files: Mapping[str, bytes], name: str, where: str) -> xgb.Booster:
     try:
-        return xgb.Booster(model_file=bytearray(files[name]))
+        return xgb.Booster(
+            model_file=bytearray(files[name]), params={"nthread": PREDICTION_THREADS}
+        )
     except xgb.core.XGBoostError as exc:
         reason = str(exc).strip().splitlines()[0]
         raise InvalidInput(f"{where}/{name}: not an XGBoost model ({reason})") from exc

@@ -49,6 +49,11 @@ DRIVERS_FOR = (
 Explained = Literal["flagged", "all"]
 """Whose drivers a batch computes: the flagged customers' (probability at or above the model's
 threshold), or everyone's."""
+# Predictions use one thread: a journey scores one customer and a scan page a few hundred,
+# where OpenMP's team costs more than it gains, and on a machine that trains a model beside
+# the journeys its spinning threads took the CPU the journeys' steps needed (bench/RESULTS.md,
+# bench/retrain_beside_journeys.py).
+PREDICTION_THREADS = 1
 MIN_TIME_TO_CHURN_DAYS = 1.0
 MAX_TIME_TO_CHURN_DAYS = 3650.0
 

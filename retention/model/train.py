@@ -31,7 +31,7 @@ from sklearn.model_selection import train_test_split
 
 from retention.errors import InvalidInput
 from retention.kpis import KpiTarget
-from retention.model.predict import Calibration, ChurnModel
+from retention.model.predict import PREDICTION_THREADS, Calibration, ChurnModel
 from retention.model.quality import SEED_FALSE_POSITIVE_TARGET, fpr_threshold
 from retention.model.spec import FeatureSpec, check_table, design_matrix, durations, labels
 
@@ -157,5 +157,5 @@ def _boost(params: dict[str, Any], fit: xgb.DMatrix, held: xgb.DMatrix, seed: in
         verbose_eval=False,
     )
     best = booster[: booster.best_iteration + 1]
-    best.set_param({"nthread": 0})  # predictions, on batches of any size, use every core
+    best.set_param({"nthread": PREDICTION_THREADS})
     return best
