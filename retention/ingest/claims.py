@@ -30,7 +30,7 @@ from retention.store.tables import InboxRow, utcnow
 
 PER_CUSTOMER = 100  # rows of one customer per claim: the others get their turn
 MAX_BATCH = 5_000  # rows one coalesced signal stands for; more go out with the next
-_CLAIM_LOCK = 0x1B0C5  # PostgreSQL advisory lock key of inbox claims
+CLAIM_LOCK = 0x1B0C5  # PostgreSQL advisory lock key of inbox claims
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def claim(
 
 def _serialise(db: Session) -> None:
     if db.get_bind().dialect.name == "postgresql":
-        db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_CLAIM_LOCK))  # type: ignore[call-overload]
+        db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CLAIM_LOCK))  # type: ignore[call-overload]
     else:  # a write first: SQLite's write lock, held to the end of the transaction
         db.exec(update(InboxRow).where(col(InboxRow.id) == -1).values(attempts=0))  # type: ignore[call-overload]
 
