@@ -16,7 +16,7 @@ from contextlib import ExitStack, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import Engine
@@ -44,7 +44,7 @@ from retention.model.champion import ChampionScorer
 from retention.model.retrain import RetrainPolicy
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
-from retention.readiness import Readiness, serve_health
+from retention.readiness import Readiness, leave, serve_health
 from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
 from retention.sandbox import WORKFLOW_RUNNER
@@ -237,7 +237,7 @@ async def poll_until_stopped(
             await asyncio.gather(*(worker.shutdown() for worker in workers))
     except TimeoutError:
         logging.warning("worker did not stop %s s after the drain; exiting", SHUTDOWN_MARGIN_S)
-        _leave()
+        leave()
 
 
 async def main() -> None:
@@ -353,15 +353,6 @@ def _metrics(address: str) -> Runtime | None:
     return runtime
 
 
-def _leave() -> NoReturn:
-    """Exit 0 without finalizing the interpreter: the SDK core's threads may still be retrying
-    calls to a server that went away, and finalizing under them can abort the process."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
 def _role_from_arguments() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -380,4 +371,4 @@ if __name__ == "__main__":
         asyncio.run(main())
     except RetentionError as exc:  # e.g. a model the snapshot cannot feed: one line, named
         sys.exit(f"worker: {exc}")
-    _leave()
+    leave()

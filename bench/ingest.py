@@ -4,7 +4,7 @@ folder, the shipped rules unless told otherwise).
 
     .venv/bin/python bench/ingest.py [--journeys 1000] [--events 200] [--senders 32]
         [--mix analytics|forward] [--coalesce-seconds S] [--database-url URL]
-        [--outage-minutes K --outage-webhooks W]
+        [--outage-minutes K --outage-webhooks W] [--services N --database-url URL]
 
 N journeys are started (the sample nurture customer under N ids) and each answers its `state`
 query (the worker is past their first steps), then N × M signed webhooks
@@ -26,6 +26,11 @@ negative is a duplicate), wedged (a journey not running, whose `state` query fai
 last workflow task failed or timed out — and still so after GRACE_S; slow_to_answer: those that
 recovered within it), journeys_with_a_failed_workflow_task
 (retried since: not stuck, but each a wobble to look into; `--logs DIR` keeps the logs).
+With `--services N` (PostgreSQL only), N ingest services share the inbox, each with its own
+forward rate, and the webhooks are spread over them round-robin, the senders shared. On
+PostgreSQL, claim_lock_held_share and claim_lock_waited_share: of samples every 20 ms from the
+first webhook until the inbox is empty, while rows wait, the share in which a claim holds the
+claim lock, and in which another claim waits for it (the cost of serialised claims).
 With `--outage-minutes K`: the Temporal server is stopped, W webhooks are posted, the
 server is started again after K minutes; outage_backlog_at_restart (rows waiting then),
 outage_drain_s (from the restart until the inbox is empty) and outage_drained_per_s (the two
@@ -47,6 +52,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -55,7 +61,7 @@ from statistics import linear_regression
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
 from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -69,6 +75,7 @@ from webhooks import Post, post_all, prepare, segment_track, zendesk_ticket  # n
 
 from retention.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.ingest import inbox  # noqa: E402
+from retention.ingest.claims import CLAIM_LOCK  # noqa: E402
 from retention.ingest.sources import Sources, load_sources  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402
 from retention.operations import start_journey  # noqa: E402
@@ -102,6 +109,7 @@ class Audit(BaseModel):
 class Figures(Audit):
     bench: str = "ingest"
     journeys: int
+    services: int = 1
     events_per_journey: int
     webhooks: int
     senders: int
@@ -119,6 +127,8 @@ class Figures(Audit):
     steady_due_backlog_slope_per_s: float | None = None
     steady_due_backlog_max: int | None = None
     steady_samples: int = 0
+    claim_lock_held_share: float | None = None
+    claim_lock_waited_share: float | None = None
     outage_minutes: float | None = None
     outage_webhooks: int | None = None
     outage_backlog_at_restart: int | None = None
@@ -133,7 +143,7 @@ class Stack:
     engine: Engine
     sources: Sources
     server_port: int
-    ingest_port: int
+    ingest_ports: list[int]
     server: subprocess.Popen[bytes] | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -161,17 +171,20 @@ def running_stack(args: argparse.Namespace) -> Iterator[Stack]:
             cleanup.callback(keep_logs, tmp, Path(args.logs))
         rules = rules_copy(tmp, args.coalesce_seconds)
         url = args.database_url or f"sqlite:///{tmp / 'retention.db'}"
+        ports = [free_port() for _ in range(args.services)]
         stack = Stack(tmp, stack_env(tmp, rules, url), make_engine(url), load_sources(rules),
-                      free_port(), free_port())  # fmt: skip
+                      free_port(), ports)  # fmt: skip
         cleanup.callback(stack.engine.dispose)
         stack.start_server()
         cleanup.callback(stack.stop_server)
         worker = spawn(stack, [sys.executable, "worker.py"], "worker.log")
         cleanup.callback(stop, worker)
         until(lambda: "worker polling" in (tmp / "worker.log").read_text(), "worker.py", READY_S)
-        service = [sys.executable, "-m", "retention.ingest", "--port", str(stack.ingest_port)]
-        cleanup.callback(stop, spawn(stack, service, "ingest.log"))
-        until(lambda: health(stack) is not None, "the ingest service", READY_S)
+        for n, port in enumerate(ports):
+            service = [sys.executable, "-m", "retention.ingest", "--port", str(port)]
+            cleanup.callback(stop, spawn(stack, service, f"ingest-{n}.log"))
+        for port in ports:
+            until(lambda p=port: health(p) is not None, "the ingest services", READY_S)
         yield stack
 
 
@@ -205,6 +218,7 @@ def stack_env(tmp: Path, rules: Path, url: str) -> dict[str, str]:
         "RETENTION_OUTBOX_DIR": str(tmp / "outbox"),
         "RETENTION_MODEL_DIR": "baseline",
         "RETENTION_METRICS_ADDRESS": "",
+        "RETENTION_INGEST_HEALTH_ADDRESS": "",
         "RETENTION_PORTFOLIO_SCAN_EVERY": "off",
         "RETENTION_MODEL_RETRAIN_EVERY": "off",
         "RETENTION_DATA_PURGE_EVERY": "off",
@@ -220,9 +234,9 @@ def spawn(stack: Stack, command: list[str], log: str) -> subprocess.Popen[bytes]
     return process
 
 
-def health(stack: Stack) -> dict[str, Any] | None:
+def health(port: int) -> dict[str, Any] | None:
     try:
-        url = f"http://127.0.0.1:{stack.ingest_port}/health"
+        url = f"http://127.0.0.1:{port}/health"
         with urllib.request.urlopen(url, timeout=10) as answer:
             found: dict[str, Any] = json.loads(answer.read())
             return found
@@ -290,7 +304,7 @@ class Sample:
 def send(stack: Stack, posts: list[Post], senders: int) -> Sending:
     start = time.monotonic()
     with sampling(stack, start) as samples:
-        statuses = post_all(stack.ingest_port, posts, senders)
+        statuses = post_spread(stack.ingest_ports, posts, senders)
     seconds = time.monotonic() - start
     accepted = statuses.count(202)
     backlog, due = inbox.pending_count(stack.engine), inbox.pending_count(stack.engine, utcnow())
@@ -317,6 +331,44 @@ def sampling(stack: Stack, start: float) -> Iterator[list[Sample]]:
     finally:
         done.set()
         sampler.join()
+
+
+LOCK_SAMPLE_S = 0.02
+_CLAIM_LOCK_STATE = text(
+    "SELECT EXISTS (SELECT 1 FROM inbox WHERE status IN ('pending', 'forwarding')),"
+    " coalesce(bool_or(granted), false), coalesce(bool_or(NOT granted), false)"
+    " FROM pg_locks WHERE locktype = 'advisory' AND objid = :key"
+)
+
+
+@contextmanager
+def claim_lock_sampling(stack: Stack) -> Iterator[dict[str, float]]:
+    """PostgreSQL: the shares of LOCK_SAMPLE_S samples, while rows wait, in which a claim
+    holds the claim lock and in which another waits for it (filled in when the block ends)."""
+    shares: dict[str, float] = {}
+    if stack.engine.dialect.name != "postgresql":
+        yield shares
+        return
+    seen: Counter[str] = Counter()
+    done = threading.Event()
+
+    def sample() -> None:
+        with stack.engine.connect() as db:
+            while not done.wait(LOCK_SAMPLE_S):
+                waiting, held, waited = db.execute(_CLAIM_LOCK_STATE, {"key": CLAIM_LOCK}).one()
+                db.rollback()  # each sample its own snapshot
+                if waiting:
+                    seen.update(samples=1, held=int(held), waited=int(waited))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield shares
+    finally:
+        done.set()
+        sampler.join()
+        for name in ("held", "waited"):
+            shares[f"claim_lock_{name}_share"] = round(seen[name] / max(1, seen["samples"]), 3)
 
 
 @dataclass(frozen=True)
@@ -466,6 +518,14 @@ async def _answers(client: Client, workflow_id: str) -> bool:
 # ---- the run ---------------------------------------------------------------------------------
 
 
+def post_spread(ports: list[int], posts: list[Post], senders: int) -> list[int]:
+    """`posts` round-robin over the services at `ports`, the senders shared among them."""
+    n = len(ports)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        parts = pool.map(lambda i: post_all(ports[i], posts[i::n], max(1, senders // n)), range(n))
+        return [status for part in parts for status in part]
+
+
 async def measure(args: argparse.Namespace) -> Figures:
     customers = [f"{PREFIX}{n}" for n in range(args.journeys)]
     with running_stack(args) as stack:
@@ -474,9 +534,11 @@ async def measure(args: argparse.Namespace) -> Figures:
         await all_answering(client, customers)  # started and past their first steps
         posts = webhooks(stack, customers, args.events, args.mix, "e")
         start = time.monotonic()
-        sent = await asyncio.to_thread(send, stack, posts, args.senders)
-        await asyncio.to_thread(drained, stack)
+        with claim_lock_sampling(stack) as lock:
+            sent = await asyncio.to_thread(send, stack, posts, args.senders)
+            await asyncio.to_thread(drained, stack)
         figures = _figures(args, stack, len(posts), sent, time.monotonic() - start)
+        figures = figures.model_copy(update=lock)
         print(f"drained, not audited yet: {figures.model_dump_json()}", file=sys.stderr, flush=True)
         outage = await _outage(stack, args, customers) if args.outage_minutes else None
         client = await connect(address=stack.address, runtime=quiet_runtime())
@@ -489,6 +551,7 @@ def _figures(
 ) -> Figures:
     return Figures(
         journeys=args.journeys,
+        services=args.services,
         events_per_journey=args.events,
         webhooks=webhooks,
         senders=args.senders,
@@ -540,9 +603,12 @@ def main() -> None:
     parser.add_argument("--logs", default=None, help="a folder to keep the processes' logs in")
     parser.add_argument("--outage-minutes", type=float, default=0.0)
     parser.add_argument("--outage-webhooks", type=int, default=5000)
+    parser.add_argument("--services", type=int, default=1, help="ingest services on one inbox")
     args = parser.parse_args()
-    if min(args.journeys, args.events, args.senders) < 1:
-        parser.error("--journeys, --events and --senders must be at least 1")
+    if min(args.journeys, args.events, args.senders, args.services) < 1:
+        parser.error("--journeys, --events, --senders and --services must be at least 1")
+    if args.services > 1 and not (args.database_url or "").startswith("postgresql"):
+        parser.error("--services above 1 needs --database-url postgresql+psycopg://...")
     figures = asyncio.run(measure(args)).model_dump()
     print(json.dumps({"bench": figures.pop("bench"), **figures}))
 

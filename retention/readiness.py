@@ -1,15 +1,18 @@
-"""worker.py's readiness (not a customer's health score) at `GET /health`, beside `/metrics`:
-200 `ready` once it is connected and polling; 503 while it starts, while Temporal does not
-answer, and while it drains on SIGTERM."""
+"""A process's readiness (not a customer's health score) at `GET /health`: worker.py's beside
+`/metrics`, the ingest service's apart from its webhooks (docs/deployment.md). 200 `ready` once
+it is connected and working; 503 while it starts, while Temporal does not answer, and while it
+drains on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, NoReturn
 
 Status = Literal["starting", "ready", "unreachable", "draining"]
 CHECK_EVERY_S = 5.0  # how often a ready worker asks Temporal whether it is still there
@@ -39,9 +42,11 @@ class Readiness:
         self.status = "draining"
 
 
-async def serve_health(address: str, readiness: Readiness) -> asyncio.Server | None:
-    """The endpoint at `address` (host:port); None when empty, or taken (logged: journeys
-    matter more than a probe)."""
+async def serve_health(
+    address: str, readiness: Readiness, setting: str = "RETENTION_HEALTH_ADDRESS"
+) -> asyncio.Server | None:
+    """The endpoint at `address` (host:port, from `setting`); None when empty, or taken
+    (logged: journeys and webhooks matter more than a probe)."""
     if not address:
         return None
     host, _, port = address.rpartition(":")
@@ -61,7 +66,7 @@ async def serve_health(address: str, readiness: Readiness) -> asyncio.Server | N
     try:
         server = await asyncio.start_server(answer, host, int(port))
     except (OSError, ValueError) as exc:
-        log.warning("no health endpoint at %s: %s (set RETENTION_HEALTH_ADDRESS)", address, exc)
+        log.warning("no health endpoint at %s: %s (set %s)", address, exc, setting)
         return None
     log.info("health at http://%s/health", address)
     return server
@@ -79,3 +84,12 @@ async def _answers(server_answers: Callable[[timedelta], Awaitable[bool]]) -> bo
         return await server_answers(timedelta(seconds=CHECK_EVERY_S))
     except Exception:  # any failure to answer is "not there"; the worker keeps polling
         return False
+
+
+def leave() -> NoReturn:
+    """Exit 0 without finalizing the interpreter: the SDK core's threads may still be retrying
+    calls to a server that went away, and finalizing under them can abort the process."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -13,7 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retention.delivery.booking import check_booking_url
@@ -101,6 +108,12 @@ class Settings(BaseSettings):
     # The forwarder: at most this many signals a second, customers in flight at once.
     ingest_forward_rate: float = Field(default=200.0, gt=0)
     ingest_forward_concurrency: int = Field(default=32, ge=1, le=256)
+    # A claim left by a dead instance is taken again after this (a live one renews its own).
+    ingest_claim_lease_seconds: float = Field(default=120.0, ge=1)
+    # The service's readiness `/health` (host:port; empty: none), apart from the worker's.
+    ingest_health_address: str = "127.0.0.1:9466"
+    # On SIGTERM, how long in-flight signals get before the rest of its claims is released.
+    ingest_drain_seconds: float = Field(default=10.0, ge=0)
     # Model retraining (docs/model.md, "Retraining without surprises").
     model_retrain_every: Interval = timedelta(days=7)
     models_root: Path = ROOT / "models"
@@ -148,6 +161,15 @@ class Settings(BaseSettings):
         if not value and (found := next((f for f in files if f.is_file()), None)):
             value = found.read_text(encoding="utf-8").strip()
         return SecretStr(value) if value else None
+
+
+def settings_problem(error: ValidationError) -> str:
+    """One line naming each refused variable, e.g. `RETENTION_INGEST_DRAIN_SECONDS: Input should
+    be greater than or equal to 0` (never its value: it may be a secret)."""
+    return "; ".join(
+        f"RETENTION_{str(e['loc'][0]).upper()}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors()
+    )
 
 
 @lru_cache

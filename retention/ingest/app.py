@@ -1,8 +1,10 @@
-"""The ingest service's HTTP side: `POST /events/{source}`, `GET /health`, OpenAPI at /docs.
+"""The ingest service: `POST /events/{source}`, `GET /health`, OpenAPI at /docs; its forwarder,
+its readiness probe (`RETENTION_INGEST_HEALTH_ADDRESS`) and its drain (docs/deployment.md).
 
-Order of checks on a webhook: unknown source 404; too large 413; bad or missing signature 401
-(nothing is parsed or written before the signature holds); malformed 422 naming the field;
-then the inbox row is written and the answer is 202 (200 for a delivery already in the inbox).
+Order of checks on a webhook: draining 503; unknown source 404; too large 413; bad or missing
+signature 401 (nothing is parsed or written before the signature holds); malformed 422 naming
+the field; then the inbox row is written and the answer is 202 (200 for a delivery already in
+the inbox).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import FastAPI, Request
@@ -22,6 +25,7 @@ from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.signatures import BadSignature, verify
 from retention.ingest.sources import MappingError, SourcesWatch, map_payload, parse_body
+from retention.readiness import Readiness, serve_health
 from retention.settings import Settings, get_settings
 from retention.store.db import make_engine
 from retention.temporal import connect
@@ -67,87 +71,162 @@ _WEBHOOK_BODY = {
 }
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    engine = engine or make_engine(settings.database_url)
-    sources = SourcesWatch(settings.rules_dir)
-    forwarder = Forwarder(
-        engine,
-        sources,
-        lambda: connect(settings),
-        rate=settings.ingest_forward_rate,
-        concurrency=settings.ingest_forward_concurrency,
-    )
+DRAINING = (
+    "draining: this ingest instance is stopping and takes no more webhooks; send it again "
+    "(to another instance, or to this one once it is back)"
+)
+RETRY_AFTER_S = 5  # what a draining instance asks senders to wait
+RELEASE_MARGIN_S = 5.0  # after the drain: for cancelled forwards to put their rows back
+
+
+class IngestService:
+    """The HTTP app, the forwarder behind it and their readiness: what `python -m
+    retention.ingest` serves, and stops with `drain()`."""
+
+    def __init__(self, settings: Settings | None = None, engine: Engine | None = None) -> None:
+        self.settings = settings = settings or get_settings()
+        self.engine = engine or make_engine(settings.database_url)
+        self.sources = SourcesWatch(settings.rules_dir)
+        self.readiness = Readiness()
+        self.forwarder = Forwarder(
+            self.engine,
+            self.sources,
+            lambda: connect(settings),
+            rate=settings.ingest_forward_rate,
+            concurrency=settings.ingest_forward_concurrency,
+            lease=timedelta(seconds=settings.ingest_claim_lease_seconds),
+        )
+        self._forwarding: asyncio.Task[None] | None = None
+        self._draining: asyncio.Task[None] | None = None
+        self.app = self._routes(
+            FastAPI(
+                title="Retention event ingestion",
+                description="Helpdesk, billing and analytics webhooks → `customer_event` signals.",
+                lifespan=self._lifespan,
+            )
+        )
+
+    async def drain(self) -> None:
+        """Stop: webhooks are answered 503 and `/health` says `draining`; the forwarder claims
+        nothing more, its signals in flight get `RETENTION_INGEST_DRAIN_SECONDS` and the rest
+        of its claims goes back to pending (left to the lease if the database is away too)."""
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain())
+        await asyncio.shield(self._draining)
+
+    async def _drain(self) -> None:
+        self.readiness.stop()
+        self.forwarder.stop()
+        if self._forwarding is None:
+            return
+        seconds = self.settings.ingest_drain_seconds
+        log.info("draining: no new webhooks; signals in flight have %s s", seconds)
+        done, _ = await asyncio.wait({self._forwarding}, timeout=seconds)
+        if not done:  # e.g. Temporal gone mid-signal: give up on it, put the rows back
+            log.warning("forwards still in flight after %s s: cancelled, rows released", seconds)
+            self._forwarding.cancel()
+            await asyncio.wait({self._forwarding}, timeout=RELEASE_MARGIN_S)
+        log.info("drained")
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(forwarder.run(), name="inbox-forwarder")
+    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        self._forwarding = asyncio.create_task(self.forwarder.run(), name="inbox-forwarder")
+        health = await serve_health(
+            self.settings.ingest_health_address, self.readiness, "RETENTION_INGEST_HEALTH_ADDRESS"
+        )
+        watching = asyncio.create_task(self.readiness.watch(self._answers))
+        ready = asyncio.create_task(self._ready_once_working())
         yield
-        task.cancel()
+        await self.drain()  # at once when a signal drained it already
+        ready.cancel()
+        await watching
+        if health is not None:
+            health.close()
+        self._forwarding.cancel()
         with suppress(asyncio.CancelledError):
-            await task
+            await self._forwarding
 
-    app = FastAPI(
-        title="Retention event ingestion",
-        description="Helpdesk, billing and analytics webhooks → `customer_event` signals.",
-        lifespan=lifespan,
-    )
-    refusals: dict[int | str, dict[str, object]] = {
-        code: {"model": Refused} for code in (401, 404, 413, 422)
-    }
+    async def _ready_once_working(self) -> None:
+        await self.forwarder.working.wait()
+        if self.readiness.status == "starting":
+            self.readiness.status = "ready"
 
-    @app.post(
-        "/events/{source}",
-        status_code=202,
-        response_model=Accepted,
-        responses=refusals,
-        openapi_extra=_WEBHOOK_BODY,
-        summary="Receive one webhook from a source declared in rules/sources.yaml",
-    )
-    async def receive_event(source: str, request: Request) -> JSONResponse:
-        current = sources()
-        rule = current.rule(source)
-        if rule is None:
-            known = ", ".join(current.file.sources)
-            return _refuse(404, f"unknown source {source!r} (known: {known})")
-        try:
-            body = await _read_limited(request, settings.ingest_max_bytes)
-        except TooLarge:
-            return _refuse(413, f"body larger than {settings.ingest_max_bytes} bytes")
-        try:
-            verify(rule.signature, settings.ingest_secret(source), request.headers, body)
-        except BadSignature as exc:
-            log.warning("refused %s webhook: %s", source, exc)
-            return _refuse(401, f"signature refused: {exc}")
-        try:
-            mapped = map_payload(rule, parse_body(body))
-        except MappingError as exc:
-            return _refuse(422, str(exc), field=exc.field)
-        mode = current.mode(mapped.event)
-        received = await asyncio.to_thread(inbox.receive, engine, source, mapped, mode)
-        if not received.duplicate and mapped.event is not None and mode.name == "forward":
-            forwarder.wake()
-        row = received.row
-        answer = Accepted(
-            status=_answer_status(row.status),
-            inbox_id=int(row.id or 0),
-            duplicate=received.duplicate,
-            customer_id=row.customer_id,
-            type=mapped.event.type if mapped.event else None,
+    async def _answers(self, deadline: timedelta) -> bool:
+        """Ready: the forwarder runs, connected, and the database and Temporal answer."""
+        client = self.forwarder.client
+        if client is None or self._forwarding is None or self._forwarding.done():
+            return False
+        database = asyncio.to_thread(inbox.pending_count, self.engine)
+        await asyncio.wait_for(database, deadline.total_seconds())
+        return await client.service_client.check_health(timeout=deadline)
+
+    def _routes(self, app: FastAPI) -> FastAPI:
+        settings, sources, forwarder, engine = (
+            self.settings,
+            self.sources,
+            self.forwarder,
+            self.engine,
         )
-        return JSONResponse(answer.model_dump(), status_code=200 if received.duplicate else 202)
+        refusals: dict[int | str, dict[str, object]] = {
+            code: {"model": Refused} for code in (401, 404, 413, 422, 503)
+        }
 
-    @app.get("/health", response_model=Health)
-    async def health() -> Health:
-        pending = await asyncio.to_thread(inbox.pending_count, engine)
-        return Health(
-            status="ok",
-            temporal_connected=forwarder.connected,
-            pending=pending,
-            sources=list(sources().file.sources),
+        @app.post(
+            "/events/{source}",
+            status_code=202,
+            response_model=Accepted,
+            responses=refusals,
+            openapi_extra=_WEBHOOK_BODY,
+            summary="Receive one webhook from a source declared in rules/sources.yaml",
         )
+        async def receive_event(source: str, request: Request) -> JSONResponse:
+            if self.readiness.status == "draining":
+                refused = _refuse(503, DRAINING)
+                refused.headers["Retry-After"] = str(RETRY_AFTER_S)
+                return refused
+            current = sources()
+            rule = current.rule(source)
+            if rule is None:
+                known = ", ".join(current.file.sources)
+                return _refuse(404, f"unknown source {source!r} (known: {known})")
+            try:
+                body = await _read_limited(request, settings.ingest_max_bytes)
+            except TooLarge:
+                return _refuse(413, f"body larger than {settings.ingest_max_bytes} bytes")
+            try:
+                verify(rule.signature, settings.ingest_secret(source), request.headers, body)
+            except BadSignature as exc:
+                log.warning("refused %s webhook: %s", source, exc)
+                return _refuse(401, f"signature refused: {exc}")
+            try:
+                mapped = map_payload(rule, parse_body(body))
+            except MappingError as exc:
+                return _refuse(422, str(exc), field=exc.field)
+            mode = current.mode(mapped.event)
+            received = await asyncio.to_thread(inbox.receive, engine, source, mapped, mode)
+            if not received.duplicate and mapped.event is not None and mode.name == "forward":
+                forwarder.wake()
+            row = received.row
+            answer = Accepted(
+                status=_answer_status(row.status),
+                inbox_id=int(row.id or 0),
+                duplicate=received.duplicate,
+                customer_id=row.customer_id,
+                type=mapped.event.type if mapped.event else None,
+            )
+            return JSONResponse(answer.model_dump(), status_code=200 if received.duplicate else 202)
 
-    return app
+        @app.get("/health", response_model=Health)
+        async def health() -> Health:
+            pending = await asyncio.to_thread(inbox.pending_count, engine)
+            return Health(
+                status="ok",
+                temporal_connected=forwarder.connected,
+                pending=pending,
+                sources=list(sources().file.sources),
+            )
+
+        return app
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

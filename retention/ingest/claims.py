@@ -10,13 +10,14 @@ after signalling re-sends the same rows with the same request id and Temporal dr
 
 Claims are serialised (a transaction-wide advisory lock on PostgreSQL, the write lock taken
 first on SQLite): each takes many rows, so they are few, and two never pick the same customer.
+Only the claim is serialised, not the signals: two instances forward their customers at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, or_, text, update
@@ -29,7 +30,7 @@ from retention.store.tables import InboxRow, utcnow
 
 PER_CUSTOMER = 100  # rows of one customer per claim: the others get their turn
 MAX_BATCH = 5_000  # rows one coalesced signal stands for; more go out with the next
-_CLAIM_LOCK = 0x1B0C5  # PostgreSQL advisory lock key of inbox claims
+CLAIM_LOCK = 0x1B0C5  # PostgreSQL advisory lock key of inbox claims
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def claim(
     customers: int,
     per_customer: int = PER_CUSTOMER,
     now: datetime | None = None,
+    lease: timedelta = CLAIM_LEASE,
 ) -> list[Claim]:
     """Claims for up to `customers` customers; empty when nothing is due. A handful of
     statements whatever the number of customers: claims are serialised, and on SQLite the
@@ -86,8 +88,8 @@ def claim(
     now = now or utcnow()
     with session(engine) as db:
         _serialise(db)
-        chosen = _next_customers(db, now, customers)
-        due = _due(db, chosen, now, per_customer)
+        chosen = _next_customers(db, now, customers, lease)
+        due = _due(db, chosen, now, per_customer, lease)
         pinned = _pinned(db, {r.batch for rows in due.values() for r in rows if r.batch})
         coalesced = _coalesced(db, {k for rows in due.values() for r in rows if (k := _open(r))})
         claims = [Claim(c, tuple(_batches(c, due[c], pinned, coalesced))) for c in due]
@@ -97,28 +99,28 @@ def claim(
 
 def _serialise(db: Session) -> None:
     if db.get_bind().dialect.name == "postgresql":
-        db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_CLAIM_LOCK))  # type: ignore[call-overload]
+        db.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CLAIM_LOCK))  # type: ignore[call-overload]
     else:  # a write first: SQLite's write lock, held to the end of the transaction
         db.exec(update(InboxRow).where(col(InboxRow.id) == -1).values(attempts=0))  # type: ignore[call-overload]
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
+def _claimable(now: datetime, lease: timedelta) -> ColumnElement[bool]:
     """Pending, or claimed by a forwarder whose lease ran out; and due. (Each case a range of
     the (status, due_at) index, not a scan of every row waiting for its interval.)"""
     due = col(InboxRow.due_at) <= now
     pending = and_(col(InboxRow.status) == "pending", due)
-    lease_over = col(InboxRow.claimed_at) < now - CLAIM_LEASE
+    lease_over = col(InboxRow.claimed_at) < now - lease
     return or_(pending, and_(col(InboxRow.status) == "forwarding", due, lease_over))
 
 
-def _next_customers(db: Session, now: datetime, limit: int) -> list[str]:
+def _next_customers(db: Session, now: datetime, limit: int, lease: timedelta) -> list[str]:
     """Customers with due rows and none in flight, the one waiting longest first."""
     in_flight = select(InboxRow.customer_id).where(
-        col(InboxRow.status) == "forwarding", col(InboxRow.claimed_at) >= now - CLAIM_LEASE
+        col(InboxRow.status) == "forwarding", col(InboxRow.claimed_at) >= now - lease
     )
     query = (
         select(InboxRow.customer_id)
-        .where(_claimable(now), col(InboxRow.customer_id).is_not(None))
+        .where(_claimable(now, lease), col(InboxRow.customer_id).is_not(None))
         .where(col(InboxRow.customer_id).not_in(in_flight))
         .group_by(col(InboxRow.customer_id))
         .order_by(func.min(InboxRow.id))
@@ -128,12 +130,12 @@ def _next_customers(db: Session, now: datetime, limit: int) -> list[str]:
 
 
 def _due(
-    db: Session, chosen: list[str], now: datetime, per_customer: int
+    db: Session, chosen: list[str], now: datetime, per_customer: int, lease: timedelta
 ) -> dict[str, list[InboxRow]]:
     """Each chosen customer's claimable rows, oldest first, at most `per_customer` each."""
     if not chosen:
         return {}
-    where = and_(col(InboxRow.customer_id).in_(chosen), _claimable(now))
+    where = and_(col(InboxRow.customer_id).in_(chosen), _claimable(now, lease))
     found: dict[str, list[InboxRow]] = {c: [] for c in chosen}
     for row in _first(db, where, [InboxRow.customer_id], per_customer):
         found[str(row.customer_id)].append(row)

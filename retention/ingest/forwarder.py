@@ -10,8 +10,10 @@ would not help; the note says why). While Temporal cannot be reached the rows go
 pending, keeping their batch, and the forwarder retries with backoff.
 
 A forwarder that dies between the signal and `settle` leaves the rows to be claimed again when
-the lease ends; the signal carries the batch's request id, so Temporal drops the repeat. (Not
-for signal-with-start, whose request id the SDK draws itself: see docs/ingestion.md.)
+the lease ends (a live one renews its claims); the signal carries the batch's request id, so
+Temporal drops the repeat. (Not for signal-with-start, whose request id the SDK draws itself:
+see docs/ingestion.md.) `stop()` ends it gracefully: no new claims, each customer's signal in
+flight finishes, the rest of its claims goes back to pending for another instance.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 from uuid import uuid4
 
 from pydantic import ValidationError
@@ -32,6 +35,7 @@ from retention.customer import CustomerEvent
 from retention.errors import CustomerNotFound, RetentionError
 from retention.ingest import inbox
 from retention.ingest.claims import Batch, Claim, claim
+from retention.ingest.inbox import CLAIM_LEASE
 from retention.ingest.pace import Pace
 from retention.ingest.settler import Settler
 from retention.ingest.sources import Sources
@@ -68,11 +72,14 @@ class Forwarder:
         *,
         rate: float = DEFAULT_RATE,
         concurrency: int = DEFAULT_CONCURRENCY,
+        lease: timedelta = CLAIM_LEASE,
     ) -> None:
         self.engine = engine
         self.sources = sources
         self.name = f"forwarder-{uuid4().hex[:8]}"
         self.connected = False
+        # Set by the first claim: Temporal and the database both answered, it is forwarding.
+        self.working = asyncio.Event()
         self._connect = connect
         self._client: Client | None = None
         self._options = journey_options or JourneyOptions()
@@ -80,6 +87,8 @@ class Forwarder:
         self._wake = asyncio.Event()
         self._pace = Pace(rate)
         self._concurrency = concurrency
+        self._lease = lease
+        self._stopping = False
         self._unreachable: TemporalUnreachable | None = None
         # its own threads: the HTTP side's writes never hold up a claim or a settlement
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix=self.name)
@@ -89,10 +98,22 @@ class Forwarder:
         """A new row is in the inbox: forward it now rather than at the next poll."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Claim nothing more; `run` returns once each customer's signal in flight is done and
+        the rest of the claims is released."""
+        self._stopping = True
+        self._wake.set()
+
+    @property
+    def client(self) -> Client | None:
+        """The connected client; None while Temporal is away."""
+        return self._client
+
     async def run(self) -> None:
-        """Forward until cancelled; Temporal being away only delays the rows."""
+        """Forward until stopped or cancelled; Temporal being away only delays the rows."""
+        log.info("%s forwarding (claim lease %.0f s)", self.name, self._lease.total_seconds())
         backoff = FIRST_BACKOFF
-        while True:
+        while not self._stopping:
             try:
                 await self.drain()
             except TemporalUnreachable as exc:
@@ -116,22 +137,37 @@ class Forwarder:
         self._unreachable = None
         active: set[asyncio.Task[int]] = set()
         settled = 0
+        renewing = asyncio.create_task(self._renew_claims())
         try:
             while True:
                 free = self._concurrency - len(active)
-                if self._unreachable is None and (not active or free >= self._refill):
+                if self._claiming and (not active or free >= self._refill):
                     for work in await self._db(self._claim, free):
                         active.add(asyncio.create_task(self._customer(client, work)))
+                    self.working.set()
                 if not active:
                     break
                 done, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
                 settled += sum(task.result() for task in done)
         finally:
-            await _cancel(active)  # shutdown: each task puts its rows back
+            await _cancel({*active, renewing})  # shutdown: each task puts its rows back
             await self._settler.flush()
         if self._unreachable is not None:
             raise self._unreachable
         return settled
+
+    @property
+    def _claiming(self) -> bool:
+        return self._unreachable is None and not self._stopping
+
+    async def _renew_claims(self) -> None:
+        """Keep this forwarder's claims while it works through them, however long that takes."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                await self._db(inbox.renew, self.engine, self.name)
+            except Exception:  # the database away: the claims may lapse, nothing worse
+                log.exception("renewing %s's claims failed", self.name)
 
     @property
     def _refill(self) -> int:
@@ -139,7 +175,7 @@ class Forwarder:
         return max(1, self._concurrency // 4)
 
     def _claim(self, customers: int) -> list[Claim]:
-        return claim(self.engine, self.name, customers=customers)
+        return claim(self.engine, self.name, customers=customers, lease=self._lease)
 
     async def _db(self, call: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
@@ -160,7 +196,7 @@ class Forwarder:
         left = list(work.batches)
         written: list[asyncio.Future[None]] = []
         try:
-            while left and self._unreachable is None:
+            while left and self._claiming:
                 written.append(await self._forward(client, work.customer_id, left[0]))
                 left.pop(0)
             await asyncio.gather(*written)
@@ -240,7 +276,7 @@ class Forwarder:
         return self._settler.settle(inbox.Settlement(batch.ids, status, workflow_id, started, note))
 
 
-async def _cancel(tasks: set[asyncio.Task[int]]) -> None:
+async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -18,7 +18,8 @@ from retention.ingest.sources import MappedEvent
 from retention.store.db import session
 from retention.store.tables import InboxRow, utcnow
 
-# A row a forwarder claimed and never settled (it died) is claimable again after this.
+# A row a forwarder claimed and never settled (it died) is claimable again after this
+# (`RETENTION_INGEST_CLAIM_LEASE_SECONDS`); a live forwarder renews its claims.
 CLAIM_LEASE = timedelta(minutes=2)
 Settled = Literal["forwarded", "no_journey", "failed"]
 WAITING = ("pending", "forwarding")
@@ -125,6 +126,17 @@ def release(engine: Engine, row_ids: Sequence[int], note: str) -> None:
             update(InboxRow)
             .where(col(InboxRow.id).in_(row_ids), col(InboxRow.status) == "forwarding")
             .values(status="pending", claimed_by=None, claimed_at=None, note=note)
+        )
+
+
+def renew(engine: Engine, forwarder: str) -> None:
+    """The forwarder's rows in flight are its own for another lease: a claim that takes longer
+    than the lease (a slow pace, a long backlog) is not taken by another instance meanwhile."""
+    with session(engine) as db:
+        db.exec(  # type: ignore[call-overload]
+            update(InboxRow)
+            .where(col(InboxRow.status) == "forwarding", col(InboxRow.claimed_by) == forwarder)
+            .values(claimed_at=utcnow())
         )
 
 
