@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from temporalio import activity, workflow
 from temporalio.client import Client
@@ -52,7 +53,7 @@ from retention.scan.schedule import keep_scan_schedule
 from retention.schedules import keep_schedule
 from retention.sentiment import InteractionScorer, vader_score
 from retention.sentiment_model import load_sentiment_scorer
-from retention.settings import Settings, get_settings
+from retention.settings import Settings, get_settings, settings_problem
 from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
 from retention.store.rule_sets import archive_rule_set
@@ -367,6 +368,10 @@ def _role_from_arguments() -> None:
 
 if __name__ == "__main__":
     _role_from_arguments()
+    try:
+        get_settings()
+    except ValidationError as exc:  # a setting out of range: one line naming it
+        sys.exit(f"worker: {settings_problem(exc)}")
     try:
         asyncio.run(main())
     except RetentionError as exc:  # e.g. a model the snapshot cannot feed: one line, named

@@ -140,3 +140,15 @@ def test_heavy_work_runs_on_threads_nicer_than_the_journeys_steps() -> None:
     with activity_threads(1, HEAVY_NICENESS) as heavy, activity_threads(1, 0) as journeys:
         assert heavy.submit(own_niceness).result() == min(19, worker + HEAVY_NICENESS)
         assert journeys.submit(own_niceness).result() == worker
+
+
+def test_a_worker_setting_out_of_range_stops_it_at_once_in_one_line_naming_it() -> None:
+    env = {**os.environ, "RETENTION_WORKER_DRAIN_SECONDS": "-1"}
+    done = subprocess.run(
+        [sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        "worker: RETENTION_WORKER_DRAIN_SECONDS: Input should be greater than or equal to 0"
+    )
