@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/event_flood.py
 	$(BIN)/python bench/journey_cost.py
 	$(BIN)/python bench/signal_cost.py
+	$(BIN)/python bench/retrain_beside_journeys.py
 
 # examples/population.csv: the sample customers as a CSV population (tests check they match).
 population: $(STAMP)

@@ -78,6 +78,20 @@ def test_signal_cost_benchmark_prints_its_figures() -> None:
     assert figures["journey_over_sink"] > 0
 
 
+@pytest.mark.e2e
+def test_retrain_beside_journeys_benchmark_prints_its_figures() -> None:
+    figures = bench_figures(
+        "retrain_beside_journeys.py", "--journeys", "3", "--rate", "5", "--history", "1500"
+    )
+
+    assert figures["bench"] == "retrain_beside_journeys" and figures["journeys"] == 3
+    assert figures["quiet"]["overlap"] is None  # no retrain to overlap with
+    for layout in ("quiet", "one_queue", "all", "split"):
+        delays = figures[layout]
+        assert 0 < delays["median_s"] <= delays["p95_s"] <= delays["max_s"]
+    assert all(figures[layout]["retrain_s"] > 0 for layout in ("one_queue", "all", "split"))
+
+
 def test_ingest_benchmark_prints_its_figures() -> None:
     figures = bench_figures(
         "ingest.py",
