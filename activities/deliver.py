@@ -12,9 +12,8 @@ from temporalio.exceptions import ApplicationError
 from activities.counters import count
 from retention.customer import CustomerSnapshot
 from retention.delivery.booking import booking_link
-from retention.delivery.guardrails import SuppressRequest
-from retention.delivery.outbox import DeliverInput, DeliverRequest, DeliveryReceipt
 from retention.delivery.providers import Provider
+from retention.delivery.requests import DeliverInput, DeliverRequest, DeliveryReceipt
 from retention.delivery.send import CAPTURE_ONLY, deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import DeliveryFailed, InvalidInput
@@ -24,6 +23,7 @@ from retention.rulebook.source import RulebookSource
 from retention.store.records import journey_snapshot
 from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression
+from retention.suppression import SuppressRequest
 
 
 class DeliverActivities:

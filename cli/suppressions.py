@@ -37,8 +37,8 @@ def suppress(
     ] = None,
 ) -> None:
     """Stop a channel for a customer across all journeys; their steps use the fallback."""
-    from retention.delivery.guardrails import SuppressRequest
     from retention.store.suppressions import add_suppression
+    from retention.suppression import SuppressRequest
 
     request = validated(
         SuppressRequest, customer_id=customer_id, channel=channel, reason=reason, source="cli"

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from retention.customer import CustomerSnapshot
-from retention.delivery.outbox import DeliverRequest
+from retention.delivery.requests import DeliverRequest
 from retention.plan import PlanStep
 from retention.risk import RiskFactor
 from retention.rulebook.cases import CASE_DEFAULTS

@@ -20,7 +20,6 @@ from sqlmodel import select
 from activities.privacy import PurgeRequest
 from activities.scan import ScanActivities
 from retention.assessment import assess_customer
-from retention.delivery.guardrails import SuppressRequest
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.rulebook.loader import load_rulebook
@@ -44,6 +43,7 @@ from retention.store.tables import (
     SentimentRow,
     table_name,
 )
+from retention.suppression import SuppressRequest
 from workflows.data_purge import DataPurge
 
 pytestmark = pytest.mark.database

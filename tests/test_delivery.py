@@ -12,7 +12,8 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from retention.delivery.channels import recipient_for, resolve_channel
-from retention.delivery.outbox import DeliveryReceipt, message_context
+from retention.delivery.outbox import message_context
+from retention.delivery.requests import DeliveryReceipt
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet, render_message
 from retention.errors import InvalidInput

@@ -17,12 +17,7 @@ from typer.testing import CliRunner
 import starter
 from cli.journeys import plan_table
 from retention.customer import parse_event
-from retention.delivery.guardrails import (
-    JourneyClock,
-    SuppressRequest,
-    hold_for,
-    quiet_hours_end,
-)
+from retention.delivery.guardrails import JourneyClock, hold_for, quiet_hours_end
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput, RulebookError, Suppressed
@@ -33,6 +28,7 @@ from retention.store.db import make_engine, session
 from retention.store.records import save_customer
 from retention.store.suppressions import add_suppression, list_suppressions
 from retention.store.tables import InterventionRow, OutboxRow
+from retention.suppression import SuppressRequest
 
 SHIPPED = TemplateSet.read(ROOT / "rules" / "templates")
 NIGHT = QuietHours(start=time(21), end=time(8), channels=["email", "sms", "phone", "in_app"])

@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from retention.delivery.outbox import DeliverInput, DeliveryReceipt
+from retention.delivery.requests import DeliverInput, DeliveryReceipt
 from retention.journey import (
     CancelRequest,
     EscalateRequest,

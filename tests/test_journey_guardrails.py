@@ -19,11 +19,11 @@ from sqlmodel import select
 from temporalio.client import WorkflowHandle
 
 from retention.customer import CustomerSnapshot
-from retention.delivery.guardrails import SuppressRequest
 from retention.journey import JourneyState, PauseRequest, StepState
 from retention.store.db import session
 from retention.store.suppressions import add_suppression, list_suppressions
 from retention.store.tables import InterventionRow, OutboxRow
+from retention.suppression import SuppressRequest
 from worker import build_activities
 from workflows.journey import RetentionJourney
 

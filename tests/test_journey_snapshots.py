@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.assess import AssessActivities, AssessInput
 from activities.deliver import DeliverActivities
-from retention.delivery.outbox import DeliverInput
+from retention.delivery.requests import DeliverInput
 from retention.journey import JourneyState
 from retention.rulebook.source import RulebookSource
 from retention.store.erasure import forget_customer

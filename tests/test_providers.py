@@ -24,12 +24,12 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deliver import DeliverActivities
 from retention.delivery import live
-from retention.delivery.outbox import DeliverRequest, DeliveryReceipt
 from retention.delivery.providers import (
     Provider,
     providers_from,
     retry_after,
 )
+from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.settings import Settings

@@ -27,14 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from retention.assessment import Assessment, JourneyScores
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.channels import address_of, likely_channel
-    from retention.delivery.guardrails import (
-        Hold,
-        JourneyClock,
-        SuppressRequest,
-        hold_for,
-        unsubscribe_request,
-    )
-    from retention.delivery.outbox import DeliverInput, DeliveryReceipt
+    from retention.delivery.guardrails import Hold, JourneyClock, hold_for
+    from retention.delivery.requests import DeliverInput, DeliveryReceipt
     from retention.event_summary import EventRecord
     from retention.journey import (
         MAX_EARLY_EVENTS,
@@ -52,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from retention.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
     from retention.plan import Decision, EventCampaign, JourneyContext, JourneyPolicy, PlanStep
+    from retention.suppression import SuppressRequest, unsubscribe_request
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
 SCORING_TIMEOUT = timedelta(seconds=60)

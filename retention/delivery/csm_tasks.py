@@ -8,13 +8,10 @@ the holdout gets no intervention, a CSM's included.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from retention.delivery.channels import CSM_CHANNELS
+from retention.delivery.requests import DeliverRequest
 from retention.store.tables import CsmTaskRow, OutboxRow
-
-if TYPE_CHECKING:
-    from retention.delivery.outbox import DeliverRequest
 
 # docs/architecture.md, "Design facts": a high-risk customer hears from their CSM within 24 hours.
 TASK_RESPONSE_TIME = timedelta(hours=24)

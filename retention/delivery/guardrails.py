@@ -11,40 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field
-
-from retention.customer import CUSTOMER_ID_PATTERN
 from retention.plan import (
-    DEFAULT_UNSUBSCRIBE_CHANNEL,
-    CustomerChannel,
     FrequencyCap,
     JourneyPolicy,
     QuietHours,
 )
-
-
-class SuppressRequest(BaseModel):
-    """One suppression-list entry to record: this customer gets nothing on `channel`."""
-
-    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
-    channel: CustomerChannel
-    address: str | None = Field(default=None, description="the email or phone it was for")
-    reason: str = Field(default="unsubscribed", min_length=1, max_length=500)
-    source: str = Field(description="who asked: an event's journey, the CLI, ...")
-
-
-def unsubscribe_request(customer_id: str, data: dict[str, Any], source: str) -> SuppressRequest:
-    """The suppression an `unsubscribed` event asks for (its data was validated on arrival)."""
-    return SuppressRequest(
-        customer_id=customer_id,
-        channel=data.get("channel", DEFAULT_UNSUBSCRIBE_CHANNEL),
-        reason=str(data.get("reason") or "unsubscribed")[:500],
-        source=source,
-    )
-
 
 _SECOND = timedelta(seconds=1)
 

@@ -17,77 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from retention.customer import CustomerSnapshot
 from retention.delivery.channels import CSM_CHANNELS, recipient_for
 from retention.delivery.csm_tasks import task_for
+from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
-from retention.plan import Channel, PlanStep, RetentionOffer
-from retention.risk import RiskFactor
+from retention.plan import Channel
 from retention.store.db import session
 from retention.store.tables import InterventionRow, OutboxRow
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
-
-
-class DeliverInput(BaseModel):
-    """The deliver activity's input: a plan step and what the journey knows of the customer.
-    The snapshot travels once, in the journey's first assessment, which keeps it by journey
-    key; journeys from before that carry it each time."""
-
-    journey_id: str
-    journey_key: str
-    step: PlanStep
-    strategy: str
-    risk_tier: str
-    churn_probability: float
-    health_score: float
-    risk_factors: list[RiskFactor] = Field(default_factory=list)
-    held_out: bool = Field(default=False, description="record the message, send nothing")
-    rules_version: str | None = Field(
-        default=None, description="the rule set whose templates render it (the plan's)"
-    )
-    offer: RetentionOffer | None = None
-    csm_booking_link: str = Field(
-        default="", description="set by the deliver activity from RETENTION_CSM_BOOKING_URL"
-    )
-    customer: CustomerSnapshot | None = Field(
-        default=None, description="None: the snapshot the journey kept"
-    )
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.journey_key}:{self.step.step_id}"
-
-    def to(self, customer: CustomerSnapshot) -> DeliverRequest:
-        return DeliverRequest(**{**dict(self), "customer": customer})
-
-
-class DeliverRequest(DeliverInput):
-    """A step to deliver to a known customer."""
-
-    customer: CustomerSnapshot
-
-
-class DeliveryReceipt(BaseModel):
-    outbox_id: str
-    idempotency_key: str
-    channel: Channel
-    recipient: str
-    fallback_used: bool
-    duplicate: bool
-    path: str
-    subject: str
-    held_out: bool = False
-    mode: str = Field(default="capture", description="capture or live")
-    provider: str | None = None
-    provider_message_id: str | None = None
-    note: str | None = Field(default=None, description="why the fallback channel was used")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import Any
 
 from retention.customer import CustomerSnapshot
 from retention.delivery.channels import recipient_for
-from retention.delivery.outbox import DeliverRequest, message_context
+from retention.delivery.outbox import message_context
+from retention.delivery.requests import DeliverRequest
 from retention.delivery.templates import TemplateFault, TemplateSet, render_message
 from retention.plan import Channel, PlanStep, RetentionOffer
 from retention.risk import RiskFactor

@@ -6,9 +6,9 @@ from sqlalchemy import Engine, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 
-from retention.delivery.guardrails import SuppressRequest
 from retention.store.db import session
 from retention.store.tables import SuppressionRow
+from retention.suppression import SuppressRequest
 
 
 def add_suppression(engine: Engine, request: SuppressRequest) -> SuppressionRow:
