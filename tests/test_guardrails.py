@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 import starter
 from cli.journeys import plan_table
 from retention.customer import parse_event
-from retention.delivery.guardrails import JourneyClock, hold_for, quiet_hours_end
+from retention.delivery.guardrails import hold_for, quiet_hours_end
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput, RulebookError, Suppressed
+from retention.journey_clock import JourneyClock
 from retention.plan import FrequencyCap, JourneyPolicy, QuietHours
 from retention.rulebook.loader import load_rulebook
 from retention.settings import ROOT

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from retention.assessment import Assessment, JourneyScores
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.channels import address_of, likely_channel
-    from retention.delivery.guardrails import Hold, JourneyClock, hold_for
+    from retention.delivery.guardrails import Hold, hold_for
     from retention.delivery.requests import DeliverInput, DeliveryReceipt
     from retention.event_summary import EventRecord
     from retention.journey import (
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StrategyChange,
     )
+    from retention.journey_clock import JourneyClock
     from retention.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
     from retention.plan import Decision, EventCampaign, JourneyContext, JourneyPolicy, PlanStep
     from retention.suppression import SuppressRequest, unsubscribe_request
@@ -434,7 +435,7 @@ class RetentionJourney:
             customer=None if self._state.snapshot_kept else self._state.customer,
             journey_key=self._state.journey_key if keep_snapshot else None,
             effects=self._state.events.effects,
-            elapsed_hours=self._journey_hours(workflow.now()),
+            elapsed_hours=self._clock.hours_at(workflow.now()),
             upstream_churn_probability=(
                 self._request.options.upstream_churn_probability if first else None
             ),
@@ -515,12 +516,12 @@ class RetentionJourney:
     def _journey_context(self) -> JourneyContext:
         """What the rules may know about this journey so far (last 7 days in journey time)."""
         s, now = self._state, workflow.now()
-        since = now - self._real(7 * 24)
+        since = now - self._clock.span(7 * 24)
         return JourneyContext(
             strategy=s.strategy,
             stage=s.stage,
             steps_done=sum(step.status == "done" for step in s.steps),
-            days_running=self._journey_hours(now) / 24,
+            days_running=self._clock.hours_at(now) / 24,
             plan_generation=s.plan_generation,
             recent_events=s.events.types_since(since),
             logins_last_7d=s.events.seen("login", since),
@@ -568,7 +569,9 @@ class RetentionJourney:
         """Steps due their `at_hours` of journey time from now."""
         now = workflow.now()
         return [
-            StepState(step=step, generation=generation, due_at=now + self._real(step.at_hours))
+            StepState(
+                step=step, generation=generation, due_at=now + self._clock.span(step.at_hours)
+            )
             for step in steps
         ]
 
@@ -588,7 +591,7 @@ class RetentionJourney:
                 self._start_campaign(starter, data)
 
     def _seen(self, event_type: str, within_hours: float | None) -> int:
-        since = workflow.now() - self._real(within_hours) if within_hours else None
+        since = workflow.now() - self._clock.span(within_hours) if within_hours else None
         return self._state.events.seen(event_type, since)
 
     def _has_pending(self, campaign: str) -> bool:
@@ -662,7 +665,7 @@ class RetentionJourney:
         if not (policy.frequency_caps or policy.quiet_hours) or not workflow.patched(GUARD_RAILS):
             return None
         channel = likely_channel(step.step, customer)
-        clock = JourneyClock(self._state.started_at, self._request.options.time_scale)
+        clock = self._clock
         sent = [
             clock.journey(s.done_at)
             for s in self._state.steps
@@ -676,16 +679,12 @@ class RetentionJourney:
 
     # ---- journey time ----------------------------------------------------------------------
 
-    def _real(self, journey_hours: float) -> timedelta:
-        return timedelta(hours=journey_hours / self._request.options.time_scale)
+    @property
+    def _clock(self) -> JourneyClock:
+        return JourneyClock(self._state.started_at, self._request.options.time_scale)
 
     def _journey_time(self, journey_hours: float) -> datetime:
-        return self._state.started_at + self._real(journey_hours)
-
-    def _journey_hours(self, at: datetime) -> float:
-        return (
-            (at - self._state.started_at).total_seconds() / 3600 * self._request.options.time_scale
-        )
+        return self._state.started_at + self._clock.span(journey_hours)
 
     def _next_checkpoint(self) -> float | None:
         policy = self._state.policy
@@ -697,7 +696,7 @@ class RetentionJourney:
     def _close_at(self) -> datetime:
         last = max((step.ready_at for step in self._state.steps), default=workflow.now())
         observation = self._state.policy.observation_hours if self._state.policy else 0.0
-        return last + self._real(observation)
+        return last + self._clock.span(observation)
 
     # ---- continue-as-new -------------------------------------------------------------------
 

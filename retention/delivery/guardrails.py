@@ -2,8 +2,8 @@
 
 Pure and deterministic, so the journey workflow calls it directly: the time-zone database is
 data (`zoneinfo` reads it once per zone and caches it), not a clock or the network.
-Times here are on the journey's clock (see `JourneyClock`), which is the real clock unless the
-journey runs with a `time_scale`.
+Times here are on the journey's clock (retention/journey_clock.py), which is the real clock
+unless the journey runs with a `time_scale`.
 """
 
 from __future__ import annotations
@@ -18,25 +18,6 @@ from retention.plan import (
     JourneyPolicy,
     QuietHours,
 )
-
-_SECOND = timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class JourneyClock:
-    """Journey time runs `scale` times faster than real time from `started_at`; guard rails
-    (quiet hours, cap windows) are judged on it so a sped-up demo keeps them, in proportion."""
-
-    started_at: datetime
-    scale: float
-
-    def journey(self, real: datetime) -> datetime:
-        return self.started_at + (real - self.started_at) * self.scale
-
-    def real(self, journey: datetime) -> datetime:
-        """Rounded up to the whole second, so a hold never ends a rounding error early."""
-        exact = self.started_at + (journey - self.started_at) / self.scale
-        return exact if not exact.microsecond else exact.replace(microsecond=0) + _SECOND
 
 
 @dataclass(frozen=True)
