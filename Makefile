@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/event_flood.py
 	$(BIN)/python bench/journey_cost.py
 	$(BIN)/python bench/signal_cost.py
+	$(BIN)/python bench/scan.py  # PostgreSQL at 127.0.0.1:5432
 
 # examples/population.csv: the sample customers as a CSV population (tests check they match).
 population: $(STAMP)
