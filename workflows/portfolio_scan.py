@@ -64,8 +64,8 @@ class PortfolioScan:
         try:
             first = self._progress.pages + 1
             pages = [
-                asyncio.create_task(self._page(number, page))
-                for number, page in enumerate(await self._plan(), start=first)
+                asyncio.create_task(self._page(number, bounds))
+                for number, bounds in enumerate(await self._plan(), start=first)
             ]
             # In page order, as the pages come one by one: the same figures and the same first
             # failures listed, whichever page finishes first.
