@@ -57,10 +57,11 @@ clean:
 	rm -rf $(VENV) var site
 
 # Re-record tests/histories/ after an intended, versioned workflow change (docs/testing.md, "Changing workflow code safely").
-# The journey stories, the model retrains and the purge; the scans of the two tests named.
+# The journey stories, the model retrains and the purge; the scans of the three tests named.
 HISTORY_TESTS := tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py \
 	tests/test_model_retrain.py tests/test_data_protection.py \
 	tests/test_portfolio_scan.py::test_a_scan_replays_from_its_history \
+	tests/test_portfolio_scan.py::test_a_parallel_scan_replays_from_its_history \
 	tests/test_portfolio_scan.py::test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_failed
 histories: $(STAMP)
 	rm -f tests/histories/*.json  # older sets in subfolders stay: running workflows may have them
@@ -77,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/journey_cost.py
 	$(BIN)/python bench/signal_cost.py
 	$(BIN)/python bench/retrain_beside_journeys.py
+	$(BIN)/python bench/scan.py  # PostgreSQL at 127.0.0.1:5432
 
 # examples/population.csv: the sample customers as a CSV population (tests check they match).
 population: $(STAMP)

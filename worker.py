@@ -119,7 +119,12 @@ def build_scan_activities(
     """The portfolio scan's activities: scoring with the journeys' models, starting journeys on
     `task_queue` through `client`."""
     scan = ScanActivities(engine, RulebookSource(rules_dir), scorer, sentiment)
-    return [scan.score_page, scan.record_scan, JourneyStarter(client, task_queue).start_journeys]
+    return [
+        scan.plan_pages,
+        scan.score_page,
+        scan.record_scan,
+        JourneyStarter(client, task_queue).start_journeys,
+    ]
 
 
 @asynccontextmanager

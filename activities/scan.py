@@ -8,11 +8,19 @@ from temporalio.client import Client
 
 from retention.assessment import ChurnScorer
 from retention.rulebook.source import RulebookSource
-from retention.scan.models import PageRequest, ScanResult, ScoredPage, StartedJourneys, StartRequest
+from retention.scan.models import (
+    PagePlan,
+    PageRequest,
+    PlanRequest,
+    ScanResult,
+    ScoredPage,
+    StartedJourneys,
+    StartRequest,
+)
 from retention.scan.scoring import score_page
 from retention.scan.starting import start_journeys
 from retention.sentiment import InteractionScorer, vader_score
-from retention.store.scans import save_scan_run
+from retention.store.scans import page_ends, save_scan_run
 
 
 class ScanActivities:
@@ -39,6 +47,11 @@ class ScanActivities:
             activity.heartbeat,
             self._sentiment,
         )
+
+    @activity.defn(name="plan_pages")
+    def plan_pages(self, request: PlanRequest) -> PagePlan:
+        ends = page_ends(self._engine, request.after, request.page_size, request.pages)
+        return PagePlan(ends=ends)
 
     @activity.defn(name="record_scan")
     def record_scan(self, result: ScanResult) -> None:

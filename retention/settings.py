@@ -121,9 +121,11 @@ class Settings(BaseSettings):
     model_auc_tolerance: float = Field(default=0.0, ge=0)
     model_ece_tolerance: float = Field(default=0.01, ge=0)
     model_check_seconds: float = Field(default=30.0, ge=0)
-    # The `portfolio-scan` schedule: how often (0 or `off`: no schedule), customers per page.
+    # The `portfolio-scan` schedule: how often (0 or `off`: no schedule), customers per page,
+    # pages scored at once by the heavy workers.
     portfolio_scan_every: Interval = timedelta(days=1)
     portfolio_scan_page_size: int = Field(default=500, ge=1, le=10_000)
+    portfolio_scan_parallel_pages: int = Field(default=4, ge=1, le=16)
     # Empty: VADER. A folder: the ONNX text-sentiment model in it (retention/sentiment_model.py).
     sentiment_model: str = ""
     # The CSM's calendar: a URL with {csm} for the assigned CSM's id (template: csm_booking_link).

@@ -23,7 +23,9 @@ from journeys import AT_RISK, WAVERING
 from populations import at_risk_by_rules, save_customers_bulk, strategies_of
 from scan_fakes import RunningJourney
 from sqlalchemy import Engine, text
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
@@ -33,12 +35,22 @@ from retention.journey import CancelRequest, JourneyState, journey_id
 from retention.model.generator import generate_population
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.rulebook.loader import load_rulebook
-from retention.scan.models import SCHEDULE_ID, ScanRequest, ScanResult
+from retention.scan.models import (
+    DEFAULT_PARALLEL_PAGES,
+    SCHEDULE_ID,
+    PageRequest,
+    ScanRequest,
+    ScanResult,
+    ScoredPage,
+    StartedJourneys,
+    StartRequest,
+)
 from retention.scan.schedule import MANUAL_SCAN_ID, keep_scan_schedule, scan_now
 from retention.scan.starting import start_journeys
 from retention.settings import ROOT, Settings
-from retention.store.db import make_engine
+from retention.store.db import make_engine, session
 from retention.store.scans import list_scan_runs
+from retention.store.tables import CustomerRow
 from retention.temporal import connect
 from worker import WORKFLOWS, build_activities, build_scan_activities
 from workflows.portfolio_scan import PortfolioScan
@@ -46,6 +58,13 @@ from workflows.portfolio_scan import PortfolioScan
 pytestmark = [pytest.mark.timeout(600)]
 
 POPULATION = 5_000
+WORKFLOW_TASK_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+}
 
 
 @pytest.fixture
@@ -68,8 +87,14 @@ def shipped_scorer() -> ModelScorer:
 
 @asynccontextmanager
 async def scan_worker(
-    client: Client, workflows: list[type], activities: list[Callable[..., Any]], task_queue: str
+    client: Client,
+    workflows: list[type],
+    activities: list[Callable[..., Any]],
+    task_queue: str,
+    cached_workflows: int = 1000,
 ) -> AsyncIterator[None]:
+    """`cached_workflows=0`: every workflow task replays the history from the start, as after
+    a crash of the worker that ran the previous one."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as executor:
         async with Worker(
             client,
@@ -77,23 +102,26 @@ async def scan_worker(
             workflows=workflows,
             activities=activities,
             activity_executor=executor,
+            max_cached_workflows=cached_workflows,
         ):
             yield
 
 
 async def start_scan(
-    client: Client, task_queue: str, page_size: int
+    client: Client, task_queue: str, page_size: int, parallel_pages: int = DEFAULT_PARALLEL_PAGES
 ) -> WorkflowHandle[PortfolioScan, ScanResult]:
     return await client.start_workflow(
         PortfolioScan.run,
-        ScanRequest(page_size=page_size),
+        ScanRequest(page_size=page_size, parallel_pages=parallel_pages),
         id=f"scan-{uuid4()}",
         task_queue=task_queue,
     )
 
 
-async def run_scan(client: Client, task_queue: str, page_size: int) -> ScanResult:
-    return await (await start_scan(client, task_queue, page_size)).result()
+async def run_scan(
+    client: Client, task_queue: str, page_size: int, parallel_pages: int = DEFAULT_PARALLEL_PAGES
+) -> ScanResult:
+    return await (await start_scan(client, task_queue, page_size, parallel_pages)).result()
 
 
 async def running_journeys(client: Client) -> list[str]:
@@ -135,7 +163,9 @@ async def test_a_scan_of_5000_starts_each_at_risk_customer_once_and_a_second_sta
     )
     assert (first.skipped, first.failed) == (0, 0)
     assert sorted(journeys) == sorted(journey_id(c) for c in expected)  # exactly them, once each
-    assert first.pages == first.runs == -(-POPULATION // 900)  # continued as new after each page
+    assert first.pages == -(-POPULATION // 900)
+    # continued as new after each run's DEFAULT_PARALLEL_PAGES pages
+    assert first.runs == -(-first.pages // DEFAULT_PARALLEL_PAGES)
     assert second.status == "completed"
     assert (second.scored, second.at_risk) == (POPULATION, len(expected))
     assert (second.started, second.skipped, second.failed) == (0, len(expected), 0)
@@ -200,7 +230,13 @@ async def test_the_schedule_runs_real_journeys_for_the_at_risk_and_then_skips_th
 
     assert scheduled.workflow_id.startswith(f"{SCHEDULE_ID}-")  # the schedule's, not by hand
     assert scheduled.workflow_id != MANUAL_SCAN_ID
-    assert (scheduled.status, scheduled.scored, scheduled.runs) == ("completed", 5, 3)
+    # the settings' 4 pages at once: 5 customers, 2 a page, are one run
+    assert (scheduled.status, scheduled.scored, scheduled.pages, scheduled.runs) == (
+        "completed",
+        5,
+        3,
+        1,
+    )
     assert (scheduled.at_risk, scheduled.started, scheduled.skipped) == (
         len(at_risk),
         len(at_risk),
@@ -277,6 +313,7 @@ async def test_starter_scan_now_prints_the_figures_and_history_lists_the_run(
         "RETENTION_TASK_QUEUE": task_queue,
         "RETENTION_HEAVY_TASK_QUEUE": task_queue,
         "RETENTION_PORTFOLIO_SCAN_PAGE_SIZE": "2",
+        "RETENTION_PORTFOLIO_SCAN_PARALLEL_PAGES": "2",
         "COLUMNS": "200",
     }
     activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
@@ -291,11 +328,11 @@ async def test_starter_scan_now_prints_the_figures_and_history_lists_the_run(
     n = len(at_risk)
     assert re.search(
         rf"completed: scored 5 · at_risk {n} · started {n} · skipped 0 · failed 0 "
-        r"\(3 pages, 3 runs\)",
+        r"\(3 pages, 2 runs\)",  # two pages a run: 2 + 2, then the last one
         now[1],
     ), now[1]
     [run] = json.loads(history[1])
-    assert (run["status"], run["scored"], run["started"], run["runs"]) == ("completed", 5, n, 3)
+    assert (run["status"], run["scored"], run["started"], run["runs"]) == ("completed", 5, n, 2)
     assert neither[0] == 2 and "exactly one of --now or --history" in neither[2]
 
 
@@ -322,27 +359,157 @@ async def test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_fai
 async def test_a_scan_replays_from_its_history(
     dev_client: Client, tmp_path: Path, history_name: str | None
 ) -> None:
-    """Determinism: each run of a finished scan replays against today's workflow code (and its
-    first and last runs are recorded for tests/test_replay.py)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'replay.db'}")
-    save_customers_bulk(engine, handful())
-    task_queue = f"scan-{uuid4()}"
-    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue)
-    async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
-        handle = await start_scan(dev_client, task_queue, page_size=2)
-        result = await handle.result()
-        await save_histories(dev_client, [handle], history_name)
-        progress = await dev_client.get_workflow_handle(handle.id).query(PortfolioScan.progress)
-        histories = [
-            await dev_client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
-            for run_id in (handle.first_execution_run_id, None)
-        ]
-        for workflow_id in await running_journeys(dev_client):
-            await dev_client.get_workflow_handle(workflow_id).terminate("test done")
+    """Determinism: each run of a finished scan, one page a run, replays against today's workflow
+    code (and its first and last runs are recorded for tests/test_replay.py)."""
+    result, progress, histories = await replayed_scan(
+        dev_client, tmp_path, history_name, page_size=2, parallel_pages=1
+    )
     assert result.runs == 3
     assert progress == result  # the query of the last run answers the figures
     # a run's history is one page's events, whatever the size of the portfolio
     assert all(len(history.events) < 40 for history in histories)
+
+
+async def replayed_scan(
+    client: Client, tmp_path: Path, history_name: str | None, page_size: int, parallel_pages: int
+) -> tuple[ScanResult, ScanResult, list[WorkflowHistory]]:
+    """A scan of `handful()`: its result, its last run's `progress`, and the histories of its
+    first and last runs, each replayed against today's workflow code (and saved when
+    recording)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'replay.db'}")
+    save_customers_bulk(engine, handful())
+    task_queue = f"scan-{uuid4()}"
+    activities = build_scan_activities(engine, RULES_DIR, client, task_queue)
+    async with scan_worker(client, [RunningJourney, PortfolioScan], activities, task_queue):
+        handle = await start_scan(client, task_queue, page_size, parallel_pages)
+        result = await handle.result()
+        await save_histories(client, [handle], history_name)
+        progress = await client.get_workflow_handle(handle.id).query(PortfolioScan.progress)
+        histories = [
+            await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+            for run_id in (handle.first_execution_run_id, None)
+        ]
+        await end_running_journeys(client)
     replayer = Replayer(workflows=[PortfolioScan], data_converter=pydantic_data_converter)
     for history in histories:
         await replayer.replay_workflow(history)
+    return result, progress, histories
+
+
+async def end_running_journeys(client: Client) -> None:
+    for workflow_id in await running_journeys(client):
+        await client.get_workflow_handle(workflow_id).terminate("test done")
+
+
+# ---- pages scored in parallel (docs/operators.md, "Portfolio scan") ---------------------------
+
+
+def with_broken_customers(engine: Engine, generated: int, broken: int) -> None:
+    """`generated` customers, and `broken` unreadable ones among them spread over every page."""
+    save_customers_bulk(engine, generate_population(generated, seed=11).customers)
+    spacing = generated // broken
+    with session(engine) as db:
+        for n in range(broken):
+            snapshot = make_customer(profile={"customer_id": "x"}).model_dump(mode="json")
+            snapshot["usage"]["total_features"] = 0
+            db.add(CustomerRow(customer_id=f"gen-{n * spacing + 1:06d}b", snapshot=snapshot))
+
+
+@pytest.mark.database
+async def test_a_parallel_scan_has_the_figures_of_a_scan_one_page_at_a_time(
+    dev_client: Client, engine: Engine, shipped_scorer: ModelScorer
+) -> None:
+    # 1,200 customers, 100 a page: 12 full pages and an empty 13th; 3 pages a run never ends a
+    # run on the last page. 25 unreadable ones: more failures than the 20 listed with reasons.
+    with_broken_customers(engine, generated=1_175, broken=25)
+    task_queue = f"scan-{uuid4()}"
+    activities = build_scan_activities(engine, RULES_DIR, dev_client, task_queue, shipped_scorer)
+    async with scan_worker(dev_client, [RunningJourney, PortfolioScan], activities, task_queue):
+        one_by_one = await run_scan(dev_client, task_queue, page_size=100, parallel_pages=1)
+        await until_visible(dev_client, one_by_one.started)
+        await end_running_journeys(dev_client)  # so the second scan starts them again
+        parallel = await run_scan(dev_client, task_queue, page_size=100, parallel_pages=3)
+        journeys = await until_visible(dev_client, parallel.started)
+        await end_running_journeys(dev_client)
+
+    assert parallel.figures == one_by_one.figures
+    assert (parallel.pages, parallel.scored, parallel.failed) == (13, 1_175, 25)
+    assert len(parallel.failures) == 20  # the first 20 in id order, as one page at a time
+    assert 0 < parallel.at_risk == parallel.started == len(set(journeys)) == len(journeys)
+    assert (one_by_one.runs, parallel.runs) == (13, 5)
+
+
+class FlakyScanActivities:
+    """The real scoring and starting, but the first attempt at the pages named is lost after
+    its work is done: the worker died before Temporal heard back."""
+
+    def __init__(self, activities: list[Callable[..., Any]], score: int, start: int) -> None:
+        self._real = {getattr(a, "__name__", ""): a for a in activities}
+        self._lost_score, self._lost_start = score, start
+        self.attempts: list[str] = []
+
+    def all(self) -> list[Callable[..., Any]]:
+        kept = [a for name, a in self._real.items() if name not in ("score_page", "start_journeys")]
+        return [*kept, self.score_page, self.start_journeys]
+
+    @activity.defn(name="score_page")
+    def score_page(self, request: PageRequest) -> ScoredPage:
+        page: ScoredPage = self._real["score_page"](request)
+        self._lose(f"score {request.page}", request.page == self._lost_score)
+        return page
+
+    @activity.defn(name="start_journeys")
+    async def start_journeys(self, request: StartRequest) -> StartedJourneys:
+        started: StartedJourneys = await self._real["start_journeys"](request)
+        self._lose(f"start {request.page}", request.page == self._lost_start)
+        return started
+
+    def _lose(self, what: str, chosen: bool) -> None:
+        self.attempts.append(what)
+        if chosen and activity.info().attempt == 1:
+            raise RuntimeError(f"worker lost after {what}")
+
+
+@pytest.mark.database
+async def test_a_lost_page_or_start_attempt_counts_nothing_twice_and_starts_nobody_twice(
+    dev_client: Client, engine: Engine, shipped_scorer: ModelScorer
+) -> None:
+    customers = generate_population(600, seed=5).customers
+    save_customers_bulk(engine, customers)
+    expected = at_risk_by_rules(customers, load_rulebook(RULES_DIR), shipped_scorer)
+    task_queue = f"scan-{uuid4()}"
+    real = build_scan_activities(engine, RULES_DIR, dev_client, task_queue, shipped_scorer)
+    flaky = FlakyScanActivities(real, score=2, start=3)
+    # no workflow cache: each step resumes from the history alone, as on a fresh worker
+    async with scan_worker(
+        dev_client, [RunningJourney, PortfolioScan], flaky.all(), task_queue, cached_workflows=0
+    ):
+        result = await run_scan(dev_client, task_queue, page_size=100, parallel_pages=4)
+        journeys = await until_visible(dev_client, len(expected))
+        await end_running_journeys(dev_client)
+
+    assert flaky.attempts.count("score 2") == flaky.attempts.count("start 3") == 2  # both lost
+    assert (result.status, result.pages, result.runs, result.scored) == ("completed", 7, 2, 600)
+    assert result.at_risk == result.started == len(expected)
+    assert (result.skipped, result.failed) == (0, 0)
+    assert sorted(journeys) == sorted(journey_id(c) for c in expected)  # each once
+
+
+async def test_a_parallel_scan_replays_from_its_history(
+    dev_client: Client, tmp_path: Path, history_name: str | None
+) -> None:
+    """Each run of a scan of two pages at a time replays against today's workflow code (its
+    first and last runs are recorded for tests/test_replay.py)."""
+    result, progress, histories = await replayed_scan(
+        dev_client, tmp_path, history_name, page_size=1, parallel_pages=2
+    )
+    # 5 customers, 1 a page: 5 full pages and an empty one, 2 a run
+    assert (result.status, result.scored, result.pages, result.runs) == ("completed", 5, 6, 3)
+    assert progress == result
+    # a run's own events: 10 (its start, the patch's marker and search attribute, the plan, the
+    # record, continuing as new) and 6 a page (scoring, starting), whatever the portfolio;
+    # besides them, the workflow tasks: three events for about each activity that completes,
+    # more on a busy machine
+    for history in histories:
+        commands = [e for e in history.events if e.event_type not in WORKFLOW_TASK_EVENTS]
+        assert len(commands) <= 10 + 6 * 2

@@ -34,7 +34,7 @@ from retention.scan.scoring import score_page
 from retention.settings import ROOT, Settings
 from retention.store.db import session
 from retention.store.records import save_customer
-from retention.store.scans import list_scan_runs, recorded_page
+from retention.store.scans import list_scan_runs, page_ends, recorded_page
 from retention.store.tables import ChurnPredictionRow, CustomerRow, HealthScoreRow
 
 # ---- at risk, per the rules (journey.yaml `scan:`) -------------------------------------------
@@ -158,6 +158,20 @@ def test_pages_by_id_cover_every_customer_once_and_find_the_at_risk(engine: Engi
     assert sorted(found) == sorted(at_risk_by_rules(customers, rulebook, None))
     assert len(found) == len(set(found))
     assert count(engine, HealthScoreRow) == count(engine, ChurnPredictionRow) == 25
+
+
+@pytest.mark.database
+def test_planned_pages_end_on_full_pages_and_a_customer_added_since_stays_in_its_page(
+    engine: Engine,
+) -> None:
+    save_customers_bulk(engine, _customers(25))
+    rulebook = load_rulebook(RULES_DIR)
+    assert page_ends(engine, None, 10, 3) == ["c-009", "c-019"]  # the last 5 fill no page
+    assert page_ends(engine, "c-019", 10, 3) == []
+    save_customer(engine, make_customer(profile={"customer_id": "c-004b"}))  # after the plan
+    planned = PageRequest(scan_id="s4", page=1, page_size=10, until="c-009")
+    page = score_page(engine, rulebook, None, planned)
+    assert (page.read, page.last_customer_id) == (11, "c-009")
 
 
 @pytest.mark.database

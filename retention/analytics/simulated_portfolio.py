@@ -40,7 +40,7 @@ from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import RetentionError
 from retention.journey import JourneyOptions, JourneyState, journey_id
 from retention.operations import QUERY_TIMEOUT, send_event, start_journey, start_journey_with_event
-from retention.scan.models import DEFAULT_PAGE_SIZE
+from retention.scan.models import ScanRequest
 from retention.scan.schedule import start_scan
 from retention.store.db import session
 from retention.store.tables import JourneyRow
@@ -83,7 +83,7 @@ class SimulatedPortfolio:
 
     async def scan(self) -> None:
         """Day 0: the real portfolio scan starts the at-risk customers' journeys."""
-        scan = await start_scan(self._client, self._task_queue, DEFAULT_PAGE_SIZE)
+        scan = await start_scan(self._client, self._task_queue, ScanRequest())
         result = await scan.result()
         if result.failed:
             raise RetentionError(f"the portfolio scan failed for {result.failed} customers")

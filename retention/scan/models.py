@@ -12,6 +12,10 @@ SCHEDULE_ID = "portfolio-scan"
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 10_000
 MAX_FAILURES_KEPT = 20  # the count goes on; the reasons listed stop here
+# Pages a run scores at once (docs/operators.md, "Portfolio scan"): 4 keeps two heavy workers of
+# two activity slots each busy; 16 bounds a run's history and the at-risk ids it carries.
+DEFAULT_PARALLEL_PAGES = 4
+MAX_PARALLEL_PAGES = 16
 
 ScanStatus = Literal["running", "completed", "failed"]
 
@@ -48,9 +52,16 @@ class ScanFigures(BaseModel):
 
 
 class ScanRequest(BaseModel):
-    """The scan's input; every field but `page_size` is what continue-as-new carries."""
+    """The scan's input: its settings (`page_size`, `parallel_pages`, `heavy_task_queue`) and
+    what continue-as-new carries from run to run."""
 
     page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    parallel_pages: int = Field(
+        default=DEFAULT_PARALLEL_PAGES,
+        ge=1,
+        le=MAX_PARALLEL_PAGES,
+        description="pages each run scores at once, on as many heavy workers as there are",
+    )
     scan_id: str | None = Field(default=None, description="None: the first run's run id")
     started_at: datetime | None = None
     after: str | None = Field(default=None, description="the last customer id already scanned")
@@ -85,6 +96,25 @@ class PageRequest(BaseModel):
     page: int = Field(ge=1)
     after: str | None = None
     page_size: int = Field(ge=1, le=MAX_PAGE_SIZE)
+    until: str | None = Field(
+        default=None,
+        description="a planned page: every customer after `after` up to this id; "
+        "None: the `page_size` customers after `after`",
+    )
+
+
+class PlanRequest(BaseModel):
+    after: str | None = None
+    page_size: int = Field(ge=1, le=MAX_PAGE_SIZE)
+    pages: int = Field(ge=1, le=MAX_PARALLEL_PAGES)
+
+
+class PagePlan(BaseModel):
+    ends: list[str] = Field(
+        default_factory=list,
+        description="the last customer id of each full page after `after`, in order; fewer "
+        "than asked: the portfolio ends sooner",
+    )
 
 
 class ScoredPage(BaseModel):

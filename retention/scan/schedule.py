@@ -31,10 +31,7 @@ async def keep_scan_schedule(client: Client, settings: Settings) -> str:
         client,
         SCHEDULE_ID,
         SCAN_WORKFLOW_TYPE,
-        ScanRequest(
-            page_size=settings.portfolio_scan_page_size,
-            heavy_task_queue=settings.heavy_task_queue,
-        ),
+        scan_request(settings),
         settings.portfolio_scan_every,
         settings.task_queue,
     )
@@ -49,12 +46,7 @@ async def scan_now(client: Client, settings: Settings) -> WorkflowHandle[object,
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
-        return await start_scan(
-            client,
-            settings.task_queue,
-            settings.portfolio_scan_page_size,
-            settings.heavy_task_queue,
-        )
+        return await start_scan(client, settings.task_queue, scan_request(settings))
     if running := _workflow_ids(before.info.running_actions):
         return _handle(client, running[0])
     seen = set(_workflow_ids([result.action for result in before.info.recent_actions]))
@@ -72,13 +64,22 @@ async def scan_now(client: Client, settings: Settings) -> WorkflowHandle[object,
     )
 
 
+def scan_request(settings: Settings) -> ScanRequest:
+    """A scan as the settings configure it: page size, pages at once, where pages are scored."""
+    return ScanRequest(
+        page_size=settings.portfolio_scan_page_size,
+        parallel_pages=settings.portfolio_scan_parallel_pages,
+        heavy_task_queue=settings.heavy_task_queue,
+    )
+
+
 async def start_scan(
-    client: Client, task_queue: str, page_size: int, heavy_task_queue: str | None = None
+    client: Client, task_queue: str, request: ScanRequest
 ) -> WorkflowHandle[object, ScanResult]:
     """Start a scan without the schedule (or return the one already running by hand)."""
     return await client.start_workflow(
         SCAN_WORKFLOW_TYPE,
-        ScanRequest(page_size=page_size, heavy_task_queue=heavy_task_queue),
+        request,
         id=MANUAL_SCAN_ID,
         task_queue=task_queue,
         result_type=ScanResult,

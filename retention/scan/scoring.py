@@ -33,11 +33,12 @@ def score_page(
     heartbeat: Callable[[int], None] = lambda scored: None,
     sentiment: InteractionScorer = vader_score,
 ) -> ScoredPage:
-    """Score the page after `request.after` and record it; a page already recorded (a retried
-    activity) is answered from its record, so nothing is scored or counted twice."""
+    """Score the page after `request.after` (up to `request.until` when planned) and record it;
+    a page already recorded (a retried activity) is answered from its record, so nothing is
+    scored or counted twice."""
     if (earlier := recorded_page(engine, request.scan_id, request.page)) is not None:
         return _answer(earlier)
-    rows = customer_page(engine, request.after, request.page_size)
+    rows = customer_page(engine, request.after, request.page_size, request.until)
     customers, failures = _readable(rows)
     scored: list[Assessment] = []
     at_risk: list[str] = []

@@ -14,15 +14,35 @@ from retention.store.records import _upsert
 from retention.store.tables import CustomerRow, ScanPageRow, ScanRunRow
 
 
-def customer_page(engine: Engine, after: str | None, limit: int) -> list[tuple[str, Any]]:
+def customer_page(
+    engine: Engine, after: str | None, limit: int, until: str | None = None
+) -> list[tuple[str, Any]]:
     """Up to `limit` (customer id, raw snapshot) pairs after `after`, by id: keyset paging, so
-    a page costs the same at customer 99,500 as at customer 0."""
+    a page costs the same at customer 99,500 as at customer 0. With `until` (a planned page),
+    every customer up to that id instead: one added since the plan is scored here, not lost
+    between this page's range and the next one's."""
     query = select(CustomerRow.customer_id, CustomerRow.snapshot)
     if after is not None:
         query = query.where(col(CustomerRow.customer_id) > after)
-    query = query.order_by(col(CustomerRow.customer_id)).limit(limit)
+    if until is not None:
+        query = query.where(col(CustomerRow.customer_id) <= until)
+    query = query.order_by(col(CustomerRow.customer_id))
+    if until is None:
+        query = query.limit(limit)
     with session(engine) as db:
         return [(customer_id, snapshot) for customer_id, snapshot in db.exec(query).all()]
+
+
+def page_ends(engine: Engine, after: str | None, page_size: int, pages: int) -> list[str]:
+    """The last customer id of each of the next `pages` full pages after `after`: ids only, read
+    from the primary key's index, so planning 16 pages costs less than scoring one."""
+    query = select(CustomerRow.customer_id)
+    if after is not None:
+        query = query.where(col(CustomerRow.customer_id) > after)
+    query = query.order_by(col(CustomerRow.customer_id)).limit(page_size * pages)
+    with session(engine) as db:
+        ids = list(db.exec(query).all())
+    return ids[page_size - 1 :: page_size]
 
 
 def recorded_page(engine: Engine, scan_id: str, page: int) -> ScanPageRow | None:
