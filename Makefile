@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test quick area lint install clean histories bench population model migration ingest browser docs nginx
+.PHONY: run test check area lint install clean histories bench population model migration ingest browser docs nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,11 @@ ingest: $(STAMP)
 test: $(STAMP) browser nginx docs
 	$(BIN)/python -m pytest -q
 
-# The inner loop (docs/testing.md): lint, then every test but the subprocess, browser and fault
-# ones, stopping at the first failure; `make area AREA=ingest` runs tests/test_ingest*.py alone.
-quick: lint
-	$(BIN)/python -m pytest -q -x -m "not e2e and not browser and not faults"
+# The inner loop (docs/testing.md): lint and types, then the unit tests (none that needs a
+# Temporal server, a browser or subprocesses, nor the property tests), stopping at the first
+# failure; `make area AREA=ingest` runs tests/test_ingest*.py alone, all of them.
+check: lint
+	$(BIN)/python -m pytest -q -x -m "not e2e and not browser and not faults and not temporal and not properties"
 
 area: $(STAMP)
 	@test -n "$(AREA)" || { echo "name an area: make area AREA=ingest (tests/test_ingest*.py)"; exit 2; }

@@ -29,6 +29,14 @@ from worker import build_activities, running_worker
 _DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("RETENTION_TEST_DATABASE_URL") else [])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that runs workflows on the time-skipping server is a `temporal` test: `make check`
+    leaves those to `make test` (docs/testing.md)."""
+    for item in items:
+        if "time_skipping_env" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.temporal)
+
+
 @dataclass(frozen=True)
 class Database:
     url: str

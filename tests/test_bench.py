@@ -92,6 +92,7 @@ def test_retrain_beside_journeys_benchmark_prints_its_figures() -> None:
     assert all(figures[layout]["retrain_s"] > 0 for layout in ("one_queue", "all", "split"))
 
 
+@pytest.mark.e2e
 def test_ingest_benchmark_prints_its_figures() -> None:
     figures = bench_figures(
         "ingest.py",

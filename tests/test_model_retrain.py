@@ -51,7 +51,7 @@ from retention.temporal import connect
 from worker import build_activities, running_worker
 from workflows.model_retrain import ModelRetrain
 
-pytestmark = [pytest.mark.database, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.database, pytest.mark.temporal, pytest.mark.timeout(600)]
 
 DEFAULT_MODEL = ROOT / "models" / "churn-default"
 CUSTOMERS = 1_500

@@ -55,7 +55,7 @@ from retention.temporal import connect
 from worker import WORKFLOWS, build_activities, build_scan_activities
 from workflows.portfolio_scan import PortfolioScan
 
-pytestmark = [pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.temporal, pytest.mark.timeout(600)]
 
 POPULATION = 5_000
 WORKFLOW_TASK_EVENTS = {

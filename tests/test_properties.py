@@ -56,6 +56,8 @@ from retention.store.db import make_engine, session
 from retention.store.records import load_customer, save_customer
 from retention.store.tables import CustomerRow, JourneyRow
 
+pytestmark = pytest.mark.properties
+
 # Examples run per property, counted as they run (hypothesis may stop early on a small space).
 CASES: Counter[str] = Counter()
 MIN_CASES = 10_000

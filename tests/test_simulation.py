@@ -74,6 +74,7 @@ def test_expected_churn_is_what_the_customers_go_on_to_do(treated: bool) -> None
         assert abs(churned - untreated) < 4 * sd
 
 
+@pytest.mark.temporal  # the simulation runs the journeys on the time-skipping server
 async def test_journeys_run_and_the_measured_lift_holds_the_true_lift(tmp_path: Path) -> None:
     request = SimulationRequest(customers=400, days=35, seed=1)
     engine = make_engine(f"sqlite:///{tmp_path / 'sim.db'}")
@@ -115,6 +116,7 @@ async def test_journeys_run_and_the_measured_lift_holds_the_true_lift(tmp_path: 
     assert by_scope["critical_save"].true_lift > by_scope["nurture"].true_lift > 0
 
 
+@pytest.mark.temporal
 def test_starter_simulate_prints_truth_beside_measure_and_never_overwrites(
     tmp_path: Path, cli_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
