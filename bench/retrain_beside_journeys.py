@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from journeys import dev_server, exit_on_sigterm, sample_customer
-from worker_memory import worker_env
+from worker_memory import start_worker, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,7 +64,7 @@ LAYOUTS = {  # layout: (role of each worker.py, its heavy queue)
     "all": [("all", HEAVY_QUEUE)],
     "split": [("journeys", HEAVY_QUEUE), ("heavy", HEAVY_QUEUE)],
 }
-READY_TIMEOUT_S = 120
+TRAINING_START_TIMEOUT_S = 120
 DELIVERY_TIMEOUT_S = 900
 POLL_S = 0.2
 
@@ -92,18 +92,7 @@ def spawn(tmp: Path, address: str, role: str, heavy_queue: str) -> subprocess.Po
         "RETENTION_PORTFOLIO_SCAN_EVERY": "off",
         "RETENTION_DATA_PURGE_EVERY": "off",
     }
-    log = tmp / f"worker-{role}.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while "worker polling" not in log.read_text(errors="replace"):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            stop(worker)
-            raise RuntimeError(f"worker.py did not start polling; see its log:\n{log.read_text()}")
-        time.sleep(0.2)
-    return worker
+    return start_worker(tmp, address, env, f"worker-{role}.log")
 
 
 @contextmanager
@@ -128,7 +117,7 @@ async def start_retrain(client: Client, heavy_queue: str) -> WorkflowHandle[obje
         task_queue=JOURNEY_QUEUE,
         execution_timeout=timedelta(hours=1),
     )
-    async with asyncio.timeout(READY_TIMEOUT_S):
+    async with asyncio.timeout(TRAINING_START_TIMEOUT_S):
         while True:
             described = await handle.describe()
             if described.raw_description.pending_activities or described.close_time:

@@ -58,13 +58,15 @@ def worker_env(tmp: Path, address: str) -> dict[str, str]:
     }
 
 
-def start_worker(tmp: Path, address: str) -> subprocess.Popen[bytes]:
-    """worker.py, once its log says it polls the task queue."""
-    log = tmp / "worker.log"
+def start_worker(
+    tmp: Path, address: str, env: dict[str, str] | None = None, log_name: str = "worker.log"
+) -> subprocess.Popen[bytes]:
+    """worker.py (with `env`, else `worker_env`), once its log says it polls the task queue."""
+    log = tmp / log_name
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=worker_env(tmp, address), stdout=out,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "worker.py"], cwd=ROOT, env=env or worker_env(tmp, address),
+            stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     deadline = time.monotonic() + READY_TIMEOUT_S
     while "worker polling" not in log.read_text(errors="replace"):
