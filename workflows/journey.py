@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rescore import RescoreActivities, Rescored, RescoreInput
     from retention import search_attributes
     from retention.assessment import Assessment, JourneyScores
+    from retention.campaigns import add_campaigns, follow_campaigns, scheduled
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.channels import address_of, likely_channel
     from retention.delivery.guardrails import Hold, hold_for
@@ -46,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from retention.journey_clock import JourneyClock
     from retention.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
-    from retention.plan import Decision, EventCampaign, JourneyContext, JourneyPolicy, PlanStep
+    from retention.plan import Decision, JourneyContext, JourneyPolicy
     from retention.suppression import SuppressRequest, unsubscribe_request
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
@@ -163,7 +164,7 @@ class RetentionJourney:
         elif outcome := self._state.policy.outcome_for(event.type):
             self._end(outcome, f"event:{event.type}")
         else:
-            self._follow_campaigns(event.type, event.data)
+            follow_campaigns(self._state, event.type, event.data, workflow.now(), self._clock)
 
     # ---- operator commands -----------------------------------------------------------------
 
@@ -270,7 +271,7 @@ class RetentionJourney:
             if outcome := policy.outcome_for(record.type):
                 self._end(outcome, f"event:{record.type}")
             else:
-                self._follow_campaigns(record.type, record.data)
+                follow_campaigns(self._state, record.type, record.data, workflow.now(), self._clock)
         self._state.early_events = []
         for exit_rule in policy.exits:
             if self._state.events.seen(exit_rule.event):
@@ -345,7 +346,8 @@ class RetentionJourney:
         decision, policy = rescored.decision, self._state.policy
         if decision.strategy == self._state.strategy:
             self._note_scores(rescored.scores)
-            self._add_campaigns(decision)  # the plan stays; a campaign may now apply
+            # the plan stays; a campaign may now apply
+            add_campaigns(self._state, decision, workflow.now(), self._clock)
         elif policy and decision.strategy == policy.recovered_strategy:
             self._note_scores(rescored.scores)
             self._end("recovered", f"re-scored at {checkpoint:g}h: {decision.strategy}")
@@ -552,69 +554,10 @@ class RetentionJourney:
         s.plan_generation = decision.plan.generation
         s.plan_started_at = now
         own = [step for step in decision.plan.steps if step.campaign is None]
-        s.steps += self._scheduled(own, decision.plan.generation)
-        self._add_campaigns(decision)
+        s.steps += scheduled(own, decision.plan.generation, now, self._clock)
+        add_campaigns(s, decision, now, self._clock)
         self._note_scores(scores)
         self._settle()
-
-    def _add_campaigns(self, decision: Decision) -> None:
-        """The decision's campaigns that have not run in this journey start now: once each."""
-        s = self._state
-        new = [c for c in decision.campaigns if c not in s.campaigns_started]
-        s.campaigns_started += new
-        steps = [step for step in decision.plan.steps if step.campaign in new]
-        s.steps += self._scheduled(steps, decision.plan.generation)
-
-    def _scheduled(self, steps: list[PlanStep], generation: int) -> list[StepState]:
-        """Steps due their `at_hours` of journey time from now."""
-        now = workflow.now()
-        return [
-            StepState(
-                step=step, generation=generation, due_at=now + self._clock.span(step.at_hours)
-            )
-            for step in steps
-        ]
-
-    def _follow_campaigns(self, event_type: str, data: dict[str, Any]) -> None:
-        """A customer event may end a running campaign or start one (e.g. a milestone)."""
-        assert self._state.policy is not None
-        for campaign, exits in self._state.policy.campaign_exits.items():
-            for rule in exits:
-                # a campaign with nothing pending has nothing to end: skip the count (a flood
-                # of one event type would otherwise count its window at every event)
-                if rule.event != event_type or not self._has_pending(campaign):
-                    continue
-                if self._seen(event_type, rule.within_hours) >= rule.at_least:
-                    self._exit_campaign(campaign, rule.reason)
-        for starter in self._state.policy.event_campaigns:
-            if starter.matches(event_type, data):
-                self._start_campaign(starter, data)
-
-    def _seen(self, event_type: str, within_hours: float | None) -> int:
-        since = workflow.now() - self._clock.span(within_hours) if within_hours else None
-        return self._state.events.seen(event_type, since)
-
-    def _has_pending(self, campaign: str) -> bool:
-        return any(s.status == "pending" and s.step.campaign == campaign for s in self._state.steps)
-
-    def _exit_campaign(self, campaign: str, reason: str) -> None:
-        pending = [
-            s for s in self._state.steps if s.status == "pending" and s.step.campaign == campaign
-        ]
-        for step in pending:
-            step.status, step.note = "skipped", f"campaign exited: {reason}"
-        if pending:
-            self._state.campaigns_exited[campaign] = reason
-
-    def _start_campaign(self, campaign: EventCampaign, data: dict[str, Any]) -> None:
-        """Once per distinct triggering event data (e.g. each milestone), steps from now."""
-        start = ":".join([campaign.name, *(str(data.get(k)) for k in campaign.data_match)])
-        if start in self._state.campaigns_started:
-            return
-        self._state.campaigns_started.append(start)
-        n = len(self._state.campaigns_started)
-        steps = [s.model_copy(update={"step_id": f"e{n}-{s.step_id}"}) for s in campaign.steps]
-        self._state.steps += self._scheduled(steps, self._state.plan_generation)
 
     def _note_scores(self, scores: JourneyScores) -> None:
         s = self._state
