@@ -24,19 +24,19 @@ from rich.text import Text
 from temporalio.client import Client
 
 from retention.customer import CustomerSnapshot
-from retention.devserver import port_open, start_dev_server, stop
 from retention.journey import JourneyOptions, JourneyState, journey_id
-from retention.operations import (
+from retention.population import read_customers
+from retention.runtime.devserver import port_open, start_dev_server, stop
+from retention.runtime.operations import (
     JourneyNotFound,
     TemporalUnreachable,
     journey_state,
     start_journey,
 )
-from retention.population import read_customers
-from retention.settings import ROOT, Settings, get_settings
+from retention.runtime.settings import ROOT, Settings, get_settings
+from retention.runtime.temporal import connect
 from retention.store.db import make_engine
 from retention.store.records import save_customer
-from retention.temporal import connect
 
 EXAMPLES = ROOT / "examples"
 VAR = ROOT / "var"

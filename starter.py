@@ -9,7 +9,7 @@
     python starter.py model generate --customers 100000 --seed 1 --out var/generated.parquet
 
 Each command group lives in `cli/`; the Temporal calls themselves live in
-`retention.operations` (shared with `make run`).
+`retention.runtime.operations` (shared with `make run`).
 """
 
 from __future__ import annotations

@@ -35,29 +35,29 @@ from activities.record import RecordActivities
 from activities.rescore import RescoreActivities
 from activities.scan import JourneyStarter, ScanActivities
 from activities.train import TrainActivities
-from retention.assessment import ChurnScorer
-from retention.connection import temporal_target
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import InvalidInput, RetentionError
-from retention.logs import configure_logging
 from retention.model.champion import ChampionScorer
 from retention.model.retrain import RetrainPolicy
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
-from retention.readiness import Readiness, leave, serve_health
 from retention.retraining import ensure_retrain_schedule
 from retention.rulebook.source import RulebookSource
-from retention.sandbox import WORKFLOW_RUNNER
+from retention.runtime.connection import temporal_target
+from retention.runtime.logs import configure_logging
+from retention.runtime.readiness import Readiness, leave, serve_health
+from retention.runtime.sandbox import WORKFLOW_RUNNER
+from retention.runtime.schedules import keep_schedule
+from retention.runtime.settings import Settings, get_settings, settings_problem
+from retention.runtime.temporal import connect, metrics_runtime
 from retention.scan.schedule import keep_scan_schedule
-from retention.schedules import keep_schedule
-from retention.sentiment import InteractionScorer, vader_score
-from retention.sentiment_model import load_sentiment_scorer
-from retention.settings import Settings, get_settings, settings_problem
+from retention.scoring.assessment import ChurnScorer
+from retention.scoring.sentiment import InteractionScorer, vader_score
+from retention.scoring.sentiment_model import load_sentiment_scorer
 from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
 from retention.store.rule_sets import archive_rule_set
-from retention.temporal import connect, metrics_runtime
 from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
 from workflows.model_retrain import ModelRetrain
@@ -249,7 +249,8 @@ async def poll_until_stopped(
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
-    # The journey and customer ids go in fields of their own (retention.logs), not the message.
+    # The journey and customer ids go in fields of their own (retention.runtime.logs), not the
+    # message.
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
     # Before connecting: a model the snapshot cannot feed stops the worker at once, named.

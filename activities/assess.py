@@ -10,13 +10,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.counters import count
-from retention.assessment import Assessment, ChurnScorer, assess_customer
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import CustomerNotFound
 from retention.events import EventEffects, apply_effects, fold_events
-from retention.metrics import ASSESSMENTS
 from retention.rulebook.source import RulebookSource
-from retention.sentiment import InteractionScorer, vader_score
+from retention.runtime.metrics import ASSESSMENTS
+from retention.scoring.assessment import Assessment, ChurnScorer, assess_customer
+from retention.scoring.sentiment import InteractionScorer, vader_score
 from retention.store.records import (
     journey_snapshot,
     keep_journey_snapshot,

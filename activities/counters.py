@@ -1,4 +1,5 @@
-"""Count what the activities do on the worker's metrics endpoint (retention.metrics names them).
+"""Count what the activities do on the worker's metrics endpoint (named in
+retention.runtime.metrics).
 
 Outside an activity (a test calling the method directly) there is no meter and nothing counts.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from retention.metrics import Metric
+from retention.runtime.metrics import Metric
 
 
 def count(metric: Metric, **labels: str) -> None:

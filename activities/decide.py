@@ -7,12 +7,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.counters import count
-from retention.assessment import Assessment
 from retention.errors import RulebookError
-from retention.metrics import RULE_DECISIONS
 from retention.plan import Decision, JourneyContext
 from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
 from retention.rulebook.source import RulebookSource
+from retention.runtime.metrics import RULE_DECISIONS
+from retention.scoring.assessment import Assessment
 
 
 class DecideInput(BaseModel):

@@ -17,9 +17,9 @@ from retention.delivery.requests import DeliverInput, DeliverRequest, DeliveryRe
 from retention.delivery.send import CAPTURE_ONLY, deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import DeliveryFailed, InvalidInput
-from retention.metrics import SENDS
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
+from retention.runtime.metrics import SENDS
 from retention.store.records import journey_snapshot
 from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression

@@ -13,10 +13,10 @@ from temporalio import activity
 
 from activities.assess import AssessActivities, AssessInput
 from activities.decide import DecideActivities, DecideInput
-from retention.assessment import JourneyScores
 from retention.customer import CustomerSnapshot
 from retention.plan import Decision, JourneyContext
 from retention.rulebook.decide import FIRST_DECISION
+from retention.scoring.assessment import JourneyScores
 
 
 class RescoreInput(BaseModel):

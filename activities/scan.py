@@ -6,7 +6,6 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import Client
 
-from retention.assessment import ChurnScorer
 from retention.rulebook.source import RulebookSource
 from retention.scan.models import (
     PagePlan,
@@ -19,7 +18,8 @@ from retention.scan.models import (
 )
 from retention.scan.scoring import score_page
 from retention.scan.starting import start_journeys
-from retention.sentiment import InteractionScorer, vader_score
+from retention.scoring.assessment import ChurnScorer
+from retention.scoring.sentiment import InteractionScorer, vader_score
 from retention.store.scans import page_ends, save_scan_run
 
 

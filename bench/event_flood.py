@@ -48,15 +48,15 @@ from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause  # noqa: 
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
-from retention.devserver import stop  # noqa: E402
 from retention.journey import JourneyOptions, JourneyState  # noqa: E402
-from retention.operations import (  # noqa: E402
+from retention.runtime.devserver import stop  # noqa: E402
+from retention.runtime.operations import (  # noqa: E402
     BUSY_FIRST_PAUSE,
     BUSY_MAX_PAUSE,
     SIGNAL_LIMIT,
     start_journey,
 )
-from retention.temporal import connect  # noqa: E402
+from retention.runtime.temporal import connect  # noqa: E402
 
 CUSTOMER = "flood"
 PROBE_EVERY_S = 0.5

@@ -73,15 +73,15 @@ sys.path.append(str(ROOT / "tests"))  # after bench/: its journeys.py, not the t
 from journeys import exit_on_sigterm, quiet_runtime, sample_customer  # noqa: E402
 from webhooks import Post, post_all, prepare, segment_track, zendesk_ticket  # noqa: E402
 
-from retention.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.ingest import inbox  # noqa: E402
 from retention.ingest.claims import CLAIM_LOCK  # noqa: E402
 from retention.ingest.sources import Sources, load_sources  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402
-from retention.operations import start_journey  # noqa: E402
+from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
+from retention.runtime.operations import start_journey  # noqa: E402
+from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine, session  # noqa: E402
 from retention.store.tables import InboxRow, utcnow  # noqa: E402
-from retention.temporal import connect  # noqa: E402
 
 SECRETS = {"segment": "bench-segment-secret", "zendesk": "bench-zendesk-secret"}
 READY_S = 180

@@ -45,11 +45,11 @@ sys.path.insert(0, str(ROOT))
 from noop_journey import REACHED, NoopJourney, NoopShape, noop_step  # noqa: E402
 
 from retention.customer import CustomerSnapshot, parse_customer  # noqa: E402
-from retention.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402
-from retention.operations import start_journey  # noqa: E402
+from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
+from retention.runtime.operations import start_journey  # noqa: E402
+from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
-from retention.temporal import connect  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
 
 TASK_QUEUE = "bench-journeys"

@@ -48,13 +48,13 @@ from labelled import labelled_population  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
-from retention.devserver import stop  # noqa: E402
 from retention.journey import JourneyOptions  # noqa: E402
 from retention.model.history import save_history  # noqa: E402
-from retention.operations import start_journey  # noqa: E402
 from retention.retraining import RETRAIN_WORKFLOW_TYPE, RetrainRequest  # noqa: E402
+from retention.runtime.devserver import stop  # noqa: E402
+from retention.runtime.operations import start_journey  # noqa: E402
+from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
-from retention.temporal import connect  # noqa: E402
 
 JOURNEY_QUEUE = "bench-retrain-journeys"
 HEAVY_QUEUE = "bench-retrain-heavy"

@@ -31,12 +31,12 @@ from durable.engine import MessageNotHandledException
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retention.assessment import Assessment, assess_customer  # noqa: E402
 from retention.customer import parse_customer  # noqa: E402
 from retention.rulebook.conditions import PostedFacts  # noqa: E402
 from retention.rulebook.decide import decide, decision_facts, first_match_only  # noqa: E402
 from retention.rulebook.engine import HOST, LOCK, MAX_LIVE_SESSIONS, compile_condition  # noqa: E402
 from retention.rulebook.loader import Rulebook, load_rulebook  # noqa: E402
+from retention.scoring.assessment import Assessment, assess_customer  # noqa: E402
 
 
 def population(rulebook: Rulebook) -> list[Assessment]:

@@ -44,9 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from activities.scan import JourneyStarter, ScanActivities  # noqa: E402
-from retention.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.model.generator import generate_population  # noqa: E402
 from retention.rulebook.source import RulebookSource  # noqa: E402
+from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
+from retention.runtime.temporal import connect  # noqa: E402
 from retention.scan.models import (  # noqa: E402
     DEFAULT_PAGE_SIZE,
     DEFAULT_PARALLEL_PAGES,
@@ -64,7 +65,6 @@ from retention.store.tables import (  # noqa: E402
     SentimentRow,
     utcnow,
 )
-from retention.temporal import connect  # noqa: E402
 from worker import make_worker  # noqa: E402
 from workflows.portfolio_scan import PortfolioScan  # noqa: E402
 

@@ -50,13 +50,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from retention.customer import read_fields  # noqa: E402
-from retention.expansion import expansion_opportunities  # noqa: E402
-from retention.health import score_health  # noqa: E402
 from retention.model.features import feature_frame  # noqa: E402
 from retention.model.generator import DEFAULT_SNAPSHOT_DATE, generate_population  # noqa: E402
 from retention.model.portfolio import gc_paused  # noqa: E402
 from retention.model.scorer import SCORED_PATHS, ModelScorer, portfolio_risk  # noqa: E402
 from retention.rulebook.loader import load_rulebook  # noqa: E402
+from retention.scoring.expansion import expansion_opportunities  # noqa: E402
+from retention.scoring.health import score_health  # noqa: E402
 
 ROUNDS = 7
 

@@ -12,8 +12,8 @@ login in every 50), `--batch` to a workflow task, 2.5 ms apart (400 signals/s). 
 than sent so every run replays the same workflow tasks, whatever the machine's load.
 
 Each history is replayed with `temporalio.worker.Replayer` and the pydantic converter, with
-and without the flood, by three runners: worker.py's (`retention.sandbox`), the SDK's default
-sandbox (what worker.py ran before) and the SDK's unsandboxed runner;
+and without the flood, by three runners: worker.py's (`retention.runtime.sandbox`), the SDK's
+default sandbox (what worker.py ran before) and the SDK's unsandboxed runner;
 the flood's cost is the difference, in CPU seconds of this process (`time.process_time()`:
 Python, the SDK's core threads; not wall-clock, so a busy machine does not inflate it), the
 median over `--rounds` alternating rounds.
@@ -76,10 +76,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: 
 from temporalio.workflow import Info, _Definition  # noqa: E402
 
 from retention.journey import JourneyOptions  # noqa: E402
-from retention.operations import start_journey  # noqa: E402
-from retention.sandbox import WORKFLOW_RUNNER  # noqa: E402
+from retention.runtime.operations import start_journey  # noqa: E402
+from retention.runtime.sandbox import WORKFLOW_RUNNER  # noqa: E402
+from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
-from retention.temporal import connect  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
 
 TASK_QUEUE = "bench-signal-cost"
@@ -89,7 +89,7 @@ NEVER = 10**9  # neither workflow ends or continues as new during the flood
 IDLE_TIMEOUT_S = 120
 POLL_S = 0.2
 RUNNERS = {
-    "worker": WORKFLOW_RUNNER,  # worker.py's (retention/sandbox.py)
+    "worker": WORKFLOW_RUNNER,  # worker.py's (retention/runtime/sandbox.py)
     "sdk_sandbox": SandboxedWorkflowRunner(),  # the SDK's default, as worker.py ran before
     "unsandboxed": UnsandboxedWorkflowRunner(),
 }

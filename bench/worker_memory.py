@@ -34,11 +34,11 @@ from sqlalchemy import Engine  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from retention.customer import CustomerEvent  # noqa: E402
-from retention.devserver import free_port, stop  # noqa: E402
 from retention.journey import journey_id  # noqa: E402
-from retention.operations import send_event  # noqa: E402
+from retention.runtime.devserver import free_port, stop  # noqa: E402
+from retention.runtime.operations import send_event  # noqa: E402
+from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
-from retention.temporal import connect  # noqa: E402
 
 TASK_QUEUE = "bench-worker-memory"
 READY_TIMEOUT_S = 60

@@ -19,8 +19,8 @@ from temporalio.exceptions import TemporalError
 
 from retention.customer import describe_validation_error
 from retention.errors import InvalidInput, RetentionError
-from retention.settings import get_settings
-from retention.temporal import connect
+from retention.runtime.settings import get_settings
+from retention.runtime.temporal import connect
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

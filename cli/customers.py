@@ -17,7 +17,7 @@ from cli.app import (
 from retention.customer import CustomerSnapshot
 from retention.errors import CustomerNotFound
 from retention.population import read_customers
-from retention.settings import get_settings
+from retention.runtime.settings import get_settings
 
 if TYPE_CHECKING:
     pass

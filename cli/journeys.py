@@ -34,7 +34,8 @@ from retention.journey import (
     journey_id,
 )
 from retention.nesting import TOO_DEEP, json_too_deep
-from retention.operations import (
+from retention.population import read_customer_json
+from retention.runtime.operations import (
     Command,
     CommandRequest,
     JourneyRow,
@@ -46,8 +47,7 @@ from retention.operations import (
     send_event,
     start_journey,
 )
-from retention.population import read_customer_json
-from retention.settings import get_settings
+from retention.runtime.settings import get_settings
 
 if TYPE_CHECKING:
     pass

@@ -14,7 +14,7 @@ from rich.table import Table
 from cli.app import console, database, friendly, when, with_client
 from cli.model import model_app
 from retention.errors import RetentionError
-from retention.settings import get_settings
+from retention.runtime.settings import get_settings
 
 if TYPE_CHECKING:
     from temporalio.client import Client

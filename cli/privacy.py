@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from cli.app import app, console, database, friendly, with_client
-from retention.operations import TemporalUnreachable, erase_journeys
-from retention.settings import get_settings
+from retention.runtime.operations import TemporalUnreachable, erase_journeys
+from retention.runtime.settings import get_settings
 
 YES = typer.Option("--yes", help="Do it; without it, only show what would go.")
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from retention.analytics.simulation import SimulationRequest, SimulationResult
-    from retention.assessment import ChurnScorer
     from retention.rulebook.loader import Rulebook
+    from retention.scoring.assessment import ChurnScorer
 
 TASK_QUEUE = "simulation"
 
@@ -45,7 +45,7 @@ def simulate(
     from retention.analytics.report import write_report
     from retention.analytics.simulation import SimulationRequest
     from retention.model.scorer import load_scorer
-    from retention.settings import get_settings
+    from retention.runtime.settings import get_settings
     from retention.store.db import make_engine
 
     request = validated(SimulationRequest, customers=customers, days=days, seed=seed)
@@ -91,7 +91,7 @@ async def run_simulation(
     """The simulation on a time-skipping server of its own, with a worker in this process
     running every workflow and the real activities on `engine` (capture-only delivery)."""
     from retention.analytics.simulation import simulate as run
-    from retention.devserver import start_time_skipping
+    from retention.runtime.devserver import start_time_skipping
     from worker import build_activities, build_scan_activities, running_worker
 
     env = await start_time_skipping()

@@ -14,7 +14,7 @@ from rich.text import Text
 from cli.app import app, console, database, fail, friendly, when, with_client
 from retention.customer import CustomerEvent
 from retention.errors import InvalidInput
-from retention.operations import JourneyOperationError, send_event
+from retention.runtime.operations import JourneyOperationError, send_event
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

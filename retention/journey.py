@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
 from retention.event_summary import EventRecord, EventSummary, summarize
 from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
-from retention.risk import RiskFactor
+from retention.risk_factor import RiskFactor
 from retention.suppression import SuppressRequest
 
 Stage = Literal["assessing", "waiting", "intervening", "paused", "rescoring", "closed"]

@@ -1,8 +1,8 @@
 """The model-retrain workflow's contract and the Temporal Schedule that runs it.
 
 Light on purpose (no XGBoost): the worker, starter.py and the workflow all import it.
-`ensure_retrain_schedule` is create-or-update (retention.schedules), so every worker start may
-call it.
+`ensure_retrain_schedule` is create-or-update (retention.runtime.schedules), so every worker
+start may call it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from retention.schedules import keep_schedule
+from retention.runtime.schedules import keep_schedule
 
 RETRAIN_WORKFLOW_TYPE = "ModelRetrain"
 SCHEDULE_ID = "model-retrain"

@@ -12,7 +12,7 @@ from factories import customer_data
 from retention.analytics.figures import tier_of
 from retention.analytics.period import Period, PeriodRecords
 from retention.rulebook.loader import load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 from retention.store.tables import (
     ChurnPredictionRow,
     CustomerRow,

@@ -17,12 +17,12 @@ from sqlalchemy import Engine, create_engine, text
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from retention.devserver import start_time_skipping
-from retention.health import HealthPolicy
-from retention.risk import RiskPolicy
 from retention.rulebook.loader import load_yaml_model
 from retention.rulebook.schema import ScoringFile
-from retention.settings import get_settings
+from retention.runtime.devserver import start_time_skipping
+from retention.runtime.settings import get_settings
+from retention.scoring.health import HealthPolicy
+from retention.scoring.risk import RiskPolicy
 from retention.store.db import make_engine
 from worker import build_activities, running_worker
 

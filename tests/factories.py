@@ -15,12 +15,12 @@ from sqlmodel import select
 from retention.customer import CustomerSnapshot
 from retention.delivery.requests import DeliverRequest
 from retention.plan import PlanStep
-from retention.risk import RiskFactor
+from retention.risk_factor import RiskFactor
 from retention.rulebook.cases import CASE_DEFAULTS
 from retention.rulebook.holdout import in_holdout
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.schema import DecisionFacts, validate_facts
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 from retention.store.db import session
 
 # A healthy, active customer: every risk factor is clear and health scores "healthy".

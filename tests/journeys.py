@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle
 
 from retention.customer import CustomerSnapshot
 from retention.journey import CancelRequest, JourneyOptions, JourneyState
-from retention.operations import start_journey
+from retention.runtime.operations import start_journey
 from workflows.journey import RetentionJourney
 
 AT_RISK = {

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert
 
-from retention.assessment import ChurnScorer, assess_customers
 from retention.customer import CustomerSnapshot
 from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import Rulebook
+from retention.scoring.assessment import ChurnScorer, assess_customers
 from retention.store.tables import CustomerRow, utcnow
 
 

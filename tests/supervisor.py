@@ -11,7 +11,7 @@ from pathlib import Path
 
 from test_ingest_service import _spawn
 
-from retention.devserver import free_port, start_dev_server, stop
+from retention.runtime.devserver import free_port, start_dev_server, stop
 
 
 @dataclass

@@ -35,7 +35,7 @@ from retention.analytics.lift import (
 from retention.analytics.period import PeriodRecords
 from retention.analytics.scorecard import Scorecard, scorecard
 from retention.analytics.values import KpiValue
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 
 
 def group(customers: int, retained: int) -> GroupRetention:

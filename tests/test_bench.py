@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 
 
 def bench_figures(script: str, *args: str) -> dict[str, Any]:

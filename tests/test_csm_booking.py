@@ -16,7 +16,7 @@ from activities.deliver import DeliverActivities
 from retention.delivery.booking import booking_link
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
-from retention.settings import Settings
+from retention.runtime.settings import Settings
 from retention.store.db import session
 from retention.store.tables import OutboxRow
 

@@ -15,7 +15,7 @@ from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput
 from retention.events import apply_effects, fold_events
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 from retention.store.csm_tasks import TaskNotFound, complete_task, list_tasks, note_event_sent
 from retention.store.in_app import in_app_messages
 from retention.store.tables import CsmTaskRow

@@ -12,7 +12,6 @@ from factories import customer_data, make_customer
 from sqlalchemy import Engine
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from retention.assessment import assess_customer
 from retention.customer import (
     CONTACT_ROLES,
     MAX_CONTACT_TEXT,
@@ -25,7 +24,8 @@ from retention.customer import (
 from retention.errors import InvalidInput
 from retention.population import read_customer_json
 from retention.rulebook.loader import load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
+from retention.scoring.assessment import assess_customer
 from retention.store.db import session
 from retention.store.records import load_customer, save_customer
 from retention.store.tables import CustomerRow

@@ -19,13 +19,13 @@ from sqlmodel import select
 
 from activities.privacy import PurgeRequest
 from activities.scan import ScanActivities
-from retention.assessment import assess_customer
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
+from retention.runtime.settings import ROOT, Settings
 from retention.scan.models import ScanFailure, ScanResult
-from retention.settings import ROOT, Settings
+from retention.scoring.assessment import assess_customer
 from retention.store.db import session
 from retention.store.erasure import ERASED, ERASED_REASON, PSEUDONYMISED, forget_customer
 from retention.store.purge import DATED, RetentionPeriods, purge_expired

@@ -19,7 +19,7 @@ from retention.delivery.templates import TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel, PlanStep
 from retention.rulebook.loader import load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 from retention.store.db import session
 from retention.store.tables import InterventionRow, OutboxRow
 

@@ -21,7 +21,7 @@ import pytest
 from factories import customer_data
 from sqlalchemy import create_engine, inspect, text
 
-from retention.devserver import free_port, start_dev_server, stop, temporal_cli
+from retention.runtime.devserver import free_port, start_dev_server, stop, temporal_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 from test_end_to_end import ROOT, WAVERING, Stack, _worker_ready, until, write_customer
 
-from retention.devserver import free_port, start_dev_server, stop
+from retention.runtime.devserver import free_port, start_dev_server, stop
 from retention.store.db import make_engine, session
 from retention.store.tables import DeliveryAttemptRow, OutboxRow
 

@@ -13,9 +13,13 @@ from pydantic import ValidationError
 
 from retention.customer import CustomerSnapshot
 from retention.errors import RulebookError
-from retention.expansion import ExpansionOpportunity, ExpansionPolicy, expansion_opportunities
 from retention.rulebook.loader import load_rulebook, load_yaml_model
-from retention.sentiment import read_sentiment
+from retention.scoring.expansion import (
+    ExpansionOpportunity,
+    ExpansionPolicy,
+    expansion_opportunities,
+)
+from retention.scoring.sentiment import read_sentiment
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -44,24 +44,24 @@ from test_end_to_end import Stack, until
 from test_ingest_service import SECRETS, IngestStack
 from webhooks import generic, stripe_invoice, zendesk_ticket
 
-from retention.assessment import assess_customer
 from retention.customer import CustomerSnapshot
-from retention.devserver import free_port
 from retention.event_summary import EventRecord
 from retention.ingest import inbox
 from retention.ingest.sources import load_sources
 from retention.journey import JourneyOptions, JourneyState, journey_id
-from retention.operations import (
+from retention.plan import Decision
+from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
+from retention.rulebook.loader import load_rulebook
+from retention.runtime.devserver import free_port
+from retention.runtime.operations import (
     JourneyAlreadyRunning,
     TemporalUnreachable,
     start_journey,
 )
-from retention.plan import Decision
-from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
-from retention.rulebook.loader import load_rulebook
+from retention.runtime.temporal import connect
+from retention.scoring.assessment import assess_customer
 from retention.store.db import make_engine, session
 from retention.store.tables import InterventionRow, OutboxRow
-from retention.temporal import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(1200)]
 T = TypeVar("T")

@@ -24,7 +24,7 @@ from retention.errors import InvalidInput, RulebookError, Suppressed
 from retention.journey_clock import JourneyClock
 from retention.plan import FrequencyCap, JourneyPolicy, QuietHours
 from retention.rulebook.loader import load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 from retention.store.db import make_engine, session
 from retention.store.records import save_customer
 from retention.store.suppressions import add_suppression, list_suppressions

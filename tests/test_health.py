@@ -10,7 +10,7 @@ import pytest
 from factories import make_customer
 from pydantic import ValidationError
 
-from retention.health import HealthCategory, HealthPolicy, health_status, score_health
+from retention.scoring.health import HealthCategory, HealthPolicy, health_status, score_health
 
 AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 USAGE_ONLY: dict[HealthCategory, float] = {

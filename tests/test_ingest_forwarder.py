@@ -24,7 +24,7 @@ from retention.ingest.forwarder import Forwarder
 from retention.ingest.modes import FORWARD, Mode
 from retention.ingest.sources import MappedEvent, load_sources
 from retention.journey import JourneyState
-from retention.operations import send_event
+from retention.runtime.operations import send_event
 from retention.store.db import session
 from retention.store.records import save_customer
 from retention.store.tables import CustomerRow, InboxRow, utcnow

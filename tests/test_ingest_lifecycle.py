@@ -32,14 +32,14 @@ from test_ingest_service import _spawn
 from test_worker_lifecycle import spawn, stack
 from webhooks import Post, generic, post_all, prepare
 
-from retention.devserver import free_port, stop
 from retention.ingest import inbox
 from retention.ingest.sources import load_sources
 from retention.journey import JourneyOptions
-from retention.operations import journey_state, start_journey
+from retention.runtime.devserver import free_port, stop
+from retention.runtime.operations import journey_state, start_journey
+from retention.runtime.temporal import connect
 from retention.store.db import make_engine
 from retention.store.tables import InboxRow
-from retention.temporal import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

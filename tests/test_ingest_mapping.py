@@ -35,7 +35,7 @@ from retention.ingest.sources import (
 )
 from retention.nesting import MAX_NESTING
 from retention.rulebook.check import check
-from retention.settings import Settings
+from retention.runtime.settings import Settings
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 SECRET = "whsec_test_0123456789"

@@ -41,13 +41,13 @@ from webhooks import (
 )
 
 from retention.customer import CustomerEvent
-from retention.devserver import free_port, start_dev_server, stop
 from retention.ingest import inbox
 from retention.ingest.sources import Sources, load_sources
-from retention.operations import send_event
+from retention.runtime.devserver import free_port, start_dev_server, stop
+from retention.runtime.operations import send_event
+from retention.runtime.temporal import connect
 from retention.store.db import make_engine
 from retention.store.tables import InboxRow
-from retention.temporal import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from retention.model.persist import load_model
 from retention.model.scorer import load_scorer
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 from retention.store.db import session
 from retention.store.tables import ChurnPredictionRow
 from worker import build_activities

@@ -22,7 +22,7 @@ from cli.app import console
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.journey import JourneyState
-from retention.settings import ROOT, get_settings
+from retention.runtime.settings import ROOT, get_settings
 from retention.store.csm_tasks import list_tasks
 from retention.store.db import make_engine
 

@@ -10,7 +10,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from test_bench import bench_figures
 
 from retention.journey import JourneyOptions
-from retention.operations import JourneyBusy, _rpc_error
+from retention.runtime.operations import JourneyBusy, _rpc_error
 
 EVENTS = 4_000
 SMALL_KIB = 64  # the state answer and each run's input, whatever the volume

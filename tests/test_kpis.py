@@ -10,7 +10,7 @@ from factories import refused_at, replace_once
 from retention.errors import RulebookError
 from retention.kpis import KpiTarget
 from retention.rulebook.loader import load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
 
 
 def test_the_shipped_targets_are_the_designs() -> None:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from retention.logs import JsonLines, KeyValueLines, journey_fields
+from retention.runtime.logs import JsonLines, KeyValueLines, journey_fields
 
 
 def _record(message: str, **extra: object) -> logging.LogRecord:

@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 import starter
 from retention.customer import CustomerSnapshot
 from retention.errors import InvalidInput
-from retention.health import HealthScore
 from retention.model.features import SEED_FEATURES, feature_frame, seed_features
 from retention.model.generator import BASE_CHURN_BAND, HORIZON_DAYS, generate_population
 from retention.model.training_data import (
@@ -36,7 +35,8 @@ from retention.model.training_data import (
 )
 from retention.population import write_customers_csv
 from retention.rulebook.loader import Rulebook, load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
+from retention.scoring.health import HealthScore
 
 AS_OF = date(2026, 1, 1)
 
@@ -366,7 +366,7 @@ def test_training_table_censors_at_the_horizon(rulebook: Rulebook) -> None:
 def test_training_table_scores_health_as_of_the_snapshot(
     population: TrainingSet, rulebook: Rulebook
 ) -> None:
-    from retention.health import score_health
+    from retention.scoring.health import score_health
 
     first = population.customers[0]
     table = training_table(replace_set(population, 1), rulebook.scoring)

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 import starter
 from retention.errors import InvalidInput
-from retention.health import score_health
 from retention.model.champion import ChampionScorer
 from retention.model.history import history_table, labelled_history, save_history
 from retention.model.persist import load_model
@@ -34,7 +33,8 @@ from retention.model.retrain import (
 from retention.model.scorer import load_scorer
 from retention.model.training_data import TrainingSet, write_training_file
 from retention.rulebook.loader import Rulebook, load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
+from retention.scoring.health import score_health
 from retention.store.db import make_engine, session
 from retention.store.model_versions import model_decisions, promoted_model
 from retention.store.records import save_customer

@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from retention.health import score_health
 from retention.model.evaluate import compare_with_logistic, cross_validate, make_folds
 from retention.model.generator import DEFAULT_SNAPSHOT_DATE, generate_population
 from retention.model.quality import calibration_error, mean_figures
 from retention.model.spec import SEED_SPEC
 from retention.model.train import train_churn_model
 from retention.model.training_data import training_table
-from retention.risk import baseline_prediction
 from retention.rulebook.loader import Rulebook, load_rulebook
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
+from retention.scoring.health import score_health
+from retention.scoring.risk import baseline_prediction
 
 ROWS = 3_000
 HELD_OUT_ROWS = 5_000

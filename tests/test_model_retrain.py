@@ -30,7 +30,6 @@ from test_end_to_end import until as eventually
 from typer.testing import CliRunner
 
 import starter
-from retention.devserver import free_port, start_dev_server, stop
 from retention.model.champion import ChampionScorer
 from retention.model.history import save_history
 from retention.model.persist import load_model
@@ -43,11 +42,12 @@ from retention.retraining import (
     ensure_retrain_schedule,
 )
 from retention.rulebook.loader import load_rulebook
-from retention.settings import ROOT, get_settings
+from retention.runtime.devserver import free_port, start_dev_server, stop
+from retention.runtime.settings import ROOT, get_settings
+from retention.runtime.temporal import connect
 from retention.store.db import session
 from retention.store.model_versions import model_decisions, promoted_model
 from retention.store.tables import ChurnPredictionRow
-from retention.temporal import connect
 from worker import build_activities, running_worker
 from workflows.model_retrain import ModelRetrain
 

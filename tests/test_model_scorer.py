@@ -13,7 +13,6 @@ import pytest
 from factories import make_customer
 from journeys import AT_RISK, WAVERING
 
-from retention.assessment import Assessment, assess_customer
 from retention.errors import InvalidInput
 from retention.model.card import build_card
 from retention.model.features import feature_frame
@@ -21,9 +20,10 @@ from retention.model.persist import load_model, save_model
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.model.spec import Feature, FeatureSpec
 from retention.model.train import train_churn_model
-from retention.risk import ChurnPrediction
 from retention.rulebook.loader import Rulebook, load_rulebook
-from retention.settings import ROOT, Settings
+from retention.runtime.settings import ROOT, Settings
+from retention.scoring.assessment import Assessment, assess_customer
+from retention.scoring.risk import ChurnPrediction
 
 DEFAULT_MODEL = ROOT / "models" / "churn-default"
 AT = datetime(2026, 1, 15, tzinfo=UTC)

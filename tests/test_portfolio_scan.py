@@ -30,11 +30,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from retention.customer import CustomerSnapshot
-from retention.devserver import free_port, start_dev_server, stop
 from retention.journey import CancelRequest, JourneyState, journey_id
 from retention.model.generator import generate_population
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.rulebook.loader import load_rulebook
+from retention.runtime.devserver import free_port, start_dev_server, stop
+from retention.runtime.settings import ROOT, Settings
+from retention.runtime.temporal import connect
 from retention.scan.models import (
     DEFAULT_PARALLEL_PAGES,
     SCHEDULE_ID,
@@ -47,11 +49,9 @@ from retention.scan.models import (
 )
 from retention.scan.schedule import MANUAL_SCAN_ID, keep_scan_schedule, scan_now
 from retention.scan.starting import start_journeys
-from retention.settings import ROOT, Settings
 from retention.store.db import make_engine, session
 from retention.store.scans import list_scan_runs
 from retention.store.tables import CustomerRow
-from retention.temporal import connect
 from worker import WORKFLOWS, build_activities, build_scan_activities
 from workflows.portfolio_scan import PortfolioScan
 

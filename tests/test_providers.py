@@ -32,7 +32,7 @@ from retention.delivery.providers import (
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
-from retention.settings import Settings
+from retention.runtime.settings import Settings
 from retention.store.db import session
 from retention.store.tables import DeliveryAttemptRow, InterventionRow, OutboxRow
 

@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from retention.rulebook.loader import load_rulebook
-from retention.sandbox import WORKFLOW_RUNNER
+from retention.runtime.sandbox import WORKFLOW_RUNNER
 from worker import WORKFLOWS
 
 HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))

@@ -12,8 +12,9 @@ from factories import make_customer
 
 from retention.customer import CustomerSnapshot
 from retention.errors import InvalidInput
-from retention.health import score_health
-from retention.risk import (
+from retention.rulebook.schema import ScoringFile
+from retention.scoring.health import score_health
+from retention.scoring.risk import (
     ChurnPrediction,
     RiskFlags,
     RiskPolicy,
@@ -22,7 +23,6 @@ from retention.risk import (
     time_to_churn_days,
     upstream_prediction,
 )
-from retention.rulebook.schema import ScoringFile
 
 AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _fake_info
 from temporalio.workflow import _Definition
 
-from retention.sandbox import WORKFLOW_RUNNER, ContextOutsideSandboxRunner
+from retention.runtime.sandbox import WORKFLOW_RUNNER, ContextOutsideSandboxRunner
 from workflows.journey import RetentionJourney
 
 

@@ -14,13 +14,13 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from activities.scan import ScanActivities
-from retention.assessment import assess_customer, assess_customers
 from retention.errors import RulebookError
 from retention.model.generator import generate_population
 from retention.model.scorer import load_scorer
 from retention.rulebook.decide import decide, starts_journey
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
+from retention.runtime.settings import ROOT, Settings
 from retention.scan.models import (
     MAX_FAILURES_KEPT,
     PageRequest,
@@ -31,7 +31,7 @@ from retention.scan.models import (
     StartedJourneys,
 )
 from retention.scan.scoring import score_page
-from retention.settings import ROOT, Settings
+from retention.scoring.assessment import assess_customer, assess_customers
 from retention.store.db import session
 from retention.store.records import save_customer
 from retention.store.scans import list_scan_runs, page_ends, recorded_page

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from activities.assess import AssessActivities, AssessInput
 from retention.errors import RulebookError
-from retention.health import score_health
-from retention.risk import risk_factors
 from retention.rulebook.check import check
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
-from retention.settings import get_settings
+from retention.runtime.settings import get_settings
+from retention.scoring.health import score_health
+from retention.scoring.risk import risk_factors
 from starter import app
 
 AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from retention.customer import CustomerSnapshot, Interaction
 from retention.errors import RulebookError
 from retention.rulebook.loader import load_rulebook, load_yaml_model
-from retention.sentiment import (
+from retention.scoring.sentiment import (
     SentimentPolicy,
     SentimentReading,
     detect_emotions,

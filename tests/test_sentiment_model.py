@@ -17,13 +17,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from activities.assess import AssessActivities, AssessInput
-from retention.assessment import assess_customer
 from retention.errors import InvalidInput
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
-from retention.sentiment import vader_score
-from retention.sentiment_model import OnnxSentimentScorer, load_sentiment_scorer
-from retention.settings import ROOT, Settings
+from retention.runtime.settings import ROOT, Settings
+from retention.scoring.assessment import assess_customer
+from retention.scoring.sentiment import vader_score
+from retention.scoring.sentiment_model import OnnxSentimentScorer, load_sentiment_scorer
 from retention.store.tables import SentimentRow
 
 AT = datetime(2026, 1, 15, tzinfo=UTC)

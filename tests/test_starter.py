@@ -17,12 +17,12 @@ import cli.customers
 import cli.rules
 import cli.suppressions
 import starter
-from retention.devserver import free_port
 from retention.errors import CustomerNotFound, InvalidInput
 from retention.nesting import MAX_NESTING
-from retention.operations import journey_query
 from retention.population import read_customers_csv
-from retention.settings import get_settings
+from retention.runtime.devserver import free_port
+from retention.runtime.operations import journey_query
+from retention.runtime.settings import get_settings
 from retention.store.db import make_engine
 from retention.store.records import list_customers, load_customer
 

@@ -13,15 +13,16 @@ from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
 from activities.assess import AssessActivities, AssessInput
-from retention.assessment import Assessment
 from retention.errors import CustomerNotFound, RetentionError
-from retention.expansion import ExpansionOpportunity
-from retention.health import HealthScore
 from retention.journey import JourneyState
-from retention.risk import ChurnPrediction, ModelDriver, RiskFactor
+from retention.risk_factor import RiskFactor
 from retention.rulebook.source import RulebookSource
-from retention.sentiment import SentimentAlert, SentimentReading
-from retention.settings import ROOT
+from retention.runtime.settings import ROOT
+from retention.scoring.assessment import Assessment
+from retention.scoring.expansion import ExpansionOpportunity
+from retention.scoring.health import HealthScore
+from retention.scoring.risk import ChurnPrediction, ModelDriver
+from retention.scoring.sentiment import SentimentAlert, SentimentReading
 from retention.store.columns import add_missing_columns
 from retention.store.db import session
 from retention.store.records import (

@@ -17,10 +17,10 @@ import pytest
 from factories import customer_data
 from tls_proxy import Pki, make_pki, tls_proxy
 
-from retention.devserver import free_port, start_dev_server, stop
 from retention.errors import InvalidInput, TemporalUnreachable
-from retention.settings import Settings
-from retention.temporal import connect
+from retention.runtime.devserver import free_port, start_dev_server, stop
+from retention.runtime.settings import Settings
+from retention.runtime.temporal import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -16,7 +16,7 @@ from factories import customer_data
 from test_end_to_end import ROOT, Stack, _worker_ready, until
 from test_end_to_end_delivery import health
 
-from retention.devserver import free_port, start_dev_server, stop, temporal_cli
+from retention.runtime.devserver import free_port, start_dev_server, stop, temporal_cli
 from retention.scan.schedule import MANUAL_SCAN_ID
 from worker import HEAVY_NICENESS, activity_threads
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from retention.devserver import free_port, port_open, stop
+from retention.runtime.devserver import free_port, port_open, stop
 
 NGINX = "/usr/sbin/nginx"
 

@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.record import RecordActivities, RecordInput
     from activities.rescore import RescoreActivities, Rescored, RescoreInput
     from retention import search_attributes
-    from retention.assessment import Assessment, JourneyScores
     from retention.campaigns import add_campaigns, follow_campaigns, scheduled
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.channels import address_of, likely_channel
@@ -46,8 +45,9 @@ with workflow.unsafe.imports_passed_through():
         StrategyChange,
     )
     from retention.journey_clock import JourneyClock
-    from retention.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
     from retention.plan import Decision, JourneyContext, JourneyPolicy
+    from retention.runtime.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
+    from retention.scoring.assessment import Assessment, JourneyScores
     from retention.suppression import SuppressRequest, unsubscribe_request
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.

@@ -39,7 +39,12 @@ from retention.analytics.response import CustomerResponse
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import RetentionError
 from retention.journey import JourneyOptions, JourneyState, journey_id
-from retention.operations import QUERY_TIMEOUT, send_event, start_journey, start_journey_with_event
+from retention.runtime.operations import (
+    QUERY_TIMEOUT,
+    send_event,
+    start_journey,
+    start_journey_with_event,
+)
 from retention.scan.models import ScanRequest
 from retention.scan.schedule import start_scan
 from retention.store.db import session

@@ -29,7 +29,7 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client as TwilioClient
 
 from retention.plan import Channel
-from retention.settings import Settings
+from retention.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

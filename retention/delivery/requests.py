@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
 from retention.plan import Channel, PlanStep, RetentionOffer
-from retention.risk import RiskFactor
+from retention.risk_factor import RiskFactor
 
 
 class DeliverInput(BaseModel):

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from retention.errors import RetentionError
 from retention.ingest.app import IngestService
-from retention.logs import configure_logging
-from retention.readiness import leave
-from retention.settings import get_settings, settings_problem
+from retention.runtime.logs import configure_logging
+from retention.runtime.readiness import leave
+from retention.runtime.settings import get_settings, settings_problem
 
 CLOSE_S = 5  # after the drain: uvicorn answers the requests it holds, then closes them
 # ... and the rest of the shutdown (a readiness check ends, the forwarder is cancelled); a

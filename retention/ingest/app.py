@@ -25,10 +25,10 @@ from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.signatures import BadSignature, verify
 from retention.ingest.sources import MappingError, SourcesWatch, map_payload, parse_body
-from retention.readiness import Readiness, serve_health
-from retention.settings import Settings, get_settings
+from retention.runtime.readiness import Readiness, serve_health
+from retention.runtime.settings import Settings, get_settings
+from retention.runtime.temporal import connect
 from retention.store.db import make_engine
-from retention.temporal import connect
 
 log = logging.getLogger(__name__)
 

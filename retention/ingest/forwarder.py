@@ -40,7 +40,7 @@ from retention.ingest.pace import Pace
 from retention.ingest.settler import Settler
 from retention.ingest.sources import Sources
 from retention.journey import JourneyOptions, journey_id
-from retention.operations import (
+from retention.runtime.operations import (
     JourneyBusy,
     JourneyClosed,
     JourneyNotFound,

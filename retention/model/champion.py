@@ -20,9 +20,14 @@ from sqlalchemy import Engine
 
 from retention.customer import CustomerSnapshot
 from retention.errors import RetentionError
-from retention.health import HealthScore
 from retention.model.scorer import ModelScorer, load_scorer
-from retention.risk import BASELINE_MODEL_VERSION, ChurnPrediction, RiskPolicy, baseline_prediction
+from retention.scoring.health import HealthScore
+from retention.scoring.risk import (
+    BASELINE_MODEL_VERSION,
+    ChurnPrediction,
+    RiskPolicy,
+    baseline_prediction,
+)
 from retention.store.model_versions import promoted_model
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ below treat it as missing, never as 0):
 - nps: relationship.nps; None without an answer
 - tenure_days: days from profile.signup_date to `as_of`, at least 0; None without a signup date
 - expansion_count: the number of expansion opportunities the rule set's expansion policy finds
-  for the customer (`len(assessment.expansion)`, see retention/expansion.py), given by the
+  for the customer (`len(assessment.expansion)`, see retention/scoring/expansion.py), given by the
   caller because it depends on rules/expansion.yaml; None when the caller has no count
 - health_score: health.overall (0-100)
 - health_trend: health.overall minus the mean of the last `HEALTH_TREND_WINDOW` scores of
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from retention.customer import CustomerSnapshot, read_fields
-from retention.health import HealthScore
+from retention.scoring.health import HealthScore
 
 SEED_FEATURES: tuple[str, ...] = (
     "logins_per_week",

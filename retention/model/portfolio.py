@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from retention.model.predict import CONTRIBUTIONS_METHOD, ChurnModel, ranked_drivers
-from retention.risk import ChurnPrediction, RiskFlags
+from retention.scoring.risk import ChurnPrediction, RiskFlags
 
 PROBABILITY_DECIMALS = 3
 CONTRIBUTION_DECIMALS = 4

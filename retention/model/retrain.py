@@ -28,7 +28,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from retention.errors import InvalidInput
-from retention.health import score_health
 from retention.model.card import ModelCard, build_card
 from retention.model.evaluate import Progress, evaluate
 from retention.model.history import SOURCE, LabelledHistory, history_table, labelled_history
@@ -40,9 +39,10 @@ from retention.model.spec import SEED_SPEC, durations, labels
 from retention.model.train import train_churn_model
 from retention.model.training_data import training_table
 from retention.retraining import RetrainDecision
-from retention.risk import BASELINE_MODEL_VERSION, baseline_probability, risk_factors
 from retention.rulebook.loader import Rulebook
-from retention.settings import Settings
+from retention.runtime.settings import Settings
+from retention.scoring.health import score_health
+from retention.scoring.risk import BASELINE_MODEL_VERSION, baseline_probability, risk_factors
 from retention.store.model_versions import promoted_model, record_model_decision
 from retention.store.tables import ModelVersionRow
 

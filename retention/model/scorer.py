@@ -33,7 +33,6 @@ import pandas as pd
 
 from retention.customer import CustomerSnapshot, read_fields
 from retention.errors import InvalidInput
-from retention.health import HealthScore
 from retention.model.features import SEED_FEATURES, SNAPSHOT_PATHS, feature_frame
 from retention.model.persist import load_model
 from retention.model.portfolio import (
@@ -43,7 +42,8 @@ from retention.model.portfolio import (
     gc_paused,
 )
 from retention.model.predict import ChurnModel, Explained
-from retention.risk import RISK_METRICS, ChurnPrediction, RiskFlags, RiskMetric, RiskPolicy
+from retention.scoring.health import HealthScore
+from retention.scoring.risk import RISK_METRICS, ChurnPrediction, RiskFlags, RiskMetric, RiskPolicy
 
 TOP_DRIVERS = 5
 # The risk metrics read straight from the snapshot, and every path a portfolio's one pass reads

@@ -25,8 +25,6 @@ import pandas as pd
 
 from retention.customer import CustomerSnapshot
 from retention.errors import InvalidInput
-from retention.expansion import ExpansionPolicy, expansion_opportunities
-from retention.health import HealthScore, score_health
 from retention.model.features import feature_frame
 from retention.population import (
     Row,
@@ -36,6 +34,8 @@ from retention.population import (
     write_customers_parquet,
 )
 from retention.rulebook.schema import ScoringFile
+from retention.scoring.expansion import ExpansionPolicy, expansion_opportunities
+from retention.scoring.health import HealthScore, score_health
 
 LABEL_COLUMNS = ("snapshot_date", "churned", "churn_date")
 # How long after the snapshot a customer is watched: churn later than this is not churn here.

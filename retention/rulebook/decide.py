@@ -6,7 +6,6 @@ order is priority); ALL campaigns whose `when` holds join the plan.
 
 from __future__ import annotations
 
-from retention.assessment import Assessment
 from retention.errors import RulebookError
 from retention.plan import (
     CampaignExit,
@@ -26,6 +25,7 @@ from retention.rulebook.holdout import in_holdout
 from retention.rulebook.loader import HOLDOUT_RULE, SCAN_RULE, PlacedCondition, Rulebook
 from retention.rulebook.offers import make_offer
 from retention.rulebook.schema import Campaign, DecisionFacts, Intervention, QuietHoursRule
+from retention.scoring.assessment import Assessment
 
 FIRST_DECISION = JourneyContext()
 

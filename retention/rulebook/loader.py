@@ -15,12 +15,9 @@ from pydantic_core import ErrorDetails
 from retention.customer import EventType
 from retention.delivery.templates import TemplateSet
 from retention.errors import RulebookError
-from retention.expansion import ExpansionPolicy
-from retention.health import HEALTH_ALERTS
 from retention.kpis import KpiTargets
 from retention.model.features import SEED_FEATURES
 from retention.nesting import TOO_DEEP, too_deep
-from retention.risk import HEALTH_DRIVER
 from retention.rulebook.conditions import Condition, PostedFacts
 from retention.rulebook.schema import (
     Campaign,
@@ -35,8 +32,11 @@ from retention.rulebook.schema import (
     Strategy,
     TimelinesFile,
 )
-from retention.sentiment import AlertName as SentimentAlertName
-from retention.sentiment import SentimentPolicy
+from retention.scoring.expansion import ExpansionPolicy
+from retention.scoring.health import HEALTH_ALERTS
+from retention.scoring.risk import HEALTH_DRIVER
+from retention.scoring.sentiment import AlertName as SentimentAlertName
+from retention.scoring.sentiment import SentimentPolicy
 
 RULE_FILES = (
     "strategies.yaml",

@@ -18,10 +18,10 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from retention.health import HealthPolicy
 from retention.plan import CUSTOMER_CHANNELS, Channel, Owner
-from retention.risk import RiskPolicy
 from retention.rulebook.conditions import Condition, parse_condition
+from retention.scoring.health import HealthPolicy
+from retention.scoring.risk import RiskPolicy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _HOURS_PER_UNIT = {"s": 1 / 3600, "m": 1 / 60, "h": 1.0, "d": 24.0, "w": 168.0}

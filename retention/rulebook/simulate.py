@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from retention.assessment import ChurnScorer, assess_customer
 from retention.customer import CustomerSnapshot
 from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import Rulebook
 from retention.rulebook.schema import DecisionFacts
+from retention.scoring.assessment import ChurnScorer, assess_customer
 
 
 class CustomerChange(BaseModel):

@@ -19,7 +19,7 @@ from retention.delivery.outbox import message_context
 from retention.delivery.requests import DeliverRequest
 from retention.delivery.templates import TemplateFault, TemplateSet, render_message
 from retention.plan import Channel, PlanStep, RetentionOffer
-from retention.risk import RiskFactor
+from retention.risk_factor import RiskFactor
 
 _PROFILE: dict[str, Any] = {
     "customer_id": "sample-customer",

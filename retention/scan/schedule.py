@@ -15,10 +15,10 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from retention.operations import JourneyOperationError
+from retention.runtime.operations import JourneyOperationError
+from retention.runtime.schedules import keep_schedule
+from retention.runtime.settings import Settings
 from retention.scan.models import SCAN_WORKFLOW_TYPE, SCHEDULE_ID, ScanRequest, ScanResult
-from retention.schedules import keep_schedule
-from retention.settings import Settings
 
 MANUAL_SCAN_ID = "portfolio-scan-manual"  # `scan --now` without a schedule
 TRIGGER_WAIT = timedelta(seconds=30)

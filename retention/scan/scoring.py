@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-from retention.assessment import Assessment, ChurnScorer, assess_customers
 from retention.customer import CustomerSnapshot, parse_customer
 from retention.errors import RetentionError
 from retention.rulebook.decide import decide, decision_facts, starts_journey
 from retention.rulebook.loader import Rulebook
 from retention.scan.models import PageRequest, ScanFailure, ScoredPage
-from retention.sentiment import InteractionScorer, vader_score
+from retention.scoring.assessment import Assessment, ChurnScorer, assess_customers
+from retention.scoring.sentiment import InteractionScorer, vader_score
 from retention.store.records import assessment_rows
 from retention.store.scans import customer_page, record_page, recorded_page
 from retention.store.tables import ScanPageRow

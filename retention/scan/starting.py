@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from retention.errors import InvalidInput
 from retention.journey import JourneyOptions, journey_id
-from retention.operations import (
+from retention.runtime.operations import (
     JourneyAlreadyRunning,
     JourneyOperationError,
     TemporalUnreachable,

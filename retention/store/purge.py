@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, col, delete, func, select
 
-from retention.settings import Settings
+from retention.runtime.settings import Settings
 from retention.store.db import session
 from retention.store.tables import (
     AuditRow,

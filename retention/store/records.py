@@ -9,10 +9,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from retention.assessment import Assessment
 from retention.customer import CustomerSnapshot, parse_customer
 from retention.errors import CustomerNotFound, RetentionError
 from retention.journey import JourneyRecord, JourneyState
+from retention.scoring.assessment import Assessment
 from retention.store.db import session
 from retention.store.tables import (
     AuditRow,

@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-from retention.settings import get_settings
+from retention.runtime.settings import get_settings
 from retention.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 

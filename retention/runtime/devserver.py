@@ -15,7 +15,7 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from retention.temporal import dev_server_flags, register_search_attributes
+from retention.runtime.temporal import dev_server_flags, register_search_attributes
 
 
 def temporal_cli() -> str:

@@ -59,7 +59,7 @@ from retention.journey import (
     Stage,
     journey_id,
 )
-from retention.settings import get_settings
+from retention.runtime.settings import get_settings
 
 COMMAND_TIMEOUT = timedelta(seconds=60)
 QUERY_TIMEOUT = timedelta(seconds=15)

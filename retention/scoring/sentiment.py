@@ -32,8 +32,8 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from retention.customer import CustomerSnapshot, Interaction
+from retention.risk_factor import Severity
 
-Severity = Literal["low", "medium", "high", "critical"]
 Trend = Literal["improving", "stable", "declining"]
 AlertName = Literal["negative_shift", "persistent_negative", "frustration"]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]

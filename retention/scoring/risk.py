@@ -27,9 +27,9 @@ from pydantic import (
 
 from retention.customer import CustomerSnapshot, Relationship, read_fields
 from retention.errors import InvalidInput
-from retention.health import HealthScore
+from retention.risk_factor import RiskFactor, Severity
+from retention.scoring.health import HealthScore
 
-Severity = Literal["low", "medium", "high", "critical"]
 Comparison = Literal["above", "below", "equals"]
 
 BASELINE_MODEL_VERSION = "baseline-0"
@@ -81,13 +81,6 @@ def _known_metric(value: object) -> object:
     if isinstance(value, str) and value not in RISK_METRICS:
         raise ValueError(f"unknown metric {value!r}; use one of {', '.join(RISK_METRICS)}")
     return value
-
-
-class RiskFactor(BaseModel):
-    name: str
-    severity: Severity
-    impact: float = Field(ge=0, le=1)
-    detail: str
 
 
 class RiskFactorRule(BaseModel):

@@ -47,7 +47,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from retention.errors import InvalidInput
-from retention.sentiment import InteractionScorer, vader_score
+from retention.scoring.sentiment import InteractionScorer, vader_score
 
 MODEL_FILE, VOCAB_FILE, META_FILE = "model.onnx", "vocab.json", "meta.json"
 WORD = re.compile(r"[\w']+")

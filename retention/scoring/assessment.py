@@ -9,17 +9,22 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
-from retention.expansion import ExpansionOpportunity, expansion_opportunities
-from retention.health import HealthScore, score_health
-from retention.risk import (
+from retention.risk_factor import RiskFactor
+from retention.rulebook.loader import Rulebook
+from retention.scoring.expansion import ExpansionOpportunity, expansion_opportunities
+from retention.scoring.health import HealthScore, score_health
+from retention.scoring.risk import (
     ChurnPrediction,
-    RiskFactor,
     RiskPolicy,
     baseline_prediction,
     upstream_prediction,
 )
-from retention.rulebook.loader import Rulebook
-from retention.sentiment import InteractionScorer, SentimentReading, read_sentiment, vader_score
+from retention.scoring.sentiment import (
+    InteractionScorer,
+    SentimentReading,
+    read_sentiment,
+    vader_score,
+)
 
 
 class ChurnScorer(Protocol):

@@ -24,9 +24,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retention.delivery.booking import check_booking_url
-from retention.logs import LogFormat
+from retention.runtime.logs import LogFormat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 DeliveryMode = Literal["capture", "live"]
 # What each provider needs before it can send; a provider with only some of them is an error.
@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     portfolio_scan_every: Interval = timedelta(days=1)
     portfolio_scan_page_size: int = Field(default=500, ge=1, le=10_000)
     portfolio_scan_parallel_pages: int = Field(default=4, ge=1, le=16)
-    # Empty: VADER. A folder: the ONNX text-sentiment model in it (retention/sentiment_model.py).
+    # Empty: VADER. A folder: the ONNX text-sentiment model in it
+    # (retention/scoring/sentiment_model.py).
     sentiment_model: str = ""
     # The CSM's calendar: a URL with {csm} for the assigned CSM's id (template: csm_booking_link).
     csm_booking_url: str | None = None

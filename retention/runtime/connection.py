@@ -17,7 +17,7 @@ from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS
 from temporalio.service import TLSConfig
 
 from retention.errors import InvalidInput
-from retention.settings import Settings
+from retention.runtime.settings import Settings
 
 # The setting that names each file of a TLS profile, for errors a reader can act on.
 _TLS_FILES = {

@@ -10,10 +10,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
-from retention.connection import refusal, temporal_target
 from retention.errors import InvalidInput, TemporalUnreachable
+from retention.runtime.connection import refusal, temporal_target
+from retention.runtime.settings import Settings, get_settings
 from retention.search_attributes import SEARCH_ATTRIBUTES
-from retention.settings import Settings, get_settings
 
 _CLI_TYPE = {"KEYWORD": "Keyword", "DOUBLE": "Double"}
 
@@ -29,7 +29,7 @@ def dev_server_flags() -> list[str]:
 async def connect(
     settings: Settings | None = None, address: str | None = None, runtime: Runtime | None = None
 ) -> Client:
-    """A client for the configured server (retention.connection); a server that cannot be
+    """A client for the configured server (retention.runtime.connection); a server that cannot be
     reached or refuses the connection is one TemporalUnreachable line naming what to fix."""
     target = temporal_target(settings or get_settings(), address)
     try:
@@ -51,7 +51,7 @@ async def connect(
 def metrics_runtime(address: str) -> Runtime:
     """A Temporal runtime serving Prometheus metrics at `address` (host:port, `/metrics`): the
     SDK's own (workflow and activity latencies, task slots, polls) and the service's counters
-    (retention.metrics). Raises ValueError when the address cannot be bound."""
+    (retention.runtime.metrics). Raises ValueError when the address cannot be bound."""
     prometheus = PrometheusConfig(bind_address=address, counters_total_suffix=True)
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
