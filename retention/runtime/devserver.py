@@ -43,6 +43,10 @@ async def start_time_skipping() -> WorkflowEnvironment:
     return env
 
 
+BIND_ATTEMPTS = 5
+BIND_RETRY_S = 2.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,10 +64,28 @@ def start_dev_server(
 ) -> subprocess.Popen[bytes]:
     """`temporal server start-dev` with every search attribute registered; returns once its
     frontend serves requests (the gRPC port listens seconds before it stops answering
-    "Frontend is not healthy yet")."""
+    "Frontend is not healthy yet"). A port taken for a moment (another process's outgoing
+    connection may hold a port just picked as free, or one a restarted server had) is tried
+    again, a few times, rather than failing the start."""
     db_file.parent.mkdir(parents=True, exist_ok=True)
     log_path = log_file or db_file.with_suffix(".log")
-    http_port = free_port()
+    attempt = 1
+    while True:
+        written = log_path.stat().st_size if log_path.exists() else 0
+        http_port = free_port()
+        process = _launch(db_file, port, ui_port, http_port, log_path)
+        if _until_serving(process, port, http_port):
+            return process
+        taken = "address already in use" in log_path.read_bytes()[written:].decode(errors="replace")
+        if not taken or attempt == BIND_ATTEMPTS:
+            raise RuntimeError(f"temporal dev server exited ({process.returncode}); see {log_path}")
+        attempt += 1
+        time.sleep(BIND_RETRY_S)
+
+
+def _launch(
+    db_file: Path, port: int, ui_port: int, http_port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
     command = [
         temporal_cli(), "server", "start-dev",
         "--db-filename", str(db_file),
@@ -79,16 +101,20 @@ def start_dev_server(
         *dev_server_flags(),
     ]  # fmt: skip
     with log_path.open("ab") as log:  # the child keeps its own copy of the handle
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _until_serving(process: subprocess.Popen[bytes], port: int, http_port: int) -> bool:
+    """True once it serves; False if it exited first."""
     deadline = time.monotonic() + 60
     while not _serving(http_port):
         if process.poll() is not None:
-            raise RuntimeError(f"temporal dev server exited ({process.returncode}); see {log_path}")
+            return False
         if time.monotonic() > deadline:
             process.terminate()
             raise TimeoutError(f"temporal dev server did not serve on {port} within 60 s")
         time.sleep(0.2)
-    return process
+    return True
 
 
 def _serving(http_port: int) -> bool:
