@@ -7,7 +7,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from retention.rulebook.source import RulebookSource
-from retention.scan.models import (
+from retention.scan.requests import (
     PagePlan,
     PageRequest,
     PlanRequest,

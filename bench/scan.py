@@ -48,7 +48,7 @@ from retention.model.generator import generate_population  # noqa: E402
 from retention.rulebook.source import RulebookSource  # noqa: E402
 from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.runtime.temporal import connect  # noqa: E402
-from retention.scan.models import (  # noqa: E402
+from retention.scan.requests import (  # noqa: E402
     DEFAULT_PAGE_SIZE,
     DEFAULT_PARALLEL_PAGES,
     ScanRequest,

@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from cli.app import app, console, database, friendly, when, with_client
 from retention.errors import InvalidInput
 from retention.runtime.settings import get_settings
-from retention.scan.models import ScanResult
+from retention.scan.requests import ScanResult
 
 if TYPE_CHECKING:
     from retention.store.tables import ScanRunRow

@@ -24,7 +24,7 @@ from retention.delivery.templates import TemplateSet
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
 from retention.runtime.settings import ROOT, Settings
-from retention.scan.models import ScanFailure, ScanResult
+from retention.scan.requests import ScanFailure, ScanResult
 from retention.scoring.assessment import assess_customer
 from retention.store.db import session
 from retention.store.erasure import ERASED, ERASED_REASON, PSEUDONYMISED, forget_customer

@@ -37,7 +37,7 @@ from retention.rulebook.loader import load_rulebook
 from retention.runtime.devserver import free_port, start_dev_server, stop
 from retention.runtime.settings import ROOT, Settings
 from retention.runtime.temporal import connect
-from retention.scan.models import (
+from retention.scan.requests import (
     DEFAULT_PARALLEL_PAGES,
     SCHEDULE_ID,
     PageRequest,

@@ -21,7 +21,7 @@ from retention.rulebook.decide import decide, starts_journey
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
 from retention.runtime.settings import ROOT, Settings
-from retention.scan.models import (
+from retention.scan.requests import (
     MAX_FAILURES_KEPT,
     PageRequest,
     ScanFailure,

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.scan import JourneyStarter, ScanActivities
-    from retention.scan.models import (
+    from retention.scan.requests import (
         SCAN_WORKFLOW_TYPE,
         PageRequest,
         PlanRequest,

@@ -45,7 +45,7 @@ from retention.runtime.operations import (
     start_journey,
     start_journey_with_event,
 )
-from retention.scan.models import ScanRequest
+from retention.scan.requests import ScanRequest
 from retention.scan.schedule import start_scan
 from retention.store.db import session
 from retention.store.tables import JourneyRow

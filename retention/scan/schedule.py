@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from retention.runtime.operations import JourneyOperationError
 from retention.runtime.schedules import keep_schedule
 from retention.runtime.settings import Settings
-from retention.scan.models import SCAN_WORKFLOW_TYPE, SCHEDULE_ID, ScanRequest, ScanResult
+from retention.scan.requests import SCAN_WORKFLOW_TYPE, SCHEDULE_ID, ScanRequest, ScanResult
 
 MANUAL_SCAN_ID = "portfolio-scan-manual"  # `scan --now` without a schedule
 TRIGGER_WAIT = timedelta(seconds=30)

@@ -15,7 +15,7 @@ from retention.customer import CustomerSnapshot, parse_customer
 from retention.errors import RetentionError
 from retention.rulebook.decide import decide, decision_facts, starts_journey
 from retention.rulebook.loader import Rulebook
-from retention.scan.models import PageRequest, ScanFailure, ScoredPage
+from retention.scan.requests import PageRequest, ScanFailure, ScoredPage
 from retention.scoring.assessment import Assessment, ChurnScorer, assess_customers
 from retention.scoring.sentiment import InteractionScorer, vader_score
 from retention.store.records import assessment_rows

@@ -22,7 +22,7 @@ from retention.runtime.operations import (
     WorkerUnavailable,
     start_journey,
 )
-from retention.scan.models import ScanFailure, StartedJourneys
+from retention.scan.requests import ScanFailure, StartedJourneys
 
 STARTED_BY = "started_by"  # memo key: the scan that started the journey
 CONCURRENT_STARTS = 16
