@@ -129,7 +129,10 @@ def refusal(target: TemporalTarget, error: str) -> str:
     for pieces, why in _CAUSES:
         if any(piece.lower() in error.lower() for piece in pieces):
             return f"Temporal at {target.describe()}: {why}"
+    # A TLS endpoint may also just drop a plain-text client, with no telling error to match.
+    tls_hint = "" if target.tls else "; if it speaks TLS there, set TEMPORAL_TLS=true"
     return (
         f"cannot reach the Temporal server at {target.describe()}: start it with `make run`, or "
         "point TEMPORAL_ADDRESS / RETENTION_TEMPORAL_ADDRESS (or --address) at a running one"
+        + tls_hint
     )
