@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))  # after bench/: its journeys.py, not the tests'
 
 from labelled import labelled_population  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
 from retention.journey import JourneyOptions  # noqa: E402
@@ -139,17 +139,21 @@ async def trickle(client: Client, journeys: int, rate: float) -> dict[str, datet
     return started
 
 
-def first_rows(database: Path) -> dict[str, datetime]:
+def first_rows(engine: Engine) -> dict[str, datetime]:
     query = text("SELECT journey_id, MIN(created_at) FROM outbox GROUP BY journey_id")
-    with make_engine(f"sqlite:///{database}").connect() as db:
+    with engine.connect() as db:
         rows = db.execute(query).all()
     return {str(j): datetime.fromisoformat(str(at)).replace(tzinfo=UTC) for j, at in rows}
 
 
 async def delivered(database: Path, ids: set[str]) -> dict[str, datetime]:
-    async with asyncio.timeout(DELIVERY_TIMEOUT_S):
-        while not ids <= (rows := await asyncio.to_thread(first_rows, database)).keys():
-            await asyncio.sleep(POLL_S)
+    engine = make_engine(f"sqlite:///{database}")  # one for the whole wait, not one a poll
+    try:
+        async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+            while not ids <= (rows := await asyncio.to_thread(first_rows, engine)).keys():
+                await asyncio.sleep(POLL_S)
+    finally:
+        engine.dispose()
     return {j: at for j, at in rows.items() if j in ids}
 
 
