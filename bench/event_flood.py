@@ -4,21 +4,26 @@
 
 A dev server and worker.py (a subprocess, as users run it, with its own SQLite database and the
 capture-only outbox, baseline-0 scoring) run one nurture journey. `--senders` concurrent senders
-signal `customer_event` (mostly `feature_used`, a login in every 50) as fast as the server takes
-them, in `--bursts` bursts with a pause between; a signal the server refuses for the moment
-(the journey is continuing as new) is sent again, as the ingest service does. Meanwhile the
-`state` query is asked every half second. The senders run at a lower CPU priority than the
+send events (mostly `feature_used`, a login in every 50) as fast as they are taken, in
+`--bursts` bursts with a pause between: `--via update` (the default) through `send_event`, as
+`starter.py event` and the ingest service do (the `record_event` update, which the journey may
+refuse for a moment while it continues as new; send_event waits that out), `--via signal` as
+raw `customer_event` signals, sending again what the server refuses for the moment. Meanwhile
+the `state` query is asked every half second. The senders run at a lower CPU priority than the
 server and the worker, as if on machines of their own: on two cores, 64 senders at full speed
 otherwise take the CPU the worker needs to keep up.
 
 Prints one JSON line:
-- events, senders, seconds, signals_per_s: what was sent and how fast the server took it;
+- events, senders, via, seconds, events_per_s: what was sent and how fast it was taken;
+- send_p50_s, send_p99_s, send_max_s: how long a sender waited for one event to be taken;
 - resent: signals refused for the moment and sent again (the server's own back-pressure);
+- gave_up: events send_event gave up on after `BUSY_PATIENCE` of a busy journey (sent again);
 - refused_by_limit: of those, refused because a run held Temporal's 10,000 signals (must be 0);
 - accounted: events the journey's summary counts (must equal events); running: still open;
 - state_kib: the size of the `state` answer at the end;
 - state_answers / state_failures and state_max_s: the `state` query throughout the flood;
-- runs, max_signals_per_run, max_history_events_per_run, max_history_kib_per_run,
+- runs, max_events_per_run (signals and accepted updates), max_history_events_per_run,
+  max_history_kib_per_run,
   max_run_input_kib: the journey's runs (continue-as-new) and the largest of them;
 - failed_tasks: workflow tasks that failed other than by Temporal's own "signals arrived while
   continuing as new" (UnhandledCommand), which it retries at once; unhandled_command: those.
@@ -48,12 +53,17 @@ from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause  # noqa: 
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
-from retention.journey import JourneyOptions, JourneyState  # noqa: E402
+from retention.customer import CustomerEvent  # noqa: E402
+from retention.journey import JourneyOptions, JourneyState, journey_id  # noqa: E402
 from retention.runtime.devserver import stop  # noqa: E402
 from retention.runtime.operations import (  # noqa: E402
     BUSY_FIRST_PAUSE,
     BUSY_MAX_PAUSE,
+    BUSY_PATIENCE,
     SIGNAL_LIMIT,
+    JourneyBusy,
+    recorded_event,
+    send_event,
     start_journey,
 )
 from retention.runtime.temporal import connect  # noqa: E402
@@ -74,6 +84,8 @@ TRANSIENT = {RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE,
 class Refusals:
     resent: int = 0
     by_limit: int = 0
+    gave_up: int = 0
+    waits: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -88,24 +100,41 @@ def event(n: int) -> dict[str, object]:
     return {"type": kind, "data": {"n": n, "feature": f"f{n % 7}"}}
 
 
-async def send_all(
-    handle: WorkflowHandle[object, JourneyState], numbers: list[int], refusals: Refusals
-) -> None:
-    """Signal each numbered event, sending again what is refused for the moment."""
+async def send_all(client: Client, via: str, numbers: list[int], refusals: Refusals) -> None:
+    """Send each numbered event, each once it is taken; note how long each took."""
     for n in numbers:
-        pause = BUSY_FIRST_PAUSE
-        while True:
-            try:
-                await handle.signal("customer_event", event(n))
-                break
-            except RPCError as exc:
-                over_limit = SIGNAL_LIMIT in exc.message
-                if exc.status not in TRANSIENT and not over_limit:
-                    raise
-                refusals.resent += 1
-                refusals.by_limit += over_limit
-                await asyncio.sleep(pause)  # as send_event waits a busy journey out
-                pause = min(pause * 2, BUSY_MAX_PAUSE)
+        start = time.perf_counter()
+        if via == "update":
+            await record(client, n, refusals)
+        else:
+            await signal(client.get_workflow_handle(journey_id(CUSTOMER)), n, refusals)
+        refusals.waits.append(time.perf_counter() - start)
+
+
+async def record(client: Client, n: int, refusals: Refusals) -> None:
+    """Through `send_event`; sent again when it gives up on a busy journey, as the ingest
+    service's forwarder keeps the rows for its next pass."""
+    while True:
+        try:
+            return await send_event(client, CUSTOMER, CustomerEvent.model_validate(event(n)))
+        except JourneyBusy:
+            refusals.gave_up += 1
+
+
+async def signal(handle: WorkflowHandle[object, object], n: int, refusals: Refusals) -> None:
+    """A raw `customer_event` signal, sent again while the server refuses it for the moment."""
+    pause = BUSY_FIRST_PAUSE
+    while True:
+        try:
+            return await handle.signal("customer_event", event(n))
+        except RPCError as exc:
+            over_limit = SIGNAL_LIMIT in exc.message
+            if exc.status not in TRANSIENT and not over_limit:
+                raise
+            refusals.resent += 1
+            refusals.by_limit += over_limit
+            await asyncio.sleep(pause)  # as send_event waits a busy journey out
+            pause = min(pause * 2, BUSY_MAX_PAUSE)
 
 
 async def probe(handle: WorkflowHandle[object, JourneyState], probes: Probes) -> None:
@@ -120,16 +149,14 @@ async def probe(handle: WorkflowHandle[object, JourneyState], probes: Probes) ->
         await asyncio.sleep(PROBE_EVERY_S)
 
 
-async def flood(
-    handle: WorkflowHandle[object, JourneyState], events: int, senders: int, bursts: int
-) -> Refusals:
+async def flood(client: Client, via: str, events: int, senders: int, bursts: int) -> Refusals:
     """Every event, `senders` at a time, in `bursts`."""
     per_burst = -(-events // bursts)
     refusals = Refusals()
     for start in range(0, events, per_burst):
         numbers = list(range(start, min(events, start + per_burst)))
         shares = [numbers[i::senders] for i in range(senders)]
-        await asyncio.gather(*(send_all(handle, s, refusals) for s in shares if s))
+        await asyncio.gather(*(send_all(client, via, s, refusals) for s in shares if s))
         await asyncio.sleep(PAUSE_BETWEEN_BURSTS_S)
     return refusals
 
@@ -146,7 +173,7 @@ async def settled(handle: WorkflowHandle[object, JourneyState], events: int) -> 
 
 async def run_figures(client: Client, workflow_id: str) -> dict[str, object]:
     """Per run of the journey: signals, history events and bytes; and failed workflow tasks."""
-    unhandled = runs = most_signals = most_events = most_bytes = 0
+    unhandled = runs = most_sent = most_events = most_bytes = 0
     slowest_task_s = 0.0
     largest_input = 0
     failed: Counter[str] = Counter()
@@ -155,8 +182,8 @@ async def run_figures(client: Client, workflow_id: str) -> dict[str, object]:
         history = await client.get_workflow_handle(
             workflow_id, run_id=listed.run_id
         ).fetch_history()
-        kinds = Counter(e.event_type for e in history.events)
-        most_signals = max(most_signals, kinds[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED])
+        sent = [await recorded_event(client, e) for e in history.events]
+        most_sent = max(most_sent, sum(e is not None for e in sent))
         most_events = max(most_events, len(history.events))
         most_bytes = max(most_bytes, sum(e.ByteSize() for e in history.events))
         start = history.events[0].workflow_execution_started_event_attributes
@@ -175,10 +202,12 @@ async def run_figures(client: Client, workflow_id: str) -> dict[str, object]:
                     unhandled += 1
                 else:
                     message = e.workflow_task_failed_event_attributes.failure.message
-                    failed[" ".join(message.split()[:12])] += 1
+                    failed[
+                        " ".join(message.split()[:12]) or WorkflowTaskFailedCause.Name(cause)
+                    ] += 1
     return {
         "runs": runs,
-        "max_signals_per_run": most_signals,
+        "max_events_per_run": most_sent,
         "max_history_events_per_run": most_events,
         "max_history_kib_per_run": most_bytes // 1024,
         "max_run_input_kib": round(largest_input / 1024, 1),
@@ -189,7 +218,7 @@ async def run_figures(client: Client, workflow_id: str) -> dict[str, object]:
     }
 
 
-async def measure(events: int, senders: int, bursts: int) -> dict[str, object]:
+async def measure(via: str, events: int, senders: int, bursts: int) -> dict[str, object]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-flood-") as name,
         dev_server(Path(name)) as address,
@@ -204,7 +233,7 @@ async def measure(events: int, senders: int, bursts: int) -> dict[str, object]:
             probes = Probes()
             prober = asyncio.create_task(probe(handle, probes))
             start = time.perf_counter()
-            refusals = await flood(handle, events, senders, bursts)
+            refusals = await flood(client, via, events, senders, bursts)
             seconds = time.perf_counter() - start
             state = await settled(handle, events)
             prober.cancel()
@@ -216,9 +245,13 @@ async def measure(events: int, senders: int, bursts: int) -> dict[str, object]:
         "events": events,
         "senders": senders,
         "bursts": bursts,
+        "via": via,
         "seconds": round(seconds, 1),
-        "signals_per_s": round(events / seconds),
+        "events_per_s": round(events / seconds),
+        **waits(refusals.waits),
         "resent": refusals.resent,
+        "gave_up_after_s": BUSY_PATIENCE.total_seconds() if refusals.gave_up else None,
+        "gave_up": refusals.gave_up,
         "refused_by_limit": refusals.by_limit,
         "accounted": state.events.received,
         "state_kib": round(len(state.model_dump_json()) / 1024, 1),
@@ -231,16 +264,26 @@ async def measure(events: int, senders: int, bursts: int) -> dict[str, object]:
     }
 
 
+def waits(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 3)
+
+    return {"send_p50_s": at(0.5), "send_p99_s": at(0.99), "send_max_s": at(1.0)}
+
+
 def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--senders", type=int, default=64)
     parser.add_argument("--bursts", type=int, default=5)
+    parser.add_argument("--via", choices=("update", "signal"), default="update")
     args = parser.parse_args()
     if min(args.events, args.senders, args.bursts) < 1:
         parser.error("--events, --senders and --bursts must be at least 1")
-    print(json.dumps(asyncio.run(measure(args.events, args.senders, args.bursts))))
+    print(json.dumps(asyncio.run(measure(args.via, args.events, args.senders, args.bursts))))
 
 
 if __name__ == "__main__":

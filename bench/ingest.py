@@ -78,7 +78,7 @@ from retention.ingest.claims import CLAIM_LOCK  # noqa: E402
 from retention.ingest.sources import Sources, load_sources  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402
 from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
-from retention.runtime.operations import start_journey  # noqa: E402
+from retention.runtime.operations import recorded_event, start_journey  # noqa: E402
 from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine, session  # noqa: E402
 from retention.store.tables import InboxRow, utcnow  # noqa: E402
@@ -497,9 +497,7 @@ async def _history(client: Client, workflow_id: str) -> Seen:
         if event.event_type in _TASK_ENDS:
             seen.stuck = _TASK_ENDS[event.event_type]
             seen.failures += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
-            sent = (await client.data_converter.decode(list(payloads)))[0]
+        if (sent := await recorded_event(client, event)) is not None:
             seen.counted[sent["type"]] += int(sent.get("count", 1))
             seen.signals += 1
     return seen

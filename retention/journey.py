@@ -18,6 +18,12 @@ StepStatus = Literal["pending", "done", "skipped"]
 # Events that arrive before the first decision wait for it one by one (an event campaign may
 # read their data); past this many they are still counted, and exits still end the journey.
 MAX_EARLY_EVENTS = 1_000
+# A run takes at most this many events, whatever its continue-as-new threshold: past it the
+# `record_event` update refuses for the moment (the sender sends again, to the next run). Below
+# Temporal's own per-run limits: 2,000 updates and 10,000 signals.
+MAX_EVENTS_PER_RUN = 1_500
+# What the `record_event` validator says when it refuses for the moment; senders match on it.
+JOURNEY_ROLLING_OVER = "the journey is continuing as new"
 
 
 class JourneyOptions(BaseModel):
@@ -198,6 +204,13 @@ class CommandResult(BaseModel):
     stage: Stage
     strategy: str | None
     message: str
+
+
+class EventReceipt(BaseModel):
+    """The `record_event` update's answer: the event is in the journey's history."""
+
+    accepted: bool = Field(description="false when it was recorded as rejected")
+    reason: str | None = Field(default=None, description="why it was rejected or not followed")
 
 
 def journey_id(customer_id: str) -> str:

@@ -14,7 +14,6 @@ from conftest import JourneyWorld
 from factories import make_customer
 from journeys import end_journey, nurture_customer, start, state_of, until
 from sqlalchemy import update
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from retention.customer import CustomerEvent
@@ -24,7 +23,7 @@ from retention.ingest.forwarder import Forwarder
 from retention.ingest.modes import FORWARD, Mode
 from retention.ingest.sources import MappedEvent, load_sources
 from retention.journey import JourneyState
-from retention.runtime.operations import send_event
+from retention.runtime.operations import recorded_event, send_event
 from retention.store.db import session
 from retention.store.records import save_customer
 from retention.store.tables import CustomerRow, InboxRow, utcnow
@@ -68,14 +67,10 @@ def used_at_minutes(world: JourneyWorld, customer_id: str, minutes: list[int]) -
 
 
 async def signals(world: JourneyWorld, handle: WorkflowHandle) -> list[dict[str, Any]]:
-    """The `customer_event` signals in the journey's history, as sent."""
+    """The customer events in the journey's history, as sent."""
     history = await handle.fetch_history()
-    found = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
-            found.append((await world.client.data_converter.decode(list(payloads)))[0])
-    return found
+    found = [await recorded_event(world.client, entry) for entry in history.events]
+    return [event for event in found if event is not None]
 
 
 async def test_racing_forwarders_deliver_each_event_once_in_order(world: JourneyWorld) -> None:

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import pytest
 from factories import customer_data
 from sqlalchemy import Engine
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from test_end_to_end import WAVERING_USAGE, Stack, _worker_ready
 from test_end_to_end import until as until_e2e
@@ -44,7 +43,7 @@ from retention.customer import CustomerEvent
 from retention.ingest import inbox
 from retention.ingest.sources import Sources, load_sources
 from retention.runtime.devserver import free_port, start_dev_server, stop
-from retention.runtime.operations import send_event
+from retention.runtime.operations import recorded_event, send_event
 from retention.runtime.temporal import connect
 from retention.store.db import make_engine
 from retention.store.tables import InboxRow
@@ -410,12 +409,11 @@ def _all_settled(ingest: IngestStack, prefix: str) -> list[InboxRow] | None:
 
 
 async def _signals(client: Client, workflow_id: str) -> list[dict[str, Any]]:
-    """The `customer_event` signals in the workflow's history, as their payloads."""
+    """The customer events in the workflow's history, as sent."""
     found = []
-    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
-            found.append((await client.data_converter.decode(list(payloads)))[0])
+    async for entry in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if (event := await recorded_event(client, entry)) is not None:
+            found.append(event)
     return found
 
 

@@ -26,6 +26,7 @@ from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from retention.customer import CustomerEvent
 from retention.delivery.requests import DeliverInput, DeliveryReceipt
 from retention.journey import (
     CancelRequest,
@@ -35,11 +36,13 @@ from retention.journey import (
     PauseRequest,
     ResumeRequest,
 )
+from retention.runtime.operations import recorded_event, send_event
 from retention.store.records import list_outbox
 from worker import running_worker
 from workflows.journey import RetentionJourney
 
 pytestmark = pytest.mark.database
+IN_FLIGHT_UPDATES = 10  # Temporal's default `history.maxInFlightUpdates`
 
 
 async def refusal(update: Awaitable[Any]) -> str:
@@ -289,6 +292,43 @@ async def test_continue_as_new_carries_the_state(world: Any) -> None:
     ]
     assert final.outcome == "saved"
     assert final.strategy_history[0].to_strategy == "nurture"
+
+
+async def test_events_sent_together_past_the_threshold_wait_for_the_next_run_none_lost(
+    world: Any,
+) -> None:
+    """`send_event` waits while the journey continues as new, so a run never takes more than
+    its threshold plus what Temporal lets be in flight at once, and no event is lost or doubled."""
+    customer = nurture_customer()
+    handle = await start(world, customer, continue_as_new_after_events=5)
+    await until(world, handle, lambda s: any(step.status == "done" for step in s.steps))
+
+    async def send(n: int) -> None:
+        event = CustomerEvent(type="feature_used", data={"n": n})
+        await send_event(world.client, customer.customer_id, event, request_id=f"flood-{n}")
+
+    await asyncio.gather(*(send(n) for n in range(40)))
+
+    per_run = await events_per_run(world, handle)
+    assert sorted(n for run in per_run for n in run) == list(range(40))
+    assert len(per_run) >= 40 // (5 + IN_FLIGHT_UPDATES)
+    assert max(len(run) for run in per_run) < 5 + IN_FLIGHT_UPDATES
+    state = await state_of(handle)
+    assert state.events.received == 40 and state.runs == len(per_run)
+    await end_journey(handle)
+
+
+async def events_per_run(world: Any, first: WorkflowHandle) -> list[list[int]]:
+    """The `n` of every customer event each run recorded, following the continue-as-new chain."""
+    runs: list[list[int]] = []
+    run_id: str | None = first.first_execution_run_id
+    while run_id:
+        history = await world.client.get_workflow_handle(first.id, run_id=run_id).fetch_history()
+        events = [await recorded_event(world.client, entry) for entry in history.events]
+        runs.append([e["data"]["n"] for e in events if e is not None])
+        last = history.events[-1]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return runs
 
 
 async def test_a_journey_sees_the_champion_gone_from_the_accounts_contacts(world: Any) -> None:

@@ -31,10 +31,13 @@ with workflow.unsafe.imports_passed_through():
     from retention.delivery.requests import DeliverInput, DeliveryReceipt
     from retention.event_summary import EventRecord
     from retention.journey import (
+        JOURNEY_ROLLING_OVER,
         MAX_EARLY_EVENTS,
+        MAX_EVENTS_PER_RUN,
         CancelRequest,
         CommandResult,
         EscalateRequest,
+        EventReceipt,
         JourneyOptions,
         JourneyRequest,
         JourneyState,
@@ -137,14 +140,35 @@ class RetentionJourney:
     @workflow.signal(name="customer_event")
     def customer_event(self, raw: Any) -> None:
         """Record every event, accepted or not; an exit event ends the journey."""
+        self._receive(raw)
+
+    @workflow.update(name="record_event")
+    def record_event(self, raw: Any) -> EventReceipt:
+        """`customer_event` for senders that wait for the answer (`send_event`): the validator
+        can refuse for the moment, which a signal cannot, so a flood of events gives the run
+        the quiet moment it needs to continue as new instead of growing to Temporal's limits."""
+        record = self._receive(raw)
+        return EventReceipt(accepted=record.accepted, reason=record.reason)
+
+    @record_event.validator
+    def _validate_record_event(self, raw: Any) -> None:
+        if self._events_this_run >= MAX_EVENTS_PER_RUN or (
+            self._state.outcome is None
+            and self._should_continue_as_new()
+            and not self._lock.locked()  # a step under way: the run cannot continue yet
+        ):
+            raise ValueError(f"{JOURNEY_ROLLING_OVER}; send the event again shortly")
+
+    def _receive(self, raw: Any) -> EventRecord:
         self._events_this_run += 1
         received = workflow.now()
         events = self._state.events
         try:
             event = CustomerEvent.model_validate(raw)
         except ValidationError as exc:
-            events.note(_rejected(raw, received, describe_validation_error(exc)))
-            return
+            rejected = _rejected(raw, received, describe_validation_error(exc))
+            events.note(rejected)
+            return rejected
         if (
             event.type == "unsubscribed"
             and not self._invalid
@@ -154,8 +178,9 @@ class RetentionJourney:
             # honoured even when the journey has ended.
             self._state.pending_suppressions.append(self._suppression(event))
         if self._state.outcome is not None:
-            events.note(_record(event, received, "journey already closed"))
-            return
+            late = _record(event, received, "journey already closed")
+            events.note(late)
+            return late
         record = _record(event, received)
         events.note(record, event)
         if self._state.policy is None:  # followed once the first decision is made
@@ -165,6 +190,7 @@ class RetentionJourney:
             self._end(outcome, f"event:{event.type}")
         else:
             follow_campaigns(self._state, event.type, event.data, workflow.now(), self._clock)
+        return record
 
     # ---- operator commands -----------------------------------------------------------------
 

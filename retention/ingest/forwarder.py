@@ -45,6 +45,7 @@ from retention.runtime.operations import (
     JourneyClosed,
     JourneyNotFound,
     TemporalUnreachable,
+    WorkerUnavailable,
     send_event,
     start_journey_with_event,
 )
@@ -202,7 +203,7 @@ class Forwarder:
             await asyncio.gather(*written)
         except TemporalUnreachable as exc:
             self._unreachable = exc
-        except JourneyBusy as exc:  # still continuing as new: its rows wait for the next pass
+        except (JourneyBusy, WorkerUnavailable) as exc:  # its rows wait for the next pass
             log.warning("%s", exc)
             await self._release(left, str(exc))
             left = []
@@ -230,7 +231,7 @@ class Forwarder:
         await self._pace.take()
         try:
             return await self._deliver(client, customer_id, batch, event)
-        except (TemporalUnreachable, JourneyBusy):
+        except (TemporalUnreachable, JourneyBusy, WorkerUnavailable):
             raise
         except RetentionError as exc:  # Temporal or the stored customer refused it: final
             return self._settle(batch, "failed", note=str(exc))

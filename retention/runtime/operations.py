@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ValidationError
-from temporalio.api.common.v1 import Payloads
 from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import (
     DeleteWorkflowExecutionRequest,
-    SignalWorkflowExecutionRequest,
 )
 from temporalio.client import (
     Client,
@@ -48,6 +50,7 @@ from retention.errors import (
     TemporalUnreachable,
 )
 from retention.journey import (
+    JOURNEY_ROLLING_OVER,
     CancelRequest,
     CommandResult,
     EscalateRequest,
@@ -62,13 +65,24 @@ from retention.journey import (
 from retention.runtime.settings import get_settings
 
 COMMAND_TIMEOUT = timedelta(seconds=60)
+# A running journey takes an event in one workflow task; a loaded worker may take seconds.
+EVENT_TIMEOUT = timedelta(seconds=30)
+# Temporal lets 10 updates be in flight per run (`history.maxInFlightUpdates`): events take
+# at most 8 of them from one process, leaving room for an operator's command.
+EVENTS_IN_FLIGHT_PER_JOURNEY = 8
 QUERY_TIMEOUT = timedelta(seconds=15)
-# A journey refuses signals for a moment while it continues as new; senders wait that out.
+# A journey refuses events for a moment while it continues as new; senders wait that out.
 BUSY_PATIENCE = timedelta(seconds=30)
 BUSY_FIRST_PAUSE = 0.05
 BUSY_MAX_PAUSE = 2.0
 SIGNAL_LIMIT = "exceeded workflow execution limit for signal events"
+# Refusals for the moment: a run at Temporal's signal limit; an update in flight when its run
+# continued as new (Temporal aborts it; sent again, it reaches the new run).
+BUSY_MESSAGES = (SIGNAL_LIMIT, "workflow update was aborted")
 ERASURE_TIMEOUT = timedelta(seconds=60)  # Temporal deletes a run in the background
+
+# One semaphore per journey that has events on their way; gone once none is waiting.
+_TURNS: weakref.WeakValueDictionary[str, asyncio.Semaphore] = weakref.WeakValueDictionary()
 
 Command = Literal["pause", "resume", "cancel", "escalate"]
 CommandRequest = PauseRequest | ResumeRequest | CancelRequest | EscalateRequest
@@ -229,20 +243,24 @@ def _initial_search_attributes(
 async def send_event(
     client: Client, customer_id: str, event: CustomerEvent, *, request_id: str | None = None
 ) -> None:
-    """Signal `customer_event` with the event as the `{type, at, data}` dict.
+    """Record the event in the customer's journey (the `record_event` update) and wait until it
+    is in the journey's history.
 
-    With a `request_id` (e.g. an inbox row's), Temporal drops a repeat of the same signal to
-    the same run, so a sender retrying after a crash does not deliver the event twice."""
+    The journey refuses for a moment while it continues as new, and Temporal while too many
+    events are in flight: this waits those out, up to `BUSY_PATIENCE`, so a flood of events
+    slows its senders instead of growing a run to Temporal's limits. With a `request_id` (e.g.
+    an inbox row's), a repeat of the same event to the same run is recorded once, so a sender
+    retrying after a crash does not deliver it twice."""
     handle = client.get_workflow_handle(journey_id(customer_id))
+    payload = event.model_dump(mode="json")
+    update_id = request_id or str(uuid.uuid4())  # one id across this call's own retries
     deadline = time.monotonic() + BUSY_PATIENCE.total_seconds()
     pause = BUSY_FIRST_PAUSE
     while True:
         try:
-            with _translated(customer_id):
-                if request_id is None:
-                    await handle.signal("customer_event", event.model_dump(mode="json"))
-                else:
-                    await _signal_once(client, handle.id, event, request_id)
+            async with _in_flight(handle.id):
+                with _translated(customer_id):
+                    await _record_event(handle, customer_id, payload, update_id)
             return
         except JourneyBusy:
             if time.monotonic() > deadline:
@@ -251,22 +269,50 @@ async def send_event(
             pause = min(pause * 2, BUSY_MAX_PAUSE)
 
 
-async def _signal_once(
-    client: Client, workflow_id: str, event: CustomerEvent, request_id: str
+def _in_flight(workflow_id: str) -> asyncio.Semaphore:
+    """This process's turn to send one journey an event: beyond Temporal's in-flight limit,
+    senders only trade refusals, and operator commands need a slot of their own."""
+    turns = _TURNS.get(workflow_id)
+    if turns is None:
+        turns = _TURNS[workflow_id] = asyncio.Semaphore(EVENTS_IN_FLIGHT_PER_JOURNEY)
+    return turns
+
+
+async def _record_event(
+    handle: WorkflowHandle[Any, Any], customer_id: str, payload: dict[str, Any], update_id: str
 ) -> None:
-    # The SDK's handle.signal draws a random request id; the service call takes ours.
-    payloads = await client.data_converter.encode([event.model_dump(mode="json")])
-    await client.workflow_service.signal_workflow_execution(
-        SignalWorkflowExecutionRequest(
-            namespace=client.namespace,
-            workflow_execution=ExecutionRef(workflow_id=workflow_id),
-            signal_name="customer_event",
-            input=Payloads(payloads=payloads),
-            identity=client.identity,
-            request_id=request_id,
-        ),
-        retry=True,
-    )
+    try:
+        async with asyncio.timeout(EVENT_TIMEOUT.total_seconds()):
+            await handle.execute_update("record_event", payload, id=update_id)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        raise WorkerUnavailable(
+            f"the journey for {customer_id} did not take the event within "
+            f"{EVENT_TIMEOUT.total_seconds():g} s: is worker.py running?"
+        ) from exc
+    except WorkflowUpdateFailedError as exc:
+        reason = _cause_message(exc)
+        if JOURNEY_ROLLING_OVER in reason:
+            raise JourneyBusy(f"the journey for {customer_id} is busy: {reason}") from exc
+        raise JourneyOperationError(f"the journey refused the event: {reason}") from exc
+
+
+async def recorded_event(client: Client, entry: HistoryEvent) -> dict[str, Any] | None:
+    """The customer event a history entry carries, as sent: a `customer_event` signal or an
+    accepted `record_event` update (what `send_event` sends); None for any other entry."""
+    if entry.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        signaled = entry.workflow_execution_signaled_event_attributes
+        if signaled.signal_name != "customer_event":
+            return None
+        payloads = signaled.input.payloads
+    elif entry.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        request = entry.workflow_execution_update_accepted_event_attributes.accepted_request
+        if request.input.name != "record_event":
+            return None
+        payloads = request.input.args.payloads
+    else:
+        return None
+    event: dict[str, Any] = (await client.data_converter.decode(list(payloads)))[0]
+    return event
 
 
 async def journey_state(client: Client, customer_id: str) -> JourneyState:
@@ -380,7 +426,7 @@ def _rpc_error(exc: RPCError, customer_id: str | None) -> JourneyOperationError:
         return WorkerUnavailable(
             f"no worker is polling {get_settings().task_queue}: start worker.py (or `make run`)"
         )
-    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED or SIGNAL_LIMIT in message:
+    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED or any(m in message for m in BUSY_MESSAGES):
         return JourneyBusy(
             f"the journey for {customer_id or '-'} is busy (continuing as new); "
             f"send the event again shortly: {message}"
