@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from analytics_data import PERIOD, RULES, customer_row, day, journey_row, records
@@ -17,6 +18,7 @@ import starter
 from retention.analytics.reader import read_timeline
 from retention.analytics.report import build_report, write_report
 from retention.analytics.timeline import (
+    KINDS,
     JourneyEntry,
     ScoreEntry,
     TimelineRecords,
@@ -205,6 +207,12 @@ def test_every_kind_recorded_is_on_the_timeline(engine: Engine, tmp_path: Path) 
 
 
 @pytest.mark.database
+def test_a_customer_the_database_never_heard_of_is_unknown(engine: Engine) -> None:
+    with pytest.raises(CustomerNotFound, match="'nobody'"):
+        build_timeline(read_timeline(engine, "nobody", 200))
+
+
+@pytest.mark.database
 def test_a_chatty_customer_reads_only_the_newest(engine: Engine, tmp_path: Path) -> None:
     seed(engine, tmp_path / "outbox", assessments=12)
 
@@ -241,9 +249,7 @@ def test_starter_timeline_json_holds_every_entry_and_the_counts() -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert len(document["entries"]) == 10 and document["left_out"] == {}
-    assert {e["kind"] for e in document["entries"]} == {
-        "score", "journey", "message", "task", "event", "audit",
-    }  # fmt: skip
+    assert {e["kind"] for e in document["entries"]} == set(KINDS)
 
 
 @pytest.mark.parametrize(
@@ -293,3 +299,37 @@ def test_the_report_names_churned_customers_and_links_their_timeline_pages(
     page = (tmp_path / "timelines" / "big.html").read_text(encoding="utf-8")
     assert 'href="../report.html"' in page and "Nothing is recorded for this customer." in page
     assert PERIOD.contains(report.churned_customers[0].churned_at)
+
+
+@pytest.mark.browser
+@pytest.mark.usefixtures("seeded_cli")
+def test_the_reports_customer_link_opens_their_timeline_in_chromium(
+    browser: Any, tmp_path: Path
+) -> None:
+    html = tmp_path / "site" / "report.html"
+    result = CliRunner().invoke(
+        starter.app, ["report", "--from", "2026-11-01", "--to", "2026-11-30", "--html", str(html)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 timeline pages" in result.stdout
+    browser.get(html.as_uri())
+
+    browser.find_element("css selector", '[data-customer="cust-001"] a').click()
+
+    assert browser.current_url == (html.parent / "timelines" / "cust-001.html").as_uri()
+    assert "Timeline of Acme Analytics (cust-001)" in browser.find_element("tag name", "h1").text
+    kinds = browser.execute_script(ENTRY_KINDS)
+    assert len(kinds) == 10 and set(kinds) == {
+        "score",
+        "journey",
+        "message",
+        "task",
+        "event",
+        "audit",
+    }
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+    browser.find_element("link text", "back to the report").click()
+    assert browser.current_url == html.as_uri()
+
+
+ENTRY_KINDS = "return [...document.querySelectorAll('tr[data-entry]')].map(r => r.dataset.entry);"
