@@ -20,7 +20,9 @@ from retention.analytics.report import build_report, write_report
 from retention.analytics.timeline import (
     KINDS,
     JourneyEntry,
+    MessageEntry,
     ScoreEntry,
+    TaskEntry,
     TimelineRecords,
     build_timeline,
     timeline_page,
@@ -117,6 +119,28 @@ def test_a_customer_nothing_names_is_unknown_but_a_quiet_known_one_is_not() -> N
         build_timeline(TimelineRecords(customer_id="ghost", recorded={"score": 0}))
 
     assert build_timeline(TimelineRecords(customer_id="quiet", known=True)).entries == []
+
+
+def test_each_entry_reads_as_one_line_for_a_csm() -> None:
+    sent = MessageEntry(
+        at=day(1), step_id="g1-01-retention_offer", channel="email", recipient="ana@x.example",
+        subject="A thank-you", status="sent", provider="sendgrid", provider_message_id="sg-1",
+        sent_at=day(1), note=None,
+    )  # fmt: skip
+    done = TaskEntry(
+        at=day(1), task_id=7, action="executive_call", assigned_csm="csm-jordan",
+        subject="Call Acme", status="done", due_at=day(2), completed_at=day(1.5),
+        completed_by="jordan", note="renewal agreed",
+    )  # fmt: skip
+    unscored = ScoreEntry(
+        at=day(1), churn_probability=0.7, model_version="m@1", probability_source="upstream"
+    )
+
+    assert sent.summary() == 'email to ana@x.example: "A thank-you" · sent · sendgrid id sg-1'
+    assert done.summary() == (
+        "task 7 executive_call for csm-jordan · done by jordan at 2026-11-01 12:00: renewal agreed"
+    )
+    assert unscored.summary() == "health - · churn probability 0.70 (upstream, model m@1)"
 
 
 def test_a_timeline_page_is_named_only_for_a_safe_customer_id() -> None:

@@ -3,7 +3,7 @@ first, for CSMs and CS leaders (`starter.py timeline`, and a page beside the HTM
 
 Pure: `build_timeline` turns rows read by `reader.read_timeline` into the timeline. What is not
 recorded in the database (a journey's strategy-change reasons and fired rules, events sent to
-a journey straight from the CLI, operator commands) cannot appear here: docs/analytics.md."""
+a journey straight from the CLI, operator commands) cannot appear here: docs/operators.md."""
 
 from __future__ import annotations
 
@@ -79,8 +79,8 @@ class JourneyEntry(Entry):
         path = " → ".join(self.strategy_path) or "no strategy yet"
         why = f" ({self.exit_reason})" if self.exit_reason else ""
         ended = (
-            f"ended {self.finished_at:%Y-%m-%d %H:%M}: {self.outcome}{why}"
-            if self.outcome and self.finished_at
+            f"ended {_minute(self.finished_at)}: {self.outcome}{why}"
+            if self.outcome
             else f"open, {self.stage}"
         )
         held = " · held out" if self.holdout else ""
@@ -108,7 +108,7 @@ class MessageEntry(Entry):
         provider = f" · {self.provider} id {self.provider_message_id}" if self.provider else ""
         note = f" · {self.note}" if self.note else ""
         return (
-            f"{self.channel} to {self.recipient}: {self.subject!r} · {self.status}{provider}{note}"
+            f'{self.channel} to {self.recipient}: "{self.subject}" · {self.status}{provider}{note}'
         )
 
 
@@ -129,9 +129,9 @@ class TaskEntry(Entry):
     def summary(self) -> str:
         owner = self.assigned_csm or "unassigned"
         if self.status == "done":
-            state = f"done by {self.completed_by} at {self.completed_at:%Y-%m-%d %H:%M}"
+            state = f"done by {self.completed_by} at {_minute(self.completed_at)}"
         else:
-            state = f"open, due {self.due_at:%Y-%m-%d %H:%M}"
+            state = f"open, due {_minute(self.due_at)}"
         note = f": {self.note}" if self.note else ""
         return f"task {self.task_id} {self.action} for {owner} · {state}{note}"
 
@@ -321,3 +321,7 @@ def _audit(row: AuditRow) -> AuditEntry:
 
 def _short(version: str | None) -> str:
     return version[:12] if version else "-"
+
+
+def _minute(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
