@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, SQLModel, col, select
 
-from retention.analytics.period import Period, PeriodRecords
+from retention.analytics.period import Period, PeriodRecords, company
 from retention.analytics.timeline import EntryKind, TimelineRecords
 from retention.store.db import session
 from retention.store.tables import (
@@ -60,7 +60,7 @@ def read_timeline(engine: Engine, customer_id: str, limit: int) -> TimelineRecor
         newest = _Newest(db, customer_id, limit)
         records = TimelineRecords(
             customer_id=customer_id,
-            company=customer.snapshot.get("profile", {}).get("company") if customer else None,
+            company=company(customer) if customer else None,
             known=customer is not None,
             predictions=newest.rows("score", ChurnPredictionRow, ChurnPredictionRow.predicted_at),
             journeys=newest.rows("journey", JourneyRow, JourneyRow.started_at),

@@ -27,7 +27,7 @@ from retention.analytics.figures import (
     risk_tiers_over_time,
 )
 from retention.analytics.lift import MIN_GROUP_SIZE, Lift
-from retention.analytics.period import Period, PeriodRecords, contract_value
+from retention.analytics.period import Period, PeriodRecords, company, contract_value
 from retention.analytics.predictions import churn_reason
 from retention.analytics.scorecard import scorecard
 from retention.analytics.timeline import Timeline, timeline_page
@@ -118,11 +118,10 @@ def churned_customers(records: PeriodRecords) -> list[ChurnedCustomer]:
     for journey in records.churned_in_period():
         assert journey.finished_at is not None  # churned in the period: it ended in it
         customer = customers.get(journey.customer_id)
-        profile = customer.snapshot.get("profile", {}) if customer else {}
         named.append(
             ChurnedCustomer(
                 customer_id=journey.customer_id,
-                company=profile.get("company"),
+                company=company(customer) if customer else None,
                 contract_value=contract_value(customer) if customer else 0.0,
                 churned_at=journey.finished_at,
                 reason=churn_reason(records, journey),
