@@ -26,8 +26,9 @@ import cli.report
 import cli.rules
 import cli.scan
 import cli.simulate
-import cli.suppressions  # noqa: F401 - importing a command module registers its commands
-import cli.tasks  # noqa: F401 - importing a command module registers its commands
+import cli.suppressions
+import cli.tasks
+import cli.timeline  # noqa: F401 - importing a command module registers its commands
 from cli.app import app
 
 __all__ = ["app", "main"]

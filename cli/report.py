@@ -31,11 +31,13 @@ def report(
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json: Annotated[Path | None, typer.Option(help="Write the same figures as JSON here.")] = None,
 ) -> None:
-    """KPIs over a period from the database, each beside its target; lift with its interval."""
+    """KPIs over a period from the database, each beside its target; lift with its interval.
+    With --html, each customer the report names gets a timeline page in timelines/ beside it."""
     # matplotlib and the store load here: most commands never need them.
     from retention.analytics.period import Period
-    from retention.analytics.reader import read_period
+    from retention.analytics.reader import read_period, read_timeline
     from retention.analytics.report import build_report, write_report
+    from retention.analytics.timeline import DEFAULT_LIMIT, build_timeline
 
     if to_day < from_day:
         raise InvalidInput(f"--to: {to_day:%Y-%m-%d} is before --from {from_day:%Y-%m-%d}")
@@ -43,14 +45,20 @@ def report(
     rulebook = current_rulebook()
     with database() as engine:
         records = read_period(engine, period, rulebook.strategy_order)
-    built = build_report(records, rulebook.kpis, rulebook.version, datetime.now(UTC))
-    write_report(built, html, json)
+        built = build_report(records, rulebook.kpis, rulebook.version, datetime.now(UTC))
+        named = built.churned_customers if html is not None else []
+        timelines = [
+            build_timeline(read_timeline(engine, c.customer_id, DEFAULT_LIMIT)) for c in named
+        ]
+    write_report(built, html, json, timelines)
     console.print(summary_table(built))
     for lift in built.lift:
         console.print(f"lift, {lift.scope}: {lift.verdict}", soft_wrap=True)
     for path in (html, json):
         if path is not None:
             console.print(f"wrote {path}")
+    if timelines and html is not None:
+        console.print(f"wrote {len(timelines)} timeline pages in {html.parent / 'timelines'}")
 
 
 def summary_table(built: Report) -> Table:

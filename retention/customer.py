@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -19,7 +19,12 @@ from pydantic import (
 )
 
 from retention.errors import InvalidInput
-from retention.plan import CUSTOMER_CHANNELS, DEFAULT_UNSUBSCRIBE_CHANNEL
+from retention.plan import (
+    CONTACT_ROLES,
+    CUSTOMER_CHANNELS,
+    DEFAULT_UNSUBSCRIBE_CHANNEL,
+    ContactRole,
+)
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -124,8 +129,6 @@ class Financial(_Strict):
 
 
 ChampionStatus = Literal["active", "at_risk", "left", "none"]
-ContactRole = Literal["executive_sponsor", "champion", "admin", "billing", "user"]
-CONTACT_ROLES: tuple[ContactRole, ...] = get_args(ContactRole)
 # The people a journey may address, not every seat. The snapshot travels in workflow payloads,
 # which Temporal refuses over 2 MB: 500 contacts take ~100 KB as real ones come and under 1 MB
 # with every text at its longest in escaped 4-byte characters (tests/test_customer_contacts.py).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,12 +15,31 @@ Owner = Literal["csm", "automated", "internal"]
 CustomerChannel = Literal["email", "sms", "phone", "in_app"]
 CUSTOMER_CHANNELS: tuple[CustomerChannel, ...] = ("email", "sms", "phone", "in_app")
 DEFAULT_UNSUBSCRIBE_CHANNEL: CustomerChannel = "email"
+# Here rather than beside `Contact`: a plan step names the roles it goes to, and the customer
+# module builds on this one.
+ContactRole = Literal["executive_sponsor", "champion", "admin", "billing", "user"]
+CONTACT_ROLES: tuple[ContactRole, ...] = get_args(ContactRole)
+# Whom a step goes to: the people holding a role, or `primary`, the profile's person
+# (`CustomerSnapshot.primary_contact`), whom every message went to before steps named roles.
+Addressee = Literal[ContactRole, "primary"]
+PRIMARY: Addressee = "primary"
+RecipientChoice = Literal["one", "every"]
 
 
 class _Value(BaseModel):
     """Decisions are shared between callers (see rulebook.decide), so nothing may change them."""
 
     model_config = ConfigDict(frozen=True)
+
+
+class Addressing(_Value):
+    """Whom a step goes to (`retention.recipients` turns it into people): the first reachable
+    person of `to`, or every one; when none is reachable, the first role of `fallback_to`
+    that reaches someone."""
+
+    to: list[Addressee] = Field(default_factory=lambda: [PRIMARY], min_length=1)
+    recipients: RecipientChoice = "one"
+    fallback_to: list[Addressee] = Field(default_factory=list)
 
 
 class PlanStep(_Value):
@@ -37,6 +56,8 @@ class PlanStep(_Value):
     campaign: str | None = Field(default=None, description="the campaign this message belongs to")
     subject: str | None = Field(default=None, description="a campaign message's subject line")
     cta: str | None = Field(default=None, description="a campaign message's call to action")
+    # The default is what a step meant before it named roles, so recorded histories decode.
+    addressing: Addressing = Field(default_factory=Addressing)
 
 
 class InterventionPlan(_Value):

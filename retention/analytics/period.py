@@ -103,6 +103,10 @@ def succeeded(outcome: str | None) -> bool:
     return outcome in ("saved", "recovered") or (outcome or "").startswith("exited:")
 
 
+def company(customer: CustomerRow) -> str | None:
+    return customer.snapshot.get("profile", {}).get("company")
+
+
 def contract_value(customer: CustomerRow) -> float:
     return float(customer.snapshot.get("financial", {}).get("annual_contract_value", 0.0))
 

@@ -96,16 +96,19 @@ def _coverage(records: PeriodRecords) -> float | None:
 
 def churn_reasons(records: PeriodRecords) -> dict[str, int]:
     """Each churned customer's strongest risk factor at its last prediction before churning."""
-    reasons: Counter[str] = Counter()
-    for journey in records.churned_in_period():
-        before = [
-            p
-            for p in records.predictions
-            if p.customer_id == journey.customer_id
-            and journey.finished_at
-            and p.predicted_at <= journey.finished_at
-        ]
-        last = max(before, key=lambda p: p.predicted_at, default=None)
-        factors = sorted(last.risk_factors, key=lambda f: -f.get("impact", 0)) if last else []
-        reasons[factors[0]["name"] if factors else "no risk factor recorded"] += 1
+    reasons = Counter(churn_reason(records, j) for j in records.churned_in_period())
     return dict(reasons.most_common())
+
+
+def churn_reason(records: PeriodRecords, journey: JourneyRow) -> str:
+    """The strongest risk factor at the customer's last prediction before the journey ended."""
+    before = [
+        p
+        for p in records.predictions
+        if p.customer_id == journey.customer_id
+        and journey.finished_at
+        and p.predicted_at <= journey.finished_at
+    ]
+    last = max(before, key=lambda p: p.predicted_at, default=None)
+    factors = sorted(last.risk_factors, key=lambda f: -f.get("impact", 0)) if last else []
+    return str(factors[0]["name"]) if factors else "no risk factor recorded"

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from retention.analytics import charts
 from retention.analytics.figures import (
@@ -26,8 +27,10 @@ from retention.analytics.figures import (
     risk_tiers_over_time,
 )
 from retention.analytics.lift import MIN_GROUP_SIZE, Lift
-from retention.analytics.period import Period, PeriodRecords
+from retention.analytics.period import Period, PeriodRecords, company, contract_value
+from retention.analytics.predictions import churn_reason
 from retention.analytics.scorecard import scorecard
+from retention.analytics.timeline import Timeline, timeline_page
 from retention.analytics.values import KpiValue
 from retention.errors import RetentionError
 from retention.kpis import KpiTarget, KpiTargets
@@ -48,6 +51,16 @@ HEADLINE = (
     "automation_rate",
     "escalation_rate",
 )
+# Each customer the report names gets a timeline page: the largest accounts lost, not thousands.
+MAX_NAMED_CUSTOMERS = 50
+
+
+class ChurnedCustomer(BaseModel):
+    customer_id: str
+    company: str | None
+    contract_value: float
+    churned_at: datetime
+    reason: str = Field(description="the strongest risk factor at the last prediction")
 
 
 class Report(BaseModel):
@@ -65,6 +78,10 @@ class Report(BaseModel):
     funnel: list[FunnelStep]
     interventions: list[InterventionStats]
     calibration: list[CalibrationBin]
+    churned_customers: list[ChurnedCustomer] = Field(
+        default_factory=list, description=f"the {MAX_NAMED_CUSTOMERS} largest by contract value"
+    )
+    churned_not_named: int = 0
 
     def kpi(self, name: str) -> KpiValue:
         return next(k for k in self.kpis if k.name == name)
@@ -74,6 +91,7 @@ def build_report(
     records: PeriodRecords, targets: KpiTargets, rules_version: str, now: datetime
 ) -> Report:
     card = scorecard(records, targets)
+    churned = churned_customers(records)
     return Report(
         period=records.period,
         generated_at=now,
@@ -88,7 +106,28 @@ def build_report(
         funnel=journey_funnel(records),
         interventions=intervention_success(records),
         calibration=calibration(records),
+        churned_customers=churned[:MAX_NAMED_CUSTOMERS],
+        churned_not_named=max(0, len(churned) - MAX_NAMED_CUSTOMERS),
     )
+
+
+def churned_customers(records: PeriodRecords) -> list[ChurnedCustomer]:
+    """Who churned in the period, the largest contract first."""
+    customers = {c.customer_id: c for c in records.customers}
+    named = []
+    for journey in records.churned_in_period():
+        assert journey.finished_at is not None  # churned in the period: it ended in it
+        customer = customers.get(journey.customer_id)
+        named.append(
+            ChurnedCustomer(
+                customer_id=journey.customer_id,
+                company=company(customer) if customer else None,
+                contract_value=contract_value(customer) if customer else 0.0,
+                churned_at=journey.finished_at,
+                reason=churn_reason(records, journey),
+            )
+        )
+    return sorted(named, key=lambda c: (-c.contract_value, c.customer_id))
 
 
 # ---- presentation ----------------------------------------------------------------------------
@@ -120,6 +159,18 @@ def format_target(target: KpiTarget | None, unit: str) -> str:
     return ""
 
 
+def _environment() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("retention.analytics", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+    )
+    environment.filters["figure"] = lambda value, unit: format_value(value, unit)
+    environment.filters["target"] = lambda target, unit: format_target(target, unit)
+    environment.filters["timeline_page"] = timeline_page
+    return environment
+
+
 def render_html(report: Report) -> str:
     target = report.kpi("intervention_success").target
     figures = {
@@ -130,14 +181,7 @@ def render_html(report: Report) -> str:
         "lift": charts.lift_chart(report.lift),
         "calibration": charts.calibration_chart(report.calibration),
     }
-    environment = Environment(
-        loader=PackageLoader("retention.analytics", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-    )
-    environment.filters["figure"] = lambda value, unit: format_value(value, unit)
-    environment.filters["target"] = lambda target, unit: format_target(target, unit)
-    template = environment.get_template("report.html.j2")
+    template = _environment().get_template("report.html.j2")
     return template.render(
         report=report,
         headline=[report.kpi(name) for name in HEADLINE],
@@ -145,13 +189,26 @@ def render_html(report: Report) -> str:
     )
 
 
-def write_report(report: Report, html: Path | None, json: Path | None) -> None:
-    """Render everything first, then write each file whole (a temp file renamed over it)."""
+def render_timeline_html(timeline: Timeline, report_name: str) -> str:
+    """A customer's timeline page, in the folder beside the report named `report_name`."""
+    template = _environment().get_template("timeline.html.j2")
+    return template.render(timeline=timeline, report_name=report_name)
+
+
+def write_report(
+    report: Report, html: Path | None, json: Path | None, timelines: Sequence[Timeline] = ()
+) -> None:
+    """Render everything first, then write each file whole (a temp file renamed over it). The
+    `timelines` (of the customers the report names) go beside the HTML, one page each."""
     texts = []
     if json is not None:
         texts.append((json, report.model_dump_json(indent=2)))
     if html is not None:
         texts.append((html, render_html(report)))
+        texts += [
+            (html.parent / timeline_page(t.customer_id), render_timeline_html(t, html.name))
+            for t in timelines
+        ]
     for path, text in texts:
         try:
             _write_whole(path, text)

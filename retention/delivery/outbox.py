@@ -27,6 +27,7 @@ from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import Channel
+from retention.recipients import spoken_to
 from retention.store.db import session
 from retention.store.tables import InterventionRow, OutboxRow
 
@@ -121,10 +122,13 @@ def insert_once(
 
 
 def message_context(request: DeliverRequest, channel: Channel, recipient: str) -> dict[str, Any]:
-    """What a template sees: `customer`, `step`, `journey`, `offer` (or None), `delivery` and
-    `csm_booking_link` (or "")."""
+    """What a template sees: `customer`, `contact` (the person the message speaks to, and
+    `contact.role`, the role they are addressed as), `step`, `journey`, `offer` (or None),
+    `delivery` and `csm_booking_link` (or "")."""
+    contact, role = spoken_to(request.step.addressing, channel, request.customer)
     return {
         "customer": request.customer.model_dump(mode="json"),
+        "contact": contact.model_dump(mode="json") | {"role": role},
         "step": request.step.model_dump(mode="json"),
         "journey": {
             "journey_id": request.journey_id,

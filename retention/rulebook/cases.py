@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from retention.customer import Contact, CustomerSnapshot, describe_validation_error
 from retention.errors import RulebookError
 from retention.plan import Decision
+from retention.recipients import step_recipients
 from retention.rulebook.decide import decide, starts_journey
 from retention.rulebook.loader import Rulebook, load_yaml_model, locate
 from retention.rulebook.schema import DecisionFacts, validate_facts
@@ -67,6 +69,29 @@ CASE_DEFAULTS: dict[str, Any] = {
 }
 
 
+# The account a case's `contacts` belong to; its profile's person is the primary contact.
+CASE_ACCOUNT: dict[str, Any] = {
+    "profile": {
+        "customer_id": "case-customer",
+        "name": "Casey Case",
+        "company": "Case Customer Inc",
+        "email": "casey@case-customer.example",
+    },
+    "usage": {
+        "days_since_last_login": 1,
+        "logins_per_week": 4,
+        "logins_per_week_prior": 4,
+        "features_used": 7,
+        "total_features": 10,
+        "actions_per_session": 10,
+    },
+    "engagement": {"email_open_rate": 0.5},
+    "support": {"tickets_90d": 0},
+    "financial": {"annual_contract_value": 20_000},
+    "relationship": {},
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -91,15 +116,32 @@ class Expectation(_Strict):
     no_offer: bool = False
     holdout: bool | None = None
     starts_journey: bool | None = Field(default=None, description="by the portfolio scan")
+    recipients: dict[str, list[str]] = Field(
+        default_factory=dict, description="action → the contact_ids its step reaches, in order"
+    )
 
 
 class Case(_Strict):
     name: str = Field(min_length=1)
     given: dict[str, Any]
+    contacts: list[Contact] = Field(
+        default_factory=list, description="the account's people, for `expect.recipients`"
+    )
     expect: Expectation
 
     def facts(self) -> DecisionFacts:
         return validate_facts(CASE_DEFAULTS | self.given)
+
+    @model_validator(mode="after")
+    def _one_account(self) -> Case:
+        try:  # the snapshot's own checks: each person once, by id and by email
+            self.account()
+        except ValidationError as exc:
+            raise ValueError(describe_validation_error(exc)) from None
+        return self
+
+    def account(self) -> CustomerSnapshot:
+        return CustomerSnapshot.model_validate(CASE_ACCOUNT | {"contacts": self.contacts})
 
 
 class CaseFile(_Strict):
@@ -135,7 +177,7 @@ def _failures(rulebook: Rulebook, case: Case) -> list[str]:
         return [f"given: {'; '.join(_field_errors(exc))}"]
     except RulebookError as exc:
         return [f"no decision: {exc}"]
-    failures = _compare(case.expect, decision)
+    failures = _compare(case.expect, decision) + _recipient_failures(case, decision)
     wanted = case.expect.starts_journey
     if wanted is not None and wanted != (got := starts_journey(rulebook, decision)):
         failures.append(f"expected starts_journey {wanted}, got {got}")
@@ -172,6 +214,24 @@ def _compare(expect: Expectation, decision: Decision) -> list[str]:
     if expect.holdout is not None and expect.holdout != decision.holdout:
         failures.append(f"expected holdout {expect.holdout}, got {decision.holdout}")
     return failures + _offer_failures(expect, decision)
+
+
+def _recipient_failures(case: Case, decision: Decision) -> list[str]:
+    """Each action's first step, addressed to the case's `contacts` on its channel (or its
+    fallback channel when the first reaches nobody)."""
+    failures = []
+    for action, wanted in case.expect.recipients.items():
+        step = next((s for s in decision.plan.steps if s.action == action), None)
+        if step is None:
+            failures.append(f"expected step {action} in the plan, to check its recipients")
+            continue
+        channel, reached = step_recipients(
+            step.addressing, step.channel, step.fallback_channel, case.account()
+        )
+        got = [recipient.contact.contact_id for recipient in reached]
+        if got != wanted:
+            failures.append(f"expected {action} to reach {wanted} on {channel}, got {got}")
+    return failures
 
 
 def _offer_failures(expect: Expectation, decision: Decision) -> list[str]:

@@ -1,23 +1,36 @@
 """`rules check`: everything wrong with a rule set, each finding at its file:line:column.
 
 Beyond what loading refuses (syntax, unknown fields and facts, wrong types, missing templates),
-this finds rules that can never fire, churn-probability bands that overlap or leave a gap, and
-templates that cannot render (a variable the renderer does not provide, at its line).
+this finds rules that can never fire, churn-probability bands that overlap or leave a gap,
+templates that cannot render (a variable the renderer does not provide, at its line), and steps
+that reach nobody at a sample customer (examples/customers/*.json): none of their roles, nor of
+the fallback, has an active person with an address for the step's channel or fallback channel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retention.errors import RulebookError
+from retention.customer import CustomerSnapshot
+from retention.errors import InvalidInput, RulebookError
+from retention.population import read_customers
+from retention.recipients import step_recipients
 from retention.rulebook.conditions import Condition, comparisons
 from retention.rulebook.loader import Rulebook, load_rulebook, locate
-from retention.rulebook.schema import Offer, SeverityTier, Strategy
+from retention.rulebook.schema import (
+    CampaignMessage,
+    Intervention,
+    Offer,
+    SeverityTier,
+    Strategy,
+)
 from retention.rulebook.template_check import template_findings
 
 PROBABILITY = "churn_probability"
+# Beside rules/ in the checkout, found as `runtime.settings.ROOT` finds it.
+SAMPLE_CUSTOMERS = Path(__file__).resolve().parents[2] / "examples" / "customers"
 
 
 @dataclass(frozen=True)
@@ -75,8 +88,9 @@ def covered_by(inner: dict[str, Interval], outer: dict[str, Interval]) -> bool:
     return all(inner.get(fact, Interval()).within(bound) for fact, bound in outer.items())
 
 
-def check(rules_dir: Path) -> list[str]:
-    """Findings as `file:line:column: message`; empty when the rule set is sound."""
+def check(rules_dir: Path, samples: Path = SAMPLE_CUSTOMERS) -> list[str]:
+    """Findings as `file:line:column: message`; empty when the rule set is sound. `samples`:
+    the customers (a folder of JSON files, or a population file) whose people steps must reach."""
     from retention.ingest.sources import sources_findings  # the ingest service's own file
 
     sources = sources_findings(rules_dir)
@@ -88,8 +102,55 @@ def check(rules_dir: Path) -> list[str]:
         _shadowed(rulebook, rules_dir)
         + _probability_bands(rulebook, rules_dir)
         + template_findings(rulebook.templates, rules_dir)
+        + _unreachable(rulebook, rules_dir, samples)
         + sources
     )
+
+
+_Step = Intervention | CampaignMessage
+
+
+def _unreachable(rulebook: Rulebook, rules_dir: Path, samples: Path) -> list[str]:
+    """Steps that would reach nobody at a sample customer, each step once with its customers."""
+    try:
+        customers = read_customers(samples) if samples.exists() else []
+    except InvalidInput as exc:
+        return [f"sample customers: {exc}"]
+    findings = []
+    for file, loc, label, step in _addressed_steps(rulebook):
+        nobody = [c.customer_id for c in customers if _reaches_nobody(step, rulebook, c)]
+        if nobody:
+            findings.append(
+                f"{locate(rules_dir / file, loc)}: {label} reaches nobody at "
+                f"{', '.join(nobody)} ({_reach(step, rulebook.journey.fallback_to)})"
+            )
+    return findings
+
+
+def _reaches_nobody(step: _Step, rulebook: Rulebook, customer: CustomerSnapshot) -> bool:
+    addressing = step.addressing(rulebook.journey.fallback_to)
+    return not step_recipients(addressing, step.channel, step.fallback, customer)[1]
+
+
+def _reach(step: _Step, fallback_to: Sequence[str]) -> str:
+    """What was tried, e.g. `to executive_sponsor, then champion, primary; on phone, csm_task`."""
+    channels = ", ".join(c for c in (step.channel, step.fallback) if c is not None)
+    then = ", ".join(step.fallback_to if step.fallback_to is not None else fallback_to)
+    return f"to {', '.join(step.to)}{f', then {then}' if then else ''}; on {channels}"
+
+
+def _addressed_steps(rulebook: Rulebook) -> Iterator[tuple[str, tuple[str | int, ...], str, _Step]]:
+    """Every step a plan can hold, with its file, place in it and a name for it."""
+    for i, strategy in enumerate(rulebook.strategies):
+        for j, step in enumerate(strategy.interventions):
+            yield "strategies.yaml", ("strategies", i, "interventions", j), step.action, step
+    for tier, steps in rulebook.timelines.items():
+        for j, step in enumerate(steps):
+            yield "timelines.yaml", ("timelines", tier, j), step.action, step
+    for i, campaign in enumerate(rulebook.campaigns):
+        for j, message in enumerate(campaign.messages):
+            where = ("campaigns", i, "messages", j)
+            yield "campaigns.yaml", where, f"{campaign.name}'s {message.template}", message
 
 
 def _shadowed(rulebook: Rulebook, rules_dir: Path) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from retention.errors import RulebookError
 from retention.plan import (
+    Addressee,
     CampaignExit,
     Decision,
     EventCampaign,
@@ -24,7 +25,12 @@ from retention.rulebook.engine import CompiledRuleset
 from retention.rulebook.holdout import in_holdout
 from retention.rulebook.loader import HOLDOUT_RULE, SCAN_RULE, PlacedCondition, Rulebook
 from retention.rulebook.offers import make_offer
-from retention.rulebook.schema import Campaign, DecisionFacts, Intervention, QuietHoursRule
+from retention.rulebook.schema import (
+    Campaign,
+    DecisionFacts,
+    Intervention,
+    QuietHoursRule,
+)
 from retention.scoring.assessment import Assessment
 
 FIRST_DECISION = JourneyContext()
@@ -191,8 +197,12 @@ def _build_decision(
     rulebook: Rulebook, strategy: str, severity: str, campaigns: tuple[str, ...], generation: int
 ) -> Decision:
     chosen = rulebook.strategy(strategy)
-    drafts = _drafts(chosen.interventions, rulebook.timelines.get(severity, []), strategy, severity)
-    drafts += [d for c in rulebook.campaigns if c.name in campaigns for d in _campaign_drafts(c)]
+    fallback = rulebook.journey.fallback_to
+    timeline = rulebook.timelines.get(severity, [])
+    drafts = _drafts(chosen.interventions, timeline, strategy, severity, fallback)
+    drafts += [
+        d for c in rulebook.campaigns if c.name in campaigns for d in _campaign_drafts(c, fallback)
+    ]
     return Decision(
         strategy=strategy,
         risk_tier=chosen.risk_tier,
@@ -230,7 +240,7 @@ def _policy(rulebook: Rulebook) -> JourneyPolicy:
                 name=c.name,
                 event=c.on_event.event,
                 data_match=c.on_event.data,
-                steps=_numbered(_campaign_drafts(c), c.name),
+                steps=_numbered(_campaign_drafts(c, journey.fallback_to), c.name),
             )
             for c in rulebook.campaigns
             if c.on_event is not None
@@ -271,7 +281,11 @@ _Draft = tuple[float, PlanStep]
 
 
 def _drafts(
-    interventions: list[Intervention], timeline: list[Intervention], strategy: str, severity: str
+    interventions: list[Intervention],
+    timeline: list[Intervention],
+    strategy: str,
+    severity: str,
+    fallback: list[Addressee],
 ) -> list[_Draft]:
     planned = {i.action for i in interventions}
     sourced = [(i, f"strategy:{strategy}") for i in interventions]
@@ -290,6 +304,7 @@ def _drafts(
                 success_criteria=item.success,
                 escalation_path=item.escalation,
                 source=source,
+                addressing=item.addressing(fallback),
             ),
         )
         for item, source in sourced
@@ -297,7 +312,7 @@ def _drafts(
     ]
 
 
-def _campaign_drafts(campaign: Campaign) -> list[_Draft]:
+def _campaign_drafts(campaign: Campaign, fallback: list[Addressee]) -> list[_Draft]:
     return [
         (
             message.at,
@@ -315,6 +330,7 @@ def _campaign_drafts(campaign: Campaign) -> list[_Draft]:
                 campaign=campaign.name,
                 subject=message.subject,
                 cta=message.cta,
+                addressing=message.addressing(fallback),
             ),
         )
         for message in campaign.messages

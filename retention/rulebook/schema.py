@@ -7,6 +7,7 @@ from datetime import time
 from typing import Annotated, Any, cast, get_args, get_origin, get_type_hints
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,7 +19,15 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from retention.plan import CUSTOMER_CHANNELS, Channel, Owner
+from retention.plan import (
+    CUSTOMER_CHANNELS,
+    PRIMARY,
+    Addressee,
+    Addressing,
+    Channel,
+    Owner,
+    RecipientChoice,
+)
 from retention.rulebook.conditions import Condition, parse_condition
 from retention.scoring.health import HealthPolicy
 from retention.scoring.risk import RiskPolicy
@@ -122,7 +131,33 @@ class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Intervention(_Rule):
+def _each_once(roles: list[Addressee]) -> list[Addressee]:
+    twice = sorted({role for role in roles if roles.count(role) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} listed twice")
+    return roles
+
+
+Addressees = Annotated[list[Addressee], Field(min_length=1), AfterValidator(_each_once)]
+
+
+class AddressedRule(_Rule):
+    """A step's people: `to` roles, `one` or `every` of them, and whom to try when none is
+    reachable (None: the rule set's `fallback_to`, in journey.yaml)."""
+
+    to: Addressees = Field(default_factory=lambda: [PRIMARY])
+    recipients: RecipientChoice = "one"
+    fallback_to: Addressees | None = None
+
+    def addressing(self, fallback_to: list[Addressee]) -> Addressing:
+        """As written, with the rule set's `fallback_to` unless the step names its own."""
+        own = self.fallback_to
+        return Addressing(
+            to=self.to, recipients=self.recipients, fallback_to=fallback_to if own is None else own
+        )
+
+
+class Intervention(AddressedRule):
     action: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     at: Hours
     every: Hours | None = None
@@ -227,7 +262,7 @@ class OffersFile(_Rule):
     offers: list[Offer] = Field(default_factory=list)
 
 
-class CampaignMessage(_Rule):
+class CampaignMessage(AddressedRule):
     at: Hours
     template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     subject: str = Field(min_length=1)
@@ -309,6 +344,9 @@ class ScanRule(_Rule):
 
 class JourneyFile(_Rule):
     exits: list[Exit] = Field(default_factory=list)
+    fallback_to: Addressees = Field(
+        default_factory=lambda: [PRIMARY], description="whom a step tries when `to` reaches none"
+    )
     checkpoints: list[Hours] = Field(default_factory=list)
     recovered_strategy: str | None = None
     observation: Hours = 0.0

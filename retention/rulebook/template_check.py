@@ -4,7 +4,8 @@ finding at `templates/NAME.j2:LINE`, not a message that fails when it is due.
 
 Each template is rendered four ways: to the customer and to the CSM, once with everything a
 message can have (an offer, an assigned CSM and their booking link, a campaign's subject and
-CTA) and once with what may be missing left out, so both sides of an `{% if %}` are tried.
+CTA, a listed contact with a job title) and once with what may be missing left out (no contacts:
+the profile's person stands in), so both sides of an `{% if %}` are tried.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from retention.delivery.channels import recipient_for
 from retention.delivery.outbox import message_context
 from retention.delivery.requests import DeliverRequest
 from retention.delivery.templates import TemplateFault, TemplateSet, render_message
-from retention.plan import Channel, PlanStep, RetentionOffer
+from retention.plan import Addressing, Channel, PlanStep, RetentionOffer
 from retention.risk_factor import RiskFactor
 
 _PROFILE: dict[str, Any] = {
@@ -51,6 +52,23 @@ _SNAPSHOT: dict[str, Any] = {
     "relationship": {"nps": 6},
     "health_history": [72.0, 64.0],
 }
+# Dana as listed, and the sponsor the complete sample's step is addressed to.
+_CONTACTS: list[dict[str, Any]] = [
+    {
+        "contact_id": "c-1",
+        "name": "Dana Reyes",
+        "email": "dana@acme.example",
+        "title": "COO",
+        "roles": ["champion", "admin"],
+    },
+    {
+        "contact_id": "c-2",
+        "name": "Sam Ortiz",
+        "email": "sam@acme.example",
+        "title": "CEO",
+        "roles": ["executive_sponsor"],
+    },
+]
 _OFFER = RetentionOffer(
     name="sample_offer",
     type="discount",
@@ -93,7 +111,7 @@ def _request(template: str, channel: Channel, complete: bool) -> DeliverRequest:
     gaps = {} if complete else {"phone": None, "assigned_csm": None}
     customer = CustomerSnapshot.model_validate(
         {"profile": _PROFILE | gaps, **_SNAPSHOT}
-        | ({} if complete else {"relationship": {"nps": None}})
+        | ({"contacts": _CONTACTS} if complete else {"relationship": {"nps": None}})
     )
     campaign = {"campaign": "sample_campaign", "subject": "A subject", "cta": "A call to action"}
     step = PlanStep(
@@ -107,6 +125,7 @@ def _request(template: str, channel: Channel, complete: bool) -> DeliverRequest:
         success_criteria="a sample success criterion",
         escalation_path="assigned CSM",
         source="rules check",
+        addressing=Addressing(to=["executive_sponsor"]) if complete else Addressing(),
         **(campaign if complete else {}),
     )
     return DeliverRequest(
