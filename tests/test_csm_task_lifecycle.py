@@ -1,5 +1,6 @@
 """CSM tasks as a CSM expects them: a journey asking again updates the open task, a snoozed
-task waits (and a re-ask does not wake it), and an overdue task is alerted once."""
+task waits (and a re-ask does not wake it), an overdue task is alerted once, and the rules say
+when a task is due."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from factories import count, make_request, make_step
+from factories import case_facts, count, make_request, make_step, replace_once
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -18,8 +19,10 @@ from retention.delivery.overdue import alert_overdue
 from retention.delivery.requests import DeliveryReceipt
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
-from retention.errors import InvalidInput
+from retention.errors import InvalidInput, RulebookError
 from retention.plan import PlanStep
+from retention.rulebook.decide import decide
+from retention.rulebook.loader import load_rulebook
 from retention.runtime.settings import ROOT
 from retention.store.csm_tasks import (
     TaskNotFound,
@@ -189,6 +192,47 @@ def test_snoozed_and_done_tasks_are_not_overdue(engine: Engine, tmp_path: Path) 
     assert alert_overdue(engine, tmp_path, snoozed.due_at + timedelta(hours=1)) == []
     woken = alert_overdue(engine, tmp_path, until + timedelta(hours=1))
     assert [t.id for t in woken] == [snoozed.id]
+
+
+# ---- due times come from the rules ----------------------------------------------------------
+
+
+def test_the_rules_set_when_a_task_is_due(rules_copy: Path) -> None:
+    shipped = decide(load_rulebook(rules_copy), case_facts(churn_probability=0.9)).plan.steps
+    replace_once(
+        rules_copy / "strategies.yaml",
+        "{action: executive_call, at: immediate,",
+        "{action: executive_call, at: immediate, due: 4h,",
+    )
+    replace_once(rules_copy / "journey.yaml", "csm_task_due: 24h", "csm_task_due: 2d")
+    edited = decide(load_rulebook(rules_copy), case_facts(churn_probability=0.9)).plan.steps
+
+    def due(steps: list[PlanStep], action: str) -> float | None:
+        return next(s.task_due_hours for s in steps if s.action == action)
+
+    assert (due(shipped, "executive_call"), due(shipped, "feature_training")) == (24, 24)
+    assert (due(edited, "executive_call"), due(edited, "feature_training")) == (4, 48)
+
+
+def test_a_task_is_due_when_its_step_says(engine: Engine, tmp_path: Path) -> None:
+    step = csm_step().model_copy(update={"task_due_hours": 4})
+    deliver(engine, tmp_path, SHIPPED, make_request(step))
+
+    task = only_task(engine)
+    assert task.due_at - task.created_at == timedelta(hours=4)
+
+
+def test_a_bad_due_time_names_its_line(rules_copy: Path) -> None:
+    path = rules_copy / "strategies.yaml"
+    line = next(n for n, t in enumerate(path.read_text().splitlines(), 1) if "executive_call" in t)
+    replace_once(
+        path,
+        "{action: executive_call, at: immediate,",
+        "{action: executive_call, at: immediate, due: soon,",
+    )
+
+    with pytest.raises(RulebookError, match=rf"strategies\.yaml:{line}:\d+: .*due.*24h, 3d"):
+        load_rulebook(rules_copy)
 
 
 # ---- the CLI ----------------------------------------------------------------------------------

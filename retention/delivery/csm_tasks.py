@@ -21,7 +21,8 @@ from retention.delivery.channels import CSM_CHANNELS
 from retention.delivery.requests import DeliverRequest
 from retention.store.tables import CsmTaskRow, OutboxRow
 
-# docs/architecture.md, "Design facts": a high-risk customer hears from their CSM within 24 hours.
+# The due time of a step planned before the rules set one (journey.yaml `csm_task_due`, an
+# intervention's `due`): what the rules said then, docs/architecture.md "Design facts".
 TASK_RESPONSE_TIME = timedelta(hours=24)
 
 
@@ -56,8 +57,13 @@ def task_for(request: DeliverRequest, row: OutboxRow) -> CsmTaskRow | None:
         summary=row.subject,
         reason=request.step.source or f"strategy:{request.strategy}",
         created_at=row.created_at,
-        due_at=row.created_at + TASK_RESPONSE_TIME,
+        due_at=row.created_at + response_time(request),
     )
+
+
+def response_time(request: DeliverRequest) -> timedelta:
+    hours = request.step.task_due_hours
+    return TASK_RESPONSE_TIME if hours is None else timedelta(hours=hours)
 
 
 def open_task(db: Session, customer_id: str, action: str, reason: str) -> CsmTaskRow | None:
