@@ -42,7 +42,7 @@ def tasks_list(
     ] = None,
     status: Annotated[str, typer.Option(help="open (not snoozed), snoozed, done or all.")] = "open",
     overdue: Annotated[
-        bool, typer.Option("--overdue", help="Only open tasks past their due time.")
+        bool, typer.Option("--overdue", help="Only open tasks past their due time (any --status).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
 ) -> None:

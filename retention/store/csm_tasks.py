@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from sqlalchemy import ColumnElement, Engine, or_, update
 from sqlmodel import Session, col, select
@@ -20,7 +20,7 @@ from retention.store.tables import CsmTaskRow, utcnow
 
 # open: to do now (not snoozed); snoozed: open, but held until `snoozed_until`
 TaskStatus = Literal["open", "snoozed", "done", "all"]
-TASK_STATUSES: tuple[TaskStatus, ...] = ("open", "snoozed", "done", "all")
+TASK_STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
 UNASSIGNED = "unassigned"
 
 
@@ -50,7 +50,7 @@ def list_tasks(
     now: datetime | None = None,
 ) -> list[CsmTaskRow]:
     """Tasks by due time; `csm="unassigned"` finds those of customers without a CSM; `overdue`
-    keeps the open ones past their due time."""
+    keeps the open, awake ones past their due time, whatever `status` says."""
     moment = now or utcnow()
     query = select(CsmTaskRow).order_by(col(CsmTaskRow.due_at), col(CsmTaskRow.id))
     if customer_id is not None:

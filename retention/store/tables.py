@@ -191,7 +191,9 @@ class OutboxRow(SQLModel, table=True):
     provider: str | None = Field(default=None, description="sendgrid, twilio; None when captured")
     provider_message_id: str | None = None
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    note: str | None = Field(default=None, description="why it went to a fallback, or not out")
+    note: str | None = Field(
+        default=None, description="why it went to a fallback, or not out; the CSM task it updated"
+    )
 
 
 class DeliveryAttemptRow(SQLModel, table=True):
