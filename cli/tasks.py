@@ -1,10 +1,12 @@
-"""`tasks list|complete` (the CSM's work from journeys) and `in-app` (a customer's in-app
-messages). Completing a task tells the customer's running journey: a `task_completed` event."""
+"""`tasks list|complete|snooze|alert-overdue` (the CSM's work from journeys) and `in-app` (a
+customer's in-app messages). Completing a task tells the customer's running journey: a
+`task_completed` event."""
 
 from __future__ import annotations
 
 import getpass
 import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
     from retention.store.tables import CsmTaskRow
 
 tasks_app = typer.Typer(
-    help="CSM tasks from journeys: list and complete them.", no_args_is_help=True
+    help="CSM tasks from journeys: list, snooze and complete them; alert overdue ones.",
+    no_args_is_help=True,
 )
 app.add_typer(tasks_app, name="tasks")
 
@@ -37,20 +40,65 @@ def tasks_list(
     csm: Annotated[
         str | None, typer.Option(help="Only this CSM's (`unassigned`: customers without one).")
     ] = None,
-    status: Annotated[str, typer.Option(help="open, done or all.")] = "open",
+    status: Annotated[str, typer.Option(help="open (not snoozed), snoozed, done or all.")] = "open",
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only open tasks past their due time (any --status).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
 ) -> None:
     """List CSM tasks (executive calls, check-ins, trainings, reviews), earliest due first."""
     from retention.store.csm_tasks import list_tasks
 
     with database() as engine:
-        rows = list_tasks(engine, customer_id=customer, csm=csm, status=_status(status))
+        rows = list_tasks(
+            engine, customer_id=customer, csm=csm, status=_status(status), overdue=overdue
+        )
     if as_json:
         typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
     elif not rows:
-        console.print(f"no {'' if status == 'all' else status + ' '}CSM tasks")
+        shown = "overdue" if overdue else "" if status == "all" else status
+        console.print(f"no {shown + ' ' if shown else ''}CSM tasks")
     else:
         console.print(_tasks_table(rows))
+
+
+@tasks_app.command("snooze")
+@friendly
+def tasks_snooze(
+    task_id: Annotated[int, typer.Argument(help="The task's number (see `tasks list`).")],
+    until: Annotated[
+        str, typer.Option(help="Until when, UTC: 2026-12-20 (its start) or 2026-12-20T09:00.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why it waits, e.g. 'customer on holiday'.")],
+) -> None:
+    """Hold a task until a moment: it leaves the open list, a journey asking for it again
+    updates it without waking it, and it is open again afterwards."""
+    from retention.store.csm_tasks import TaskNotFound, snooze_task
+
+    with database() as engine:
+        try:
+            task = snooze_task(engine, task_id, _moment("--until", until), reason)
+        except TaskNotFound as exc:  # a wrong number is bad input here: exit 2
+            raise InvalidInput(str(exc)) from exc
+    console.print(
+        f"task {task_id} ({task.action} for {task.customer_id}) snoozed until "
+        f"{when(task.snoozed_until)} UTC: {task.snooze_reason}"
+    )
+
+
+@tasks_app.command("alert-overdue")
+@friendly
+def tasks_alert_overdue() -> None:
+    """Alert each open task past its due time, once (an internal message in the outbox);
+    run it as often as you like, e.g. from cron."""
+    from retention.delivery.overdue import alert_overdue
+    from retention.runtime.settings import get_settings
+
+    with database() as engine:
+        alerted = alert_overdue(engine, get_settings().outbox_dir)
+    for task in alerted:
+        console.print(f"task {task.id} ({task.action} for {task.customer_id}) overdue: alerted")
+    console.print(f"{len(alerted)} overdue task(s) alerted")
 
 
 @tasks_app.command("complete")
@@ -118,18 +166,34 @@ def _tell_journey(engine: Engine, task: CsmTaskRow) -> None:
 
 
 def _tasks_table(rows: list[CsmTaskRow]) -> Table:
+    from retention.store.csm_tasks import is_snoozed
+
     table = Table(title=f"CSM tasks ({len(rows)})", title_justify="left")
-    for column in ("id", "customer", "action", "CSM", "due (UTC)", "status", "done", "summary"):
+    columns = (
+        "id",
+        "customer",
+        "action",
+        "CSM",
+        "due (UTC)",
+        "status",
+        "done / snoozed",
+        "summary",
+    )
+    for column in columns:
         table.add_column(column, justify="right" if column == "id" else "left")
     for row in rows:
+        snoozed = is_snoozed(row)
         table.add_row(
             str(row.id),
             row.customer_id,
             row.action,
             row.assigned_csm or "unassigned",
             when(row.due_at),
-            Text(row.status, style="green" if row.status == "done" else ""),
-            _completed(row) if row.status == "done" else "-",
+            Text(
+                "snoozed" if snoozed else row.status,
+                style="green" if row.status == "done" else "",
+            ),
+            _completed(row) if row.status == "done" else _snooze(row) if snoozed else "-",
             row.summary,
         )
     return table
@@ -140,10 +204,27 @@ def _completed(task: CsmTaskRow) -> str:
     return f"by {task.completed_by} at {when(task.completed_at)}{note}"
 
 
+def _snooze(task: CsmTaskRow) -> str:
+    return f"until {when(task.snoozed_until)}: {task.snooze_reason}"
+
+
 def _status(value: str) -> TaskStatus:
-    if value not in ("open", "done", "all"):
-        raise InvalidInput(f"--status: {value!r} is not one of open, done, all")
+    from retention.store.csm_tasks import TASK_STATUSES
+
+    if value not in TASK_STATUSES:
+        raise InvalidInput(f"--status: {value!r} is not one of {', '.join(TASK_STATUSES)}")
     return value  # type: ignore[return-value]
+
+
+def _moment(option: str, value: str) -> datetime:
+    """An ISO date or date and time; without an offset, UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{option}: {value!r} is not a date (2026-12-20) or date and time (2026-12-20T09:00)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _user() -> str:

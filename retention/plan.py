@@ -58,6 +58,12 @@ class PlanStep(_Value):
     cta: str | None = Field(default=None, description="a campaign message's call to action")
     # The default is what a step meant before it named roles, so recorded histories decode.
     addressing: Addressing = Field(default_factory=Addressing)
+    task_due_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="how long the CSM has for the task a CSM-channel step leaves (the rules');"
+        " None: planned before the rules said",
+    )
 
 
 class InterventionPlan(_Value):

@@ -123,7 +123,7 @@ async def test_a_bad_status_or_task_is_one_error_line(world: JourneyWorld) -> No
     bad = await cli(world, "tasks", "list", "--status", "closed")
     assert (bad.exit_code, bad.stderr.strip()) == (
         2,
-        "error: --status: 'closed' is not one of open, done, all",
+        "error: --status: 'closed' is not one of open, snoozed, done, all",
     )
     missing = await cli(world, "tasks", "complete", "999")
     assert missing.exit_code == 1 and missing.stderr.strip().startswith("error: no CSM task 999")

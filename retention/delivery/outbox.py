@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from retention.delivery.channels import CSM_CHANNELS, recipient_for
-from retention.delivery.csm_tasks import task_for
+from retention.delivery.csm_tasks import file_task
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
@@ -104,21 +104,36 @@ def new_row(
 def insert_once(
     engine: Engine, request: DeliverRequest, row: OutboxRow, *, with_intervention: bool
 ) -> DeliveryReceipt:
-    """Insert `row` (and the step's intervention, and its CSM task if it is CSM work); if a
-    racing attempt got there first, its row's receipt, as a duplicate."""
+    """Insert `row` (and the step's intervention, and its CSM task if it is CSM work, or the
+    update of the open task it asks again); if a racing attempt got there first, its row's
+    receipt, as a duplicate."""
+    route_note = row.note
     try:
-        with session(engine) as db:
-            db.add(row)
-            if with_intervention:
-                db.add(intervention(request, row))
-                if (task := task_for(request, row)) is not None:
-                    db.add(task)
+        _insert(engine, request, row, route_note, with_intervention=with_intervention)
     except IntegrityError:
-        winner = find(engine, row.idempotency_key)
-        if winner is None:
-            raise
-        return receipt(winner, duplicate=True)
+        if (winner := find(engine, row.idempotency_key)) is not None:
+            return receipt(winner, duplicate=True)
+        # Not this key: another message made the customer's open task for this action and
+        # reason first. Once more, and this one updates that task.
+        _insert(engine, request, row, route_note, with_intervention=with_intervention)
     return receipt(row, duplicate=False)
+
+
+def _insert(
+    engine: Engine,
+    request: DeliverRequest,
+    row: OutboxRow,
+    route_note: str | None,
+    *,
+    with_intervention: bool,
+) -> None:
+    with session(engine) as db:
+        db.add(row)
+        db.flush()  # the key first: a retry stops here, and SQLite takes its write lock now
+        if with_intervention:
+            task_note = file_task(db, request, row)
+            row.note = "; ".join(n for n in (route_note, task_note) if n) or None
+            db.add(intervention(request, row))
 
 
 def message_context(request: DeliverRequest, channel: Channel, recipient: str) -> dict[str, Any]:
@@ -200,7 +215,13 @@ def _message_path(outbox_dir: Path, request: DeliverRequest, route: Route) -> Pa
     return outbox_dir / request.journey_id / f"{request.step.step_id}{suffix}.txt"
 
 
-def _file_text(recipient: str, channel: Channel, message: RenderedMessage) -> str:
+def write_captured(outbox_dir: Path, row: OutboxRow) -> None:
+    """Write a message made outside a step (e.g. an overdue-task alert) to its row's path."""
+    message = RenderedMessage(subject=row.subject, body=row.body)
+    _write_atomic(outbox_dir, Path(row.path), _file_text(row.recipient, row.channel, message))
+
+
+def _file_text(recipient: str, channel: str, message: RenderedMessage) -> str:
     return f"To: {recipient}\nChannel: {channel}\nSubject: {message.subject}\n\n{message.body}"
 
 

@@ -62,4 +62,6 @@ class DeliveryReceipt(BaseModel):
     mode: str = Field(default="capture", description="capture or live")
     provider: str | None = None
     provider_message_id: str | None = None
-    note: str | None = Field(default=None, description="why the fallback channel was used")
+    note: str | None = Field(
+        default=None, description="why the fallback channel was used; which CSM task it updated"
+    )

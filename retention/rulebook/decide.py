@@ -199,9 +199,13 @@ def _build_decision(
     chosen = rulebook.strategy(strategy)
     fallback = rulebook.journey.fallback_to
     timeline = rulebook.timelines.get(severity, [])
-    drafts = _drafts(chosen.interventions, timeline, strategy, severity, fallback)
+    task_due = rulebook.journey.csm_task_due
+    drafts = _drafts(chosen.interventions, timeline, strategy, severity, fallback, task_due)
     drafts += [
-        d for c in rulebook.campaigns if c.name in campaigns for d in _campaign_drafts(c, fallback)
+        d
+        for c in rulebook.campaigns
+        if c.name in campaigns
+        for d in _campaign_drafts(c, fallback, task_due)
     ]
     return Decision(
         strategy=strategy,
@@ -240,7 +244,9 @@ def _policy(rulebook: Rulebook) -> JourneyPolicy:
                 name=c.name,
                 event=c.on_event.event,
                 data_match=c.on_event.data,
-                steps=_numbered(_campaign_drafts(c, journey.fallback_to), c.name),
+                steps=_numbered(
+                    _campaign_drafts(c, journey.fallback_to, journey.csm_task_due), c.name
+                ),
             )
             for c in rulebook.campaigns
             if c.on_event is not None
@@ -286,6 +292,7 @@ def _drafts(
     strategy: str,
     severity: str,
     fallback: list[Addressee],
+    task_due: float | None,
 ) -> list[_Draft]:
     planned = {i.action for i in interventions}
     sourced = [(i, f"strategy:{strategy}") for i in interventions]
@@ -305,6 +312,7 @@ def _drafts(
                 escalation_path=item.escalation,
                 source=source,
                 addressing=item.addressing(fallback),
+                task_due_hours=item.due or task_due,
             ),
         )
         for item, source in sourced
@@ -312,7 +320,9 @@ def _drafts(
     ]
 
 
-def _campaign_drafts(campaign: Campaign, fallback: list[Addressee]) -> list[_Draft]:
+def _campaign_drafts(
+    campaign: Campaign, fallback: list[Addressee], task_due: float | None
+) -> list[_Draft]:
     return [
         (
             message.at,
@@ -331,6 +341,7 @@ def _campaign_drafts(campaign: Campaign, fallback: list[Addressee]) -> list[_Dra
                 subject=message.subject,
                 cta=message.cta,
                 addressing=message.addressing(fallback),
+                task_due_hours=task_due,
             ),
         )
         for message in campaign.messages

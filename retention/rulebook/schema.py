@@ -168,6 +168,9 @@ class Intervention(AddressedRule):
     template: str | None = None
     success: str = ""
     escalation: str = ""
+    due: Hours | None = Field(
+        default=None, gt=0, description="how long the CSM has for its task; journey.yaml's"
+    )
 
     @model_validator(mode="after")
     def _repeat_needs_interval(self) -> Intervention:
@@ -350,6 +353,9 @@ class JourneyFile(_Rule):
     checkpoints: list[Hours] = Field(default_factory=list)
     recovered_strategy: str | None = None
     observation: Hours = 0.0
+    csm_task_due: Hours | None = Field(
+        default=None, gt=0, description="a CSM task's due time; None: a rule set from before"
+    )
     holdout: Holdout | None = None
     frequency_caps: dict[Channel, FrequencyCapRule] = Field(default_factory=dict)
     quiet_hours: QuietHoursRule | None = None

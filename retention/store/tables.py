@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -191,7 +191,9 @@ class OutboxRow(SQLModel, table=True):
     provider: str | None = Field(default=None, description="sendgrid, twilio; None when captured")
     provider_message_id: str | None = None
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    note: str | None = Field(default=None, description="why it went to a fallback, or not out")
+    note: str | None = Field(
+        default=None, description="why it went to a fallback, or not out; the CSM task it updated"
+    )
 
 
 class DeliveryAttemptRow(SQLModel, table=True):
@@ -363,12 +365,30 @@ class ScanPageRow(SQLModel, table=True):
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+_OPEN_WITH_REASON = "status = 'open' AND reason <> ''"
+
+
 class CsmTaskRow(SQLModel, table=True):
     """Work for a customer's CSM (an executive call, a check-in, a training, a success-plan
-    review): made once per outbox message on a CSM channel, listed and completed with
+    review): made by an outbox message on a CSM channel, or updated by it when an open task for
+    the same customer, action and reason exists; listed, snoozed and completed with
     `starter.py tasks`."""
 
     __tablename__ = "csm_tasks"
+    __table_args__ = (
+        # One open task per customer, action and reason, even when two journeys ask at once:
+        # the loser of the race finds the winner's task and updates it (delivery/csm_tasks.py).
+        # Tasks made before reasons were recorded (reason "") are left as they were.
+        Index(
+            "ux_csm_tasks_open_ask",
+            "customer_id",
+            "action",
+            "reason",
+            unique=True,
+            sqlite_where=text(_OPEN_WITH_REASON),
+            postgresql_where=text(_OPEN_WITH_REASON),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True, description="the outbox message's key")
@@ -381,6 +401,11 @@ class CsmTaskRow(SQLModel, table=True):
     channel: str
     assigned_csm: str | None = Field(default=None, index=True, description="None: unassigned")
     summary: str = Field(description="the message's subject line")
+    reason: str = Field(
+        default="",
+        sa_column_kwargs={"server_default": ""},
+        description="the rule that asked for it (the step's source, e.g. strategy:critical_save)",
+    )
     status: str = Field(default="open", index=True, description="open or done")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     due_at: datetime = Field(sa_type=UTCDateTime)
@@ -389,4 +414,19 @@ class CsmTaskRow(SQLModel, table=True):
     note: str | None = Field(default=None, sa_type=Text)
     event_sent_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, description="when task_completed reached the journey"
+    )
+    requests: int = Field(
+        default=1,
+        sa_column_kwargs={"server_default": "1"},
+        description="how many steps asked for it: 1 + the re-asks that updated it",
+    )
+    updated_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="when a re-ask last updated it"
+    )
+    snoozed_until: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="held until then; open again after"
+    )
+    snooze_reason: str | None = None
+    overdue_alerted_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="when its overdue alert went out (once)"
     )
