@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import time
-from typing import Literal, get_args
+from functools import cache
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import to_jsonable_python
 
 Channel = Literal[
     "email", "sms", "phone", "in_app", "csm_task", "internal", "meeting", "webinar", "document"
@@ -32,7 +42,33 @@ class _Value(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class Addressing(_Value):
+class _Compact(_Value):
+    """Serialised to JSON without the fields at their defaults, which decode back the same: plan
+    steps travel in many workflow payloads (a journey's history, bench/journey_cost.py)."""
+
+    @model_serializer(mode="wrap")
+    def _without_defaults(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        data = handler(self)
+        if not info.mode_is_json():  # Python dicts feed templates, which name every field
+            return data
+        defaults = _defaults(type(self))
+        return {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}
+
+
+@cache
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's defaults as they serialise."""
+    values = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    }
+    return {name: to_jsonable_python(value) for name, value in values.items()}
+
+
+class Addressing(_Compact):
     """Whom a step goes to (`retention.recipients` turns it into people): the first reachable
     person of `to`, or every one; when none is reachable, the first role of `fallback_to`
     that reaches someone."""
@@ -42,7 +78,7 @@ class Addressing(_Value):
     fallback_to: list[Addressee] = Field(default_factory=list)
 
 
-class PlanStep(_Value):
+class PlanStep(_Compact):
     step_id: str = Field(description="stable within a plan, e.g. g1-03-retention_offer")
     action: str
     at_hours: float = Field(ge=0, description="offset from the start of the plan")
