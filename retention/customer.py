@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -321,12 +322,7 @@ class CustomerEvent(_Strict):
             if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
                 raise ValueError("data.score must be an integer from 0 to 10 for nps_response")
         if self.type == "unsubscribed":
-            channel = self.data.get("channel", DEFAULT_UNSUBSCRIBE_CHANNEL)
-            if channel not in CUSTOMER_CHANNELS:
-                raise ValueError(
-                    f"data.channel must be one of {', '.join(CUSTOMER_CHANNELS)} for "
-                    f"unsubscribed (default email); got {channel!r}"
-                )
+            _check_unsubscribed(self.data)
         if self.type == "milestone_reached":
             milestone = self.data.get("milestone")
             if not isinstance(milestone, str) or not milestone:
@@ -334,6 +330,35 @@ class CustomerEvent(_Strict):
         if self.type == "task_completed":
             _check_task_completed(self.data)
         return self
+
+
+def _check_unsubscribed(data: dict[str, Any]) -> None:
+    """The channel, and the one person it is for if named: their contact id or their address
+    on that channel (an email for email and in-app, a phone for SMS and calls)."""
+    channel = data.get("channel", DEFAULT_UNSUBSCRIBE_CHANNEL)
+    if channel not in CUSTOMER_CHANNELS:
+        raise ValueError(
+            f"data.channel must be one of {', '.join(CUSTOMER_CHANNELS)} for "
+            f"unsubscribed (default email); got {channel!r}"
+        )
+    for field, pattern, what in _PERSON_FIELDS:
+        value = data.get(field)
+        if value is not None and (not isinstance(value, str) or not re.match(pattern, value)):
+            raise ValueError(f"data.{field} must be {what} for unsubscribed; got {value!r}")
+    wanted = "phone" if channel in ("sms", "phone") else "email"
+    other = "email" if wanted == "phone" else "phone"
+    if data.get(other) is not None and data.get(wanted) is None and "contact_id" not in data:
+        raise ValueError(
+            f"data.{wanted} must name the person for unsubscribed on {channel} "
+            f"(data.{other} is not an address on it)"
+        )
+
+
+_PERSON_FIELDS = (
+    ("contact_id", CUSTOMER_ID_PATTERN, "a contact's id"),
+    ("email", EMAIL_PATTERN, "an email address"),
+    ("phone", PHONE_PATTERN, "an E.164 phone number (+ and digits)"),
+)
 
 
 def _check_task_completed(data: dict[str, Any]) -> None:
