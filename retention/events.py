@@ -158,9 +158,12 @@ def apply_effects(
     if effects.nps is not None:
         relationship.nps = effects.nps
     if effects.contacts:
-        now.contacts = _changed_contacts(now.contacts, effects.contacts)
-        # As the snapshot's own check sets it: the contacts are the fresher fact.
-        status = champion_status_from(now.contacts, relationship.champion_status)
+        before, now.contacts = now.contacts, _changed_contacts(now.contacts, effects.contacts)
+        # As the snapshot's own check sets it, the contacts being the fresher fact; the people
+        # removed count as gone, so the last contact leaving is not an empty list's "unknown".
+        kept = {contact.contact_id for contact in now.contacts}
+        gone = [c.model_copy(update={"active": False}) for c in before if c.contact_id not in kept]
+        status = champion_status_from([*now.contacts, *gone], relationship.champion_status)
         relationship.champion_status = status
     return now
 

@@ -78,6 +78,15 @@ def test_a_champion_removed_turns_the_status_to_left() -> None:
     assert now.relationship.champion_status == "left"
 
 
+def test_the_only_contact_removed_as_champion_turns_the_status_to_left() -> None:
+    alone = make_customer(contacts=[person("ana", "champion")])
+    event = parse_event({"type": "contact_changed", "data": {"contact_id": "ana", "removed": True}})
+
+    now = apply_effects(alone, fold_events([event]), elapsed_hours=0)
+
+    assert (now.contacts, now.relationship.champion_status) == ([], "left")
+
+
 def test_a_new_champion_is_added_at_the_end_and_keeps_the_status_active() -> None:
     now = changed(
         {"contact_id": "ana", "removed": True},
