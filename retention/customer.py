@@ -340,6 +340,14 @@ class CustomerEvent(_Strict):
         return self
 
 
+# What in an `unsubscribed` event's data may name one person, and how it must look.
+_PERSON_FIELDS = (
+    ("contact_id", CUSTOMER_ID_PATTERN, "a contact's id"),
+    ("email", EMAIL_PATTERN, "an email address"),
+    ("phone", PHONE_PATTERN, "an E.164 phone number (+ and digits)"),
+)
+
+
 def _check_unsubscribed(data: dict[str, Any]) -> None:
     """The channel, and the one person it is for if named: their contact id or their address
     on that channel (an email for email and in-app, a phone for SMS and calls)."""
@@ -360,13 +368,6 @@ def _check_unsubscribed(data: dict[str, Any]) -> None:
             f"data.{wanted} must name the person for unsubscribed on {channel} "
             f"(data.{other} is not an address on it)"
         )
-
-
-_PERSON_FIELDS = (
-    ("contact_id", CUSTOMER_ID_PATTERN, "a contact's id"),
-    ("email", EMAIL_PATTERN, "an email address"),
-    ("phone", PHONE_PATTERN, "an E.164 phone number (+ and digits)"),
-)
 
 
 def contact_change(data: dict[str, Any]) -> tuple[str, Contact | None]:
