@@ -20,10 +20,10 @@ from retention.errors import DeliveryFailed, InvalidInput
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.runtime.metrics import SENDS
-from retention.store.records import journey_snapshot
+from retention.store.records import customer_as_known, journey_snapshot
 from retention.store.rule_sets import archived_templates
-from retention.store.suppressions import add_suppression
-from retention.suppression import SuppressRequest
+from retention.store.suppressions import add_suppression, as_request
+from retention.suppression import SuppressRequest, with_person_found
 
 
 class DeliverActivities:
@@ -75,10 +75,13 @@ class DeliverActivities:
 
     @activity.defn(name="suppress")
     def suppress(self, request: SuppressRequest) -> SuppressRequest:
-        """Put the customer on the suppression list for a channel (idempotent); answers with
-        the entry in force, which may be an earlier one."""
-        row = add_suppression(self._engine, request)
-        return SuppressRequest.model_validate(row, from_attributes=True)
+        """Put the customer, or the one person the request names, on the suppression list for
+        a channel (idempotent); answers with the entry in force, which may be an earlier one."""
+        if request.contact_id is not None and request.person is None:
+            # The event named a contact by id: their address is in the customer's snapshot.
+            known = customer_as_known(self._engine, request.customer_id)
+            request = with_person_found(request, known)
+        return as_request(add_suppression(self._engine, request))
 
     def _customer_of(self, step: DeliverInput) -> CustomerSnapshot:
         if step.customer is not None:

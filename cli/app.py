@@ -112,6 +112,7 @@ OPTION_NAMES = {
     "channel": "--channel",
     "reason": "--reason",
     "address": "--address",
+    "contact_id": "--contact",
 }
 
 

@@ -23,11 +23,19 @@ def forget(
     database_only: Annotated[
         bool, typer.Option(help="Temporal is unreachable: erase the database now, it later.")
     ] = False,
+    contact: Annotated[
+        str | None,
+        typer.Option(help="Only this contact of the customer; the account and the rest stay."),
+    ] = None,
 ) -> None:
     """Erase a customer's personal data from every table, the outbox folder and Temporal's
-    journey histories; anonymised numbers stay for the KPIs; the erasure is audited."""
+    journey histories; anonymised numbers stay for the KPIs; the erasure is audited. With
+    --contact, one person's data in the database only."""
     from retention.store.erasure import forget_customer
 
+    if contact is not None:
+        _forget_contact(customer_id, contact, yes=yes, by=by)
+        return
     settings = get_settings()
     if yes and not database_only:
         runs = _erase_journeys(customer_id)
@@ -45,6 +53,31 @@ def forget(
         console.print(f"forgotten: the numbers stay as {erasure.pseudonym}; audited")
     else:
         console.print("nothing changed: run again with --yes to erase")
+
+
+def _forget_contact(customer_id: str, contact_id: str, *, yes: bool, by: str) -> None:
+    from retention.store.contact_erasure import forget_contact
+
+    with database() as engine:
+        erasure = forget_contact(
+            engine,
+            get_settings().outbox_dir,
+            customer_id,
+            contact_id,
+            actor=f"cli:{by}",
+            dry_run=not yes,
+        )
+    title = f"{customer_id}, contact {contact_id}: {'erased' if yes else 'would be erased'}"
+    console.print(_counts_table(title, rows=erasure.rows))
+    if not yes:
+        console.print("nothing changed: run again with --yes to erase")
+        return
+    console.print(
+        f"forgotten: {erasure.outbox_files_removed} message files removed; audited. Temporal's "
+        "journey histories keep the snapshot they started from until they are deleted "
+        "(docs/data-protection.md)",
+        soft_wrap=True,
+    )
 
 
 def _erase_journeys(customer_id: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -221,20 +222,7 @@ class CustomerSnapshot(_Strict):
     @field_validator("contacts")
     @classmethod
     def _each_person_once(cls, contacts: list[Contact]) -> list[Contact]:
-        """One entry per person: by id, and by email whatever its case."""
-        ids: dict[str, int] = {}
-        emails: dict[str, int] = {}
-        for i, contact in enumerate(contacts):
-            where = f"contacts.{i} ({contact.contact_id!r})"
-            if contact.contact_id == PRIMARY_CONTACT_ID:
-                raise ValueError(f"{where}: contact_id {PRIMARY_CONTACT_ID!r} is the profile's")
-            if (first := ids.setdefault(contact.contact_id, i)) != i:
-                raise ValueError(f"{where}: contact_id is also contacts.{first}'s")
-            if (first := emails.setdefault(contact.email.casefold(), i)) != i:
-                raise ValueError(
-                    f"{where}: email {contact.email!r} is also contacts.{first}'s "
-                    f"({contacts[first].contact_id!r})"
-                )
+        check_each_person_once(contacts)
         return contacts
 
     @model_validator(mode="after")
@@ -276,6 +264,24 @@ class CustomerSnapshot(_Strict):
         return [contact for contact in self.contacts if contact.active and role in contact.roles]
 
 
+def check_each_person_once(contacts: Sequence[Contact]) -> None:
+    """One entry per person: by id, and by email whatever its case; ValueError naming the
+    entry otherwise."""
+    ids: dict[str, int] = {}
+    emails: dict[str, int] = {}
+    for i, contact in enumerate(contacts):
+        where = f"contacts.{i} ({contact.contact_id!r})"
+        if contact.contact_id == PRIMARY_CONTACT_ID:
+            raise ValueError(f"{where}: contact_id {PRIMARY_CONTACT_ID!r} is the profile's")
+        if (first := ids.setdefault(contact.contact_id, i)) != i:
+            raise ValueError(f"{where}: contact_id is also contacts.{first}'s")
+        if (first := emails.setdefault(contact.email.casefold(), i)) != i:
+            raise ValueError(
+                f"{where}: email {contact.email!r} is also contacts.{first}'s "
+                f"({contacts[first].contact_id!r})"
+            )
+
+
 EventType = Literal[
     "login",
     "feature_used",
@@ -293,6 +299,7 @@ EventType = Literal[
     "renewed",
     "milestone_reached",
     "task_completed",
+    "contact_changed",
 ]
 
 
@@ -321,19 +328,73 @@ class CustomerEvent(_Strict):
             if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
                 raise ValueError("data.score must be an integer from 0 to 10 for nps_response")
         if self.type == "unsubscribed":
-            channel = self.data.get("channel", DEFAULT_UNSUBSCRIBE_CHANNEL)
-            if channel not in CUSTOMER_CHANNELS:
-                raise ValueError(
-                    f"data.channel must be one of {', '.join(CUSTOMER_CHANNELS)} for "
-                    f"unsubscribed (default email); got {channel!r}"
-                )
+            _check_unsubscribed(self.data)
         if self.type == "milestone_reached":
             milestone = self.data.get("milestone")
             if not isinstance(milestone, str) or not milestone:
                 raise ValueError("data.milestone must name the milestone for milestone_reached")
         if self.type == "task_completed":
             _check_task_completed(self.data)
+        if self.type == "contact_changed":
+            contact_change(self.data)
         return self
+
+
+# What in an `unsubscribed` event's data may name one person, and how it must look.
+_PERSON_FIELDS = (
+    ("contact_id", CUSTOMER_ID_PATTERN, "a contact's id"),
+    ("email", EMAIL_PATTERN, "an email address"),
+    ("phone", PHONE_PATTERN, "an E.164 phone number (+ and digits)"),
+)
+
+
+def _check_unsubscribed(data: dict[str, Any]) -> None:
+    """The channel, and the one person it is for if named: their contact id or their address
+    on that channel (an email for email and in-app, a phone for SMS and calls)."""
+    channel = data.get("channel", DEFAULT_UNSUBSCRIBE_CHANNEL)
+    if channel not in CUSTOMER_CHANNELS:
+        raise ValueError(
+            f"data.channel must be one of {', '.join(CUSTOMER_CHANNELS)} for "
+            f"unsubscribed (default email); got {channel!r}"
+        )
+    for field, pattern, what in _PERSON_FIELDS:
+        value = data.get(field)
+        if value is not None and (not isinstance(value, str) or not re.match(pattern, value)):
+            raise ValueError(f"data.{field} must be {what} for unsubscribed; got {value!r}")
+    wanted = "phone" if channel in ("sms", "phone") else "email"
+    other = "email" if wanted == "phone" else "phone"
+    if data.get(other) is not None and data.get(wanted) is None and "contact_id" not in data:
+        raise ValueError(
+            f"data.{wanted} must name the person for unsubscribed on {channel} "
+            f"(data.{other} is not an address on it)"
+        )
+
+
+def contact_change(data: dict[str, Any]) -> tuple[str, Contact | None]:
+    """What a `contact_changed` event's data says: the contact's id, and the contact as it is
+    now (a whole contact, as in the snapshot; `active: false` for someone gone) or None for
+    `{contact_id, removed: true}`. ValueError naming the field (`data.email: ...`)."""
+    if "removed" in data:
+        contact_id = data.get("contact_id")
+        if data["removed"] is not True or set(data) != {"contact_id", "removed"}:
+            raise ValueError(
+                "data.removed must be true, with data.contact_id and nothing else, for "
+                "contact_changed (or send the whole contact)"
+            )
+        if not isinstance(contact_id, str) or not re.match(CUSTOMER_ID_PATTERN, contact_id):
+            raise ValueError("data.contact_id must be a contact's id for contact_changed")
+        return contact_id, None
+    try:
+        contact = Contact.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"data.{'.'.join(map(str, item['loc'])) or '(root)'}: {item['msg']}"
+            for item in exc.errors()
+        )
+        raise ValueError(f"{problems} (contact_changed)") from None
+    if contact.contact_id == PRIMARY_CONTACT_ID:
+        raise ValueError(f"data.contact_id {PRIMARY_CONTACT_ID!r} is the profile's person")
+    return contact.contact_id, contact
 
 
 def _check_task_completed(data: dict[str, Any]) -> None:

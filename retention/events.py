@@ -5,7 +5,8 @@ Each accepted event nudges the field it is evidence for; time without a login ad
 ("Re-scoring").
 
 A journey does not keep its events to replay them at every re-score: it folds each one into an
-`EventEffects` as it arrives (a few numbers, whatever the volume), and the re-score applies that.
+`EventEffects` as it arrives (a few numbers, whatever the volume, and the newest change of each
+contact a `contact_changed` event named), and the re-score applies that.
 Folding gives the same snapshot as applying the events one by one, in order.
 """
 
@@ -15,11 +16,22 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel, Field
 
-from retention.customer import CustomerEvent, CustomerSnapshot
+from retention.customer import (
+    MAX_CONTACTS,
+    Contact,
+    CustomerEvent,
+    CustomerSnapshot,
+    champion_status_from,
+    check_each_person_once,
+    contact_change,
+)
 
 # CSM work that puts the customer's executives in the room.
 EXECUTIVE_TASKS = frozenset({"executive_call", "executive_outreach", "value_review"})
 EMAIL_OPEN_STEP = 0.05  # each open or click nudges the open rate up by this much
+# The folded contact changes travel in the journey's state: at most this many people, twice an
+# account's whole list (each replaced once); changes for more new ids are not kept.
+MAX_CONTACT_CHANGES = 2 * MAX_CONTACTS
 
 
 class EventEffects(BaseModel):
@@ -36,6 +48,10 @@ class EventEffects(BaseModel):
     payment_delays_add: int = 0
     payment_delays_floor: int = 0
     nps: int | None = Field(default=None, description="the latest NPS answer")
+    contacts: dict[str, Contact | None] = Field(
+        default_factory=dict,
+        description="contact id → the contact as last changed, None: removed; in change order",
+    )
 
     def add(self, event: CustomerEvent) -> None:
         effect = EFFECTS.get(event.type)
@@ -87,6 +103,14 @@ def _task_completed(e: EventEffects, event: CustomerEvent) -> None:
         e.executive_engaged = True
 
 
+def _contact_changed(e: EventEffects, event: CustomerEvent) -> None:
+    contact_id, contact = contact_change(event.data)
+    if contact_id not in e.contacts and len(e.contacts) >= MAX_CONTACT_CHANGES:
+        return
+    e.contacts.pop(contact_id, None)  # the newest change of each person counts, in its place
+    e.contacts[contact_id] = contact
+
+
 # The event types a re-score reads, and how.
 EFFECTS: dict[str, Effect] = {
     "login": _login,
@@ -99,6 +123,7 @@ EFFECTS: dict[str, Effect] = {
     "payment_succeeded": _payment_succeeded,
     "nps_response": _nps_response,
     "task_completed": _task_completed,
+    "contact_changed": _contact_changed,
 }
 
 
@@ -132,4 +157,31 @@ def apply_effects(
     )
     if effects.nps is not None:
         relationship.nps = effects.nps
+    if effects.contacts:
+        before, now.contacts = now.contacts, _changed_contacts(now.contacts, effects.contacts)
+        # As the snapshot's own check sets it, the contacts being the fresher fact; the people
+        # removed count as gone, so the last contact leaving is not an empty list's "unknown".
+        kept = {contact.contact_id for contact in now.contacts}
+        gone = [c.model_copy(update={"active": False}) for c in before if c.contact_id not in kept]
+        status = champion_status_from([*now.contacts, *gone], relationship.champion_status)
+        relationship.champion_status = status
     return now
+
+
+def _changed_contacts(contacts: list[Contact], changes: dict[str, Contact | None]) -> list[Contact]:
+    """`contacts` with each change applied in order: upserted by contact id (a new person at
+    the end), or removed. A change that would list a person twice (an email another contact
+    has) or more than MAX_CONTACTS people is left out: the snapshot stays valid."""
+    people = {contact.contact_id: contact for contact in contacts}
+    for contact_id, contact in changes.items():
+        if contact is None:
+            people.pop(contact_id, None)
+            continue
+        changed = {**people, contact_id: contact}
+        try:
+            check_each_person_once(list(changed.values()))
+        except ValueError:
+            continue
+        if len(changed) <= MAX_CONTACTS:
+            people = changed
+    return list(people.values())

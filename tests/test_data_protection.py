@@ -16,20 +16,29 @@ from conftest import JourneyWorld
 from factories import count, make_customer, make_request, make_step
 from sqlalchemy import Engine, MetaData, Table, inspect
 from sqlmodel import select
+from typer.testing import CliRunner
 
+import starter
 from activities.privacy import PurgeRequest
 from activities.scan import ScanActivities
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
+from retention.errors import InvalidInput
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
 from retention.runtime.settings import ROOT, Settings
 from retention.scan.requests import ScanFailure, ScanResult
 from retention.scoring.assessment import assess_customer
-from retention.store.db import session
+from retention.store.contact_erasure import forget_contact
+from retention.store.db import make_engine, session
 from retention.store.erasure import ERASED, ERASED_REASON, PSEUDONYMISED, forget_customer
 from retention.store.purge import DATED, RetentionPeriods, purge_expired
-from retention.store.records import keep_journey_snapshot, record_assessment, save_customer
+from retention.store.records import (
+    keep_journey_snapshot,
+    load_customer,
+    record_assessment,
+    save_customer,
+)
 from retention.store.scans import customer_page, list_scan_runs, record_page, recorded_page
 from retention.store.suppressions import add_suppression
 from retention.store.tables import (
@@ -57,6 +66,7 @@ CHAMPION = {"contact_id": "c-7", "name": "Noor Haddad", "email": "noor@acme-fina
 MENTIONS_FORGOTTEN = re.compile(r"cust-001(?!1)|dana@acme|Noor Haddad|noor@acme-finance")
 # Tables that hold rule files, models and the schema's revision: never a customer.
 NEVER_NAME_A_CUSTOMER = {"rule_sets", "model_versions", "alembic_version"}
+runner = CliRunner()
 
 
 def _customer_with_history(
@@ -245,6 +255,127 @@ def test_an_unknown_customer_is_found_nowhere_and_nothing_is_written(
 
     assert not erasure.found
     assert count(engine, AuditRow) == 0
+
+
+# ---- forgetting one contact -----------------------------------------------------------------
+
+NAMES_NOOR = re.compile(r'noor@acme-finance|Noor Haddad|\+447700900123|"contact_id": "c-7"')
+NOOR_PHONE = "+447700900123"
+
+
+def _noor_history(engine: Engine, outbox: Path) -> Path:
+    """What names the champion alone, besides the stored snapshots: a message sent to her (its
+    file and a delivery attempt), her suppression and a webhook."""
+    message = outbox / f"retention-{FORGOTTEN}" / "g1-02-checkin.txt"
+    message.write_text("To: noor@acme-finance.example\n\nHello Noor Haddad")
+    key = f"retention-{FORGOTTEN}/run-1:g1-02-checkin"
+    add_suppression(engine, SuppressRequest(
+        customer_id=FORGOTTEN, channel="sms", person=NOOR_PHONE, source="t",
+    ))  # fmt: skip
+    with session(engine) as db:
+        db.add(OutboxRow(
+            idempotency_key=key, journey_key=f"retention-{FORGOTTEN}/run-1",
+            journey_id=f"retention-{FORGOTTEN}", step_id="g1-02-checkin", customer_id=FORGOTTEN,
+            channel="email", recipient=CHAMPION["email"], subject="Hi", body="Hello Noor Haddad",
+            status="captured", mode="capture", path=str(message),
+        ))  # fmt: skip
+        db.add(DeliveryAttemptRow(
+            idempotency_key=key, channel="email", provider="sendgrid", outcome="delivered",
+        ))  # fmt: skip
+        db.add(InboxRow(
+            source="generic", source_event_id="evt-noor", kind="contact_changed",
+            customer_id=FORGOTTEN, status="forwarded",
+            event={"type": "contact_changed", "data": {**NOOR, "active": False}},
+        ))  # fmt: skip
+    return message
+
+
+NOOR = {**CHAMPION, "phone": NOOR_PHONE, "roles": ["champion", "admin"]}
+
+
+@pytest.fixture
+def noor(engine: Engine, outbox: Path) -> Engine:
+    _customer_with_history(engine, outbox, FORGOTTEN, "dana@acme.example", [NOOR])
+    _customer_with_history(engine, outbox, NEIGHBOUR, "sam@initech.example", [{**NOOR}])
+    return engine
+
+
+def test_forgetting_a_contact_leaves_no_trace_of_them_and_keeps_the_account(
+    noor: Engine, outbox: Path
+) -> None:
+    message = _noor_history(noor, outbox)
+    neighbour = _neighbour_rows(noor)
+    account_files = {p for p in (outbox / f"retention-{FORGOTTEN}").iterdir() if p != message}
+
+    erasure = forget_contact(noor, outbox, FORGOTTEN, "c-7", actor="cli:privacy-officer")
+
+    ours = [r for r in json.loads(_everything(noor)) if NEIGHBOUR not in json.dumps(r)]
+    assert NAMES_NOOR.search(json.dumps(ours)) is None
+    assert erasure.rows == {
+        "customers": 1,
+        "journey_snapshots": 1,
+        "outbox": 1,
+        "delivery_attempts": 1,
+        "suppressions": 1,
+        "inbox": 1,
+    }
+    assert (erasure.outbox_files_removed, message.exists()) == (1, False)
+    assert set((outbox / f"retention-{FORGOTTEN}").iterdir()) == account_files
+    customer = load_customer(noor, FORGOTTEN)
+    assert customer.contacts == [] and customer.profile.email == "dana@acme.example"
+    assert count(noor, OutboxRow) == 2 and count(noor, InboxRow) == 2  # the account's stay
+    assert _neighbour_rows(noor) == neighbour  # the same person at another account too
+    with session(noor) as db:
+        entry = db.exec(select(AuditRow).where(AuditRow.action == "contact_forgotten")).one()
+    assert (entry.actor, entry.customer_id) == ("cli:privacy-officer", FORGOTTEN)
+    assert entry.detail == {"erased": erasure.rows}
+
+
+def test_a_contact_dry_run_counts_and_changes_nothing(noor: Engine, outbox: Path) -> None:
+    _noor_history(noor, outbox)
+    before = _everything(noor)
+
+    erasure = forget_contact(noor, outbox, FORGOTTEN, "c-7", actor="cli", dry_run=True)
+
+    assert erasure.rows["outbox"] == 1 and erasure.rows["customers"] == 1
+    assert _everything(noor) == before
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "contact_id", "named"),
+    [
+        ("nobody", "c-7", "CUSTOMER_ID: customer 'nobody' is not in the database"),
+        (FORGOTTEN, "c-8", "--contact 'c-8': not a contact of customer 'cust-001'"),
+        (FORGOTTEN, "c-1", "--contact 'c-1' is the primary contact (profile.email)"),
+    ],
+)
+def test_a_contact_that_cannot_be_forgotten_is_refused_naming_it(
+    engine: Engine, outbox: Path, customer_id: str, contact_id: str, named: str
+) -> None:
+    dana = {"contact_id": "c-1", "name": "Dana", "email": "dana@acme.example"}
+    _customer_with_history(engine, outbox, FORGOTTEN, "dana@acme.example", [dana, NOOR])
+    before = _everything(engine)
+
+    with pytest.raises(InvalidInput, match=re.escape(named)):
+        forget_contact(engine, outbox, customer_id, contact_id, actor="cli")
+
+    assert _everything(engine) == before
+
+
+def test_forget_one_contact_from_the_cli(cli_database: str) -> None:
+    engine = make_engine(cli_database)
+    save_customer(engine, make_customer(contacts=[NOOR]))
+
+    shown = runner.invoke(starter.app, ["forget", "cust-001", "--contact", "c-7"])
+    done = runner.invoke(starter.app, ["forget", "cust-001", "--contact", "c-7", "--yes"])
+    again = runner.invoke(starter.app, ["forget", "cust-001", "--contact", "c-7", "--yes"])
+
+    assert shown.exit_code == 0 and "nothing changed" in shown.stdout
+    assert done.exit_code == 0, done.output
+    assert "forgotten" in done.stdout and "Temporal" in done.stdout
+    assert load_customer(engine, "cust-001").contacts == []
+    assert again.exit_code == 2 and "not a contact of customer 'cust-001'" in again.stderr
+    engine.dispose()
 
 
 def test_every_table_that_names_a_customer_is_erased_or_pseudonymised(engine: Engine) -> None:

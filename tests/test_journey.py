@@ -348,6 +348,34 @@ async def test_a_journey_sees_the_champion_gone_from_the_accounts_contacts(world
     await end_journey(handle)
 
 
+async def test_a_contact_changed_event_shows_the_next_re_score_the_champion_gone(
+    world: Any,
+) -> None:
+    champion: dict[str, Any] = {
+        "contact_id": "c-1",
+        "name": "Ana Ruiz",
+        "email": "ana@acme.example",
+        "roles": ["champion", "admin"],
+    }
+    admin = {"contact_id": "c-2", "name": "Bo Chen", "email": "bo@acme.example", "roles": ["admin"]}
+    customer = make_customer(
+        profile={"customer_id": customer_id_in_group("ppl", held_out=False)},
+        contacts=[champion, admin],
+        **DRIFTING,
+    )
+    handle = await start(world, customer)
+    planned = await until_planned(world, handle)
+    assert "champion_risk" not in [factor.name for factor in planned.risk_factors]
+
+    gone = CustomerEvent(type="contact_changed", data={**champion, "active": False})
+    await send_event(world.client, customer.customer_id, gone)
+    await world.env.sleep(timedelta(hours=73))
+    state = await until(world, handle, lambda s: 72 in s.checkpoints_done)
+
+    assert "champion_risk" in [factor.name for factor in state.risk_factors]
+    await end_journey(handle)
+
+
 async def test_a_malformed_request_fails_the_journey_naming_the_fields(world: Any) -> None:
     handle = await world.client.start_workflow(
         "RetentionJourney",

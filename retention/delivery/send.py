@@ -27,6 +27,7 @@ from retention.delivery.providers import Provider
 from retention.delivery.templates import RenderedMessage, TemplateSet
 from retention.errors import DeliveryFailed, ProviderUnavailable, Suppressed
 from retention.plan import CUSTOMER_CHANNELS, Channel
+from retention.recipients import spoken_to
 from retention.store.db import session
 from retention.store.suppressions import suppression_for
 
@@ -101,18 +102,28 @@ def _refuse_if_suppressed(engine: Engine, request: DeliverRequest, route: Route)
     if route.channel not in CUSTOMER_CHANNELS:
         return
     customer_id = request.customer.customer_id
-    entry = suppression_for(engine, customer_id, route.channel, route.recipient)
+    addresses = _addressed(request, route)
+    entry = suppression_for(engine, customer_id, route.channel, addresses)
     if entry is None:
         return
     why = (
-        f"{route.channel} to {route.recipient} suppressed since {entry.at:%Y-%m-%d} "
-        f"({entry.reason}; {entry.source})"
+        f"{route.channel} to {entry.person or route.recipient} suppressed since "
+        f"{entry.at:%Y-%m-%d} ({entry.reason}; {entry.source})"
     )
     unsent = RenderedMessage(subject="", body="")  # never rendered: it is never sent
     row = new_row(request, route, unsent, status="suppressed")
     row.note = why
     insert_once(engine, request, row, with_intervention=False)
     raise Suppressed(why)
+
+
+def _addressed(request: DeliverRequest, route: Route) -> list[str]:
+    """The addresses a suppression of the route is checked against: where it goes and, in-app,
+    where the account's inbox is everyone's, the email of the person the message speaks to."""
+    if route.channel != "in_app":
+        return [route.recipient]
+    person, _role = spoken_to(request.step.addressing, route.channel, request.customer)
+    return [route.recipient, person.email]
 
 
 def _record_suppressed_step(engine: Engine, request: DeliverRequest, route: Route) -> None:

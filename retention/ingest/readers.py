@@ -25,7 +25,8 @@ SOURCES_FILE = "sources.yaml"
 # only the newest's (retention/customer.py, CustomerEvent).
 PER_EVENT_DATA = {
     "nps_response": "each answer's score",
-    "unsubscribed": "the channel each unsubscribe names",
+    "unsubscribed": "the channel and person each unsubscribe names",
+    "contact_changed": "the person each change names",
     "milestone_reached": "which milestone each one is",
     "task_completed": "which CSM task each one completes",
     "payment_failed": "the invoice each one names",

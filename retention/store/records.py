@@ -71,6 +71,24 @@ def journey_snapshot(engine: Engine, journey_key: str) -> CustomerSnapshot | Non
     return parse_customer(row.snapshot, source=f"journey_snapshots[{journey_key}]")
 
 
+def customer_as_known(engine: Engine, customer_id: str) -> CustomerSnapshot | None:
+    """The customer as last seen here: the snapshot their newest journey kept, else the one in
+    the customers table; None when neither is (erased, or never stored)."""
+    newest = (
+        select(JourneySnapshotRow)
+        .where(col(JourneySnapshotRow.customer_id) == customer_id)
+        .order_by(col(JourneySnapshotRow.saved_at).desc())
+    )
+    with session(engine) as db:
+        row = db.exec(newest).first()
+    if row is not None:
+        return parse_customer(row.snapshot, source=f"journey_snapshots[{row.journey_key}]")
+    try:
+        return load_customer(engine, customer_id)
+    except CustomerNotFound:
+        return None
+
+
 def list_customers(engine: Engine) -> list[CustomerSnapshot]:
     """Every customer in the database, by id."""
     with session(engine) as db:

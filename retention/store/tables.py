@@ -11,6 +11,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 from retention.store.append_only import guard_on_create
+from retention.suppression import WHOLE_ACCOUNT
 
 
 def utcnow() -> datetime:
@@ -213,14 +214,20 @@ class DeliveryAttemptRow(SQLModel, table=True):
 
 
 class SuppressionRow(SQLModel, table=True):
-    """A customer who gets nothing on a channel, from any journey, until it is removed."""
+    """A customer, or one person at it, who gets nothing on a channel, from any journey, until
+    it is removed."""
 
     __tablename__ = "suppressions"
-    __table_args__ = (UniqueConstraint("customer_id", "channel"),)
+    __table_args__ = (UniqueConstraint("customer_id", "channel", "person"),)
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(index=True)
     channel: str
+    person: str = Field(
+        default=WHOLE_ACCOUNT,
+        sa_column_kwargs={"server_default": WHOLE_ACCOUNT},
+        description="'' the whole account; else only this address (a contact's) is suppressed",
+    )
     address: str | None = Field(default=None, index=True, description="also matched by itself")
     reason: str
     source: str = Field(description="e.g. event via retention-cust-001, cli")
