@@ -42,6 +42,10 @@ class _Value(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+# A serialisation context key: every field, defaults too (a template names them all).
+EVERY_FIELD = "every_field"
+
+
 class _Compact(_Value):
     """Serialised to JSON without the fields at their defaults, which decode back the same: plan
     steps travel in many workflow payloads (a journey's history, bench/journey_cost.py)."""
@@ -51,7 +55,7 @@ class _Compact(_Value):
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> Any:
         data = handler(self)
-        if not info.mode_is_json():  # Python dicts feed templates, which name every field
+        if not info.mode_is_json() or (info.context or {}).get(EVERY_FIELD):
             return data
         defaults = _defaults(type(self))
         return {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}

@@ -41,6 +41,10 @@ def test_a_journey_flooded_by_concurrent_senders_keeps_running_and_counts_every_
         (RPCStatusCode.RESOURCE_EXHAUSTED, "Workflow is busy."),
         (RPCStatusCode.INVALID_ARGUMENT, "exceeded workflow execution limit for signal events"),
         (RPCStatusCode.UNAVAILABLE, "workflow update was aborted"),
+        (
+            RPCStatusCode.FAILED_PRECONDITION,
+            "Unable to perform workflow execution update due to Workflow Task in failed state.",
+        ),
     ],
 )
 def test_a_journey_refusing_signals_for_the_moment_is_busy_not_gone(

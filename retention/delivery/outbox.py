@@ -26,7 +26,7 @@ from retention.delivery.csm_tasks import file_task
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
-from retention.plan import Channel
+from retention.plan import EVERY_FIELD, Channel
 from retention.recipients import spoken_to
 from retention.store.db import session
 from retention.store.tables import InterventionRow, OutboxRow
@@ -144,7 +144,7 @@ def message_context(request: DeliverRequest, channel: Channel, recipient: str) -
     return {
         "customer": request.customer.model_dump(mode="json"),
         "contact": contact.model_dump(mode="json") | {"role": role},
-        "step": request.step.model_dump(mode="json"),
+        "step": request.step.model_dump(mode="json", context={EVERY_FIELD: True}),
         "journey": {
             "journey_id": request.journey_id,
             "strategy": request.strategy,

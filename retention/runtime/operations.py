@@ -77,8 +77,13 @@ BUSY_FIRST_PAUSE = 0.05
 BUSY_MAX_PAUSE = 2.0
 SIGNAL_LIMIT = "exceeded workflow execution limit for signal events"
 # Refusals for the moment: a run at Temporal's signal limit; an update in flight when its run
-# continued as new (Temporal aborts it; sent again, it reaches the new run).
-BUSY_MESSAGES = (SIGNAL_LIMIT, "workflow update was aborted")
+# continued as new (Temporal aborts it; sent again, it reaches the new run); an update while the
+# journey's workflow task is failing, e.g. its worker killed mid-task (retried on another).
+BUSY_MESSAGES = (
+    SIGNAL_LIMIT,
+    "workflow update was aborted",
+    "update due to Workflow Task in failed state",
+)
 ERASURE_TIMEOUT = timedelta(seconds=60)  # Temporal deletes a run in the background
 
 # One semaphore per journey that has events on their way; gone once none is waiting.
@@ -428,10 +433,12 @@ def _rpc_error(exc: RPCError, customer_id: str | None) -> JourneyOperationError:
         )
     if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED or any(m in message for m in BUSY_MESSAGES):
         return JourneyBusy(
-            f"the journey for {customer_id or '-'} is busy (continuing as new); "
+            f"the journey for {customer_id or '-'} cannot take it this moment; "
             f"send the event again shortly: {message}"
         )
-    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
+        exc.status == RPCStatusCode.UNKNOWN and "transport error" in message  # a server restart
+    ):
         return TemporalUnreachable(f"the Temporal server did not answer: {message}")
     return JourneyOperationError(f"Temporal refused the call ({exc.status.name}): {message}")
 
