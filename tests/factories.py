@@ -60,6 +60,17 @@ DEFAULT_CUSTOMER: dict[str, Any] = {
 }
 
 
+def person(contact_id: str, *roles: str, **fields: Any) -> dict[str, Any]:
+    """One person of an account as a snapshot lists them (a `user` unless roles are given)."""
+    return {
+        "contact_id": contact_id,
+        "name": contact_id.title(),
+        "email": f"{contact_id}@acme.example",
+        "roles": list(roles or ["user"]),
+        **fields,
+    }
+
+
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge: dict overrides merge into dict defaults; anything else replaces."""
     merged = copy.deepcopy(base)

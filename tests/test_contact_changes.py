@@ -9,22 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_customer, replace_once
+from factories import make_customer, person, replace_once
 
 from retention.customer import CustomerEvent, CustomerSnapshot, parse_event
 from retention.errors import InvalidInput
 from retention.events import MAX_CONTACT_CHANGES, apply_effects, fold_events
 from retention.rulebook.check import check
-
-
-def person(contact_id: str, *roles: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "contact_id": contact_id,
-        "name": contact_id.title(),
-        "email": f"{contact_id}@acme.example",
-        "roles": list(roles or ["user"]),
-        **fields,
-    }
 
 
 def acme() -> CustomerSnapshot:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from factories import customer_data, make_customer
+from factories import customer_data, make_customer, person
 from sqlalchemy import Engine
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -34,16 +34,6 @@ NORTHWIND = ROOT / "examples" / "customers" / "northwind.json"
 RULEBOOK = load_rulebook(ROOT / "rules")
 NOW = datetime(2026, 12, 2, 9, tzinfo=UTC)
 TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024
-
-
-def contact(contact_id: str, *roles: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "contact_id": contact_id,
-        "name": contact_id.title(),
-        "email": f"{contact_id}@acme.example",
-        "roles": list(roles or ["user"]),
-        **fields,
-    }
 
 
 def with_contacts(*contacts: dict[str, Any], **overrides: Any) -> CustomerSnapshot:
@@ -74,7 +64,7 @@ def test_northwind_lists_its_people_by_role() -> None:
 
 
 def test_a_person_may_hold_several_roles() -> None:
-    customer = with_contacts(contact("ana", "champion", "admin"), contact("bo", "admin"))
+    customer = with_contacts(person("ana", "champion", "admin"), person("bo", "admin"))
 
     assert [c.contact_id for c in customer.contacts_with_role("champion")] == ["ana"]
     assert [c.contact_id for c in customer.contacts_with_role("admin")] == ["ana", "bo"]
@@ -96,7 +86,7 @@ def test_without_contacts_the_profiles_person_stands_in_for_every_role() -> None
 
 
 def test_a_profile_person_not_among_the_contacts_is_still_the_primary() -> None:
-    customer = with_contacts(contact("ana", "champion"))
+    customer = with_contacts(person("ana", "champion"))
 
     assert customer.primary_contact.contact_id == PRIMARY_CONTACT_ID
     assert customer.contacts_with_role("billing") == []  # the contacts are the account's people
@@ -119,23 +109,23 @@ def test_a_snapshot_written_before_contacts_loads_and_keeps_its_champion_flag() 
     ("contacts", "named"),
     [
         (
-            [contact("ana"), contact("ana", email="other@acme.example")],
+            [person("ana"), person("ana", email="other@acme.example")],
             "contacts: Value error, contacts.1 ('ana'): contact_id is also contacts.0's",
         ),
         (
-            [contact("ana"), contact("bo", email="ANA@Acme.example")],
+            [person("ana"), person("bo", email="ANA@Acme.example")],
             "contacts.1 ('bo'): email 'ANA@Acme.example' is also contacts.0's ('ana')",
         ),
-        ([contact("ana", "boss")], "contacts.0 ('ana').roles.0: Input should be 'executive_sp"),
-        ([contact("ana", "admin", "admin")], "contacts.0 ('ana').roles: Value error, admin listed"),
-        ([contact("ana", phone="0170 1234567")], "contacts.0 ('ana').phone: String should match"),
-        ([contact("ana", email="ana.acme.example")], "contacts.0 ('ana').email: String should"),
+        ([person("ana", "boss")], "contacts.0 ('ana').roles.0: Input should be 'executive_sp"),
+        ([person("ana", "admin", "admin")], "contacts.0 ('ana').roles: Value error, admin listed"),
+        ([person("ana", phone="0170 1234567")], "contacts.0 ('ana').phone: String should match"),
+        ([person("ana", email="ana.acme.example")], "contacts.0 ('ana').email: String should"),
         (
-            [contact("ana"), contact("bo", timezone="Europe/Atlantis")],
+            [person("ana"), person("bo", timezone="Europe/Atlantis")],
             "contacts.1 ('bo').timezone: Value error, 'Europe/Atlantis' is not an IANA time zone",
         ),
-        ([contact("primary")], "contact_id 'primary' is the profile's"),
-        ([contact("ana", name="x" * (MAX_CONTACT_TEXT + 1))], "contacts.0 ('ana').name: String"),
+        ([person("primary")], "contact_id 'primary' is the profile's"),
+        ([person("ana", name="x" * (MAX_CONTACT_TEXT + 1))], "contacts.0 ('ana').name: String"),
     ],
     ids=[
         "id twice",
@@ -159,7 +149,7 @@ def test_bad_contacts_are_refused_naming_the_field_and_the_contact(
 
 
 def test_more_contacts_than_the_cap_are_refused() -> None:
-    people = [contact(f"p{i}") for i in range(MAX_CONTACTS + 1)]
+    people = [person(f"p{i}") for i in range(MAX_CONTACTS + 1)]
 
     assert f"contacts: List should have at most {MAX_CONTACTS} items" in refusal(*people)
 
@@ -170,7 +160,7 @@ def test_the_largest_contacts_list_fits_a_workflow_payload_with_room_to_spare() 
     def longest(i: int) -> dict[str, Any]:
         domain = "@x.example"
         local = f"{i:03d}" + "é" * (MAX_EMAIL_CHARS - len(domain) - 3)
-        return contact(
+        return person(
             f"{i:03d}" + "x" * 61,
             *CONTACT_ROLES,
             name=wide * MAX_CONTACT_TEXT,
@@ -192,15 +182,15 @@ def test_the_largest_contacts_list_fits_a_workflow_payload_with_room_to_spare() 
 @pytest.mark.parametrize(
     ("people", "given", "status"),
     [
-        ([contact("ana", "champion")], "active", "active"),
-        ([contact("ana", "champion")], "at_risk", "at_risk"),  # the flag refines an active one
-        ([contact("ana", "champion")], "left", "active"),  # a champion is listed: a new one
-        ([contact("ana", "champion")], "none", "active"),
-        ([contact("ana", "champion", active=False)], "active", "left"),
-        ([contact("ana", "champion", active=False)], "none", "left"),  # there was one
-        ([contact("bo", "admin")], "active", "left"),  # gone from the list
-        ([contact("bo", "admin")], "at_risk", "left"),
-        ([contact("bo", "admin")], "none", "none"),  # never had one, and says so
+        ([person("ana", "champion")], "active", "active"),
+        ([person("ana", "champion")], "at_risk", "at_risk"),  # the flag refines an active one
+        ([person("ana", "champion")], "left", "active"),  # a champion is listed: a new one
+        ([person("ana", "champion")], "none", "active"),
+        ([person("ana", "champion", active=False)], "active", "left"),
+        ([person("ana", "champion", active=False)], "none", "left"),  # there was one
+        ([person("bo", "admin")], "active", "left"),  # gone from the list
+        ([person("bo", "admin")], "at_risk", "left"),
+        ([person("bo", "admin")], "none", "none"),  # never had one, and says so
         ([], "at_risk", "at_risk"),  # no contacts: the upstream flag stands
     ],
 )
@@ -214,9 +204,9 @@ def test_the_contacts_decide_the_champion_status(
 
 
 def test_an_account_whose_champion_left_is_scored_champion_left() -> None:
-    champion = contact("ana", "champion", "admin")
-    staying = with_contacts(champion, contact("bo", "admin"))
-    departed = with_contacts({**champion, "active": False}, contact("bo", "admin"))
+    champion = person("ana", "champion", "admin")
+    staying = with_contacts(champion, person("bo", "admin"))
+    departed = with_contacts({**champion, "active": False}, person("bo", "admin"))
 
     before = assess_customer(staying, RULEBOOK, NOW)
     after = assess_customer(departed, RULEBOOK, NOW)

@@ -13,6 +13,7 @@ from factories import (
     make_customer,
     make_request,
     make_step,
+    person,
     refused_at,
     replace_once,
 )
@@ -32,16 +33,6 @@ from retention.runtime.settings import ROOT
 from starter import app
 
 NORTHWIND = read_customer_json(ROOT / "examples" / "customers" / "northwind.json")
-
-
-def person(contact_id: str, *roles: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "contact_id": contact_id,
-        "name": contact_id.title(),
-        "email": f"{contact_id}@acme.example",
-        "roles": list(roles or ["user"]),
-        **fields,
-    }
 
 
 def reached(

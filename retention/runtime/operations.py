@@ -287,13 +287,14 @@ async def _record_event(
     handle: WorkflowHandle[Any, Any], customer_id: str, payload: dict[str, Any], update_id: str
 ) -> None:
     try:
-        async with asyncio.timeout(EVENT_TIMEOUT.total_seconds()):
-            await handle.execute_update("record_event", payload, id=update_id)
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-        raise WorkerUnavailable(
-            f"the journey for {customer_id} did not take the event within "
-            f"{EVENT_TIMEOUT.total_seconds():g} s: is worker.py running?"
-        ) from exc
+        await _update_in_time(
+            handle,
+            "record_event",
+            payload,
+            EVENT_TIMEOUT,
+            f"the journey for {customer_id} did not take the event",
+            id=update_id,
+        )
     except WorkflowUpdateFailedError as exc:
         reason = _cause_message(exc)
         if JOURNEY_ROLLING_OVER in reason:
@@ -320,6 +321,27 @@ async def recorded_event(client: Client, entry: HistoryEvent) -> dict[str, Any] 
     return event
 
 
+async def _update_in_time(
+    handle: WorkflowHandle[Any, Any],
+    update: str,
+    argument: Any,
+    timeout: timedelta,
+    late: str,
+    *,
+    id: str | None = None,
+    result_type: type | None = None,
+) -> Any:
+    """The journey's answer to `update`; `WorkerUnavailable` (`late` says what did not happen)
+    when no worker gives it in time."""
+    try:
+        async with asyncio.timeout(timeout.total_seconds()):
+            return await handle.execute_update(update, argument, id=id, result_type=result_type)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        raise WorkerUnavailable(
+            f"{late} within {timeout.total_seconds():g} s: is worker.py running?"
+        ) from exc
+
+
 async def journey_state(client: Client, customer_id: str) -> JourneyState:
     """The `state` query of the customer's latest journey run, running or closed."""
     handle = client.get_workflow_handle(journey_id(customer_id))
@@ -334,13 +356,10 @@ async def run_command(
     handle = client.get_workflow_handle(journey_id(customer_id))
     with _translated(customer_id):
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT.total_seconds()):
-                return await handle.execute_update(command, request, result_type=CommandResult)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            raise WorkerUnavailable(
-                f"the journey for {customer_id} did not answer `{command}` within "
-                f"{COMMAND_TIMEOUT.total_seconds():g} s: is worker.py running?"
-            ) from exc
+            late = f"the journey for {customer_id} did not answer `{command}`"
+            return await _update_in_time(
+                handle, command, request, COMMAND_TIMEOUT, late, result_type=CommandResult
+            )
         except WorkflowUpdateFailedError as exc:
             raise CommandRejected(f"{command} refused: {_cause_message(exc)}") from exc
 
