@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
@@ -17,12 +18,10 @@ from retention.rulebook.source import RulebookSource
 from retention.runtime.metrics import ASSESSMENTS
 from retention.scoring.assessment import Assessment, ChurnScorer, assess_customer
 from retention.scoring.sentiment import InteractionScorer, vader_score
-from retention.store.records import (
-    journey_snapshot,
-    keep_journey_snapshot,
-    load_customer,
-    record_assessment,
-)
+from retention.store.records import journey_snapshot, load_customer, record_assessment
+
+# where a journey's snapshot came from: kept under its key, in the request, or the customers table
+SnapshotSource = Literal["kept", "given", "loaded"]
 
 
 class AssessInput(BaseModel):
@@ -61,7 +60,7 @@ class AssessActivities:
 
     @activity.defn(name="assess")
     def assess(self, request: AssessInput) -> Assessment:
-        customer, loaded = self._snapshot(request)
+        customer, source = self._snapshot(request)
         effects = fold_events(request.events) if request.events else request.effects
         now = apply_effects(customer, effects, request.elapsed_hours)
         assessment = assess_customer(
@@ -72,21 +71,22 @@ class AssessActivities:
             self._scorer,
             self._sentiment,
         )
-        record_assessment(self._engine, request.journey_id, assessment, attempt_key())
+        # kept so the journey's later activities name it by key: the first assessment's
+        keep = (request.journey_key, customer) if request.journey_key and source != "kept" else None
+        record_assessment(self._engine, request.journey_id, assessment, attempt_key(), keep)
         count(ASSESSMENTS, model_version=assessment.prediction.model_version)
-        if loaded:
+        if source == "loaded":
             assessment.loaded = customer  # the journey keeps it and applies events to it
         return assessment
 
-    def _snapshot(self, request: AssessInput) -> tuple[CustomerSnapshot, bool]:
-        """The snapshot to score from, and whether it was loaded from the customers table."""
+    def _snapshot(self, request: AssessInput) -> tuple[CustomerSnapshot, SnapshotSource]:
+        """The snapshot to score from, and where it came from."""
         key = request.journey_key
         if request.customer is None and key and (kept := journey_snapshot(self._engine, key)):
-            return kept, False
-        customer = request.customer or self._load(request.customer_id)
-        if key:
-            keep_journey_snapshot(self._engine, key, customer)
-        return customer, request.customer is None
+            return kept, "kept"
+        if request.customer is not None:
+            return request.customer, "given"
+        return self._load(request.customer_id), "loaded"
 
     def _load(self, customer_id: str) -> CustomerSnapshot:
         try:

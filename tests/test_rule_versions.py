@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from functools import partial
 from pathlib import Path
 
@@ -61,3 +63,26 @@ def test_only_recent_versions_are_held(rules_copy: Path, monkeypatch: pytest.Mon
         versions.append(rulebooks.current().version)
 
     assert [rulebooks.kept(v) is not None for v in versions] == [False, True, True]
+
+
+def test_unchanged_rule_files_are_not_read_again(
+    rules_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rulebooks = RulebookSource(rules_copy)
+    settled = time.time() - 60  # older than the racy window: the look can be trusted
+    for path in [*rules_copy.glob("*.yaml"), *(rules_copy / "templates").glob("*.j2")]:
+        os.utime(path, (settled, settled))
+    first = rulebooks.current()
+    reads: list[Path] = []
+    monkeypatch.setattr(source, "read_rule_files", lambda folder: reads.append(folder))
+
+    assert [rulebooks.current() for _ in range(3)] == [first] * 3
+    assert reads == []
+
+
+def test_a_same_size_edit_within_the_racy_window_is_seen(rules_copy: Path) -> None:
+    rulebooks = RulebookSource(rules_copy)
+    before = rulebooks.current().version
+    replace_once(rules_copy / "journey.yaml", "observation: 2w", "observation: 3w")
+
+    assert rulebooks.current().version != before

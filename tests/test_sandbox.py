@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+from importlib.machinery import SourceFileLoader
+from types import CodeType
 
+import pytest
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter, WorkflowSerializationContext
@@ -12,7 +16,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _fake_info
 from temporalio.workflow import _Definition
 
-from retention.runtime.sandbox import WORKFLOW_RUNNER, ContextOutsideSandboxRunner
+from retention.runtime.sandbox import (
+    WORKFLOW_RUNNER,
+    ContextOutsideSandboxRunner,
+    _COMPILED_ONCE,
+    _CompiledOnceLoader,
+)
 from workflows.journey import RetentionJourney
 
 
@@ -52,3 +61,28 @@ def test_the_runner_is_the_sdk_sandbox() -> None:
     assert isinstance(WORKFLOW_RUNNER, SandboxedWorkflowRunner)
     assert isinstance(WORKFLOW_RUNNER, ContextOutsideSandboxRunner)
     assert WORKFLOW_RUNNER.restrictions == SandboxedWorkflowRunner().restrictions
+
+
+async def test_a_workflow_module_is_compiled_once_however_many_runs_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled: list[str] = []
+    compile_source = SourceFileLoader.get_code
+
+    def counting(loader: SourceFileLoader, fullname: str) -> CodeType:
+        if fullname == "workflows.journey":
+            compiled.append(fullname)
+        return compile_source(loader, fullname)
+
+    monkeypatch.setattr(SourceFileLoader, "get_code", counting)
+    monkeypatch.setattr(_CompiledOnceLoader, "_codes", {})  # as in a worker just started
+    WORKFLOW_RUNNER.prepare_workflow(_Definition.must_from_class(RetentionJourney))
+    for _ in range(3):
+        WORKFLOW_RUNNER.create_instance(_details())
+    runs_compiled = len(compiled)
+    without = [finder for finder in sys.meta_path if finder is not _COMPILED_ONCE]
+    monkeypatch.setattr(sys, "meta_path", without)  # what the SDK's sandbox alone does
+    WORKFLOW_RUNNER.create_instance(_details())
+
+    assert runs_compiled == 1
+    assert len(compiled) == 2

@@ -2,22 +2,58 @@
 
 Recent versions stay in memory, so a running journey can still render its messages with the
 templates of the rule set that made its plan after someone has changed them.
+
+Every activity asks for the rule set in force, so asking must be cheap: the files are read and
+hashed only when their sizes, modification times or names changed since the last read. As git
+does for its index, a file modified within `RACY_WINDOW` of the look is read anyway: a
+file system's clock ticks coarsely, and a same-size edit inside one tick keeps its mtime.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from retention.errors import RulebookError
-from retention.rulebook.loader import Rulebook, load_rulebook, parse_rulebook, read_rule_files
+from retention.rulebook.loader import (
+    RULE_FILES,
+    Rulebook,
+    load_rulebook,
+    parse_rulebook,
+    read_rule_files,
+)
 
 log = logging.getLogger(__name__)
 
 KEPT_VERSIONS = 16  # bounded: durable_rules never frees a compiled ruleset either
+RACY_WINDOW_NS = 2_000_000_000
+
+Fingerprint = tuple[tuple[str, int, int, int], ...]  # (name, size, mtime_ns, inode) per file
+
+
+def fingerprint(rules_dir: Path) -> Fingerprint | None:
+    """What the rule files look like from outside; None when it cannot be trusted to say the
+    files are unchanged (a folder unreadable, or a file modified within the racy window)."""
+    seen: list[tuple[str, int, int, int]] = []
+    try:
+        for folder, is_rule_file in (
+            (rules_dir, lambda name: name in RULE_FILES),
+            (rules_dir / "templates", lambda name: name.endswith(".j2")),
+        ):
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if is_rule_file(entry.name):
+                        stat = entry.stat()
+                        seen.append((entry.path, stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    except OSError:
+        return None  # the read says what is wrong
+    newest = max((entry[2] for entry in seen), default=0)
+    return None if time.time_ns() - newest < RACY_WINDOW_NS else tuple(sorted(seen))
 
 
 class RulebookSource:
@@ -31,9 +67,13 @@ class RulebookSource:
         self._current = load_rulebook(rules_dir)  # a broken rule set at start is fatal
         self._kept: OrderedDict[str, Rulebook] = OrderedDict({self._current.version: self._current})
         self._refused: str | None = None
+        self._seen: Fingerprint | None = None  # the files as they looked when last read
         on_load(self._current)
 
     def current(self) -> Rulebook:
+        looks = fingerprint(self._rules_dir)
+        if looks is not None and looks == self._seen:
+            return self._current
         with self._lock:
             try:
                 files = read_rule_files(self._rules_dir)
@@ -46,6 +86,7 @@ class RulebookSource:
                 except RulebookError as exc:
                     self._refused = files.version
                     log.error("rule set refused, keeping %s: %s", self._current.version, exc)
+            self._seen = looks  # taken before the read: an edit during it shows next time
             return self._current
 
     def kept(self, version: str | None) -> Rulebook | None:

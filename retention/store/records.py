@@ -52,14 +52,18 @@ def load_customer(engine: Engine, customer_id: str) -> CustomerSnapshot:
 
 def keep_journey_snapshot(engine: Engine, journey_key: str, snapshot: CustomerSnapshot) -> None:
     """Keep the snapshot a journey scores from, so its later activities name it by key."""
+    with session(engine) as db:
+        _keep_snapshot(db, journey_key, snapshot)
+
+
+def _keep_snapshot(db: Session, journey_key: str, snapshot: CustomerSnapshot) -> None:
     values = {
         "journey_key": journey_key,
         "customer_id": snapshot.customer_id,
         "snapshot": snapshot.model_dump(mode="json"),
         "saved_at": utcnow(),
     }
-    with session(engine) as db:
-        _upsert(db, JourneySnapshotRow, values, key="journey_key")
+    _upsert(db, JourneySnapshotRow, values, key="journey_key")
 
 
 def journey_snapshot(engine: Engine, journey_key: str) -> CustomerSnapshot | None:
@@ -97,27 +101,35 @@ def list_customers(engine: Engine) -> list[CustomerSnapshot]:
 
 
 def record_assessment(
-    engine: Engine, journey_id: str | None, assessment: Assessment, key: str | None = None
+    engine: Engine,
+    journey_id: str | None,
+    assessment: Assessment,
+    key: str | None = None,
+    keep: tuple[str, CustomerSnapshot] | None = None,
 ) -> bool:
     """The health, prediction, sentiment and expansion rows of one assessment, in one
     transaction. `key` names the assessment (the assess activity's: a retry has the same):
-    an assessment recorded under it already is not recorded again. False when it was."""
-    if key is not None and _assessment_recorded(engine, key):
-        return False
+    an assessment recorded under it already is not recorded again. False when it was.
+    `keep`: a journey key and the snapshot it scored from, kept in the same transaction (one
+    write per assessment: SQLite lets one writer in at a time)."""
     try:
         with session(engine) as db:
-            db.add_all(assessment_rows(journey_id, assessment, key))
+            recorded = key is not None and _assessment_recorded(db, key)
+            if not recorded:
+                db.add_all(assessment_rows(journey_id, assessment, key))
+            if keep is not None:
+                _keep_snapshot(db, *keep)
     except IntegrityError:
-        if key is not None and _assessment_recorded(engine, key):
-            return False  # a concurrent attempt of the same activity recorded it first
+        with session(engine) as db:
+            if key is not None and _assessment_recorded(db, key):
+                return False  # a concurrent attempt of the same activity recorded it first
         raise
-    return True
+    return not recorded
 
 
-def _assessment_recorded(engine: Engine, key: str) -> bool:
-    with session(engine) as db:
-        found = db.exec(select(HealthScoreRow.id).where(HealthScoreRow.assessment_key == key))
-        return found.first() is not None
+def _assessment_recorded(db: Session, key: str) -> bool:
+    found = db.exec(select(HealthScoreRow.id).where(HealthScoreRow.assessment_key == key))
+    return found.first() is not None
 
 
 def assessment_rows(
