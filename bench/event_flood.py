@@ -9,9 +9,11 @@ send events (mostly `feature_used`, a login in every 50) as fast as they are tak
 `starter.py event` and the ingest service do (the `record_event` update, which the journey may
 refuse for a moment while it continues as new; send_event waits that out), `--via signal` as
 raw `customer_event` signals, sending again what the server refuses for the moment. Meanwhile
-the `state` query is asked every half second. The senders run at a lower CPU priority than the
-server and the worker, as if on machines of their own: on two cores, 64 senders at full speed
-otherwise take the CPU the worker needs to keep up.
+the `state` query is asked every half second from a process of its own at normal priority, as an
+operator's `starter.py show` would be. The senders run at a lower CPU priority than the server,
+the worker and that operator, as if on machines of their own: on two cores, 64 senders at full
+speed otherwise take the CPU the worker needs to keep up (and, asked from the senders' own
+event loop, the query would time their queue, not the journey's answer).
 
 Prints one JSON line:
 - events, senders, via, seconds, events_per_s: what was sent and how fast it was taken;
@@ -21,7 +23,8 @@ Prints one JSON line:
 - refused_by_limit: of those, refused because a run held Temporal's 10,000 signals (must be 0);
 - accounted: events the journey's summary counts (must equal events); running: still open;
 - state_kib: the size of the `state` answer at the end;
-- state_answers / state_failures and state_max_s: the `state` query throughout the flood;
+- state_answers / state_failures, state_p50_s, state_p99_s, state_max_s: the `state` query
+  throughout the flood;
 - runs, max_events_per_run (signals and accepted updates), max_history_events_per_run,
   max_history_kib_per_run,
   max_run_input_kib: the journey's runs (continue-as-new) and the largest of them;
@@ -34,6 +37,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 import sys
 import tempfile
@@ -92,7 +98,7 @@ class Refusals:
 class Probes:
     answers: int = 0
     failures: Counter[str] = field(default_factory=Counter)
-    slowest_s: float = 0.0
+    seconds: list[float] = field(default_factory=list)
 
 
 def event(n: int) -> dict[str, object]:
@@ -137,16 +143,30 @@ async def signal(handle: WorkflowHandle[object, object], n: int, refusals: Refus
             pause = min(pause * 2, BUSY_MAX_PAUSE)
 
 
-async def probe(handle: WorkflowHandle[object, JourneyState], probes: Probes) -> None:
-    while True:
+async def probe(address: str, workflow_id: str, stop: multiprocessing.synchronize.Event) -> Probes:
+    client = await connect(address=address)
+    handle = client.get_workflow_handle(workflow_id)
+    probes = Probes()
+    while not stop.is_set():
         start = time.perf_counter()
         try:
             await handle.query("state", result_type=JourneyState, rpc_timeout=QUERY_TIMEOUT)
             probes.answers += 1
         except Exception as exc:  # every kind of failure is counted, by its first words
             probes.failures[" ".join(str(exc).split()[:8])] += 1
-        probes.slowest_s = max(probes.slowest_s, time.perf_counter() - start)
+        probes.seconds.append(time.perf_counter() - start)
         await asyncio.sleep(PROBE_EVERY_S)
+    return probes
+
+
+def operator(
+    address: str,
+    workflow_id: str,
+    stop: multiprocessing.synchronize.Event,
+    answers: multiprocessing.queues.Queue[Probes],
+) -> None:
+    """The prober's process: asks `state` until told to stop, then hands its figures back."""
+    answers.put(asyncio.run(probe(address, workflow_id, stop)))
 
 
 async def flood(client: Client, via: str, events: int, senders: int, bursts: int) -> Refusals:
@@ -229,14 +249,20 @@ async def measure(via: str, events: int, senders: int, bursts: int) -> dict[str,
             handle = await start_journey(
                 client, sample_customer(CUSTOMER), None, JourneyOptions(), task_queue=TASK_QUEUE
             )
-            os.nice(SENDER_NICE)  # the server and worker keep their priority
-            probes = Probes()
-            prober = asyncio.create_task(probe(handle, probes))
+            spawn = multiprocessing.get_context("spawn")  # no fork of a process with gRPC threads
+            stop_probing, answers = spawn.Event(), spawn.Queue()
+            prober = spawn.Process(
+                target=operator, args=(address, handle.id, stop_probing, answers)
+            )
+            prober.start()
+            os.nice(SENDER_NICE)  # the server, the worker and the operator keep their priority
             start = time.perf_counter()
             refusals = await flood(client, via, events, senders, bursts)
             seconds = time.perf_counter() - start
             state = await settled(handle, events)
-            prober.cancel()
+            stop_probing.set()
+            probes = await asyncio.to_thread(answers.get)
+            prober.join()
             figures = await run_figures(client, handle.id)
         finally:
             stop(worker)
@@ -248,7 +274,7 @@ async def measure(via: str, events: int, senders: int, bursts: int) -> dict[str,
         "via": via,
         "seconds": round(seconds, 1),
         "events_per_s": round(events / seconds),
-        **waits(refusals.waits),
+        **quantiles("send", refusals.waits),
         "resent": refusals.resent,
         "gave_up_after_s": BUSY_PATIENCE.total_seconds() if refusals.gave_up else None,
         "gave_up": refusals.gave_up,
@@ -259,18 +285,20 @@ async def measure(via: str, events: int, senders: int, bursts: int) -> dict[str,
         "state_answers": probes.answers,
         "state_failures": sum(probes.failures.values()),
         "state_failure_kinds": dict(probes.failures),
-        "state_max_s": round(probes.slowest_s, 2),
+        **quantiles("state", probes.seconds),
         **figures,
     }
 
 
-def waits(seconds: list[float]) -> dict[str, float]:
+def quantiles(name: str, seconds: list[float]) -> dict[str, float | None]:
     ordered = sorted(seconds)
 
-    def at(share: float) -> float:
+    def at(share: float) -> float | None:
+        if not ordered:
+            return None
         return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 3)
 
-    return {"send_p50_s": at(0.5), "send_p99_s": at(0.99), "send_max_s": at(1.0)}
+    return {f"{name}_p50_s": at(0.5), f"{name}_p99_s": at(0.99), f"{name}_max_s": at(1.0)}
 
 
 def main() -> None:
