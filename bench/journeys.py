@@ -42,7 +42,8 @@ from temporalio.worker import Worker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from noop_journey import REACHED, NoopJourney, NoopShape, noop_step  # noqa: E402
+from noop_journey import REACHED, NoopJourney, noop_step  # noqa: E402
+from noop_models import NoopShape  # noqa: E402
 
 from retention.customer import CustomerSnapshot, parse_customer  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402

@@ -9,29 +9,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
 from temporalio import activity, workflow
+
+with workflow.unsafe.imports_passed_through():
+    from noop_models import NoopDone, NoopShape, NoopStep
 
 NOOP_TIMEOUT = timedelta(seconds=60)
 NOOP_TIMER = timedelta(milliseconds=1)  # the shortest timer Temporal keeps
-
-
-class NoopShape(BaseModel):
-    """How many activities and timers a journey took to its first intervention."""
-
-    activities: int = Field(ge=0)
-    timers: int = Field(ge=0)
-
-
-class NoopStep(BaseModel):
-    workflow_id: str
-    last: bool
-
-
-class NoopDone(BaseModel):
-    activities: int
-    timers: int
-
 
 REACHED: set[str] = set()  # workflow ids whose last activity ran (activities only, not workflows)
 

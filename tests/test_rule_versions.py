@@ -25,11 +25,13 @@ def test_a_template_edit_waits_for_the_journeys_next_plan(
     engine: Engine, rules_copy: Path, tmp_path: Path
 ) -> None:
     archive = partial(archive_rule_set, engine)
-    rulebooks = RulebookSource(rules_copy, on_load=archive)
+    rulebooks = RulebookSource(rules_copy, on_load=archive, look_every=0)
     planned_under = rulebooks.current().version
     replace_once(rules_copy / "templates" / "retention_offer.j2", SUBJECT, "A NEW SUBJECT")
     edited = rulebooks.current().version
-    after_restart = RulebookSource(rules_copy, on_load=archive)  # holds only the edited version
+    after_restart = RulebookSource(
+        rules_copy, on_load=archive, look_every=0
+    )  # holds only the edited version
 
     def subject(rulebooks: RulebookSource, step_id: str, version: str | None) -> str:
         deliver = DeliverActivities(engine, tmp_path / "outbox", rulebooks).deliver
@@ -45,7 +47,7 @@ def test_a_template_edit_waits_for_the_journeys_next_plan(
 
 
 def test_a_refused_edit_leaves_every_version_in_place(rules_copy: Path) -> None:
-    rulebooks = RulebookSource(rules_copy)
+    rulebooks = RulebookSource(rules_copy, look_every=0)
     good = rulebooks.current()
     replace_once(rules_copy / "journey.yaml", "observation: 2w", "observation: soon")
 
@@ -55,7 +57,7 @@ def test_a_refused_edit_leaves_every_version_in_place(rules_copy: Path) -> None:
 
 def test_only_recent_versions_are_held(rules_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(source, "KEPT_VERSIONS", 2)
-    rulebooks = RulebookSource(rules_copy)
+    rulebooks = RulebookSource(rules_copy, look_every=0)
     versions = [rulebooks.current().version]
     for n in range(2):
         with (rules_copy / "journey.yaml").open("a") as journey:
@@ -68,7 +70,7 @@ def test_only_recent_versions_are_held(rules_copy: Path, monkeypatch: pytest.Mon
 def test_unchanged_rule_files_are_not_read_again(
     rules_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rulebooks = RulebookSource(rules_copy)
+    rulebooks = RulebookSource(rules_copy, look_every=0)
     settled = time.time() - 60  # older than the racy window: the look can be trusted
     for path in [*rules_copy.glob("*.yaml"), *(rules_copy / "templates").glob("*.j2")]:
         os.utime(path, (settled, settled))
@@ -81,8 +83,22 @@ def test_unchanged_rule_files_are_not_read_again(
 
 
 def test_a_same_size_edit_within_the_racy_window_is_seen(rules_copy: Path) -> None:
-    rulebooks = RulebookSource(rules_copy)
+    rulebooks = RulebookSource(rules_copy, look_every=0)
     before = rulebooks.current().version
     replace_once(rules_copy / "journey.yaml", "observation: 2w", "observation: 3w")
 
     assert rulebooks.current().version != before
+
+
+def test_the_folder_is_looked_at_once_a_second_at_most(
+    rules_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rulebooks = RulebookSource(rules_copy)
+    looks: list[Path] = []
+    monkeypatch.setattr(source, "fingerprint", lambda folder: looks.append(folder))
+    clock = iter([100.0, 100.5, 100.99, 101.0])
+    monkeypatch.setattr(source.time, "monotonic", lambda: next(clock))
+
+    [rulebooks.current() for _ in range(4)]
+
+    assert looks == [rules_copy, rules_copy]  # at 100.0 and again at 101.0

@@ -315,7 +315,7 @@ def test_a_non_numeric_threshold_names_the_line(rules_copy: Path) -> None:
 
 
 def test_a_broken_edit_keeps_the_last_good_rule_set(rules_copy: Path) -> None:
-    source = RulebookSource(rules_copy)
+    source = RulebookSource(rules_copy, look_every=0)
     good = source.current()
 
     replace_once(rules_copy / "strategies.yaml", "risk_tier: critical", "risk_tier: [critical")

@@ -17,9 +17,9 @@ from temporalio.worker.workflow_sandbox._runner import _fake_info
 from temporalio.workflow import _Definition
 
 from retention.runtime.sandbox import (
+    _COMPILED_ONCE,
     WORKFLOW_RUNNER,
     ContextOutsideSandboxRunner,
-    _COMPILED_ONCE,
     _CompiledOnceLoader,
 )
 from workflows.journey import RetentionJourney

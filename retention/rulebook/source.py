@@ -3,10 +3,12 @@
 Recent versions stay in memory, so a running journey can still render its messages with the
 templates of the rule set that made its plan after someone has changed them.
 
-Every activity asks for the rule set in force, so asking must be cheap: the files are read and
-hashed only when their sizes, modification times or names changed since the last read. As git
-does for its index, a file modified within `RACY_WINDOW` of the look is read anyway: a
-file system's clock ticks coarsely, and a same-size edit inside one tick keeps its mtime.
+Every activity asks for the rule set in force, so asking must be cheap: the folder is looked at
+no more than once every `LOOK_EVERY` (each look is a stat per file, and on a busy worker every
+system call gives the interpreter lock away), and the files are read and hashed only when their
+sizes, modification times or names changed since the last read. As git does for its index, a
+file modified within `RACY_WINDOW_NS` of the look is read anyway: a file system's clock ticks
+coarsely, and a same-size edit inside one tick keeps its mtime.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 KEPT_VERSIONS = 16  # bounded: durable_rules never frees a compiled ruleset either
 RACY_WINDOW_NS = 2_000_000_000
+LOOK_EVERY = 1.0  # seconds: how soon an edit to rules/ is picked up
 
 Fingerprint = tuple[tuple[str, int, int, int], ...]  # (name, size, mtime_ns, inode) per file
 
@@ -58,10 +61,16 @@ def fingerprint(rules_dir: Path) -> Fingerprint | None:
 
 class RulebookSource:
     def __init__(
-        self, rules_dir: Path, on_load: Callable[[Rulebook], None] = lambda rulebook: None
+        self,
+        rules_dir: Path,
+        on_load: Callable[[Rulebook], None] = lambda rulebook: None,
+        look_every: float = LOOK_EVERY,
     ) -> None:
-        """`on_load` sees every version this source adopts (the worker archives them)."""
+        """`on_load` sees every version this source adopts (the worker archives them);
+        `look_every`: seconds between looks at the folder (0: at every ask)."""
         self._rules_dir = rules_dir
+        self._look_every = look_every
+        self._next_look = 0.0
         self._lock = threading.Lock()
         self._on_load = on_load
         self._current = load_rulebook(rules_dir)  # a broken rule set at start is fatal
@@ -71,6 +80,10 @@ class RulebookSource:
         on_load(self._current)
 
     def current(self) -> Rulebook:
+        now = time.monotonic()
+        if now < self._next_look:
+            return self._current
+        self._next_look = now + self._look_every
         looks = fingerprint(self._rules_dir)
         if looks is not None and looks == self._seen:
             return self._current
