@@ -24,6 +24,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deliver import DeliverActivities
 from retention.delivery import live
+from retention.delivery.alerting import alert_poster_from
 from retention.delivery.providers import (
     Provider,
     providers_from,
@@ -404,3 +405,41 @@ def test_incomplete_provider_settings_are_refused_without_secrets(
         Settings()
     assert named in str(refused.value)
     assert "secret" not in str(refused.value)
+
+
+SLACK = {"RETENTION_SLACK_BOT_TOKEN": "xoxb-env-secret", "RETENTION_SLACK_CHANNEL": "C0TEAM0001"}
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"RETENTION_SLACK_BOT_TOKEN": "xoxb-env-secret"}, "RETENTION_SLACK_CHANNEL"),
+        ({"RETENTION_SLACK_CHANNEL": "C0TEAM0001"}, "RETENTION_SLACK_BOT_TOKEN"),
+        ({"RETENTION_SLACK_CSM_CHANNELS": '{"csm_ana": "C0ANA"}'}, "RETENTION_SLACK_BOT_TOKEN"),
+    ],
+)
+def test_half_configured_slack_is_refused_naming_what_is_missing(
+    clean_env: pytest.MonkeyPatch, given: dict[str, str], named: str
+) -> None:
+    for name, value in given.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert named in str(refused.value) and "xoxb-env-secret" not in str(refused.value)
+
+
+def test_slack_alone_makes_delivery_live_with_alerts_and_capture_turns_them_off(
+    clean_env: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    for name, value in SLACK.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("RETENTION_SLACK_CSM_CHANNELS", '{"csm_ana": "C0ANA00001"}')
+    settings = Settings()
+    assert settings.delivery_mode == "live" and "xoxb-env-secret" not in repr(settings)
+    poster = alert_poster_from(settings, engine)
+    assert poster is not None
+    assert poster.journey_url("journey acme") == (
+        "http://127.0.0.1:8233/namespaces/default/workflows/journey%20acme"
+    )
+    clean_env.setenv("RETENTION_DELIVERY_MODE", "capture")
+    assert alert_poster_from(Settings(), engine) is None

@@ -1,8 +1,9 @@
 """Every RETENTION_* setting, read from the environment (and `.env` when present).
 
-Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`) may also come from files
-in `RETENTION_SECRETS_DIR` (one file per setting, named like the variable, e.g. a Docker or
-Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a traceback shows `***`.
+Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`,
+`RETENTION_SLACK_BOT_TOKEN`) may also come from files in `RETENTION_SECRETS_DIR` (one file per
+setting, named like the variable, e.g. a Docker or Kubernetes secret mount). They are
+`SecretStr`: a repr, a log line or a traceback shows `***`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ DeliveryMode = Literal["capture", "live"]
 # What each provider needs before it can send; a provider with only some of them is an error.
 SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
 TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
+SLACK_FIELDS = ("slack_bot_token", "slack_channel")
+PROVIDERS = (("SendGrid", SENDGRID_FIELDS), ("Twilio", TWILIO_FIELDS), ("Slack", SLACK_FIELDS))
 
 
 def _interval(value: object) -> object:
@@ -53,7 +56,7 @@ def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
 
 def _default_delivery_mode(data: dict[str, Any]) -> DeliveryMode:
     """`live` as soon as one provider is fully configured, else `capture`."""
-    configured = _configured(data, SENDGRID_FIELDS) or _configured(data, TWILIO_FIELDS)
+    configured = any(_configured(data, fields) for _name, fields in PROVIDERS)
     return "live" if configured else "capture"
 
 
@@ -83,6 +86,12 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_base_url: str = "https://api.twilio.com"
     sms_from: str | None = None
+    # CSM alerts in Slack (docs/delivery.md): the bot token, the team channel, and the channel
+    # of each CSM who has their own (JSON, e.g. {"csm_ana": "C0123ABC"}).
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_csm_channels: dict[str, str] = Field(default_factory=dict)
+    slack_base_url: str = "https://slack.com/api/"
     # Declared after the credentials: its default is computed from them.
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
@@ -139,17 +148,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
-        values = {name: getattr(self, name) for name in SENDGRID_FIELDS + TWILIO_FIELDS}
-        for provider, fields in (("SendGrid", SENDGRID_FIELDS), ("Twilio", TWILIO_FIELDS)):
+        every = [name for _provider, fields in PROVIDERS for name in fields]
+        values = {name: getattr(self, name) for name in every}
+        for provider, fields in PROVIDERS:
             missing = [f"RETENTION_{name.upper()}" for name in fields if not values[name]]
             if missing and len(missing) < len(fields):
                 raise ValueError(f"{provider} is half configured: set {', '.join(missing)}")
-        if self.delivery_mode == "live" and not (
-            _configured(values, SENDGRID_FIELDS) or _configured(values, TWILIO_FIELDS)
+        if self.slack_csm_channels and not _configured(values, SLACK_FIELDS):
+            raise ValueError(
+                "RETENTION_SLACK_CSM_CHANNELS needs RETENTION_SLACK_BOT_TOKEN and "
+                "RETENTION_SLACK_CHANNEL (the channel of every CSM not in it)"
+            )
+        if self.delivery_mode == "live" and not any(
+            _configured(values, fields) for _provider, fields in PROVIDERS
         ):
             raise ValueError(
-                "RETENTION_DELIVERY_MODE=live needs SendGrid or Twilio credentials "
-                f"({', '.join('RETENTION_' + n.upper() for n in SENDGRID_FIELDS + TWILIO_FIELDS)})"
+                "RETENTION_DELIVERY_MODE=live needs SendGrid, Twilio or Slack credentials "
+                f"({', '.join('RETENTION_' + n.upper() for n in every)})"
             )
         return self
 

@@ -1,0 +1,198 @@
+"""CSM alerts in Slack, through the official slack_sdk pointed at tests/fake_slack.py: posted
+once, rate limits honoured, refusals final and visible, a worker killed mid-post adopted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import Database
+from fake_slack import ANA_CHANNEL, TEAM_CHANNEL, FakeSlack
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from retention.delivery.alerting import AlertPoster
+from retention.delivery.alerts import CsmAlert
+from retention.errors import ProviderUnavailable
+from retention.store.db import session
+from retention.store.tables import DeliveryAttemptRow, OutboxRow
+
+ROOT = Path(__file__).resolve().parents[1]
+UI = "http://temporal-ui.example:8233"
+
+
+def an_alert(key: str = "jk-acme:g1-00-alert_csm:slack", csm: str | None = "csm_ana") -> CsmAlert:
+    return CsmAlert(
+        key=key,
+        journey_key="jk-acme",
+        journey_id="journey-acme",
+        step_id="g1-00-alert_csm",
+        customer_id="acme",
+        customer_name="Acme Corp",
+        csm=csm,
+        headline="alert csm: Acme Corp",
+        reason="critical_save journey; success: CSM acknowledged within 1 hour",
+        risk_tier="critical",
+        churn_probability=0.83,
+        fired_rules=["timeline:critical"],
+        drivers=["logins_30d_change +0.91", "open_tickets +0.40"],
+        journey_url=f"{UI}/namespaces/default/workflows/journey-acme",
+        crm_task_url="https://crm.example/tasks/T-17",
+    )
+
+
+def poster_for(
+    engine: Engine, fake: FakeSlack, token: str | None = None, team_channel: str = TEAM_CHANNEL
+) -> AlertPoster:
+    return AlertPoster(engine, fake.provider(token, team_channel), UI, "default")
+
+
+def attempts(engine: Engine, key: str) -> list[DeliveryAttemptRow]:
+    query = select(DeliveryAttemptRow).where(col(DeliveryAttemptRow.idempotency_key) == key)
+    with session(engine) as db:
+        return list(db.exec(query.order_by(col(DeliveryAttemptRow.id))).all())
+
+
+def row_of(engine: Engine, key: str) -> OutboxRow:
+    with session(engine) as db:
+        return db.exec(select(OutboxRow).where(OutboxRow.idempotency_key == key)).one()
+
+
+def test_an_alert_is_posted_once_to_the_csms_channel_as_block_kit(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    alert, poster = an_alert(), poster_for(engine, fake_slack)
+
+    first = poster.post(alert)
+    again = poster.post(alert)  # a retried activity, a replayed journey
+
+    [message] = fake_slack.messages()
+    assert message.channel == ANA_CHANNEL  # Ana has her own channel
+    assert (first.status, first.provider, first.provider_message_id) == (
+        "sent",
+        "slack",
+        message.ts,
+    )
+    assert (again.status, again.provider_message_id) == ("sent", message.ts)
+    [call] = fake_slack.posts()  # the second post never reached Slack
+    assert call.headers["Authorization"] == f"Bearer {fake_slack.token}"
+    assert call.headers["Content-Type"].startswith("application/json")
+    assert message.metadata == {
+        "event_type": "retention_alert",
+        "event_payload": {"idempotency_key": alert.key},
+    }
+    header, why, facts, actions = message.blocks
+    assert header["text"]["text"] == "alert csm: Acme Corp"
+    assert "CSM acknowledged" in why["text"]["text"]
+    shown = " ".join(field["text"] for field in facts["fields"])
+    for fact in ("critical", "83%", "timeline:critical", "logins_30d_change +0.91"):
+        assert fact in shown
+    assert [b["url"] for b in actions["elements"]] == [alert.journey_url, alert.crm_task_url]
+    assert "Acme Corp" in message.text and alert.journey_url in message.text  # the fallback
+
+
+def test_a_csm_without_a_channel_of_their_own_is_alerted_in_the_team_channel(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    poster_for(engine, fake_slack).post(an_alert(csm="csm_bo"))
+    poster_for(engine, fake_slack).post(an_alert("jk-x:unassigned:slack", csm=None))
+
+    assert [m.channel for m in fake_slack.messages()] == [TEAM_CHANNEL, TEAM_CHANNEL]
+
+
+def test_a_rate_limited_alert_waits_as_slack_asks_then_is_posted_once(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    alert, poster = an_alert(), poster_for(engine, fake_slack)
+    fake_slack.fail_next(fake_slack.rate_limited(retry_after=7))
+
+    with pytest.raises(ProviderUnavailable) as wait:
+        poster.post(alert)
+    assert wait.value.retry_after == timedelta(seconds=7)
+    assert row_of(engine, alert.key).status == "sending" and fake_slack.messages() == []
+
+    settled = poster.post(alert)  # the activity's retry, after Retry-After
+
+    [message] = fake_slack.messages()
+    assert (settled.status, settled.provider_message_id) == ("sent", message.ts)
+    assert [(a.outcome, a.status_code) for a in attempts(engine, alert.key)] == [
+        ("retryable", 429),
+        ("delivered", 200),
+    ]
+
+
+def test_a_bad_token_is_final_and_visible_on_the_row_without_the_token(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    alert, wrong = an_alert(), "xoxb-9999-wrong-token"
+
+    refused = poster_for(engine, fake_slack, token=wrong).post(alert)
+    again = poster_for(engine, fake_slack, token=wrong).post(alert)
+
+    assert (refused.status, again.status) == ("rejected", "rejected")
+    assert refused.note is not None and "invalid_auth" in refused.note
+    assert fake_slack.messages() == [] and len(fake_slack.posts()) == 1  # never tried again
+    [attempt] = attempts(engine, alert.key)
+    assert wrong not in (attempt.error or "") and wrong not in refused.note
+
+
+def test_an_unknown_channel_is_refused_as_a_bad_recipient(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    poster = poster_for(engine, fake_slack, team_channel="C0GONE0000")  # deleted since
+
+    refused = poster.post(an_alert(csm="csm_bo"))
+
+    assert refused.status == "invalid_recipient"
+    assert refused.note is not None and "channel_not_found" in refused.note
+
+
+def test_a_worker_killed_mid_post_leaves_one_message_which_the_retry_adopts(
+    engine: Engine, fresh_database: Database, fake_slack: FakeSlack
+) -> None:
+    alert = an_alert()
+    fake_slack.hold_next()  # Slack takes the message, the answer waits
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WORKER, fake_slack.url, fake_slack.token],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        env={"PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "PATH": ""},
+    )
+    assert worker.stdin is not None
+    payload = {"url": fresh_database.url, "connect_args": fresh_database.connect_args}
+    worker.stdin.write(json.dumps({**payload, "alert": alert.model_dump(mode="json")}).encode())
+    worker.stdin.close()
+    try:
+        assert fake_slack.held.wait(timeout=60), "the worker never posted"
+        worker.kill()  # SIGKILL between Slack's receipt and the outbox update
+        worker.wait(timeout=30)
+    finally:
+        fake_slack.release()
+    assert row_of(engine, alert.key).status == "sending" and attempts(engine, alert.key) == []
+
+    settled = poster_for(engine, fake_slack).post(alert)  # the activity's retry
+
+    [message] = fake_slack.messages()  # adopted, not posted again
+    assert len(fake_slack.posts()) == 1
+    assert (settled.status, settled.provider_message_id) == ("sent", message.ts)
+    [attempt] = attempts(engine, alert.key)
+    assert (attempt.outcome, attempt.provider_message_id) == ("delivered", message.ts)
+
+
+KILLED_WORKER = """
+import json, sys
+from pydantic import SecretStr
+from retention.delivery.alerting import AlertPoster
+from retention.delivery.alerts import CsmAlert
+from retention.delivery.slack import SlackProvider
+from retention.store.db import make_engine
+
+given = json.load(sys.stdin)
+slack = SlackProvider(SecretStr(sys.argv[2]), "C0TEAM0001", {"csm_ana": "C0ANA00001"}, sys.argv[1])
+engine = make_engine(given["url"], given["connect_args"])
+AlertPoster(engine, slack, "http://ui", "default").post(CsmAlert.model_validate(given["alert"]))
+"""
