@@ -6,20 +6,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Database
+from conftest import RULES_DIR, Database
+from factories import make_request, make_step
 from fake_slack import ANA_CHANNEL, TEAM_CHANNEL, FakeSlack
 from sqlalchemy import Engine
 from sqlmodel import col, select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.deliver import DeliverActivities
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import CsmAlert
+from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.errors import ProviderUnavailable
+from retention.rulebook.source import RulebookSource
+from retention.store.csm_tasks import list_tasks
 from retention.store.db import session
-from retention.store.tables import DeliveryAttemptRow, OutboxRow
+from retention.store.tables import ChurnPredictionRow, DeliveryAttemptRow, OutboxRow
 
 ROOT = Path(__file__).resolve().parents[1]
 UI = "http://temporal-ui.example:8233"
@@ -181,6 +189,119 @@ def test_a_worker_killed_mid_post_leaves_one_message_which_the_retry_adopts(
     assert (settled.status, settled.provider_message_id) == ("sent", message.ts)
     [attempt] = attempts(engine, alert.key)
     assert (attempt.outcome, attempt.provider_message_id) == ("delivered", message.ts)
+
+
+# ---- steps on the `internal` channel, through the deliver activity ---------------------------
+
+
+def alert_csm_request(**fields: object) -> DeliverRequest:
+    step = make_step(
+        "alert_csm",
+        channel="internal",
+        fallback_channel="csm_task",
+        owner="internal",
+        success_criteria="CSM acknowledged within 1 hour",
+        source="timeline:critical",
+    )
+    return make_request(step, **fields)
+
+
+@dataclass
+class Desk:
+    """The deliver activity with CSM alerts in Slack on, run as Temporal runs it."""
+
+    engine: Engine
+    outbox: Path
+    poster: AlertPoster
+
+    def deliver(self, request: DeliverRequest) -> DeliveryReceipt:
+        activities = DeliverActivities(
+            self.engine, self.outbox, RulebookSource(RULES_DIR), alerts=self.poster
+        )
+        result: DeliveryReceipt = ActivityEnvironment().run(activities.deliver, request)
+        return result
+
+
+@pytest.fixture
+def desk(engine: Engine, tmp_path: Path, fake_slack: FakeSlack) -> Desk:
+    return Desk(engine, tmp_path / "outbox", poster_for(engine, fake_slack))
+
+
+def test_an_alert_csm_step_files_its_task_and_posts_one_alert_with_the_model_drivers(
+    engine: Engine, desk: Desk, fake_slack: FakeSlack
+) -> None:
+    request = alert_csm_request()
+    scored(engine, request.journey_id, {"days_since_last_login": 1.2, "seats_used_ratio": -0.4})
+
+    first = desk.deliver(request)
+    again = desk.deliver(request)  # the activity retried
+
+    assert (first.channel, first.mode, again.duplicate) == ("internal", "capture", True)
+    [task] = list_tasks(engine, customer_id=request.customer.customer_id)
+    assert task.action == "alert_csm"  # the CSM's to-do, as without Slack
+    [message] = fake_slack.messages(TEAM_CHANNEL)  # csm-jordan has no channel of their own
+    shown = json.dumps(message.blocks)
+    assert "Acme Analytics" in shown and "timeline:critical" in shown and "86%" in shown
+    assert "days_since_last_login +1.20" in shown and "seats_used_ratio" not in shown
+    journey_page = f"{UI}/namespaces/default/workflows/{request.journey_id}"
+    assert journey_page in shown
+    alert_row = row_of(engine, f"{request.idempotency_key}:slack")
+    assert (alert_row.status, alert_row.provider_message_id) == ("sent", message.ts)
+
+
+def test_a_rate_limited_alert_retries_the_step_when_slack_says_and_files_one_task(
+    engine: Engine, desk: Desk, fake_slack: FakeSlack
+) -> None:
+    request = alert_csm_request()
+    fake_slack.fail_next(fake_slack.rate_limited(retry_after=9))
+
+    with pytest.raises(ApplicationError) as wait:
+        desk.deliver(request)
+    assert wait.value.type == "ProviderUnavailable" and not wait.value.non_retryable
+    assert wait.value.next_retry_delay == timedelta(seconds=9)
+
+    desk.deliver(request)
+
+    assert len(fake_slack.messages()) == 1
+    assert len(list_tasks(engine, customer_id=request.customer.customer_id)) == 1
+
+
+def test_a_refused_alert_leaves_the_step_delivered_and_the_refusal_on_its_row(
+    engine: Engine, desk: Desk, fake_slack: FakeSlack
+) -> None:
+    request = alert_csm_request()
+    desk.poster = poster_for(engine, fake_slack, token="xoxb-revoked")
+
+    receipt = desk.deliver(request)
+
+    assert receipt.channel == "internal" and fake_slack.messages() == []
+    refused = row_of(engine, f"{request.idempotency_key}:slack")
+    assert refused.status == "rejected" and "invalid_auth" in (refused.note or "")
+
+
+def test_a_held_out_customer_and_a_customer_message_alert_nobody(
+    desk: Desk, fake_slack: FakeSlack
+) -> None:
+    desk.deliver(alert_csm_request(held_out=True))
+    desk.deliver(make_request(make_step("retention_offer", channel="in_app")))
+
+    assert fake_slack.calls == []
+
+
+def scored(engine: Engine, journey_id: str, drivers: dict[str, float]) -> None:
+    with session(engine) as db:
+        db.add(
+            ChurnPredictionRow(
+                customer_id="cust-001",
+                journey_id=journey_id,
+                probability=0.86,
+                confidence=0.7,
+                severity_value=50_000,
+                model_version="test",
+                probability_source="model",
+                drivers=[{"feature": f, "contribution": c} for f, c in drivers.items()],
+            )
+        )
 
 
 KILLED_WORKER = """
