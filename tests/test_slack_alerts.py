@@ -22,6 +22,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.deliver import DeliverActivities
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import CsmAlert
+from retention.delivery.overdue import alert_overdue
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.errors import ProviderUnavailable
 from retention.rulebook.source import RulebookSource
@@ -288,6 +289,47 @@ def test_a_held_out_customer_and_a_customer_message_alert_nobody(
     assert fake_slack.calls == []
 
 
+def test_an_overdue_task_is_posted_to_slack_once(
+    engine: Engine, desk: Desk, fake_slack: FakeSlack
+) -> None:
+    desk.deliver(alert_csm_request())
+    [task] = list_tasks(engine)
+    late = task.due_at + timedelta(hours=1)
+
+    [alerted] = alert_overdue(engine, desk.outbox, late, alerts=desk.poster)
+    assert alert_overdue(engine, desk.outbox, late, alerts=desk.poster) == []
+
+    [overdue] = [m for m in fake_slack.messages() if m.text.startswith("Overdue")]
+    assert alerted.id == task.id and f"task {task.id} was due" in overdue.text
+    assert "timeline:critical" in json.dumps(overdue.blocks)
+    assert row_of(engine, f"csm-task:{task.id}:overdue").channel == "internal"  # as before
+    posted = row_of(engine, f"csm-task:{task.id}:overdue:slack")
+    assert (posted.status, posted.provider_message_id) == ("sent", overdue.ts)
+
+
+def test_an_overdue_alert_slack_deferred_is_posted_by_the_next_run(
+    engine: Engine, desk: Desk, fake_slack: FakeSlack
+) -> None:
+    desk.deliver(alert_csm_request())
+    [task] = list_tasks(engine)
+    late = task.due_at + timedelta(hours=1)
+    fake_slack.fail_next(fake_slack.rate_limited(retry_after=30))
+
+    assert len(alert_overdue(engine, desk.outbox, late, alerts=desk.poster)) == 1
+    key = f"csm-task:{task.id}:overdue:slack"
+    assert row_of(engine, key).status == "sending"
+
+    assert (
+        alert_overdue(engine, desk.outbox, late + timedelta(minutes=10), alerts=desk.poster) == []
+    )
+
+    assert row_of(engine, key).status == "sent"
+    assert len([m for m in fake_slack.messages() if m.text.startswith("Overdue")]) == 1
+    # the second run looked for the first run's message before posting again
+    methods = [c.method for c in fake_slack.calls]
+    assert methods[-2:] == ["conversations.history", "chat.postMessage"]
+
+
 def scored(engine: Engine, journey_id: str, drivers: dict[str, float]) -> None:
     with session(engine) as db:
         db.add(
@@ -309,6 +351,7 @@ import json, sys
 from pydantic import SecretStr
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import CsmAlert
+from retention.delivery.overdue import alert_overdue
 from retention.delivery.slack import SlackProvider
 from retention.store.db import make_engine
 

@@ -31,6 +31,9 @@ from retention.store.tables import OutboxRow, utcnow
 log = logging.getLogger(__name__)
 
 ALERT_CHANNEL = "slack"  # the outbox channel of an alert's row
+# An alert reserved this long ago is no longer being posted by anyone: the deliver activity's
+# start-to-close timeout is 60 s.
+PENDING_AFTER = timedelta(minutes=5)
 
 
 class AlertPoster:
@@ -87,10 +90,12 @@ class AlertPoster:
             raise ProviderUnavailable(error, retry_after=answer.retry_after)
         return _settle(self._engine, row.idempotency_key, answer)
 
-    def resend_pending(self, older_than: timedelta = timedelta(minutes=5)) -> list[OutboxRow]:
-        """Send again every alert left `sending` for longer than `older_than` (a worker that
-        died, a journey that stopped retrying); those Slack still defers stay as they are."""
-        cutoff = utcnow() - older_than
+    def resend_pending(
+        self, now: datetime | None = None, older_than: timedelta = PENDING_AFTER
+    ) -> list[OutboxRow]:
+        """Send again every alert reserved more than `older_than` ago and still `sending` (its
+        worker died, or Slack asked to wait); those Slack still defers stay as they are."""
+        cutoff = (now or utcnow()) - older_than
         query = select(OutboxRow).where(
             col(OutboxRow.channel) == ALERT_CHANNEL,
             col(OutboxRow.status) == "sending",

@@ -97,7 +97,7 @@ def step_alert(
     )
 
 
-def overdue_alert(task: CsmTaskRow, url: str, crm_task_url: str | None = None) -> CsmAlert:
+def overdue_task_alert(task: CsmTaskRow, url: str, crm_task_url: str | None = None) -> CsmAlert:
     """The alert of a CSM task past its due time, once per task."""
     return CsmAlert(
         key=f"csm-task:{task.id}:overdue:slack",
