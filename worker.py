@@ -103,7 +103,7 @@ def build_activities(
         RescoreActivities(assessing, deciding).assess_and_decide,
         delivery.deliver,
         delivery.suppress,
-        RecordActivities(engine).record,
+        RecordActivities(engine, alerts).record,
         PrivacyActivities(engine, outbox_dir, periods or RetentionPeriods()).purge,
         training.train_challenger,
         training.evaluate_on_holdout,

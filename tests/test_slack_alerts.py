@@ -3,16 +3,17 @@ once, rate limits honoured, refusals final and visible, a worker killed mid-post
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import RULES_DIR, Database
-from factories import make_request, make_step
+from factories import make_customer, make_request, make_step
 from fake_slack import ANA_CHANNEL, TEAM_CHANNEL, FakeSlack
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -20,14 +21,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.deliver import DeliverActivities
+from activities.record import ALERT_TRIES, RecordActivities, RecordInput
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import CsmAlert
 from retention.delivery.overdue import alert_overdue
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.errors import ProviderUnavailable
+from retention.journey import JourneyRecord
 from retention.rulebook.source import RulebookSource
 from retention.store.csm_tasks import list_tasks
 from retention.store.db import session
+from retention.store.records import save_customer
 from retention.store.tables import ChurnPredictionRow, DeliveryAttemptRow, OutboxRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,6 +332,87 @@ def test_an_overdue_alert_slack_deferred_is_posted_by_the_next_run(
     # the second run looked for the first run's message before posting again
     methods = [c.method for c in fake_slack.calls]
     assert methods[-2:] == ["conversations.history", "chat.postMessage"]
+
+
+# ---- a journey that starts in the critical risk tier, through the record activity -----------
+
+
+def started(risk_tier: str = "critical", holdout: bool = False) -> RecordInput:
+    journey = JourneyRecord(
+        journey_key="retention-cust-001:run-1",
+        customer_id="cust-001",
+        stage="waiting",
+        strategy="critical_save",
+        risk_tier=risk_tier,
+        severity_tier="critical",
+        churn_probability=0.91,
+        health_score=22.0,
+        outcome=None,
+        exit_reason=None,
+        rules_version="r1",
+        model_version="m1",
+        started_at=datetime.now(UTC),
+        finished_at=None,
+        holdout=holdout,
+        strategy_path=["critical_save"],
+    )
+    return RecordInput(
+        workflow_id="retention-cust-001", journey=journey, actor="system", action="journey_started"
+    )
+
+
+def record(engine: Engine, poster: AlertPoster, request: RecordInput, attempt: int = 1) -> None:
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, attempt=attempt)
+    environment.run(RecordActivities(engine, poster).record, request)
+
+
+def test_a_journey_started_critical_alerts_the_csm_once(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    save_customer(engine, make_customer(profile={"assigned_csm": "csm_ana"}))
+    scored(engine, "retention-cust-001", {"support_tickets_30d": 0.8})
+    poster = poster_for(engine, fake_slack)
+
+    record(engine, poster, started())
+    record(engine, poster, started())  # the record activity retried
+
+    [message] = fake_slack.messages(ANA_CHANNEL)
+    header = message.blocks[0]["text"]["text"]
+    assert header == "Critical journey started: Acme Analytics"
+    shown = json.dumps(message.blocks)
+    assert "strategy:critical_save" in shown and "support_tickets_30d +0.80" in shown
+    assert f"{UI}/namespaces/default/workflows/retention-cust-001" in shown
+    assert len(fake_slack.posts()) == 1
+
+
+def test_journeys_started_below_critical_or_held_out_alert_nobody(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    poster = poster_for(engine, fake_slack)
+
+    record(engine, poster, started(risk_tier="high"))
+    record(engine, poster, started(holdout=True))
+
+    assert fake_slack.calls == []
+
+
+def test_a_deferred_critical_alert_retries_the_record_a_few_times_then_is_left_for_later(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    poster = poster_for(engine, fake_slack)
+    fake_slack.fail_next(fake_slack.rate_limited(retry_after=5), fake_slack.rate_limited(5))
+
+    with pytest.raises(ApplicationError) as wait:
+        record(engine, poster, started())
+    assert wait.value.next_retry_delay == timedelta(seconds=5) and not wait.value.non_retryable
+    record(engine, poster, started(), attempt=ALERT_TRIES)  # the journey goes on
+
+    key = "retention-cust-001:run-1:critical-started:slack"
+    assert row_of(engine, key).status == "sending" and fake_slack.messages() == []
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    [posted] = poster.resend_pending(later)  # what `tasks alert-overdue` does
+    assert posted.status == "sent" and len(fake_slack.messages()) == 1
 
 
 def scored(engine: Engine, journey_id: str, drivers: dict[str, float]) -> None:
