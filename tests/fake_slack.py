@@ -7,14 +7,13 @@ Slack does not, so every accepted post is a message in its channel."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from fake_providers import Answer, ScriptedServer, reply
 from pydantic import SecretStr
 
 from retention.delivery.slack import SlackProvider
@@ -22,13 +21,6 @@ from retention.delivery.slack import SlackProvider
 BLOCK_TYPES = frozenset({"header", "section", "actions", "context", "divider"})
 BOT_TOKEN = "xoxb-1111-2222-fakeFAKEfake"
 TEAM_CHANNEL, ANA_CHANNEL = "C0TEAM0001", "C0ANA00001"
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -47,37 +39,17 @@ class Call:
     args: dict[str, Any] = field(default_factory=dict)
 
 
-class FakeSlack:
+class FakeSlack(ScriptedServer):
     def __init__(self, token: str = BOT_TOKEN) -> None:
         self.token = token
         self.channels: dict[str, list[Posted]] = {TEAM_CHANNEL: [], ANA_CHANNEL: []}
         self.calls: list[Call] = []
-        self.held = threading.Event()
-        self._hold_next, self._release = False, threading.Event()
-        self._script: deque[Answer] = deque()
-        self._lock = threading.Lock()
         self._last_ts = 0.0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/api/"
+        return f"{self._http.root}/api/"
 
     def provider(
         self, token: str | None = None, team_channel: str = TEAM_CHANNEL, timeout: float = 5.0
@@ -97,28 +69,6 @@ class FakeSlack:
             429, {"ok": False, "error": "ratelimited"}, (("Retry-After", str(retry_after)),)
         )
 
-    def fail_next(self, *answers: Answer) -> None:
-        self._script.extend(answers)
-
-    def hold_next(self) -> None:
-        """Take the next post (the message is in the channel) and keep its answer back."""
-        self.held.clear()
-        self._release.clear()
-        self._hold_next = True
-
-    def release(self) -> None:
-        self._release.set()
-
-    def start(self) -> FakeSlack:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         split = urlsplit(handler.path)
         method = split.path.removeprefix("/api/")
@@ -128,21 +78,10 @@ class FakeSlack:
         with self._lock:
             self.calls.append(Call(method, headers, args))
             answer = self._answer(method, headers, args)
-            hold, self._hold_next = self._hold_next and answer.body.get("ok"), False
-        if hold:
-            self.held.set()
-            self._release.wait(timeout=300)
-        payload = json.dumps(answer.body).encode()
-        try:
-            handler.send_response(answer.status)
-            for name, value in answer.headers:
-                handler.send_header(name, value)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client died waiting: the message is still in the channel
+            taken = bool(answer.body and answer.body.get("ok"))
+            hold, self._hold_next = self._hold_next and taken, False
+        self._wait_if(hold)
+        reply(handler, answer, "application/json; charset=utf-8")
 
     def _answer(self, method: str, headers: dict[str, str], args: dict[str, Any]) -> Answer:
         auth = headers.get("Authorization")
