@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.counters import count
 from retention.customer import CustomerSnapshot
 from retention.delivery.alerting import AlertPoster
-from retention.delivery.alerts import step_alert
+from retention.delivery.alerts import ALERT_STEP_CHANNEL, step_alert
 from retention.delivery.booking import booking_link
 from retention.delivery.providers import Provider
 from retention.delivery.requests import DeliverInput, DeliverRequest, DeliveryReceipt
@@ -92,7 +92,7 @@ class DeliverActivities:
         """A step on the `internal` channel (alert_csm, escalation_review) is also posted to
         Slack when alerts are on; again on a retry, which the alert's own outbox row makes
         harmless. A refusal is final on that row and leaves the step delivered."""
-        if self._alerts is None or receipt.channel != "internal" or receipt.held_out:
+        if self._alerts is None or receipt.channel != ALERT_STEP_CHANNEL or receipt.held_out:
             return
         url = self._alerts.journey_url(request.journey_id)
         drivers = latest_drivers(self._engine, request.journey_id)

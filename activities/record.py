@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from retention.delivery.alerting import AlertPoster
-from retention.delivery.alerts import critical_start_alert
+from retention.delivery.alerts import CRITICAL_TIER, critical_start_alert
 from retention.errors import ProviderUnavailable
 from retention.journey import JourneyRecord, JourneyState
 from retention.store.records import (
@@ -61,7 +61,7 @@ class RecordActivities:
             entry_key=f"{journey.journey_key}:{request.action}",
         )
         record_journey(self._engine, request.workflow_id, journey, audit)
-        if request.action == "journey_started" and journey.risk_tier == "critical":
+        if request.action == "journey_started" and journey.risk_tier == CRITICAL_TIER:
             self._alert_critical_start(request.workflow_id, journey)
 
     def _alert_critical_start(self, workflow_id: str, journey: JourneyRecord) -> None:

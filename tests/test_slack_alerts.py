@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -151,6 +152,19 @@ def test_a_bad_token_is_final_and_visible_on_the_row_without_the_token(
     assert fake_slack.messages() == [] and len(fake_slack.posts()) == 1  # never tried again
     [attempt] = attempts(engine, alert.key)
     assert wrong not in (attempt.error or "") and wrong not in refused.note
+
+
+def test_no_bot_token_reaches_the_logs_even_at_debug(
+    engine: Engine, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "xoxb-9999-wrong-token"
+
+    poster_for(engine, fake_slack).post(an_alert())
+    poster_for(engine, fake_slack, token=wrong).post(an_alert("jk-other:slack"))
+
+    assert "chat.postMessage" in caplog.text  # slack_sdk logged its requests
+    assert fake_slack.token not in caplog.text and wrong not in caplog.text
 
 
 def test_an_unknown_channel_is_refused_as_a_bad_recipient(

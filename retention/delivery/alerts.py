@@ -18,6 +18,10 @@ from retention.journey import JourneyRecord
 from retention.store.tables import CsmTaskRow
 
 TOP_DRIVERS = 3
+# The channel whose steps are alerts to the CSM (rules/timelines.yaml: alert_csm,
+# escalation_review), and the risk tier whose journeys are alerted when they start.
+ALERT_STEP_CHANNEL = "internal"
+CRITICAL_TIER = "critical"
 
 
 class CsmAlert(BaseModel):
