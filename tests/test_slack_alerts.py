@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import RULES_DIR, Database
 from factories import make_customer, make_request, make_step
+from fake_providers import Answer
 from fake_slack import ANA_CHANNEL, TEAM_CHANNEL, FakeSlack
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -152,6 +153,36 @@ def test_a_bad_token_is_final_and_visible_on_the_row_without_the_token(
     assert fake_slack.messages() == [] and len(fake_slack.posts()) == 1  # never tried again
     [attempt] = attempts(engine, alert.key)
     assert wrong not in (attempt.error or "") and wrong not in refused.note
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (Answer(500, {"ok": False, "error": "internal_error"}), "retryable"),
+        (Answer(200, {"ok": False, "error": "service_unavailable"}), "retryable"),
+        (Answer(200, {"ok": False, "error": "not_in_channel"}), "invalid_recipient"),
+        (Answer(200, {"ok": False, "error": "is_archived"}), "invalid_recipient"),
+        (Answer(200, {"ok": False, "error": "token_revoked"}), "rejected"),
+        (Answer(200, {"ok": False, "error": "msg_too_long"}), "rejected"),
+    ],
+)
+def test_slacks_refusals_are_classified_by_their_error(
+    fake_slack: FakeSlack, answer: Answer, outcome: str
+) -> None:
+    fake_slack.fail_next(answer)
+
+    refused = fake_slack.provider().post(an_alert(), TEAM_CHANNEL)
+
+    assert refused.outcome == outcome and refused.error is not None
+    assert str(answer.body and answer.body["error"]) in refused.error
+
+
+def test_an_unreachable_slack_is_retried_later(engine: Engine) -> None:
+    closed = FakeSlack().start()
+    closed.stop()  # nothing listens on its port any more
+    with pytest.raises(ProviderUnavailable, match="Slack unreachable"):
+        poster_for(engine, closed).post(an_alert())
+    assert row_of(engine, an_alert().key).status == "sending"
 
 
 def test_no_bot_token_reaches_the_logs_even_at_debug(
