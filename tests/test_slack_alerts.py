@@ -110,6 +110,21 @@ def test_an_alert_is_posted_once_to_the_csms_channel_as_block_kit(
     assert "Acme Corp" in message.text and alert.journey_url in message.text  # the fallback
 
 
+def test_a_customer_name_is_shown_as_text_never_as_a_channel_mention(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    name = "AT&T <!channel>"
+    alert = an_alert().model_copy(update={"customer_name": name, "headline": f"alert: {name}"})
+
+    poster_for(engine, fake_slack).post(alert)
+
+    [message] = fake_slack.messages()
+    fields = json.dumps(message.blocks[2]["fields"])
+    assert "AT&amp;T &lt;!channel&gt;" in fields and "<!channel>" not in fields
+    assert "AT&amp;T &lt;!channel&gt;" in message.text and "<!channel>" not in message.text
+    assert message.blocks[0]["text"] == {"type": "plain_text", "text": f"alert: {name}"}
+
+
 def test_a_csm_without_a_channel_of_their_own_is_alerted_in_the_team_channel(
     engine: Engine, fake_slack: FakeSlack
 ) -> None:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from retention.delivery.alerts import CsmAlert
 from retention.delivery.providers import SEND_TIMEOUT, ProviderAnswer, retry_after, scrub
-from retention.delivery.slack_blocks import alert_blocks
+from retention.delivery.slack_blocks import alert_blocks, escape
 
 EVENT_TYPE = "retention_alert"
 # Slack's error codes about the channel (any other refusal, invalid_auth included, is final too).
@@ -54,7 +54,7 @@ class SlackProvider:
         try:
             answer = self._client().chat_postMessage(
                 channel=channel,
-                text=alert.text,
+                text=escape(alert.text),
                 blocks=alert_blocks(alert),
                 metadata={
                     "event_type": EVENT_TYPE,

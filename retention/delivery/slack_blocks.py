@@ -1,6 +1,8 @@
 """A CSM alert as Block Kit: a header, the facts as section fields, and link buttons.
 
 Slack's limits: a header's text at most 150 characters, a field's 2000, ten fields a section.
+Every value in mrkdwn is escaped (`&`, `<`, `>`), so a customer's name cannot be markup such as
+`<!channel>` (a mention of everyone in the channel).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ HEADER_MAX = 150
 def alert_blocks(alert: CsmAlert) -> list[dict[str, Any]]:
     return [
         {"type": "header", "text": _plain(_cut(alert.headline, HEADER_MAX))},
-        {"type": "section", "text": _markdown(f"*Why:* {_cut(alert.reason, 2000)}")},
+        {"type": "section", "text": _markdown(f"*Why:* {escape(_cut(alert.reason, 1900))}")},
         {"type": "section", "fields": [_markdown(f"*{n}*\n{v}") for n, v in _facts(alert)]},
         {"type": "actions", "elements": _buttons(alert)},
     ]
 
 
 def _facts(alert: CsmAlert) -> list[tuple[str, str]]:
-    facts = [("Customer", f"{alert.customer_name} (`{alert.customer_id}`)")]
+    facts = [("Customer", f"{alert.customer_name} ({alert.customer_id})")]
     if alert.risk_tier is not None:
         facts.append(("Risk tier", alert.risk_tier))
     if alert.churn_probability is not None:
@@ -32,7 +34,7 @@ def _facts(alert: CsmAlert) -> list[tuple[str, str]]:
     if alert.drivers:
         facts.append(("Top model drivers", "\n".join(alert.drivers)))
     facts.append(("CSM", alert.csm or "unassigned"))
-    return [(name, _cut(value, 1900)) for name, value in facts]
+    return [(name, escape(_cut(value, 1900))) for name, value in facts]
 
 
 def _buttons(alert: CsmAlert) -> list[dict[str, Any]]:
@@ -43,6 +45,11 @@ def _buttons(alert: CsmAlert) -> list[dict[str, Any]]:
         {"type": "button", "action_id": name, "text": _plain(label), "url": url}
         for name, label, url in links
     ]
+
+
+def escape(text: str) -> str:
+    """Text as Slack shows it literally in mrkdwn (and in a message's `text`)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _plain(text: str) -> dict[str, Any]:
