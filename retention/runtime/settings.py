@@ -8,6 +8,7 @@ setting, named like the variable, e.g. a Docker or Kubernetes secret mount). The
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from functools import lru_cache
@@ -22,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from retention.delivery.booking import check_booking_url
 from retention.runtime.logs import LogFormat
@@ -48,6 +49,21 @@ def _interval(value: object) -> object:
 
 # How often a schedule runs; 0 turns it off.
 Interval = Annotated[timedelta, BeforeValidator(_interval)]
+
+
+def _json_object(value: object) -> object:
+    """JSON text from the environment, read here so that bad JSON is a validation error that
+    names the variable (pydantic-settings' own decoding raises one that names neither)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value) if value.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f'not JSON ({exc}); e.g. {{"csm-jordan": "C0123ABCD"}}') from None
+
+
+# Slack channel ids by CSM id.
+CsmChannels = Annotated[dict[str, str], NoDecode, BeforeValidator(_json_object)]
 
 
 def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
@@ -86,14 +102,15 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_base_url: str = "https://api.twilio.com"
     sms_from: str | None = None
-    # CSM alerts in Slack (docs/delivery.md): the bot token, the team channel, and the channel
-    # of each CSM who has their own (JSON, e.g. {"csm_ana": "C0123ABC"}).
+    # CSM alerts in Slack (docs/delivery.md): the bot token and the team channel.
     slack_bot_token: SecretStr | None = None
     slack_channel: str | None = None
-    slack_csm_channels: dict[str, str] = Field(default_factory=dict)
-    slack_base_url: str = "https://slack.com/api/"
     # Declared after the credentials: its default is computed from them.
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
+    # After the mode: a bad map is then its own error, not also the mode's default's.
+    # The channel of each CSM who has their own (JSON, e.g. {"csm-jordan": "C0123ABCD"}).
+    slack_csm_channels: CsmChannels = Field(default_factory=dict)
+    slack_base_url: str = "https://slack.com/api/"
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
     # The worker's Prometheus endpoint (host:port); empty: no endpoint.
