@@ -35,6 +35,7 @@ from activities.record import RecordActivities
 from activities.rescore import RescoreActivities
 from activities.scan import JourneyStarter, ScanActivities
 from activities.train import TrainActivities
+from retention.delivery.alerting import AlertPoster, alert_poster_from
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import InvalidInput, RetentionError
@@ -81,14 +82,16 @@ def build_activities(
     retrain: RetrainPolicy | None = None,
     sentiment: InteractionScorer = vader_score,
     csm_booking_url: str | None = None,
+    alerts: AlertPoster | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured); `scorer` the churn
     model (none: baseline-0); `retrain` where challengers go and how they are judged (none:
-    from the settings); `csm_booking_url` the CSMs' calendar pattern (none: no link)."""
+    from the settings); `csm_booking_url` the CSMs' calendar pattern (none: no link); `alerts`
+    CSM alerts in Slack (none: the `internal` messages are only captured)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
-    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers, csm_booking_url)
+    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers, csm_booking_url, alerts)
     training = TrainActivities(
         engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
     )
@@ -100,7 +103,7 @@ def build_activities(
         RescoreActivities(assessing, deciding).assess_and_decide,
         delivery.deliver,
         delivery.suppress,
-        RecordActivities(engine).record,
+        RecordActivities(engine, alerts).record,
         PrivacyActivities(engine, outbox_dir, periods or RetentionPeriods()).purge,
         training.train_challenger,
         training.evaluate_on_holdout,
@@ -270,6 +273,7 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     providers = providers_from(settings)
     engine = make_engine(settings.database_url)
+    alerts = alert_poster_from(settings, engine)
     activities = build_activities(
         engine,
         settings.rules_dir,
@@ -279,6 +283,7 @@ async def main() -> None:
         configured_periods(settings),
         sentiment=sentiment,
         csm_booking_url=settings.csm_booking_url,
+        alerts=alerts,
     )
     activities += build_scan_activities(
         engine, settings.rules_dir, client, settings.task_queue, scorer, sentiment
@@ -288,6 +293,7 @@ async def main() -> None:
         settings.delivery_mode,
         ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
+    logging.info("CSM alerts: %s", "Slack" if alerts is not None else "captured only")
     readiness = Readiness()
     health = await serve_health(settings.health_address, readiness)
     drain = timedelta(seconds=settings.worker_drain_seconds)

@@ -11,6 +11,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.counters import count
 from retention.customer import CustomerSnapshot
+from retention.delivery.alerting import AlertPoster
+from retention.delivery.alerts import ALERT_STEP_CHANNEL, step_alert
 from retention.delivery.booking import booking_link
 from retention.delivery.providers import Provider
 from retention.delivery.requests import DeliverInput, DeliverRequest, DeliveryReceipt
@@ -20,7 +22,7 @@ from retention.errors import DeliveryFailed, InvalidInput
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.runtime.metrics import SENDS
-from retention.store.records import customer_as_known, journey_snapshot
+from retention.store.records import customer_as_known, journey_snapshot, latest_drivers
 from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression, as_request
 from retention.suppression import SuppressRequest, with_person_found
@@ -34,12 +36,14 @@ class DeliverActivities:
         rulebooks: RulebookSource,
         providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
         csm_booking_url: str | None = None,
+        alerts: AlertPoster | None = None,
     ) -> None:
         self._engine = engine
         self._outbox_dir = outbox_dir
         self._rulebooks = rulebooks
         self._providers = providers
         self._csm_booking_url = csm_booking_url
+        self._alerts = alerts
 
     @activity.defn(name="deliver")
     def deliver(self, step: DeliverInput) -> DeliveryReceipt:
@@ -55,6 +59,7 @@ class DeliverActivities:
                 request,
                 self._providers,
             )
+            self._alert_csm(request, receipt)
         except InvalidInput as exc:
             count(SENDS, channel=request.step.channel, status="invalid")
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from exc
@@ -82,6 +87,16 @@ class DeliverActivities:
             known = customer_as_known(self._engine, request.customer_id)
             request = with_person_found(request, known)
         return as_request(add_suppression(self._engine, request))
+
+    def _alert_csm(self, request: DeliverRequest, receipt: DeliveryReceipt) -> None:
+        """A step on the `internal` channel (alert_csm, escalation_review) is also posted to
+        Slack when alerts are on; again on a retry, which the alert's own outbox row makes
+        harmless. A refusal is final on that row and leaves the step delivered."""
+        if self._alerts is None or receipt.channel != ALERT_STEP_CHANNEL or receipt.held_out:
+            return
+        url = self._alerts.journey_url(request.journey_id)
+        drivers = latest_drivers(self._engine, request.journey_id)
+        self._alerts.post(step_alert(request, url, drivers))
 
     def _customer_of(self, step: DeliverInput) -> CustomerSnapshot:
         if step.customer is not None:

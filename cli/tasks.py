@@ -89,13 +89,17 @@ def tasks_snooze(
 @tasks_app.command("alert-overdue")
 @friendly
 def tasks_alert_overdue() -> None:
-    """Alert each open task past its due time, once (an internal message in the outbox);
-    run it as often as you like, e.g. from cron."""
+    """Alert each open task past its due time, once (an internal message in the outbox, and in
+    Slack when alerts are on), and post Slack alerts left unsent; run it as often as you like,
+    e.g. from cron."""
+    from retention.delivery.alerting import alert_poster_from
     from retention.delivery.overdue import alert_overdue
     from retention.runtime.settings import get_settings
 
+    settings = get_settings()
     with database() as engine:
-        alerted = alert_overdue(engine, get_settings().outbox_dir)
+        alerts = alert_poster_from(settings, engine)
+        alerted = alert_overdue(engine, settings.outbox_dir, alerts=alerts)
     for task in alerted:
         console.print(f"task {task.id} ({task.action} for {task.customer_id}) overdue: alerted")
     console.print(f"{len(alerted)} overdue task(s) alerted")

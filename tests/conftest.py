@@ -13,6 +13,7 @@ from uuid import uuid4
 
 import pytest
 from fake_providers import FakeSendGrid, FakeTwilio
+from fake_slack import FakeSlack
 from sqlalchemy import Engine, create_engine, text
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -197,6 +198,13 @@ def fake_sendgrid() -> Iterator[FakeSendGrid]:
 def fake_twilio() -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
     fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
     yield fake
     fake.stop()
 

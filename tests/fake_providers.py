@@ -9,9 +9,10 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 from uuid import uuid4
 
@@ -29,32 +30,16 @@ class Answer:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: Any  # JSON for SendGrid, form fields for Twilio
-    key: str | None
+class LocalServer:
+    """An HTTP server on a free 127.0.0.1 port that hands every GET and POST to `handle`."""
 
-
-class FakeProvider:
-    """The server, the script of failures and the record; subclasses check and answer."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.messages: dict[str, str] = {}  # idempotency key → message id
-        self.delay = 0.0
-        # hold_next(): the next request is taken (and its message made), then its answer waits
-        self.held = threading.Event()
-        self._hold_next = False
-        self._release = threading.Event()
-        self._script: deque[Answer] = deque()
-        self._lock = threading.Lock()
-        fake = self
-
+    def __init__(self, handle: Callable[[BaseHTTPRequestHandler], None]) -> None:
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                handle(self)
+
             def do_POST(self) -> None:
-                fake._handle(self)
+                handle(self)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet test output
                 pass
@@ -65,20 +50,54 @@ class FakeProvider:
         )
 
     @property
-    def url(self) -> str:
+    def root(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    @property
-    def message_count(self) -> int:
-        return len(self.messages)
+    def start(self) -> None:
+        self._thread.start()
 
-    def keys_received(self) -> list[str | None]:
-        return [r.key for r in self.received]
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
 
-    def requests_for(self, key: str) -> int:
-        """How many times a message with this idempotency key was posted."""
-        return sum(r.key == key for r in self.received)
+
+def reply(handler: BaseHTTPRequestHandler, answer: Answer, content_type: str) -> None:
+    """Write `answer`; a client that died waiting for it is no error (the request was taken)."""
+    payload = json.dumps(answer.body).encode() if answer.body is not None else b""
+    try:
+        handler.send_response(answer.status)
+        for name, value in answer.headers:
+            handler.send_header(name, value)
+        if payload:
+            handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any  # JSON for SendGrid, form fields for Twilio
+    key: str | None
+
+
+class ScriptedServer:
+    """A fake API's server: its next answers scripted to fail, or one held back."""
+
+    def __init__(self) -> None:
+        # hold_next(): the next request is taken (and its message made), then its answer waits
+        self.held = threading.Event()
+        self._hold_next = False
+        self._release = threading.Event()
+        self._script: deque[Answer] = deque()
+        self._lock = threading.Lock()
+        self._http = LocalServer(self._handle)
 
     def hold_next(self) -> None:
         """Take the next message but keep its answer back until `release()`: the sender then
@@ -92,6 +111,47 @@ class FakeProvider:
 
     def fail_next(self, *answers: Answer) -> None:
         self._script.extend(answers)
+
+    def start(self) -> Self:
+        self._http.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()  # a held answer must not keep the server from stopping
+        self._http.stop()
+
+    def _wait_if(self, hold: bool) -> None:
+        if hold:
+            self.held.set()
+            self._release.wait(timeout=300)
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+
+class FakeProvider(ScriptedServer):
+    """The server, the script of failures and the record; subclasses check and answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[Received] = []
+        self.messages: dict[str, str] = {}  # idempotency key → message id
+        self.delay = 0.0
+
+    @property
+    def url(self) -> str:
+        return self._http.root
+
+    @property
+    def message_count(self) -> int:
+        return len(self.messages)
+
+    def keys_received(self) -> list[str | None]:
+        return [r.key for r in self.received]
+
+    def requests_for(self, key: str) -> int:
+        """How many times a message with this idempotency key was posted."""
+        return sum(r.key == key for r in self.received)
 
     def busy(self, retry_after: int | None = None) -> Answer:
         headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
@@ -120,16 +180,6 @@ class FakeProvider:
     def new_message_id(self) -> str:
         raise NotImplementedError
 
-    def start(self) -> FakeProvider:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()  # a held answer must not keep the server from stopping
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         headers = dict(handler.headers.items())
@@ -146,22 +196,9 @@ class FakeProvider:
                     self.messages[message_id] = message_id
                 answer = self.accepted(body, message_id)
             hold, self._hold_next = self._hold_next, False
-        if hold:
-            self.held.set()
-            self._release.wait(timeout=300)
+        self._wait_if(hold)
         time.sleep(self.delay)
-        payload = json.dumps(answer.body).encode() if answer.body is not None else b""
-        try:
-            handler.send_response(answer.status)
-            for name, value in answer.headers:
-                handler.send_header(name, value)
-            if payload:
-                handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting or died: the message was still taken
+        reply(handler, answer, "application/json")
 
 
 class FakeSendGrid(FakeProvider):

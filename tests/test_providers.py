@@ -24,6 +24,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deliver import DeliverActivities
 from retention.delivery import live
+from retention.delivery.alerting import alert_poster_from
 from retention.delivery.providers import (
     Provider,
     providers_from,
@@ -32,7 +33,7 @@ from retention.delivery.providers import (
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
-from retention.runtime.settings import Settings
+from retention.runtime.settings import Settings, settings_problem
 from retention.store.db import session
 from retention.store.tables import DeliveryAttemptRow, InterventionRow, OutboxRow
 
@@ -342,6 +343,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 
 # ---- Settings ------------------------------------------------------------------------------
 
+SLACK = {"RETENTION_SLACK_BOT_TOKEN": "xoxb-env-secret", "RETENTION_SLACK_CHANNEL": "C0TEAM0001"}
 CREDENTIALS = {
     "RETENTION_SENDGRID_API_KEY": "SG.from-env",
     "RETENTION_EMAIL_FROM": "success@ourapp.example",
@@ -393,6 +395,11 @@ def test_secrets_come_from_a_secrets_dir(clean_env: pytest.MonkeyPatch, tmp_path
         ({"RETENTION_TWILIO_AUTH_TOKEN": "tok-secret"}, "RETENTION_TWILIO_ACCOUNT_SID"),
         ({"RETENTION_SENDGRID_API_KEY": "SG.secret"}, "RETENTION_EMAIL_FROM"),
         ({"RETENTION_DELIVERY_MODE": "live"}, "RETENTION_SENDGRID_API_KEY"),
+        ({"RETENTION_SLACK_BOT_TOKEN": "xoxb-secret"}, "RETENTION_SLACK_CHANNEL"),
+        ({"RETENTION_SLACK_CHANNEL": "C0TEAM0001"}, "RETENTION_SLACK_BOT_TOKEN"),
+        ({"RETENTION_SLACK_CSM_CHANNELS": '{"csm_ana": "C0A"}'}, "RETENTION_SLACK_BOT_TOKEN"),
+        ({**SLACK, "RETENTION_SLACK_CSM_CHANNELS": "{csm: C0A"}, "CHANNELS: Value error, not JSON"),
+        ({**SLACK, "RETENTION_SLACK_CSM_CHANNELS": '["C0A"]'}, "CSM_CHANNELS: Input should be a"),
     ],
 )
 def test_incomplete_provider_settings_are_refused_without_secrets(
@@ -402,5 +409,22 @@ def test_incomplete_provider_settings_are_refused_without_secrets(
         clean_env.setenv(name, value)
     with pytest.raises(ValidationError) as refused:
         Settings()
-    assert named in str(refused.value)
+    assert named in settings_problem(refused.value)  # what worker.py prints
     assert "secret" not in str(refused.value)
+
+
+def test_slack_alone_makes_delivery_live_with_alerts_and_capture_turns_them_off(
+    clean_env: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    for name, value in SLACK.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("RETENTION_SLACK_CSM_CHANNELS", '{"csm_ana": "C0ANA00001"}')
+    settings = Settings()
+    assert settings.delivery_mode == "live" and "xoxb-env-secret" not in repr(settings)
+    poster = alert_poster_from(settings, engine)
+    assert poster is not None
+    assert poster.journey_url("journey acme") == (
+        "http://127.0.0.1:8233/namespaces/default/workflows/journey%20acme"
+    )
+    clean_env.setenv("RETENTION_DELIVERY_MODE", "capture")
+    assert alert_poster_from(Settings(), engine) is None

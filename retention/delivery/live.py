@@ -62,7 +62,7 @@ def send_live(
     answer = provider.send(
         OutgoingMessage(route.key, route.recipient, message.subject, message.body, message.html)
     )
-    record_attempt(engine, route, provider.name, answer)
+    record_attempt(engine, route.key, route.channel, provider.name, answer)
     if answer.outcome == "delivered":
         return receipt(mark_sent(engine, request, route.key, answer.message_id), duplicate=False)
     error = answer.error or f"{provider.name} answered {answer.status_code}"
@@ -81,13 +81,15 @@ def refused_or_receipt(row: OutboxRow) -> DeliveryReceipt:
     return receipt(row, duplicate=True)
 
 
-def record_attempt(engine: Engine, route: Route, provider: str, answer: ProviderAnswer) -> None:
+def record_attempt(
+    engine: Engine, key: str, channel: str, provider: str, answer: ProviderAnswer
+) -> None:
     # Its own transaction: the attempt stays recorded even if marking the row fails after it.
     with session(engine) as db:
         db.add(
             DeliveryAttemptRow(
-                idempotency_key=route.key,
-                channel=route.channel,
+                idempotency_key=key,
+                channel=channel,
                 provider=provider,
                 outcome=answer.outcome,
                 status_code=answer.status_code,

@@ -1,12 +1,14 @@
 """Every RETENTION_* setting, read from the environment (and `.env` when present).
 
-Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`) may also come from files
-in `RETENTION_SECRETS_DIR` (one file per setting, named like the variable, e.g. a Docker or
-Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a traceback shows `***`.
+Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`,
+`RETENTION_SLACK_BOT_TOKEN`) may also come from files in `RETENTION_SECRETS_DIR` (one file per
+setting, named like the variable, e.g. a Docker or Kubernetes secret mount). They are
+`SecretStr`: a repr, a log line or a traceback shows `***`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from functools import lru_cache
@@ -21,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from retention.delivery.booking import check_booking_url
 from retention.runtime.logs import LogFormat
@@ -32,6 +34,8 @@ DeliveryMode = Literal["capture", "live"]
 # What each provider needs before it can send; a provider with only some of them is an error.
 SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
 TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
+SLACK_FIELDS = ("slack_bot_token", "slack_channel")
+PROVIDERS = (("SendGrid", SENDGRID_FIELDS), ("Twilio", TWILIO_FIELDS), ("Slack", SLACK_FIELDS))
 
 
 def _interval(value: object) -> object:
@@ -47,13 +51,28 @@ def _interval(value: object) -> object:
 Interval = Annotated[timedelta, BeforeValidator(_interval)]
 
 
+def _json_object(value: object) -> object:
+    """JSON text from the environment, read here so that bad JSON is a validation error that
+    names the variable (pydantic-settings' own decoding raises one that names neither)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value) if value.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f'not JSON ({exc}); e.g. {{"csm-jordan": "C0123ABCD"}}') from None
+
+
+# Slack channel ids by CSM id.
+CsmChannels = Annotated[dict[str, str], NoDecode, BeforeValidator(_json_object)]
+
+
 def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
     return all(data.get(name) for name in fields)
 
 
 def _default_delivery_mode(data: dict[str, Any]) -> DeliveryMode:
     """`live` as soon as one provider is fully configured, else `capture`."""
-    configured = _configured(data, SENDGRID_FIELDS) or _configured(data, TWILIO_FIELDS)
+    configured = any(_configured(data, fields) for _name, fields in PROVIDERS)
     return "live" if configured else "capture"
 
 
@@ -83,8 +102,15 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_base_url: str = "https://api.twilio.com"
     sms_from: str | None = None
+    # CSM alerts in Slack (docs/delivery.md): the bot token and the team channel.
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
     # Declared after the credentials: its default is computed from them.
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
+    # After the mode: a bad map is then its own error, not also the mode's default's.
+    # The channel of each CSM who has their own (JSON, e.g. {"csm-jordan": "C0123ABCD"}).
+    slack_csm_channels: CsmChannels = Field(default_factory=dict)
+    slack_base_url: str = "https://slack.com/api/"
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
     # The worker's Prometheus endpoint (host:port); empty: no endpoint.
@@ -139,17 +165,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
-        values = {name: getattr(self, name) for name in SENDGRID_FIELDS + TWILIO_FIELDS}
-        for provider, fields in (("SendGrid", SENDGRID_FIELDS), ("Twilio", TWILIO_FIELDS)):
+        every = [name for _provider, fields in PROVIDERS for name in fields]
+        values = {name: getattr(self, name) for name in every}
+        for provider, fields in PROVIDERS:
             missing = [f"RETENTION_{name.upper()}" for name in fields if not values[name]]
             if missing and len(missing) < len(fields):
                 raise ValueError(f"{provider} is half configured: set {', '.join(missing)}")
-        if self.delivery_mode == "live" and not (
-            _configured(values, SENDGRID_FIELDS) or _configured(values, TWILIO_FIELDS)
+        if self.slack_csm_channels and not _configured(values, SLACK_FIELDS):
+            raise ValueError(
+                "RETENTION_SLACK_CSM_CHANNELS needs RETENTION_SLACK_BOT_TOKEN and "
+                "RETENTION_SLACK_CHANNEL (the channel of every CSM not in it)"
+            )
+        if self.delivery_mode == "live" and not any(
+            _configured(values, fields) for _provider, fields in PROVIDERS
         ):
             raise ValueError(
-                "RETENTION_DELIVERY_MODE=live needs SendGrid or Twilio credentials "
-                f"({', '.join('RETENTION_' + n.upper() for n in SENDGRID_FIELDS + TWILIO_FIELDS)})"
+                "RETENTION_DELIVERY_MODE=live needs SendGrid, Twilio or Slack credentials "
+                f"({', '.join('RETENTION_' + n.upper() for n in every)})"
             )
         return self
 

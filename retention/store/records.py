@@ -250,3 +250,14 @@ def _upsert(
         name: statement.excluded[name] for name in values if name != key and name not in keep
     }
     db.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))
+
+
+def latest_drivers(engine: Engine, journey_id: str) -> list[dict[str, Any]]:
+    """The model drivers of the journey's newest churn prediction; [] when none was recorded."""
+    query = (
+        select(ChurnPredictionRow.drivers)
+        .where(col(ChurnPredictionRow.journey_id) == journey_id)
+        .order_by(col(ChurnPredictionRow.predicted_at).desc(), col(ChurnPredictionRow.id).desc())
+    )
+    with session(engine) as db:
+        return list(db.exec(query).first() or [])
