@@ -14,7 +14,6 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.app import app, console, database, fail, friendly, when, with_client
-from retention.customer import CustomerEvent
 from retention.errors import InvalidInput
 from retention.runtime.operations import JourneyOperationError, send_event
 
@@ -147,15 +146,10 @@ def in_app(customer_id: Annotated[str, typer.Argument(help="The customer.")]) ->
 
 def _tell_journey(engine: Engine, task: CsmTaskRow) -> None:
     """Send task_completed to the customer's running journey; the task stays done either way."""
-    from retention.store.csm_tasks import note_event_sent
+    from retention.store.csm_tasks import completed_event, note_event_sent
 
-    assert task.id is not None and task.completed_by is not None
-    event = CustomerEvent(
-        type="task_completed",
-        at=task.completed_at,
-        data={"task_id": task.id, "action": task.action, "completed_by": task.completed_by}
-        | ({"note": task.note} if task.note else {}),
-    )
+    assert task.id is not None
+    event = completed_event(task)
     try:
         with_client(lambda client: send_event(client, task.customer_id, event))
     except JourneyOperationError as exc:
@@ -178,6 +172,7 @@ def _tasks_table(rows: list[CsmTaskRow]) -> Table:
         "status",
         "done / snoozed",
         "summary",
+        "CRM",
     )
     for column in columns:
         table.add_column(column, justify="right" if column == "id" else "left")
@@ -195,8 +190,22 @@ def _tasks_table(rows: list[CsmTaskRow]) -> Table:
             ),
             _completed(row) if row.status == "done" else _snooze(row) if snoozed else "-",
             row.summary,
+            _crm_state(row),
         )
     return table
+
+
+def _crm_state(task: CsmTaskRow) -> Text:
+    """Where the task stands in the CRM (docs/crm.md): a refusal is shown with its reason."""
+    if task.crm_status is None:
+        return Text("-")
+    if task.crm_status == "failed":
+        return Text(f"failed: {task.crm_error}", style="red")
+    if task.crm_status == "pending":
+        wait = f", retry at {when(task.crm_retry_at)}" if task.crm_retry_at else ""
+        error = f": {task.crm_error}" if task.crm_error else ""
+        return Text(f"pending (attempt {task.crm_attempts}{wait}){error}", style="yellow")
+    return Text(f"{task.crm_provider} {task.crm_url or task.crm_id}")
 
 
 def _completed(task: CsmTaskRow) -> str:

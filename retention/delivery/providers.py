@@ -103,7 +103,8 @@ def retry_after(value: str | None, now: datetime | None = None) -> timedelta | N
     return max(moment - (now or datetime.now(UTC)), timedelta(0))
 
 
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret replaced by `***`, cut to what a database column takes."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
@@ -166,7 +167,7 @@ class EmailProvider:
         )
 
     def _scrub(self, text: str) -> str:
-        return _scrub(text, (self._api_key.get_secret_value(),))
+        return scrub(text, (self._api_key.get_secret_value(),))
 
 
 # Twilio error codes that mean the number cannot get an SMS: invalid, unroutable, not mobile.
@@ -253,7 +254,7 @@ class SmsProvider:
         return ProviderAnswer("delivered", status, message_id=sent.sid)
 
     def _scrub(self, text: str) -> str:
-        return _scrub(text, (self._auth_token.get_secret_value(),))
+        return scrub(text, (self._auth_token.get_secret_value(),))
 
 
 def _json(body: bytes | str | None) -> dict[str, Any]:

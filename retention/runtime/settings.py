@@ -1,8 +1,9 @@
 """Every RETENTION_* setting, read from the environment (and `.env` when present).
 
-Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`) may also come from files
-in `RETENTION_SECRETS_DIR` (one file per setting, named like the variable, e.g. a Docker or
-Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a traceback shows `***`.
+Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`, the CRM tokens) may also
+come from files in `RETENTION_SECRETS_DIR` (one file per setting, named like the variable, e.g. a
+Docker or Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a traceback
+shows `***`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ DeliveryMode = Literal["capture", "live"]
 # What each provider needs before it can send; a provider with only some of them is an error.
 SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
 TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
+# The CRM where CSM tasks also go (docs/crm.md): the access token creates them, the app's client
+# secret checks the signed webhooks that bring completions back.
+HUBSPOT_FIELDS = ("hubspot_access_token", "hubspot_client_secret")
+SALESFORCE_FIELDS = ("salesforce_instance_url", "salesforce_access_token")
+PROVIDER_FIELDS = {
+    "SendGrid": SENDGRID_FIELDS,
+    "Twilio": TWILIO_FIELDS,
+    "HubSpot": HUBSPOT_FIELDS,
+    "Salesforce": SALESFORCE_FIELDS,
+}
 
 
 def _interval(value: object) -> object:
@@ -51,10 +62,13 @@ def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
     return all(data.get(name) for name in fields)
 
 
+def _any_configured(data: dict[str, Any]) -> bool:
+    return any(_configured(data, fields) for fields in PROVIDER_FIELDS.values())
+
+
 def _default_delivery_mode(data: dict[str, Any]) -> DeliveryMode:
-    """`live` as soon as one provider is fully configured, else `capture`."""
-    configured = _configured(data, SENDGRID_FIELDS) or _configured(data, TWILIO_FIELDS)
-    return "live" if configured else "capture"
+    """`live` as soon as one provider (or CRM) is fully configured, else `capture`."""
+    return "live" if _any_configured(data) else "capture"
 
 
 class Settings(BaseSettings):
@@ -83,6 +97,18 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_base_url: str = "https://api.twilio.com"
     sms_from: str | None = None
+    hubspot_access_token: SecretStr | None = None
+    hubspot_client_secret: SecretStr | None = None
+    hubspot_base_url: str = "https://api.hubapi.com"
+    # The HubSpot account's id: with it, `tasks list` links each task (crm_url).
+    hubspot_portal_id: str | None = None
+    salesforce_instance_url: str | None = None
+    salesforce_access_token: SecretStr | None = None
+    # Our CSM ids (`assigned_csm`) to the CRM's owner/user ids, e.g. {"csm-ana": "005..."}.
+    crm_owner_ids: dict[str, str] = Field(default_factory=dict)
+    crm_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # The `crm-sync` schedule: pushes tasks not yet in the CRM, polls Salesforce completions.
+    crm_sync_every: Interval = timedelta(minutes=1)
     # Declared after the credentials: its default is computed from them.
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     ui_url: str = "http://127.0.0.1:8233"
@@ -139,19 +165,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
-        values = {name: getattr(self, name) for name in SENDGRID_FIELDS + TWILIO_FIELDS}
-        for provider, fields in (("SendGrid", SENDGRID_FIELDS), ("Twilio", TWILIO_FIELDS)):
-            missing = [f"RETENTION_{name.upper()}" for name in fields if not values[name]]
-            if missing and len(missing) < len(fields):
+        fields = [name for names in PROVIDER_FIELDS.values() for name in names]
+        values = {name: getattr(self, name) for name in fields}
+        for provider, names in PROVIDER_FIELDS.items():
+            missing = [f"RETENTION_{name.upper()}" for name in names if not values[name]]
+            if missing and len(missing) < len(names):
                 raise ValueError(f"{provider} is half configured: set {', '.join(missing)}")
-        if self.delivery_mode == "live" and not (
-            _configured(values, SENDGRID_FIELDS) or _configured(values, TWILIO_FIELDS)
-        ):
+        if _configured(values, HUBSPOT_FIELDS) and _configured(values, SALESFORCE_FIELDS):
+            raise ValueError("both HubSpot and Salesforce are configured: CSM tasks go to one CRM")
+        if self.delivery_mode == "live" and not _any_configured(values):
             raise ValueError(
-                "RETENTION_DELIVERY_MODE=live needs SendGrid or Twilio credentials "
-                f"({', '.join('RETENTION_' + n.upper() for n in SENDGRID_FIELDS + TWILIO_FIELDS)})"
+                "RETENTION_DELIVERY_MODE=live needs SendGrid, Twilio or CRM credentials "
+                f"({', '.join('RETENTION_' + n.upper() for n in fields)})"
             )
         return self
+
+    @property
+    def crm(self) -> Literal["hubspot", "salesforce"] | None:
+        """The CRM CSM tasks also go to: None in capture mode or without one configured."""
+        if self.delivery_mode != "live":
+            return None
+        values = {name: getattr(self, name) for name in HUBSPOT_FIELDS + SALESFORCE_FIELDS}
+        if _configured(values, HUBSPOT_FIELDS):
+            return "hubspot"
+        return "salesforce" if _configured(values, SALESFORCE_FIELDS) else None
 
     def ingest_secret(self, source: str) -> SecretStr | None:
         """`RETENTION_INGEST_SECRET_<SOURCE>` from the environment, else the file of that name

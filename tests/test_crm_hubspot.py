@@ -1,0 +1,222 @@
+"""CSM tasks in HubSpot: created once through the official SDK against a fake HubSpot that
+checks what the real API takes, retried after a 429's Retry-After, refused for good on a bad
+token (and shown so), closed there when completed here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from crm_world import OWNERS, crm_customer, file_task, reload
+from fake_crm import FakeHubSpot
+from pydantic import SecretStr, ValidationError
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+import starter
+from cli.app import console
+from retention.crm.hubspot import HubSpotCrm
+from retention.crm.sync import LEASE, CrmSync, crm_from
+from retention.runtime.settings import Settings
+from retention.store.csm_tasks import complete_task
+from retention.store.db import make_engine
+from retention.store.tables import utcnow
+
+pytestmark = pytest.mark.database
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT, CONTACT = "9001", "5501"  # the customer's HubSpot company and the champion's contact
+
+
+@pytest.fixture
+def hubspot() -> Iterator[FakeHubSpot]:
+    fake = FakeHubSpot().start()
+    yield fake
+    fake.stop()
+
+
+def sync_to(engine: Engine, fake: FakeHubSpot, token: str | None = None) -> CrmSync:
+    crm = HubSpotCrm(SecretStr(token or fake.token), fake.url, "4242", timeout=5.0)
+    return CrmSync(engine, crm, OWNERS)
+
+
+def test_a_filed_task_is_created_once_on_the_company_and_the_named_contact(
+    engine: Engine, tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT, CONTACT))
+    sync = sync_to(engine, hubspot)
+
+    sync.push_due()
+    sync.push_due()  # nothing is due any more
+
+    [made] = hubspot.tasks.values()
+    assert made.key == task.idempotency_key
+    assert made.fields["hs_task_subject"] == task.summary
+    assert made.fields["hs_task_status"] == "NOT_STARTED"
+    assert made.fields["hubspot_owner_id"] == "7001"  # csm-jordan, mapped
+    assert made.associations == {("companies", ACCOUNT), ("contacts", CONTACT)}
+    assert len(hubspot.writes()) == 3  # the upsert and two associations, once
+    pushed = reload(engine, task)
+    assert (pushed.crm_provider, pushed.crm_status, pushed.crm_attempts) == ("hubspot", "synced", 1)
+    assert pushed.crm_id == made.crm_id and pushed.crm_error is None
+    assert pushed.crm_url == f"https://app.hubspot.com/contacts/4242/record/0-27/{made.crm_id}"
+
+
+def test_a_push_repeated_after_the_pusher_was_killed_mid_send_makes_no_second_task(
+    tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    engine = make_engine(url)
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    hubspot.hold_next()  # HubSpot makes the task, then its answer is held back
+
+    pusher = subprocess.Popen(
+        [sys.executable, "-c", PUSH_ONCE, url, hubspot.url, hubspot.token],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
+    )
+    assert hubspot.held.wait(timeout=60), "the pusher never reached HubSpot"
+    pusher.send_signal(signal.SIGKILL)
+    pusher.wait(timeout=30)
+    hubspot.release()
+    killed = reload(engine, task)
+    sync_to(engine, hubspot).push_due(now=utcnow() + LEASE + timedelta(seconds=1))
+
+    assert killed.crm_status == "pending" and killed.crm_attempts == 1  # the attempt shows
+    [made] = hubspot.tasks.values()
+    upserts = [r for r in hubspot.writes() if r.path.endswith("/batch/upsert")]
+    assert len(upserts) == 2  # sent twice, made once
+    pushed = reload(engine, task)
+    assert (pushed.crm_status, pushed.crm_id, pushed.crm_attempts) == ("synced", made.crm_id, 2)
+
+
+PUSH_ONCE = """
+import sys
+from pydantic import SecretStr
+from retention.crm.hubspot import HubSpotCrm
+from retention.crm.sync import CrmSync
+from retention.store.db import make_engine
+url, base, token = sys.argv[1:]
+CrmSync(make_engine(url), HubSpotCrm(SecretStr(token), base, None, 60.0)).push_due()
+"""
+
+
+def test_a_429_waits_for_its_retry_after_then_the_task_is_made(
+    engine: Engine, tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    sync = sync_to(engine, hubspot)
+    hubspot.fail_next(hubspot.busy(retry_after=30))
+    now = utcnow()
+
+    sync.push_due(now=now)
+    waiting = reload(engine, task)
+    early = sync.push_due(now=now + timedelta(seconds=20))
+    later = sync.push_due(now=now + timedelta(seconds=31))
+
+    assert waiting.crm_status == "pending"
+    assert waiting.crm_retry_at == now + timedelta(seconds=30)
+    assert "HubSpot answered 429: You have reached your secondly limit" in str(waiting.crm_error)
+    assert early == [] and [r.status for r in later] == ["synced"]
+    assert len(hubspot.tasks) == 1
+    assert reload(engine, task).crm_attempts == 2
+
+
+def test_a_bad_token_is_final_and_tasks_list_shows_why(
+    tmp_path: Path, hubspot: FakeHubSpot, cli_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(cli_database)
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    sync = sync_to(engine, hubspot, token="pat-na1-revoked-token")
+
+    [result] = sync.push_due()
+    again = sync.push_due(now=utcnow() + timedelta(days=1))
+    monkeypatch.setattr(console, "_width", 300)
+    listed = CliRunner().invoke(starter.app, ["tasks", "list"])
+
+    assert result.status == "failed" and again == []
+    failed = reload(engine, task)
+    assert failed.crm_status == "failed" and hubspot.tasks == {}
+    assert "HubSpot answered 401: Authentication credentials not found" in str(failed.crm_error)
+    assert "revoked" not in str(failed.crm_error)
+    assert listed.exit_code == 0, listed.output
+    assert "failed: HubSpot answered 401" in listed.stdout
+
+
+def test_a_customer_without_a_crm_company_is_failed_naming_the_field(
+    engine: Engine, tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    task = file_task(engine, tmp_path, crm_customer(None))
+
+    sync_to(engine, hubspot).push_due()
+
+    failed = reload(engine, task)
+    assert failed.crm_status == "failed" and "profile.crm_account_id" in str(failed.crm_error)
+    assert hubspot.received == []
+
+
+def test_an_unreachable_hubspot_is_retried_later(engine: Engine, tmp_path: Path) -> None:
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    gone = FakeHubSpot().start()
+    gone.stop()  # nothing listens on its port any more
+
+    [result] = sync_to(engine, gone).push_due()
+
+    assert result.status == "pending" and result.retry_at is not None
+    assert "HubSpot unreachable" in str(reload(engine, task).crm_error)
+
+
+def test_completing_a_task_here_closes_it_in_hubspot(
+    engine: Engine, tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    sync = sync_to(engine, hubspot)
+    sync.push_due()
+    assert task.id is not None
+
+    complete_task(engine, task.id, "csm-jordan", "called Dana")
+    due = reload(engine, task).crm_status
+    sync.push_due()
+
+    assert due == "pending"
+    [made] = hubspot.tasks.values()
+    assert made.fields["hs_task_status"] == "COMPLETED"
+    assert reload(engine, task).crm_status == "synced"
+
+
+# ---- settings -------------------------------------------------------------------------------
+
+
+def test_a_half_configured_hubspot_is_refused_naming_what_is_missing() -> None:
+    with pytest.raises(
+        ValidationError, match="HubSpot is half configured: set RETENTION_HUBSPOT_CLIENT_SECRET"
+    ) as refused:
+        Settings(hubspot_access_token=SecretStr("pat-na1-secret-token"))
+
+    assert "pat-na1-secret-token" not in str(refused.value)
+
+
+def test_two_crms_at_once_are_refused() -> None:
+    with pytest.raises(ValidationError, match="both HubSpot and Salesforce"):
+        Settings(
+            hubspot_access_token=SecretStr("t"),
+            hubspot_client_secret=SecretStr("s"),
+            salesforce_instance_url="https://acme.my.salesforce.com",
+            salesforce_access_token=SecretStr("x"),
+        )
+
+
+def test_a_configured_hubspot_is_live_and_capture_mode_pushes_nowhere() -> None:
+    keys = {"hubspot_access_token": SecretStr("t"), "hubspot_client_secret": SecretStr("s")}
+
+    live = Settings(**keys)  # type: ignore[arg-type]
+    captured = Settings(**keys, delivery_mode="capture")  # type: ignore[arg-type]
+
+    assert live.delivery_mode == "live" and isinstance(crm_from(live), HubSpotCrm)
+    assert crm_from(captured) is None and crm_from(Settings()) is None
