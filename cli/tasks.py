@@ -120,6 +120,7 @@ def tasks_complete(
             fail(f"task {task_id} was already done: {_completed(task)}")
         if done.completed_now:
             console.print(f"task {task_id} ({task.action} for {task.customer_id}) done by {who}")
+            _close_in_crm(engine, task)
         else:  # done before, but its journey never heard: tell it now
             console.print(f"task {task_id} was already done: {_completed(task)}")
         _tell_journey(engine, task)
@@ -142,6 +143,24 @@ def in_app(customer_id: Annotated[str, typer.Argument(help="The customer.")]) ->
     for row in rows:
         table.add_row(when(row.created_at), row.step_id, row.subject, row.status, row.journey_id)
     console.print(table)
+
+
+def _close_in_crm(engine: Engine, task: CsmTaskRow) -> None:
+    """Close the task in the CRM now; when that fails the `crm-sync` schedule tries again."""
+    from retention.crm.sync import sync_from
+    from retention.runtime.settings import get_settings
+    from retention.store.tables import utcnow
+
+    sync = sync_from(engine, get_settings())
+    if sync is None or task.crm_status is None or task.id is None:
+        return
+    pushed = sync.push(task.id, utcnow())
+    if pushed is None or pushed.status == "pending":
+        console.print(f"{sync.crm.name} task not closed yet: the crm-sync schedule will retry")
+    elif pushed.status == "failed":
+        console.print(f"{sync.crm.name} refused to close the task: {pushed.error}", soft_wrap=True)
+    else:
+        console.print(f"{sync.crm.name} task {pushed.crm_id} closed")
 
 
 def _tell_journey(engine: Engine, task: CsmTaskRow) -> None:

@@ -220,3 +220,28 @@ def test_a_configured_hubspot_is_live_and_capture_mode_pushes_nowhere() -> None:
 
     assert live.delivery_mode == "live" and isinstance(crm_from(live), HubSpotCrm)
     assert crm_from(captured) is None and crm_from(Settings()) is None
+
+
+def test_tasks_complete_closes_the_hubspot_task_at_once(
+    tmp_path: Path, hubspot: FakeHubSpot, cli_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(cli_database)
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    sync_to(engine, hubspot).push_due()
+    for name, value in {
+        "HUBSPOT_ACCESS_TOKEN": hubspot.token,
+        "HUBSPOT_CLIENT_SECRET": "app-secret",
+        "HUBSPOT_BASE_URL": hubspot.url,
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",  # no journey to tell here
+    }.items():
+        monkeypatch.setenv(f"RETENTION_{name}", value)
+
+    done = CliRunner().invoke(
+        starter.app, ["tasks", "complete", str(task.id), "--by", "csm-jordan"]
+    )
+
+    assert done.exit_code == 0, done.output
+    [made] = hubspot.tasks.values()
+    assert f"hubspot task {made.crm_id} closed" in done.stdout
+    assert made.fields["hs_task_status"] == "COMPLETED"
+    assert reload(engine, task).crm_status == "synced"
