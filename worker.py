@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.assess import AssessActivities
+from activities.crm import CrmActivities, CrmSyncRequest
 from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.privacy import PrivacyActivities, PurgeRequest
@@ -35,6 +36,7 @@ from activities.record import RecordActivities
 from activities.rescore import RescoreActivities
 from activities.scan import JourneyStarter, ScanActivities
 from activities.train import TrainActivities
+from retention.crm.sync import CrmSync, sync_from
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import InvalidInput, RetentionError
@@ -58,12 +60,13 @@ from retention.scoring.sentiment_model import load_sentiment_scorer
 from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
 from retention.store.rule_sets import archive_rule_set
+from workflows.crm_sync import CrmSyncWorkflow
 from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
 from workflows.model_retrain import ModelRetrain
 from workflows.portfolio_scan import PortfolioScan
 
-WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge]
+WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge, CrmSyncWorkflow]
 SHUTDOWN_MARGIN_S = 10  # after the drain, for the SDK to stop its pollers
 # What `--role heavy` runs, on RETENTION_HEAVY_TASK_QUEUE (docs/deployment.md).
 HEAVY_ACTIVITIES = frozenset({"score_page", "train_challenger", "evaluate_on_holdout"})
@@ -81,14 +84,16 @@ def build_activities(
     retrain: RetrainPolicy | None = None,
     sentiment: InteractionScorer = vader_score,
     csm_booking_url: str | None = None,
+    crm: CrmSync | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured); `scorer` the churn
     model (none: baseline-0); `retrain` where challengers go and how they are judged (none:
-    from the settings); `csm_booking_url` the CSMs' calendar pattern (none: no link)."""
+    from the settings); `csm_booking_url` the CSMs' calendar pattern (none: no link); `crm`
+    where CSM tasks also go (none: nowhere)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
-    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers, csm_booking_url)
+    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers, csm_booking_url, crm)
     training = TrainActivities(
         engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
     )
@@ -105,6 +110,7 @@ def build_activities(
         training.train_challenger,
         training.evaluate_on_holdout,
         training.decide_promotion,
+        CrmActivities(engine, crm).sync_crm,
     ]
 
 
@@ -279,6 +285,7 @@ async def main() -> None:
         configured_periods(settings),
         sentiment=sentiment,
         csm_booking_url=settings.csm_booking_url,
+        crm=sync_from(engine, settings),
     )
     activities += build_scan_activities(
         engine, settings.rules_dir, client, settings.task_queue, scorer, sentiment
@@ -313,8 +320,9 @@ def _server_answers(client: Client) -> Callable[[timedelta], Awaitable[bool]]:
 
 
 async def _keep_schedules(client: Client, settings: Settings) -> None:
-    """The portfolio-scan, model-retrain and data-purge schedules as the settings say; one that
-    cannot be set up is logged and the worker runs on: journeys matter more than schedules."""
+    """The portfolio-scan, model-retrain, crm-sync and data-purge schedules as the settings say;
+    one that cannot be set up is logged and the worker runs on: journeys matter more than
+    schedules."""
     for name, keeping in (
         ("portfolio-scan", keep_scan_schedule(client, settings)),
         (
@@ -324,6 +332,17 @@ async def _keep_schedules(client: Client, settings: Settings) -> None:
                 settings.task_queue,
                 settings.model_retrain_every,
                 settings.heavy_task_queue,
+            ),
+        ),
+        (
+            "crm-sync",
+            keep_schedule(
+                client,
+                "crm-sync",
+                "CrmSync",
+                CrmSyncRequest(),
+                settings.crm_sync_every if settings.crm else None,
+                settings.task_queue,
             ),
         ),
         (

@@ -10,8 +10,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.counters import count
+from retention.crm.sync import CrmSync
 from retention.customer import CustomerSnapshot
 from retention.delivery.booking import booking_link
+from retention.delivery.channels import CSM_CHANNELS
 from retention.delivery.providers import Provider
 from retention.delivery.requests import DeliverInput, DeliverRequest, DeliveryReceipt
 from retention.delivery.send import CAPTURE_ONLY, deliver
@@ -25,6 +27,8 @@ from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression, as_request
 from retention.suppression import SuppressRequest, with_person_found
 
+CRM_PUSH_NOW = 5  # of a customer's tasks due a push, at most these right after a delivery
+
 
 class DeliverActivities:
     def __init__(
@@ -34,12 +38,14 @@ class DeliverActivities:
         rulebooks: RulebookSource,
         providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
         csm_booking_url: str | None = None,
+        crm: CrmSync | None = None,
     ) -> None:
         self._engine = engine
         self._outbox_dir = outbox_dir
         self._rulebooks = rulebooks
         self._providers = providers
         self._csm_booking_url = csm_booking_url
+        self._crm = crm
 
     @activity.defn(name="deliver")
     def deliver(self, step: DeliverInput) -> DeliveryReceipt:
@@ -71,7 +77,19 @@ class DeliverActivities:
         status = _send_status(receipt)
         count(SENDS, channel=receipt.channel, status=status)
         activity.logger.info("%s %s via %s", request.step.action, status, receipt.channel)
+        if receipt.channel in CSM_CHANNELS and not receipt.held_out:
+            self._push_to_crm(request.customer.customer_id)
         return receipt
+
+    def _push_to_crm(self, customer_id: str) -> None:
+        """The customer's new CSM task into the CRM now, after the delivery's transaction. Never
+        fails the step: what does not get there waits for the `crm-sync` schedule."""
+        if self._crm is None:
+            return
+        try:
+            self._crm.push_due(customer_id=customer_id, limit=CRM_PUSH_NOW)
+        except Exception:  # a CRM or database fault must not cost the journey its step
+            activity.logger.warning("CRM push for %s left to crm-sync", customer_id, exc_info=True)
 
     @activity.defn(name="suppress")
     def suppress(self, request: SuppressRequest) -> SuppressRequest:

@@ -105,16 +105,17 @@ def record_push(engine: Engine, pushed: CsmTaskRow, result: PushResult, now: dat
 
 
 def complete_from_crm(
-    engine: Engine, provider: str, crm_id: str, at: datetime | None
+    engine: Engine, provider: str, crm_id: str, at: datetime | None, key: str | None = None
 ) -> CsmTaskRow | None:
-    """Complete our task that is `crm_id` in `provider`, and queue its task_completed event in
-    the inbox in the same transaction: once, however often the CRM says so. None: not ours, or
-    done before."""
+    """Complete our task that is `crm_id` (or has our `key`) in `provider`, and queue its
+    task_completed event in the inbox in the same transaction: once, however often the CRM
+    says so. None: not ours, or done before."""
     by = f"{provider} (CRM)"
+    same = col(CsmTaskRow.crm_id) == crm_id
+    if key is not None:  # a push whose answer was lost has no crm_id yet
+        same = or_(same, col(CsmTaskRow.idempotency_key) == key)
     with session(engine) as db:
-        query = select(CsmTaskRow).where(
-            col(CsmTaskRow.crm_provider) == provider, col(CsmTaskRow.crm_id) == crm_id
-        )
+        query = select(CsmTaskRow).where(col(CsmTaskRow.crm_provider) == provider, same)
         task = db.exec(query).first()
         if task is None or task.id is None or not complete_in(db, task.id, by, None, at):
             return None
