@@ -99,13 +99,21 @@ def task_in_hubspot(engine: Engine, outbox: Path, fake: FakeHubSpot) -> CsmTaskR
 def completed_in_hubspot(task: CsmTaskRow, event_id: int = 101, attempt: int = 0) -> bytes:
     """HubSpot's delivery when a CSM ticks the task off, with an event we do not act on."""
     occurred = int(time.time() * 1000)
-    common = {"subscriptionId": 7, "portalId": 4242, "appId": 1, "occurredAt": occurred,
-              "subscriptionType": "object.propertyChange", "objectTypeId": "0-27",
-              "attemptNumber": attempt, "changeSource": "CRM_UI", "sourceId": "userId:99"}  # fmt: skip
-    done = {"eventId": event_id, "objectId": int(str(task.crm_id)), "propertyName": "hs_task_status",
-            "propertyValue": "COMPLETED"}  # fmt: skip
-    other = {"eventId": event_id + 1, "objectId": 77, "propertyName": "hs_task_subject",
-             "propertyValue": "renamed"}  # fmt: skip
+    common = {
+        "subscriptionId": 7,
+        "portalId": 4242,
+        "appId": 1,
+        "occurredAt": occurred,
+        "subscriptionType": "object.propertyChange",
+        "objectTypeId": "0-27",
+        "attemptNumber": attempt,
+        "changeSource": "CRM_UI",
+        "sourceId": "userId:99",
+    }
+    done = {"eventId": event_id, "objectId": int(str(task.crm_id))}
+    done |= {"propertyName": "hs_task_status", "propertyValue": "COMPLETED"}
+    other = {"eventId": event_id + 1, "objectId": 77}
+    other |= {"propertyName": "hs_task_subject", "propertyValue": "renamed"}
     return json.dumps([common | done, common | other]).encode()
 
 
