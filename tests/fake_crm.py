@@ -18,14 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from fake_providers import Answer, send_answer
 from tls_proxy import make_pki
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: Any = None
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -145,22 +139,7 @@ class FakeCrm:
         if hold:
             self.held.set()
             self._release.wait(timeout=300)
-        self._answer(handler, answer)
-
-    @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
-        payload = json.dumps(answer.body).encode() if answer.body is not None else b""
-        try:
-            handler.send_response(answer.status)
-            for name, value in answer.headers:
-                handler.send_header(name, value)
-            if payload:
-                handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            pass  # the pusher died or gave up: the task was still made
+        send_answer(handler, answer)
 
 
 def _stamp(moment: datetime) -> str:

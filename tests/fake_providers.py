@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -25,7 +26,7 @@ IDEMPOTENCY_HEADER = "X-Idempotency-Key"
 @dataclass(frozen=True)
 class Answer:
     status: int
-    body: dict[str, Any] | None = None
+    body: Any = None  # JSON
     headers: tuple[tuple[str, str], ...] = ()
 
 
@@ -150,18 +151,24 @@ class FakeProvider:
             self.held.set()
             self._release.wait(timeout=300)
         time.sleep(self.delay)
-        payload = json.dumps(answer.body).encode() if answer.body is not None else b""
-        try:
-            handler.send_response(answer.status)
-            for name, value in answer.headers:
-                handler.send_header(name, value)
-            if payload:
-                handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting or died: the message was still taken
+        send_answer(handler, answer)
+
+
+def send_answer(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
+    """Write `answer` as JSON; a client that gave up waiting or died is no error here (what it
+    asked for was still done)."""
+    payload = json.dumps(answer.body).encode() if answer.body is not None else b""
+    try:
+        handler.send_response(answer.status)
+        for name, value in answer.headers:
+            handler.send_header(name, value)
+        if payload:
+            handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        pass
 
 
 class FakeSendGrid(FakeProvider):
