@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from conftest import RULES_DIR, JourneyWorld
-from crm_world import OWNERS
+from crm_world import OWNERS, crm_customer, file_task, reload
 from fake_crm import FakeHubSpot
 from journeys import critical_customer, end_journey, start, state_of, until
 from pydantic import SecretStr
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 from test_ingest_forwarder import forwarder
 from test_journey_tasks import executive_call_done
 
+from activities.crm import CrmSyncRequest
 from retention.crm.hubspot import HubSpotCrm
 from retention.crm.sync import CrmSync
 from retention.customer import CustomerSnapshot
@@ -25,6 +27,7 @@ from retention.journey import JourneyState
 from retention.store.crm_tasks import complete_from_crm
 from retention.store.csm_tasks import list_tasks
 from worker import build_activities
+from workflows.crm_sync import CrmSyncWorkflow
 
 pytestmark = pytest.mark.database
 
@@ -79,3 +82,18 @@ async def test_a_critical_journeys_tasks_are_in_hubspot_and_a_completion_reaches
     again = await state_of(handle)
     assert sum(e.type == "task_completed" for e in again.events.recent) == 1
     await end_journey(handle)
+
+
+async def test_the_crm_sync_schedule_pushes_what_a_journey_left_pending(
+    world: JourneyWorld, hubspot: FakeHubSpot
+) -> None:
+    task = file_task(world.engine, world.outbox_dir, crm_customer(ACCOUNT))  # nothing pushed it yet
+
+    handle = await world.client.start_workflow(
+        CrmSyncWorkflow.run, CrmSyncRequest(), id=f"crm-sync-{uuid4()}", task_queue=world.task_queue
+    )
+    world.workflows.append(handle)
+    report = await handle.result()
+
+    assert report.crm == "hubspot" and report.pushed == {"synced": 1}
+    assert reload(world.engine, task).crm_id == hubspot.tasks[task.idempotency_key].crm_id
