@@ -13,18 +13,24 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import RULES_DIR
 from crm_world import OWNERS, crm_customer, file_task, reload
+from factories import make_request, make_step
 from fake_crm import FakeHubSpot
+from fake_providers import Answer
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 import starter
+from activities.deliver import DeliverActivities
 from cli.app import console
 from retention.crm.hubspot import HubSpotCrm
 from retention.crm.sync import LEASE, CrmSync, crm_from
+from retention.plan import PlanStep
+from retention.rulebook.source import RulebookSource
 from retention.runtime.settings import Settings
-from retention.store.csm_tasks import complete_task
+from retention.store.csm_tasks import complete_task, list_tasks
 from retention.store.db import make_engine
 from retention.store.tables import utcnow
 
@@ -39,6 +45,10 @@ def hubspot() -> Iterator[FakeHubSpot]:
     fake = FakeHubSpot().start()
     yield fake
     fake.stop()
+
+
+def csm_step() -> PlanStep:
+    return make_step("executive_call", channel="csm_task", fallback_channel="internal", owner="csm")
 
 
 def sync_to(engine: Engine, fake: FakeHubSpot, token: str | None = None) -> CrmSync:
@@ -245,3 +255,30 @@ def test_tasks_complete_closes_the_hubspot_task_at_once(
     assert f"hubspot task {made.crm_id} closed" in done.stdout
     assert made.fields["hs_task_status"] == "COMPLETED"
     assert reload(engine, task).crm_status == "synced"
+
+
+def test_a_hubspot_outage_never_fails_the_deliver_step(engine: Engine, tmp_path: Path) -> None:
+    gone = FakeHubSpot().start()
+    gone.stop()
+    crm = CrmSync(engine, HubSpotCrm(SecretStr(gone.token), gone.url, None, 5.0))
+    activities = DeliverActivities(engine, tmp_path, RulebookSource(RULES_DIR), crm=crm)
+    request = make_request(csm_step(), crm_customer(ACCOUNT))
+
+    receipt = activities.deliver(request)
+
+    assert receipt.channel == "csm_task" and not receipt.duplicate
+    [task] = list_tasks(engine)
+    assert task.crm_status == "pending" and "HubSpot unreachable" in str(task.crm_error)
+
+
+def test_an_answer_without_the_task_is_asked_again(
+    engine: Engine, tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    empty = {"status": "COMPLETE", "results": [], "startedAt": "2026-12-03T08:00:00Z",
+             "completedAt": "2026-12-03T08:00:00Z"}  # fmt: skip
+    hubspot.fail_next(Answer(200, empty))
+
+    [result] = sync_to(engine, hubspot).push_due()
+
+    assert result.status == "pending" and result.error == "HubSpot answered without the task"

@@ -58,6 +58,8 @@ class HubSpotCrm:
                 BatchInputSimplePublicObjectBatchInputUpsert(inputs=[self.task_input(task)]),
                 _request_timeout=self._timeout,
             )
+            if not answer.results:  # a batch of one answered with none: ask again later
+                return ProviderAnswer("retryable", 200, error="HubSpot answered without the task")
             crm_id = str(answer.results[0].id)
             for to_type, to_id in self.associations(task):
                 associations.create_default(
