@@ -83,13 +83,6 @@ def ingest(engine: Engine, tmp_path: Path) -> Iterator[Ingest]:
     thread.join(timeout=30)
 
 
-@pytest.fixture
-def hubspot() -> Iterator[FakeHubSpot]:
-    fake = FakeHubSpot().start()
-    yield fake
-    fake.stop()
-
-
 def task_in_hubspot(engine: Engine, outbox: Path, fake: FakeHubSpot) -> CsmTaskRow:
     task = file_task(engine, outbox, crm_customer("9001"))
     CrmSync(engine, HubSpotCrm(SecretStr(fake.token), fake.url, None, 5.0), OWNERS).push_due()
@@ -189,14 +182,6 @@ def test_a_malformed_delivery_is_422_naming_the_field(engine: Engine, ingest: In
 
 
 # ---- Salesforce: the poll ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSalesforce]:
-    fake = FakeSalesforce(tmp_path / "pki").start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca))
-    yield fake
-    fake.stop()
 
 
 def test_a_task_closed_in_salesforce_is_completed_here_once_by_the_poll(

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,13 +37,6 @@ pytestmark = pytest.mark.database
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT, CONTACT = "9001", "5501"  # the customer's HubSpot company and the champion's contact
-
-
-@pytest.fixture
-def hubspot() -> Iterator[FakeHubSpot]:
-    fake = FakeHubSpot().start()
-    yield fake
-    fake.stop()
 
 
 def csm_step() -> PlanStep:

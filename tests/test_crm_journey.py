@@ -4,7 +4,7 @@ server, the forwarder sending the queued event on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -32,13 +32,6 @@ from workflows.crm_sync import CrmSyncWorkflow
 pytestmark = pytest.mark.database
 
 ACCOUNT = "9001"
-
-
-@pytest.fixture
-def hubspot() -> Iterator[FakeHubSpot]:
-    fake = FakeHubSpot().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ an answer lost mid-send, a busy org and a bad token; completions read back by th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,14 +21,6 @@ from retention.store.tables import utcnow
 pytestmark = pytest.mark.database
 
 ACCOUNT, CONTACT = "001000000000001AAA", "003000000000001AAA"
-
-
-@pytest.fixture
-def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSalesforce]:
-    fake = FakeSalesforce(tmp_path / "pki").start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca))  # the fake's own CA
-    yield fake
-    fake.stop()
 
 
 def sync_to(

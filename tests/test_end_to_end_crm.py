@@ -25,13 +25,6 @@ COMPANY = "9001"
 
 
 @pytest.fixture
-def hubspot() -> Iterator[FakeHubSpot]:
-    fake = FakeHubSpot().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def crm_stack(tmp_path: Path, hubspot: FakeHubSpot) -> Iterator[tuple[Stack, Path]]:
     port = free_port()
     server = start_dev_server(tmp_path / "temporal.db", port=port, ui_port=free_port())
