@@ -5,6 +5,7 @@ token (and shown so), closed there when completed here."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import RULES_DIR
 from crm_world import OWNERS, crm_customer, file_task, reload
-from factories import make_request, make_step
+from factories import customer_data, make_request, make_step
 from fake_crm import FakeHubSpot
 from fake_providers import Answer
 from pydantic import SecretStr, ValidationError
@@ -26,6 +27,8 @@ from activities.deliver import DeliverActivities
 from cli.app import console
 from retention.crm.hubspot import HubSpotCrm
 from retention.crm.sync import LEASE, CrmSync, crm_from
+from retention.customer import parse_customer
+from retention.errors import InvalidInput
 from retention.plan import PlanStep
 from retention.rulebook.source import RulebookSource
 from retention.runtime.settings import Settings
@@ -274,3 +277,18 @@ def test_an_answer_without_the_task_is_asked_again(
     [result] = sync_to(engine, hubspot).push_due()
 
     assert result.status == "pending" and result.error == "HubSpot answered without the task"
+
+
+@pytest.mark.parametrize(
+    ("where", "bad"),
+    [
+        ({"profile": {"crm_account_id": "9001; DROP"}}, "profile.crm_account_id"),
+        ({"contacts": [{"contact_id": "dana", "name": "Dana", "email": "d@acme.example",
+                        "crm_contact_id": "../55"}]}, "contacts.0 ('dana').crm_contact_id"),
+    ],
+)  # fmt: skip
+def test_a_crm_id_that_is_not_letters_and_digits_is_refused_naming_the_field(
+    where: dict[str, object], bad: str
+) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(bad)):
+        parse_customer(customer_data(**where))
