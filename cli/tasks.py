@@ -1,6 +1,6 @@
-"""`tasks list|complete|snooze|alert-overdue` (the CSM's work from journeys) and `in-app` (a
-customer's in-app messages). Completing a task tells the customer's running journey: a
-`task_completed` event."""
+"""`tasks list|complete|snooze|alert-overdue|crm-retry` (the CSM's work from journeys) and
+`in-app` (a customer's in-app messages). Completing a task tells the customer's running
+journey: a `task_completed` event."""
 
 from __future__ import annotations
 
@@ -98,6 +98,24 @@ def tasks_alert_overdue() -> None:
     for task in alerted:
         console.print(f"task {task.id} ({task.action} for {task.customer_id}) overdue: alerted")
     console.print(f"{len(alerted)} overdue task(s) alerted")
+
+
+@tasks_app.command("crm-retry")
+@friendly
+def tasks_crm_retry(
+    task_id: Annotated[
+        int | None, typer.Argument(help="The task's number; none: every failed one.")
+    ] = None,
+) -> None:
+    """Push tasks the CRM refused again (after fixing a token or the customer's CRM id): they
+    are due at the next `crm-sync` run."""
+    from retention.store.crm_tasks import retry_failed
+
+    with database() as engine:
+        again = retry_failed(engine, task_id)
+    if task_id is not None and not again:
+        raise InvalidInput(f"task {task_id}: no failed CRM push to retry")
+    console.print(f"{again} task(s) due a CRM push again")
 
 
 @tasks_app.command("complete")

@@ -292,3 +292,19 @@ def test_a_crm_id_that_is_not_letters_and_digits_is_refused_naming_the_field(
 ) -> None:
     with pytest.raises(InvalidInput, match=re.escape(bad)):
         parse_customer(customer_data(**where))
+
+
+def test_a_refused_push_is_made_again_with_crm_retry_once_the_token_is_fixed(
+    tmp_path: Path, hubspot: FakeHubSpot, cli_database: str
+) -> None:
+    engine = make_engine(cli_database)
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    sync_to(engine, hubspot, token="pat-na1-revoked-token").push_due()
+
+    retried = CliRunner().invoke(starter.app, ["tasks", "crm-retry"])
+    nothing = CliRunner().invoke(starter.app, ["tasks", "crm-retry", str(task.id)])
+    [result] = sync_to(engine, hubspot).push_due()
+
+    assert retried.exit_code == 0 and "1 task(s) due a CRM push again" in retried.stdout
+    assert nothing.exit_code == 2 and "no failed CRM push to retry" in nothing.stderr
+    assert result.status == "synced" and len(hubspot.tasks) == 1

@@ -104,6 +104,17 @@ def record_push(engine: Engine, pushed: CsmTaskRow, result: PushResult, now: dat
         return bool(recorded.rowcount)
 
 
+def retry_failed(engine: Engine, task_id: int | None = None) -> int:
+    """Make failed pushes (one task's, or all) due again, e.g. once a revoked token is
+    replaced; how many."""
+    query = update(CsmTaskRow).where(col(CsmTaskRow.crm_status) == FAILED)
+    if task_id is not None:
+        query = query.where(col(CsmTaskRow.id) == task_id)
+    with session(engine) as db:
+        again = db.exec(query.values(crm_status=PENDING, crm_retry_at=None))  # type: ignore[call-overload]
+        return int(again.rowcount)
+
+
 def complete_from_crm(
     engine: Engine, provider: str, crm_id: str, at: datetime | None, key: str | None = None
 ) -> CsmTaskRow | None:
