@@ -308,3 +308,17 @@ def test_a_refused_push_is_made_again_with_crm_retry_once_the_token_is_fixed(
     assert retried.exit_code == 0 and "1 task(s) due a CRM push again" in retried.stdout
     assert nothing.exit_code == 2 and "no failed CRM push to retry" in nothing.stderr
     assert result.status == "synced" and len(hubspot.tasks) == 1
+
+
+def test_an_answer_the_sdk_cannot_read_is_retried_and_the_sweep_goes_on(
+    engine: Engine, tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    odd = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    fine = file_task(engine, tmp_path, crm_customer(ACCOUNT), action="csm_checkin")
+    hubspot.fail_next(Answer(200, {"status": "COMPLETE", "results": 5}))
+
+    results = sync_to(engine, hubspot).push_due()
+
+    assert [r.status for r in results] == ["pending", "synced"]
+    assert reload(engine, odd).crm_error == "hubspot: unexpected TypeError"
+    assert reload(engine, fine).crm_status == "synced"

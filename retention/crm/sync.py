@@ -67,10 +67,21 @@ class CrmSync:
                 "profile.crm_account_id: the CRM task needs its account",
             )
         else:
-            result = self._result(self.crm.upsert(self.crm_task(task)), task, now)
+            result = self._result(self._upsert(task), task, now)
         if not record_push(self.engine, task, result, now):
             log.info("CRM task %s changed while pushed: pushed again next pass", task_id)
         return result
+
+    def _upsert(self, task: CsmTaskRow) -> ProviderAnswer:
+        """The CRM's answer; an SDK failing in a way it does not classify counts as retryable,
+        so one odd task cannot stop every sweep behind it (its message may hold a token: only
+        the exception's type is kept)."""
+        try:
+            return self.crm.upsert(self.crm_task(task))
+        except Exception as exc:
+            error = f"{self.crm.name}: unexpected {type(exc).__name__}"
+            log.error("CRM push of task %s: %s", task.id, error)
+            return ProviderAnswer("retryable", None, error=error)
 
     def crm_task(self, task: CsmTaskRow) -> CrmTask:
         assert task.crm_account_id is not None
