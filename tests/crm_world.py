@@ -3,9 +3,14 @@ and the sync pointed at a fake CRM."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from factories import make_customer, make_request, make_step
+from fake_crm import FakeCrm
 from sqlalchemy import Engine
 
 from retention.customer import CustomerSnapshot
@@ -18,6 +23,15 @@ from retention.store.tables import CsmTaskRow
 
 SHIPPED = TemplateSet.read(ROOT / "rules" / "templates")
 OWNERS = {"csm-jordan": "7001"}  # our CSM → the CRM user
+ROOT = Path(__file__).resolve().parent.parent
+# What `crm-sync` does, in a process of its own, configured as an operator would.
+PUSH = """
+from retention.crm.sync import sync_from
+from retention.runtime.settings import get_settings
+from retention.store.db import make_engine
+settings = get_settings()
+sync_from(make_engine(settings.database_url), settings).push_due()
+"""
 
 
 def crm_customer(account_id: str | None, contact_id: str | None = None) -> CustomerSnapshot:
@@ -56,3 +70,18 @@ def reload(engine: Engine, task: CsmTaskRow) -> CsmTaskRow:
         found = db.get(CsmTaskRow, task.id)
     assert found is not None
     return found
+
+
+def push_and_kill(database_url: str, fake: FakeCrm, settings: dict[str, str]) -> None:
+    """Push in a process of its own with `settings` (RETENTION_* without the prefix) and SIGKILL
+    it once the fake has made the task and holds its answer back."""
+    env = {f"RETENTION_{name}": value for name, value in settings.items()}
+    env |= {"RETENTION_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    fake.hold_next()
+    pusher = subprocess.Popen([sys.executable, "-c", PUSH], cwd=ROOT, env=os.environ | env)
+    try:
+        assert fake.held.wait(timeout=60), "the pusher never reached the CRM"
+    finally:
+        pusher.send_signal(signal.SIGKILL)
+        pusher.wait(timeout=30)
+        fake.release()

@@ -4,17 +4,13 @@ token (and shown so), closed there when completed here."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from conftest import RULES_DIR
-from crm_world import OWNERS, crm_customer, file_task, reload
+from crm_world import OWNERS, crm_customer, file_task, push_and_kill, reload
 from factories import customer_data, make_request, make_step
 from fake_crm import FakeHubSpot
 from fake_providers import Answer
@@ -38,7 +34,6 @@ from retention.store.tables import utcnow
 
 pytestmark = pytest.mark.database
 
-ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT, CONTACT = "9001", "5501"  # the customer's HubSpot company and the champion's contact
 
 
@@ -79,17 +74,9 @@ def test_a_push_repeated_after_the_pusher_was_killed_mid_send_makes_no_second_ta
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     engine = make_engine(url)
     task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
-    hubspot.hold_next()  # HubSpot makes the task, then its answer is held back
+    keys = {"ACCESS_TOKEN": hubspot.token, "CLIENT_SECRET": "s", "BASE_URL": hubspot.url}
 
-    pusher = subprocess.Popen(
-        [sys.executable, "-c", PUSH_ONCE, url, hubspot.url, hubspot.token],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
-    )
-    assert hubspot.held.wait(timeout=60), "the pusher never reached HubSpot"
-    pusher.send_signal(signal.SIGKILL)
-    pusher.wait(timeout=30)
-    hubspot.release()
+    push_and_kill(url, hubspot, {f"HUBSPOT_{name}": value for name, value in keys.items()})
     killed = reload(engine, task)
     sync_to(engine, hubspot).push_due(now=utcnow() + LEASE + timedelta(seconds=1))
 
@@ -99,17 +86,6 @@ def test_a_push_repeated_after_the_pusher_was_killed_mid_send_makes_no_second_ta
     assert len(upserts) == 2  # sent twice, made once
     pushed = reload(engine, task)
     assert (pushed.crm_status, pushed.crm_id, pushed.crm_attempts) == ("synced", made.crm_id, 2)
-
-
-PUSH_ONCE = """
-import sys
-from pydantic import SecretStr
-from retention.crm.hubspot import HubSpotCrm
-from retention.crm.sync import CrmSync
-from retention.store.db import make_engine
-url, base, token = sys.argv[1:]
-CrmSync(make_engine(url), HubSpotCrm(SecretStr(token), base, None, 60.0)).push_due()
-"""
 
 
 def test_a_429_waits_for_its_retry_after_then_the_task_is_made(

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from crm_world import OWNERS, crm_customer, file_task, reload
+from crm_world import OWNERS, crm_customer, file_task, push_and_kill, reload
 from fake_crm import FakeSalesforce
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from retention.crm.salesforce import SalesforceCrm
 from retention.crm.sync import LEASE, CrmSync
 from retention.store.csm_tasks import complete_task
+from retention.store.db import make_engine
 from retention.store.tables import utcnow
 
 pytestmark = pytest.mark.database
@@ -69,6 +70,24 @@ def test_an_answer_lost_mid_send_is_pushed_again_onto_the_same_task(
     assert again.status == "synced" and len(salesforce.tasks) == 1
     assert len(salesforce.writes()) == 2
     assert reload(engine, task).crm_id == next(iter(salesforce.tasks.values())).crm_id
+
+
+def test_a_push_repeated_after_the_pusher_was_killed_mid_send_updates_the_same_task(
+    tmp_path: Path, salesforce: FakeSalesforce
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    engine = make_engine(url)
+    task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
+    keys = {"INSTANCE_URL": salesforce.url, "ACCESS_TOKEN": salesforce.token}
+
+    push_and_kill(url, salesforce, {f"SALESFORCE_{name}": value for name, value in keys.items()})
+    killed = reload(engine, task)
+    [again] = sync_to(engine, salesforce).push_due(now=utcnow() + LEASE + timedelta(seconds=1))
+
+    assert killed.crm_status == "pending" and killed.crm_attempts == 1
+    [made] = salesforce.tasks.values()
+    assert again.status == "synced" and again.crm_id == made.crm_id
+    assert len(salesforce.writes()) == 2  # sent twice, made once
 
 
 def test_a_busy_org_is_waited_for_then_the_task_is_made(
