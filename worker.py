@@ -295,6 +295,7 @@ async def main() -> None:
         settings.delivery_mode,
         ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
+    logging.info("CSM tasks: %s", f"also in {settings.crm}" if settings.crm else "here only")
     readiness = Readiness()
     health = await serve_health(settings.health_address, readiness)
     drain = timedelta(seconds=settings.worker_drain_seconds)

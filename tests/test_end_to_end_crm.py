@@ -83,4 +83,5 @@ def test_a_critical_journeys_tasks_appear_in_hubspot_and_complete_there(
     assert f"hubspot task {task.crm_id} closed" in done.stdout
     assert made.fields["hs_task_status"] == "COMPLETED"
     text = log.read_text()
-    assert "crm-sync schedule created" in text and hubspot.token not in text
+    assert "crm-sync schedule created" in text and "CSM tasks: also in hubspot" in text
+    assert hubspot.token not in text
