@@ -58,12 +58,13 @@ clean:
 	rm -rf $(VENV) var site
 
 # Re-record tests/histories/ after an intended, versioned workflow change (docs/testing.md, "Changing workflow code safely").
-# The journey stories, the model retrains and the purge; the scans of the three tests named.
+# The journey stories, the model retrains and the purge; the scans and the CRM sync of the tests named.
 HISTORY_TESTS := tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py \
 	tests/test_model_retrain.py tests/test_data_protection.py \
 	tests/test_portfolio_scan.py::test_a_scan_replays_from_its_history \
 	tests/test_portfolio_scan.py::test_a_parallel_scan_replays_from_its_history \
-	tests/test_portfolio_scan.py::test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_failed
+	tests/test_portfolio_scan.py::test_a_scan_whose_pages_cannot_be_read_fails_named_and_is_recorded_failed \
+	tests/test_crm_journey.py::test_the_crm_sync_schedule_pushes_what_a_journey_left_pending
 histories: $(STAMP)
 	rm -f tests/histories/*.json  # older sets in subfolders stay: running workflows may have them
 	RETENTION_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q $(HISTORY_TESTS)

@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.assess import AssessActivities
+from activities.crm import CrmActivities, CrmSyncRequest
 from activities.decide import DecideActivities
 from activities.deliver import DeliverActivities
 from activities.privacy import PrivacyActivities, PurgeRequest
@@ -35,6 +36,7 @@ from activities.record import RecordActivities
 from activities.rescore import RescoreActivities
 from activities.scan import JourneyStarter, ScanActivities
 from activities.train import TrainActivities
+from retention.crm.sync import CrmSync, sync_from
 from retention.delivery.alerting import AlertPoster, alert_poster_from
 from retention.delivery.providers import Provider, providers_from
 from retention.delivery.send import CAPTURE_ONLY
@@ -59,12 +61,13 @@ from retention.scoring.sentiment_model import load_sentiment_scorer
 from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
 from retention.store.rule_sets import archive_rule_set
+from workflows.crm_sync import CrmSyncWorkflow
 from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney
 from workflows.model_retrain import ModelRetrain
 from workflows.portfolio_scan import PortfolioScan
 
-WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge]
+WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge, CrmSyncWorkflow]
 SHUTDOWN_MARGIN_S = 10  # after the drain, for the SDK to stop its pollers
 # What `--role heavy` runs, on RETENTION_HEAVY_TASK_QUEUE (docs/deployment.md).
 HEAVY_ACTIVITIES = frozenset({"score_page", "train_challenger", "evaluate_on_holdout"})
@@ -83,15 +86,19 @@ def build_activities(
     sentiment: InteractionScorer = vader_score,
     csm_booking_url: str | None = None,
     alerts: AlertPoster | None = None,
+    crm: CrmSync | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, bound to the dependencies it needs (built once per worker); every rule
     set the worker loads is archived, so later messages of a journey use its templates.
     `providers` are the live channels (none: everything is captured); `scorer` the churn
     model (none: baseline-0); `retrain` where challengers go and how they are judged (none:
     from the settings); `csm_booking_url` the CSMs' calendar pattern (none: no link); `alerts`
-    CSM alerts in Slack (none: the `internal` messages are only captured)."""
+    CSM alerts in Slack (none: the `internal` messages are only captured); `crm` where CSM tasks
+    also go (none: nowhere)."""
     rulebooks = RulebookSource(rules_dir, on_load=partial(archive_rule_set, engine))
-    delivery = DeliverActivities(engine, outbox_dir, rulebooks, providers, csm_booking_url, alerts)
+    delivery = DeliverActivities(
+        engine, outbox_dir, rulebooks, providers, csm_booking_url, alerts, crm
+    )
     training = TrainActivities(
         engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
     )
@@ -108,6 +115,7 @@ def build_activities(
         training.train_challenger,
         training.evaluate_on_holdout,
         training.decide_promotion,
+        CrmActivities(engine, crm).sync_crm,
     ]
 
 
@@ -284,6 +292,7 @@ async def main() -> None:
         sentiment=sentiment,
         csm_booking_url=settings.csm_booking_url,
         alerts=alerts,
+        crm=sync_from(engine, settings),
     )
     activities += build_scan_activities(
         engine, settings.rules_dir, client, settings.task_queue, scorer, sentiment
@@ -294,6 +303,7 @@ async def main() -> None:
         ", ".join(f"{c} via {p.name}" for c, p in providers.items()) or "everything captured",
     )
     logging.info("CSM alerts: %s", "Slack" if alerts is not None else "captured only")
+    logging.info("CSM tasks: %s", f"also in {settings.crm}" if settings.crm else "here only")
     readiness = Readiness()
     health = await serve_health(settings.health_address, readiness)
     drain = timedelta(seconds=settings.worker_drain_seconds)
@@ -319,8 +329,9 @@ def _server_answers(client: Client) -> Callable[[timedelta], Awaitable[bool]]:
 
 
 async def _keep_schedules(client: Client, settings: Settings) -> None:
-    """The portfolio-scan, model-retrain and data-purge schedules as the settings say; one that
-    cannot be set up is logged and the worker runs on: journeys matter more than schedules."""
+    """The portfolio-scan, model-retrain, crm-sync and data-purge schedules as the settings say;
+    one that cannot be set up is logged and the worker runs on: journeys matter more than
+    schedules."""
     for name, keeping in (
         ("portfolio-scan", keep_scan_schedule(client, settings)),
         (
@@ -330,6 +341,17 @@ async def _keep_schedules(client: Client, settings: Settings) -> None:
                 settings.task_queue,
                 settings.model_retrain_every,
                 settings.heavy_task_queue,
+            ),
+        ),
+        (
+            "crm-sync",
+            keep_schedule(
+                client,
+                "crm-sync",
+                "CrmSync",
+                CrmSyncRequest(),
+                settings.crm_sync_every if settings.crm else None,
+                settings.task_queue,
             ),
         ),
         (

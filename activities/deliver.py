@@ -10,10 +10,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.counters import count
+from retention.crm.sync import CrmSync
 from retention.customer import CustomerSnapshot
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import ALERT_STEP_CHANNEL, step_alert
 from retention.delivery.booking import booking_link
+from retention.delivery.channels import CSM_CHANNELS
 from retention.delivery.providers import Provider
 from retention.delivery.requests import DeliverInput, DeliverRequest, DeliveryReceipt
 from retention.delivery.send import CAPTURE_ONLY, deliver
@@ -22,10 +24,13 @@ from retention.errors import DeliveryFailed, InvalidInput
 from retention.plan import Channel
 from retention.rulebook.source import RulebookSource
 from retention.runtime.metrics import SENDS
+from retention.store.csm_tasks import crm_url_of
 from retention.store.records import customer_as_known, journey_snapshot, latest_drivers
 from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression, as_request
 from retention.suppression import SuppressRequest, with_person_found
+
+CRM_PUSH_NOW = 5  # of a customer's tasks due a push, at most these right after a delivery
 
 
 class DeliverActivities:
@@ -37,6 +42,7 @@ class DeliverActivities:
         providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
         csm_booking_url: str | None = None,
         alerts: AlertPoster | None = None,
+        crm: CrmSync | None = None,
     ) -> None:
         self._engine = engine
         self._outbox_dir = outbox_dir
@@ -44,6 +50,7 @@ class DeliverActivities:
         self._providers = providers
         self._csm_booking_url = csm_booking_url
         self._alerts = alerts
+        self._crm = crm
 
     @activity.defn(name="deliver")
     def deliver(self, step: DeliverInput) -> DeliveryReceipt:
@@ -59,7 +66,9 @@ class DeliverActivities:
                 request,
                 self._providers,
             )
-            self._alert_csm(request, receipt)
+            if receipt.channel in CSM_CHANNELS and not receipt.held_out:
+                self._push_to_crm(request.customer.customer_id)
+            self._alert_csm(request, receipt)  # after the push: the alert links the CRM task
         except InvalidInput as exc:
             count(SENDS, channel=request.step.channel, status="invalid")
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from exc
@@ -77,6 +86,16 @@ class DeliverActivities:
         count(SENDS, channel=receipt.channel, status=status)
         activity.logger.info("%s %s via %s", request.step.action, status, receipt.channel)
         return receipt
+
+    def _push_to_crm(self, customer_id: str) -> None:
+        """The customer's new CSM task into the CRM now, after the delivery's transaction. Never
+        fails the step: what does not get there waits for the `crm-sync` schedule."""
+        if self._crm is None:
+            return
+        try:
+            self._crm.push_due(customer_id=customer_id, limit=CRM_PUSH_NOW)
+        except Exception:  # a CRM or database fault must not cost the journey its step
+            activity.logger.warning("CRM push for %s left to crm-sync", customer_id, exc_info=True)
 
     @activity.defn(name="suppress")
     def suppress(self, request: SuppressRequest) -> SuppressRequest:
@@ -96,7 +115,8 @@ class DeliverActivities:
             return
         url = self._alerts.journey_url(request.journey_id)
         drivers = latest_drivers(self._engine, request.journey_id)
-        self._alerts.post(step_alert(request, url, drivers))
+        task_url = crm_url_of(self._engine, receipt.outbox_id)
+        self._alerts.post(step_alert(request, url, drivers, task_url))
 
     def _customer_of(self, step: DeliverInput) -> CustomerSnapshot:
         if step.customer is not None:

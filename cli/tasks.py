@@ -1,6 +1,6 @@
-"""`tasks list|complete|snooze|alert-overdue` (the CSM's work from journeys) and `in-app` (a
-customer's in-app messages). Completing a task tells the customer's running journey: a
-`task_completed` event."""
+"""`tasks list|complete|snooze|alert-overdue|crm-retry` (the CSM's work from journeys) and
+`in-app` (a customer's in-app messages). Completing a task tells the customer's running
+journey: a `task_completed` event."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.app import app, console, database, fail, friendly, when, with_client
-from retention.customer import CustomerEvent
 from retention.errors import InvalidInput
 from retention.runtime.operations import JourneyOperationError, send_event
 
@@ -105,6 +104,24 @@ def tasks_alert_overdue() -> None:
     console.print(f"{len(alerted)} overdue task(s) alerted")
 
 
+@tasks_app.command("crm-retry")
+@friendly
+def tasks_crm_retry(
+    task_id: Annotated[
+        int | None, typer.Argument(help="The task's number; none: every failed one.")
+    ] = None,
+) -> None:
+    """Push tasks the CRM refused again (after fixing a token or the customer's CRM id): they
+    are due at the next `crm-sync` run."""
+    from retention.store.crm_tasks import retry_failed
+
+    with database() as engine:
+        again = retry_failed(engine, task_id)
+    if task_id is not None and not again:
+        raise InvalidInput(f"task {task_id}: no failed CRM push to retry")
+    console.print(f"{again} task(s) due a CRM push again")
+
+
 @tasks_app.command("complete")
 @friendly
 def tasks_complete(
@@ -125,6 +142,7 @@ def tasks_complete(
             fail(f"task {task_id} was already done: {_completed(task)}")
         if done.completed_now:
             console.print(f"task {task_id} ({task.action} for {task.customer_id}) done by {who}")
+            _close_in_crm(engine, task)
         else:  # done before, but its journey never heard: tell it now
             console.print(f"task {task_id} was already done: {_completed(task)}")
         _tell_journey(engine, task)
@@ -149,17 +167,30 @@ def in_app(customer_id: Annotated[str, typer.Argument(help="The customer.")]) ->
     console.print(table)
 
 
+def _close_in_crm(engine: Engine, task: CsmTaskRow) -> None:
+    """Close the task in the CRM now; when that fails the `crm-sync` schedule tries again."""
+    from retention.crm.sync import sync_from
+    from retention.runtime.settings import get_settings
+    from retention.store.tables import utcnow
+
+    sync = sync_from(engine, get_settings())
+    if sync is None or task.crm_status is None or task.id is None:
+        return
+    pushed = sync.push(task.id, utcnow())
+    if pushed is None or pushed.status == "pending":
+        console.print(f"{sync.crm.name} task not closed yet: the crm-sync schedule will retry")
+    elif pushed.status == "failed":
+        console.print(f"{sync.crm.name} refused to close the task: {pushed.error}", soft_wrap=True)
+    else:
+        console.print(f"{sync.crm.name} task {pushed.crm_id} closed")
+
+
 def _tell_journey(engine: Engine, task: CsmTaskRow) -> None:
     """Send task_completed to the customer's running journey; the task stays done either way."""
-    from retention.store.csm_tasks import note_event_sent
+    from retention.store.csm_tasks import completed_event, note_event_sent
 
-    assert task.id is not None and task.completed_by is not None
-    event = CustomerEvent(
-        type="task_completed",
-        at=task.completed_at,
-        data={"task_id": task.id, "action": task.action, "completed_by": task.completed_by}
-        | ({"note": task.note} if task.note else {}),
-    )
+    assert task.id is not None
+    event = completed_event(task)
     try:
         with_client(lambda client: send_event(client, task.customer_id, event))
     except JourneyOperationError as exc:
@@ -182,6 +213,7 @@ def _tasks_table(rows: list[CsmTaskRow]) -> Table:
         "status",
         "done / snoozed",
         "summary",
+        "CRM",
     )
     for column in columns:
         table.add_column(column, justify="right" if column == "id" else "left")
@@ -199,8 +231,22 @@ def _tasks_table(rows: list[CsmTaskRow]) -> Table:
             ),
             _completed(row) if row.status == "done" else _snooze(row) if snoozed else "-",
             row.summary,
+            _crm_state(row),
         )
     return table
+
+
+def _crm_state(task: CsmTaskRow) -> Text:
+    """Where the task stands in the CRM (docs/crm.md): a refusal is shown with its reason."""
+    if task.crm_status is None:
+        return Text("-")
+    if task.crm_status == "failed":
+        return Text(f"failed: {task.crm_error}", style="red")
+    if task.crm_status == "pending":
+        wait = f", retry at {when(task.crm_retry_at)}" if task.crm_retry_at else ""
+        error = f": {task.crm_error}" if task.crm_error else ""
+        return Text(f"pending (attempt {task.crm_attempts}{wait}){error}", style="yellow")
+    return Text(f"{task.crm_provider} {task.crm_url or task.crm_id}")
 
 
 def _completed(task: CsmTaskRow) -> str:

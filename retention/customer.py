@@ -30,6 +30,8 @@ from retention.plan import (
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"  # E.164
+# A HubSpot object id (digits) or a Salesforce record id (15 or 18 letters and digits).
+CRM_ID_PATTERN = r"^[A-Za-z0-9]{1,64}$"
 MAX_INTERACTION_CHARS = 10_000
 # A snapshot carries the recent conversations, not the whole helpdesk history.
 MAX_INTERACTIONS = 1_000
@@ -52,6 +54,12 @@ class Profile(_Strict):
     signup_date: date | None = None
     onboarding_progress: float | None = Field(
         default=None, ge=0, le=100, description="percent of onboarding done; None: not tracked"
+    )
+    crm_account_id: str | None = Field(
+        default=None,
+        pattern=CRM_ID_PATTERN,
+        description="the account in the CRM CSM tasks go to: HubSpot company or Salesforce "
+        "Account id (docs/crm.md)",
     )
 
 
@@ -166,6 +174,9 @@ class Contact(_Strict):
     )
     title: str | None = Field(default=None, max_length=MAX_CONTACT_TEXT)
     active: bool = Field(default=True, description="false: left the account or the role")
+    crm_contact_id: str | None = Field(
+        default=None, pattern=CRM_ID_PATTERN, description="the person's contact id in the CRM"
+    )
 
     @field_validator("roles")
     @classmethod

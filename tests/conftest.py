@@ -12,6 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from fake_crm import FakeHubSpot, FakeSalesforce
 from fake_providers import FakeSendGrid, FakeTwilio
 from fake_slack import FakeSlack
 from sqlalchemy import Engine, create_engine, text
@@ -205,6 +206,25 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+# ---- Fake HubSpot and Salesforce (tests/fake_crm.py) ------------------------------------------
+
+
+@pytest.fixture
+def hubspot() -> Iterator[FakeHubSpot]:
+    fake = FakeHubSpot().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSalesforce]:
+    """Over TLS with a CA of its own, which requests trusts through REQUESTS_CA_BUNDLE."""
+    fake = FakeSalesforce(tmp_path / "pki").start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca))
     yield fake
     fake.stop()
 

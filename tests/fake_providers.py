@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -26,7 +27,7 @@ IDEMPOTENCY_HEADER = "X-Idempotency-Key"
 @dataclass(frozen=True)
 class Answer:
     status: int
-    body: dict[str, Any] | None = None
+    body: Any = None  # JSON
     headers: tuple[tuple[str, str], ...] = ()
 
 
@@ -64,7 +65,7 @@ class LocalServer:
 
 
 def reply(handler: BaseHTTPRequestHandler, answer: Answer, content_type: str) -> None:
-    """Write `answer`; a client that died waiting for it is no error (the request was taken)."""
+    """Write `answer`; a client that gave up waiting or died is no error (the request was taken)."""
     payload = json.dumps(answer.body).encode() if answer.body is not None else b""
     try:
         handler.send_response(answer.status)
@@ -75,7 +76,7 @@ def reply(handler: BaseHTTPRequestHandler, answer: Answer, content_type: str) ->
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)
-    except (BrokenPipeError, ConnectionResetError):
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
         pass
 
 

@@ -1,10 +1,10 @@
 """Every recorded workflow history replays against today's workflow code.
 
 tests/histories/ holds today's set (`make histories`): journeys on every strategy and path, and
-the portfolio scan, model retrain and data purge workflows; older sets, kept because workflows
-recorded with that code may still be running, stay in dated subfolders. A change that would
-break a workflow already running in production fails here (docs/testing.md, "Changing workflow
-code safely").
+the portfolio scan, model retrain, data purge and CRM sync workflows; older sets, kept because
+workflows recorded with that code may still be running, stay in dated subfolders. A change that
+would break a workflow already running in production fails here (docs/testing.md, "Changing
+workflow code safely").
 """
 
 from __future__ import annotations

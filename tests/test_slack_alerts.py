@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from conftest import RULES_DIR, Database
+from crm_world import OWNERS, crm_customer
 from factories import make_customer, make_request, make_step
+from fake_crm import FakeHubSpot
 from fake_providers import Answer
 from fake_slack import ANA_CHANNEL, TEAM_CHANNEL, FakeSlack
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import col, select
 from temporalio.exceptions import ApplicationError
@@ -24,6 +27,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deliver import DeliverActivities
 from activities.record import ALERT_TRIES, RecordActivities, RecordInput
+from retention.crm.hubspot import HubSpotCrm
+from retention.crm.sync import CrmSync
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import CsmAlert
 from retention.delivery.overdue import alert_overdue
@@ -494,6 +499,8 @@ def scored(engine: Engine, journey_id: str, drivers: dict[str, float]) -> None:
 KILLED_WORKER = """
 import json, sys
 from pydantic import SecretStr
+from retention.crm.hubspot import HubSpotCrm
+from retention.crm.sync import CrmSync
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import CsmAlert
 from retention.delivery.overdue import alert_overdue
@@ -505,3 +512,24 @@ slack = SlackProvider(SecretStr(sys.argv[2]), "C0TEAM0001", {"csm_ana": "C0ANA00
 engine = make_engine(given["url"], given["connect_args"])
 AlertPoster(engine, slack, "http://ui", "default").post(CsmAlert.model_validate(given["alert"]))
 """
+
+
+def test_an_alert_links_the_task_the_crm_made_for_it(
+    engine: Engine, tmp_path: Path, fake_slack: FakeSlack, hubspot: FakeHubSpot
+) -> None:
+    crm = CrmSync(engine, HubSpotCrm(SecretStr(hubspot.token), hubspot.url, "4242", 5.0), OWNERS)
+    poster = poster_for(engine, fake_slack)
+    activities = DeliverActivities(
+        engine, tmp_path / "outbox", RulebookSource(RULES_DIR), alerts=poster, crm=crm
+    )
+    request = alert_csm_request(customer=crm_customer("9001"))
+
+    ActivityEnvironment().run(activities.deliver, request)
+    [task] = list_tasks(engine)
+    late = task.due_at + timedelta(hours=1)
+    alert_overdue(engine, tmp_path / "outbox", late, alerts=poster)
+
+    assert task.crm_url is not None and task.crm_id in task.crm_url
+    alerts = [json.dumps(m.blocks) for m in fake_slack.messages()]
+    assert len(alerts) == 2  # the step's alert, then the overdue one
+    assert all(task.crm_url in blocks for blocks in alerts)

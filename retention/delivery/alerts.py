@@ -101,7 +101,7 @@ def step_alert(
     )
 
 
-def overdue_task_alert(task: CsmTaskRow, url: str, crm_task_url: str | None = None) -> CsmAlert:
+def overdue_task_alert(task: CsmTaskRow, url: str) -> CsmAlert:
     """The alert of a CSM task past its due time, once per task."""
     return CsmAlert(
         key=f"csm-task:{task.id}:overdue:slack",
@@ -115,7 +115,7 @@ def overdue_task_alert(task: CsmTaskRow, url: str, crm_task_url: str | None = No
         reason=f"task {task.id} was due {task.due_at:%Y-%m-%d %H:%M} UTC: {task.summary}",
         fired_rules=[task.reason],
         journey_url=url,
-        crm_task_url=crm_task_url,
+        crm_task_url=task.crm_url,
     )
 
 

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from retention.delivery.channels import CSM_CHANNELS
 from retention.delivery.requests import DeliverRequest
+from retention.recipients import recipients_for
 from retention.store.tables import CsmTaskRow, OutboxRow
 
 # The due time of a step planned before the rules set one (journey.yaml `csm_task_due`, an
@@ -58,7 +59,16 @@ def task_for(request: DeliverRequest, row: OutboxRow) -> CsmTaskRow | None:
         reason=request.step.source or f"strategy:{request.strategy}",
         created_at=row.created_at,
         due_at=row.created_at + response_time(request),
+        crm_account_id=request.customer.profile.crm_account_id,
+        crm_contact_id=_crm_contact(request),
     )
+
+
+def _crm_contact(request: DeliverRequest) -> str | None:
+    """The CRM contact of the person the step names (its addressing), if they have one."""
+    step = request.step
+    named = recipients_for(step.addressing, step.channel, request.customer)
+    return named[0].contact.crm_contact_id if named else None
 
 
 def response_time(request: DeliverRequest) -> timedelta:
@@ -83,6 +93,9 @@ def reask(task: CsmTaskRow, again: CsmTaskRow) -> CsmTaskRow:
     task.journey_key, task.journey_id = again.journey_key, again.journey_id
     task.step_id, task.channel, task.summary = again.step_id, again.channel, again.summary
     task.assigned_csm = again.assigned_csm
+    task.crm_account_id, task.crm_contact_id = again.crm_account_id, again.crm_contact_id
+    if task.crm_status is not None:  # in a CRM already: the sync updates it there too
+        task.crm_status, task.crm_retry_at = "pending", None
     task.due_at = min(task.due_at, again.due_at)
     task.requests += 1
     task.updated_at = again.created_at

@@ -104,6 +104,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> timedelta | N
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret replaced by `***`, cut to what a database column takes."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")

@@ -1,6 +1,8 @@
 """The ingest service: `POST /events/{source}`, `GET /health`, OpenAPI at /docs; its forwarder,
 its readiness probe (`RETENTION_INGEST_HEALTH_ADDRESS`) and its drain (docs/deployment.md).
 
+`POST /crm/hubspot` takes HubSpot's task webhooks (v3 signature; docs/crm.md).
+
 Order of checks on a webhook: draining 503; unknown source 404; too large 413; bad or missing
 signature 401 (nothing is parsed or written before the signature holds); malformed 422 naming
 the field; then the inbox row is written and the answer is 202 (200 for a delivery already in
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -21,6 +24,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from retention.crm.hubspot_webhook import BadHubSpotSignature, TaskCompleted, completions
+from retention.crm.hubspot_webhook import verify as verify_hubspot
+from retention.errors import InvalidInput
 from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.signatures import BadSignature, verify
@@ -28,6 +34,7 @@ from retention.ingest.sources import MappingError, SourcesWatch, map_payload, pa
 from retention.runtime.readiness import Readiness, serve_health
 from retention.runtime.settings import Settings, get_settings
 from retention.runtime.temporal import connect
+from retention.store.crm_tasks import complete_from_crm
 from retention.store.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,11 @@ class Accepted(BaseModel):
 
 def _answer_status(status: str) -> Literal["accepted", "ignored", "recorded"]:
     return "ignored" if status == "ignored" else "recorded" if status == "recorded" else "accepted"
+
+
+class CrmCompleted(BaseModel):
+    completed: list[int]  # our tasks this delivery completed (a repeat completes none)
+    seen: int  # task completions in the delivery
 
 
 class Refused(BaseModel):
@@ -160,6 +172,14 @@ class IngestService:
         await asyncio.wait_for(database, deadline.total_seconds())
         return await client.service_client.check_health(timeout=deadline)
 
+    async def _body(self, request: Request) -> bytes | JSONResponse:
+        """The raw body, or the 413 refusing it."""
+        limit = self.settings.ingest_max_bytes
+        try:
+            return await _read_limited(request, limit)
+        except TooLarge:
+            return _refuse(413, f"body larger than {limit} bytes")
+
     def _routes(self, app: FastAPI) -> FastAPI:
         settings, sources, forwarder, engine = (
             self.settings,
@@ -181,18 +201,15 @@ class IngestService:
         )
         async def receive_event(source: str, request: Request) -> JSONResponse:
             if self.readiness.status == "draining":
-                refused = _refuse(503, DRAINING)
-                refused.headers["Retry-After"] = str(RETRY_AFTER_S)
-                return refused
+                return _draining()
             current = sources()
             rule = current.rule(source)
             if rule is None:
                 known = ", ".join(current.file.sources)
                 return _refuse(404, f"unknown source {source!r} (known: {known})")
-            try:
-                body = await _read_limited(request, settings.ingest_max_bytes)
-            except TooLarge:
-                return _refuse(413, f"body larger than {settings.ingest_max_bytes} bytes")
+            body = await self._body(request)
+            if isinstance(body, JSONResponse):
+                return body
             try:
                 verify(rule.signature, settings.ingest_secret(source), request.headers, body)
             except BadSignature as exc:
@@ -216,6 +233,36 @@ class IngestService:
             )
             return JSONResponse(answer.model_dump(), status_code=200 if received.duplicate else 202)
 
+        @app.post(
+            "/crm/hubspot",
+            response_model=CrmCompleted,
+            responses=refusals,
+            openapi_extra=_WEBHOOK_BODY,
+            summary="HubSpot's task webhooks: a task completed there completes ours (docs/crm.md)",
+        )
+        async def receive_hubspot(request: Request) -> JSONResponse:
+            if self.readiness.status == "draining":
+                return _draining()
+            body = await self._body(request)
+            if isinstance(body, JSONResponse):
+                return body
+            secret, now_ms = settings.hubspot_client_secret, int(time.time() * 1000)
+            try:
+                verify_hubspot(
+                    secret, request.method, str(request.url), body, request.headers, now_ms
+                )
+            except BadHubSpotSignature as exc:
+                log.warning("refused HubSpot webhook: %s", exc)
+                return _refuse(401, f"signature refused: {exc}")
+            try:
+                done = completions(body)
+            except InvalidInput as exc:
+                return _refuse(422, str(exc))
+            completed = await asyncio.to_thread(_complete_all, engine, done)
+            if completed:
+                forwarder.wake()
+            return JSONResponse(CrmCompleted(completed=completed, seen=len(done)).model_dump())
+
         @app.get("/health", response_model=Health)
         async def health() -> Health:
             pending = await asyncio.to_thread(inbox.pending_count, engine)
@@ -227,6 +274,18 @@ class IngestService:
             )
 
         return app
+
+
+def _complete_all(engine: Engine, done: list[TaskCompleted]) -> list[int]:
+    """Complete our tasks HubSpot says are done; a task done before (a repeat) is left alone."""
+    found = (complete_from_crm(engine, "hubspot", d.crm_id, d.at) for d in done)
+    return [task.id for task in found if task is not None and task.id is not None]
+
+
+def _draining() -> JSONResponse:
+    refused = _refuse(503, DRAINING)
+    refused.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return refused
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

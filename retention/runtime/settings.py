@@ -1,9 +1,9 @@
 """Every RETENTION_* setting, read from the environment (and `.env` when present).
 
 Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`,
-`RETENTION_SLACK_BOT_TOKEN`) may also come from files in `RETENTION_SECRETS_DIR` (one file per
-setting, named like the variable, e.g. a Docker or Kubernetes secret mount). They are
-`SecretStr`: a repr, a log line or a traceback shows `***`.
+`RETENTION_SLACK_BOT_TOKEN`, the CRM tokens) may also come from files in
+`RETENTION_SECRETS_DIR` (one file per setting, named like the variable, e.g. a Docker or
+Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a traceback shows `***`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,17 @@ DeliveryMode = Literal["capture", "live"]
 SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
 TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
 SLACK_FIELDS = ("slack_bot_token", "slack_channel")
-PROVIDERS = (("SendGrid", SENDGRID_FIELDS), ("Twilio", TWILIO_FIELDS), ("Slack", SLACK_FIELDS))
+# The CRM where CSM tasks also go (docs/crm.md): the access token creates them, the app's client
+# secret checks the signed webhooks that bring completions back.
+HUBSPOT_FIELDS = ("hubspot_access_token", "hubspot_client_secret")
+SALESFORCE_FIELDS = ("salesforce_instance_url", "salesforce_access_token")
+PROVIDERS = (
+    ("SendGrid", SENDGRID_FIELDS),
+    ("Twilio", TWILIO_FIELDS),
+    ("Slack", SLACK_FIELDS),
+    ("HubSpot", HUBSPOT_FIELDS),
+    ("Salesforce", SALESFORCE_FIELDS),
+)
 
 
 def _interval(value: object) -> object:
@@ -62,18 +72,21 @@ def _json_object(value: object) -> object:
         raise ValueError(f'not JSON ({exc}); e.g. {{"csm-jordan": "C0123ABCD"}}') from None
 
 
-# Slack channel ids by CSM id.
-CsmChannels = Annotated[dict[str, str], NoDecode, BeforeValidator(_json_object)]
+# A JSON object keyed by CSM id (`assigned_csm`): their Slack channel, their CRM owner id.
+ByCsm = Annotated[dict[str, str], NoDecode, BeforeValidator(_json_object)]
 
 
 def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
     return all(data.get(name) for name in fields)
 
 
+def _any_configured(data: dict[str, Any]) -> bool:
+    return any(_configured(data, fields) for _name, fields in PROVIDERS)
+
+
 def _default_delivery_mode(data: dict[str, Any]) -> DeliveryMode:
-    """`live` as soon as one provider is fully configured, else `capture`."""
-    configured = any(_configured(data, fields) for _name, fields in PROVIDERS)
-    return "live" if configured else "capture"
+    """`live` as soon as one provider (or CRM) is fully configured, else `capture`."""
+    return "live" if _any_configured(data) else "capture"
 
 
 class Settings(BaseSettings):
@@ -105,11 +118,23 @@ class Settings(BaseSettings):
     # CSM alerts in Slack (docs/delivery.md): the bot token and the team channel.
     slack_bot_token: SecretStr | None = None
     slack_channel: str | None = None
+    hubspot_access_token: SecretStr | None = None
+    hubspot_client_secret: SecretStr | None = None
+    hubspot_base_url: str = "https://api.hubapi.com"
+    # The HubSpot account's id: with it, `tasks list` links each task (crm_url).
+    hubspot_portal_id: str | None = None
+    salesforce_instance_url: str | None = None
+    salesforce_access_token: SecretStr | None = None
+    crm_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # The `crm-sync` schedule: pushes tasks not yet in the CRM, polls Salesforce completions.
+    crm_sync_every: Interval = timedelta(minutes=1)
     # Declared after the credentials: its default is computed from them.
     delivery_mode: DeliveryMode = Field(default_factory=_default_delivery_mode)
     # After the mode: a bad map is then its own error, not also the mode's default's.
     # The channel of each CSM who has their own (JSON, e.g. {"csm-jordan": "C0123ABCD"}).
-    slack_csm_channels: CsmChannels = Field(default_factory=dict)
+    slack_csm_channels: ByCsm = Field(default_factory=dict)
+    # Our CSM ids (`assigned_csm`) to the CRM's owner/user ids, e.g. {"csm-ana": "005..."}.
+    crm_owner_ids: ByCsm = Field(default_factory=dict)
     slack_base_url: str = "https://slack.com/api/"
     ui_url: str = "http://127.0.0.1:8233"
     demo_time_scale: float = 30_000.0
@@ -176,14 +201,24 @@ class Settings(BaseSettings):
                 "RETENTION_SLACK_CSM_CHANNELS needs RETENTION_SLACK_BOT_TOKEN and "
                 "RETENTION_SLACK_CHANNEL (the channel of every CSM not in it)"
             )
-        if self.delivery_mode == "live" and not any(
-            _configured(values, fields) for _provider, fields in PROVIDERS
-        ):
+        if _configured(values, HUBSPOT_FIELDS) and _configured(values, SALESFORCE_FIELDS):
+            raise ValueError("both HubSpot and Salesforce are configured: CSM tasks go to one CRM")
+        if self.delivery_mode == "live" and not _any_configured(values):
             raise ValueError(
-                "RETENTION_DELIVERY_MODE=live needs SendGrid, Twilio or Slack credentials "
+                "RETENTION_DELIVERY_MODE=live needs SendGrid, Twilio, Slack or CRM credentials "
                 f"({', '.join('RETENTION_' + n.upper() for n in every)})"
             )
         return self
+
+    @property
+    def crm(self) -> Literal["hubspot", "salesforce"] | None:
+        """The CRM CSM tasks also go to: None in capture mode or without one configured."""
+        if self.delivery_mode != "live":
+            return None
+        values = {name: getattr(self, name) for name in HUBSPOT_FIELDS + SALESFORCE_FIELDS}
+        if _configured(values, HUBSPOT_FIELDS):
+            return "hubspot"
+        return "salesforce" if _configured(values, SALESFORCE_FIELDS) else None
 
     def ingest_secret(self, source: str) -> SecretStr | None:
         """`RETENTION_INGEST_SECRET_<SOURCE>` from the environment, else the file of that name

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
 
-from sqlalchemy import ColumnElement, Engine, or_, update
+from sqlalchemy import ColumnElement, Engine, case, or_, update
 from sqlmodel import Session, col, select
 
+from retention.customer import CustomerEvent
 from retention.errors import InvalidInput, RetentionError
 from retention.store.db import session
 from retention.store.tables import CsmTaskRow, utcnow
@@ -102,13 +103,40 @@ def complete_task(engine: Engine, task_id: int, by: str, note: str | None) -> Co
     """Mark the task done by `by`, once: the open → done switch is one conditional UPDATE, so
     two people completing it at the same moment complete it once."""
     with session(engine) as db:
-        switched = db.exec(  # type: ignore[call-overload]
-            update(CsmTaskRow)
-            .where(col(CsmTaskRow.id) == task_id, col(CsmTaskRow.status) == "open")
-            .values(status="done", completed_at=utcnow(), completed_by=by, note=note)
-        )
-        completed_now = bool(switched.rowcount)
+        completed_now = complete_in(db, task_id, by, note)
     return Completion(_task(engine, task_id), completed_now)
+
+
+def complete_in(
+    db: Session, task_id: int, by: str, note: str | None, at: datetime | None = None
+) -> bool:
+    """Complete an open task in the caller's transaction (False: done before). A task in a CRM
+    is due a push there, which closes it (docs/crm.md)."""
+    in_crm = col(CsmTaskRow.crm_status).is_not(None)
+    switched = db.exec(  # type: ignore[call-overload]
+        update(CsmTaskRow)
+        .where(col(CsmTaskRow.id) == task_id, col(CsmTaskRow.status) == "open")
+        .values(
+            status="done",
+            completed_at=at or utcnow(),
+            completed_by=by,
+            note=note,
+            crm_status=case((in_crm, "pending"), else_=None),
+            crm_retry_at=None,
+        )
+    )
+    return bool(switched.rowcount)
+
+
+def completed_event(task: CsmTaskRow) -> CustomerEvent:
+    """The task_completed event a done task's journey gets."""
+    assert task.id is not None and task.completed_by is not None
+    return CustomerEvent(
+        type="task_completed",
+        at=task.completed_at,
+        data={"task_id": task.id, "action": task.action, "completed_by": task.completed_by}
+        | ({"note": task.note} if task.note else {}),
+    )
 
 
 def note_event_sent(engine: Engine, task_id: int, at: datetime | None = None) -> CsmTaskRow:
@@ -155,3 +183,13 @@ def _task(engine: Engine, task_id: int) -> CsmTaskRow:
             f"no CSM task {task_id}: `starter.py tasks list --status all` lists them"
         )
     return task
+
+
+def crm_url_of(engine: Engine, outbox_id: str | None) -> str | None:
+    """Where the CRM shows the task the outbox row `outbox_id` made or asked again; None when
+    it is not (yet) in a CRM."""
+    if outbox_id is None:
+        return None
+    with session(engine) as db:
+        query = select(CsmTaskRow.crm_url).where(col(CsmTaskRow.outbox_id) == outbox_id)
+        return db.exec(query).first()

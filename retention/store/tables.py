@@ -437,3 +437,32 @@ class CsmTaskRow(SQLModel, table=True):
     overdue_alerted_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, description="when its overdue alert went out (once)"
     )
+    # The task in the CRM the operator configured (docs/crm.md). Where it goes is taken from the
+    # customer when the task is filed; crm_status None: not (yet) pushed to a CRM.
+    crm_account_id: str | None = Field(
+        default=None, description="the customer's HubSpot company or Salesforce Account id"
+    )
+    crm_contact_id: str | None = Field(
+        default=None, description="the CRM contact of the person the task names, if any"
+    )
+    crm_provider: str | None = Field(default=None, description="hubspot or salesforce")
+    crm_id: str | None = Field(default=None, index=True, description="the CRM's id of the task")
+    crm_url: str | None = Field(default=None, description="the task in the CRM's web app")
+    crm_status: str | None = Field(
+        default=None, index=True, description="pending, synced or failed (final, see crm_error)"
+    )
+    crm_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    crm_error: str | None = Field(default=None, sa_type=Text, description="the CRM's refusal")
+    crm_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    crm_retry_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="a pending push waits until then"
+    )
+
+
+class CrmMarkRow(SQLModel, table=True):
+    """How far a CRM's completed tasks have been read (the Salesforce poll's high-water mark)."""
+
+    __tablename__ = "crm_marks"
+
+    provider: str = Field(primary_key=True)
+    mark: datetime = Field(sa_type=UTCDateTime, description="tasks modified since were read")

@@ -1,0 +1,330 @@
+"""Fake HubSpot and Salesforce: real HTTP servers on 127.0.0.1 (Salesforce over TLS: the SDK
+only speaks https) that check the request shapes and auth headers the real APIs expect, keep
+tasks by our key as the real upserts do, fail on cue, and can hold an answer back while a
+pusher is killed."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from fake_providers import Answer, reply
+from tls_proxy import make_pki
+
+
+@dataclass
+class Task:
+    crm_id: str
+    key: str
+    fields: dict[str, Any]
+    associations: set[tuple[str, str]] = field(default_factory=set)
+    modified: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeCrm:
+    """The server, the failure script, the held answer and the tasks; subclasses route."""
+
+    def __init__(self, token: str, tls_dir: Path | None = None) -> None:
+        self.token = token
+        self.tasks: dict[str, Task] = {}  # by our key
+        self.received: list[Received] = []
+        self.held = threading.Event()
+        self._hold_next = False
+        self._release = threading.Event()
+        self._script: deque[Answer] = deque()
+        self._lock = threading.Lock()
+        self._ids = count(1)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+            do_GET = do_PUT = do_PATCH = do_POST
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.ca: Path | None = None
+        if tls_dir is not None:
+            pki = make_pki(tls_dir)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(pki.server_cert, pki.server_key)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.ca = pki.ca
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        port = self._server.server_address[1]
+        return f"{'https' if self.ca else 'http'}://localhost:{port}"
+
+    def start(self) -> FakeCrm:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def fail_next(self, *answers: Answer) -> None:
+        self._script.extend(answers)
+
+    def hold_next(self) -> None:
+        """Take the next write (its task is made) but keep the answer back until `release()`."""
+        self.held.clear()
+        self._release.clear()
+        self._hold_next = True
+
+    def release(self) -> None:
+        self._release.set()
+
+    def writes(self) -> list[Received]:
+        return [r for r in self.received if r.method != "GET"]
+
+    def new_id(self) -> str:
+        return str(next(self._ids))
+
+    def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        raise NotImplementedError
+
+    def authorized(self, headers: dict[str, str]) -> bool:
+        return headers.get("Authorization") == f"Bearer {self.token}"
+
+    def refused_token(self) -> Answer:
+        raise NotImplementedError
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        headers = dict(handler.headers.items())
+        parts = urlsplit(handler.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        with self._lock:
+            self.received.append(Received(handler.command, parts.path, headers, body))
+            if not self.authorized(headers):
+                answer = self.refused_token()
+            elif self._script:
+                answer = self._script.popleft()
+            else:
+                answer = self.route(handler.command, parts.path, query, body)
+            hold = self._hold_next and handler.command != "GET"
+            self._hold_next = self._hold_next and not hold
+        if hold:
+            self.held.set()
+            self._release.wait(timeout=300)
+        reply(handler, answer, "application/json")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class FakeHubSpot(FakeCrm):
+    """POST /crm/v3/objects/tasks/batch/upsert (idProperty retention_task_key) and PUT
+    /crm/v4/objects/tasks/<id>/associations/default/<companies|contacts>/<id>, with
+    `Authorization: Bearer <private app token>`."""
+
+    KEY = "retention_task_key"
+    STATUSES = {"NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"}
+    ASSOCIATE = re.compile(r"^/crm/v4/objects/tasks/(\w+)/associations/default/(\w+)/(\w+)$")
+
+    def __init__(self, token: str = "pat-na1-fake-token") -> None:
+        super().__init__(token)
+
+    @staticmethod
+    def error(status: int, message: str, category: str) -> Answer:
+        body = {
+            "status": "error",
+            "message": message,
+            "correlationId": "c0ffee",
+            "category": category,
+        }
+        return Answer(status, body)
+
+    def busy(self, retry_after: int) -> Answer:
+        limit = self.error(429, "You have reached your secondly limit.", "RATE_LIMITS")
+        return Answer(429, limit.body, (("Retry-After", str(retry_after)),))
+
+    def refused_token(self) -> Answer:
+        message = "Authentication credentials not found. This API supports OAuth 2.0 authentication"
+        return self.error(401, message, "INVALID_AUTHENTICATION")
+
+    def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        if method == "POST" and path == "/crm/v3/objects/tasks/batch/upsert":
+            return self._upsert(body)
+        if method == "PUT" and (found := self.ASSOCIATE.match(path)):
+            return self._associate(*found.groups())
+        return self.error(404, f"no route {method} {path}", "OBJECT_NOT_FOUND")
+
+    def by_id(self, crm_id: str) -> Task | None:
+        return next((t for t in self.tasks.values() if t.crm_id == crm_id), None)
+
+    def _upsert(self, body: Any) -> Answer:
+        try:
+            inputs = body["inputs"]
+            assert isinstance(inputs, list) and inputs
+            for item in inputs:
+                assert item["idProperty"] == self.KEY, f"idProperty {item['idProperty']}"
+                assert item["id"], "id"
+                assert item["properties"]["hs_task_status"] in self.STATUSES, "hs_task_status"
+                assert item["properties"]["hs_timestamp"].endswith("Z"), "hs_timestamp"
+        except (AssertionError, KeyError, TypeError) as exc:
+            return self.error(400, f"Invalid input JSON: {exc!r}", "VALIDATION_ERROR")
+        now = datetime.now(UTC)
+        results = []
+        for item in inputs:
+            task = self.tasks.get(item["id"])
+            new = task is None
+            if task is None:
+                task = Task(self.new_id(), item["id"], {})
+                self.tasks[item["id"]] = task
+            task.fields.update(item["properties"], **{self.KEY: item["id"]})
+            task.modified = now
+            results.append(
+                {
+                    "id": task.crm_id,
+                    "properties": task.fields,
+                    "createdAt": _stamp(now),
+                    "updatedAt": _stamp(now),
+                    "archived": False,
+                    "new": new,
+                }
+            )
+        stamp = _stamp(now)
+        return Answer(
+            200,
+            {"status": "COMPLETE", "results": results, "startedAt": stamp, "completedAt": stamp},
+        )
+
+    def _associate(self, task_id: str, to_type: str, to_id: str) -> Answer:
+        task = self.by_id(task_id)
+        if task is None or to_type not in ("companies", "contacts"):
+            return self.error(404, f"no task {task_id} or type {to_type}", "OBJECT_NOT_FOUND")
+        task.associations.add((to_type, to_id))
+        spec = {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 192}
+        result = {"from": {"id": task_id}, "to": {"id": to_id}, "associationSpec": spec}
+        stamp = _stamp(datetime.now(UTC))
+        return Answer(
+            200,
+            {"status": "COMPLETE", "results": [result], "startedAt": stamp, "completedAt": stamp},
+        )
+
+
+class FakeSalesforce(FakeCrm):
+    """PATCH /services/data/vNN.N/sobjects/Task/Retention_Key__c/<key> (an External ID upsert:
+    201 created, 200 updated) and GET .../query/?q=<SOQL> over the tasks, with `Authorization:
+    Bearer <session id>`."""
+
+    KEY = "Retention_Key__c"
+    UPSERT = re.compile(r"^/services/data/v\d+\.\d+/sobjects/Task/Retention_Key__c/(.+)$")
+    QUERY = re.compile(r"^/services/data/v\d+\.\d+/query/?$")
+    SINCE = re.compile(r"LastModifiedDate >= (\S+)")
+
+    def __init__(self, tls_dir: Path, token: str = "00Dfake!session.token") -> None:
+        super().__init__(token, tls_dir)
+
+    @staticmethod
+    def error(status: int, code: str, message: str, fields: list[str] | None = None) -> Answer:
+        return Answer(status, [{"message": message, "errorCode": code, "fields": fields or []}])
+
+    def busy(self, retry_after: int) -> Answer:
+        limit = self.error(503, "SERVER_UNAVAILABLE", "Too many requests: try again later")
+        return Answer(503, limit.body, (("Retry-After", str(retry_after)),))
+
+    def refused_token(self) -> Answer:
+        return self.error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+
+    def new_id(self) -> str:
+        return f"00T{super().new_id():0>15}"
+
+    def close(self, key: str, at: datetime | None = None) -> Task:
+        """A CSM closes the task in Salesforce."""
+        task = self.tasks[key]
+        task.fields["Status"] = "Completed"
+        task.modified = at or datetime.now(UTC)
+        return task
+
+    def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        if method == "PATCH" and (found := self.UPSERT.match(path)):
+            return self._upsert(unquote(found.group(1)), body)
+        if method == "GET" and self.QUERY.match(path):
+            return self._query(query.get("q", ""))
+        return self.error(404, "NOT_FOUND", f"The requested resource does not exist: {path}")
+
+    def _upsert(self, key: str, body: Any) -> Answer:
+        if not isinstance(body, dict) or self.KEY in body:
+            return self.error(400, "INVALID_FIELD", "the external id goes in the URL", [self.KEY])
+        missing = [f for f in ("Subject", "Status", "WhatId", "ActivityDate") if not body.get(f)]
+        if missing:
+            return self.error(400, "REQUIRED_FIELD_MISSING", "Required fields are missing", missing)
+        if not str(body["WhatId"]).startswith("001"):
+            return self.error(
+                400, "FIELD_INTEGRITY_EXCEPTION", "WhatId: not an Account", ["WhatId"]
+            )
+        task = self.tasks.get(key)
+        created = task is None
+        if task is None:
+            task = Task(self.new_id(), key, {})
+            self.tasks[key] = task
+        task.fields.update(body)
+        task.modified = datetime.now(UTC)
+        answer = {"id": task.crm_id, "success": True, "errors": [], "created": created}
+        return Answer(201 if created else 200, answer)
+
+    def _query(self, soql: str) -> Answer:
+        wanted = (
+            "FROM Task",
+            "IsClosed = true",
+            f"{self.KEY} != null",
+            "ORDER BY LastModifiedDate",
+        )
+        since = self.SINCE.search(soql)
+        if not all(part in soql for part in wanted) or since is None:
+            return self.error(400, "MALFORMED_QUERY", f"unexpected query: {soql}")
+        mark = datetime.strptime(since.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        closed = sorted(
+            (t for t in self.tasks.values() if t.fields.get("Status") == "Completed"),
+            key=lambda t: t.modified,
+        )
+        records = [
+            {
+                "attributes": {
+                    "type": "Task",
+                    "url": f"/services/data/v59.0/sobjects/Task/{t.crm_id}",
+                },
+                "Id": t.crm_id,
+                self.KEY: t.key,
+                "Status": "Completed",
+                "LastModifiedDate": t.modified.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            }
+            for t in closed
+            if t.modified.replace(microsecond=0) >= mark
+        ]
+        return Answer(200, {"totalSize": len(records), "done": True, "records": records})
