@@ -120,7 +120,7 @@ def event(
     ] = "{}",
     at: Annotated[str | None, typer.Option(help="When it happened (ISO 8601).")] = None,
 ) -> None:
-    """Send a customer event into the customer's running journey."""
+    """Send a customer event into the customer's running journey (kept for its timeline)."""
     if json_too_deep(data) is not None:
         raise InvalidInput(f"--data: {TOO_DEEP}")
     try:

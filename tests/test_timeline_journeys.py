@@ -18,20 +18,17 @@ from typing import Any
 import pytest
 from conftest import RULES_DIR, JourneyWorld
 from factories import make_customer
-from journeys import end_journey, nurture_customer, start, state_of, until_planned
+from journeys import dying_once, end_journey, nurture_customer, start, state_of, until_planned
 from sqlalchemy import Engine
 from sqlmodel import col, select
-from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from test_journey import activity_name
 from typer.testing import CliRunner, Result
 
 import cli.journeys
 import cli.timeline
 import starter
 from activities.decide import DecideActivities, DecideInput
-from activities.rescore import Rescored, RescoreInput
 from retention.rulebook.source import RulebookSource
 from retention.scoring.assessment import assess_customer
 from retention.store.db import session
@@ -168,28 +165,13 @@ async def test_an_event_sent_with_starter_event_appears_once_with_its_source(
 # ---- a retried activity ------------------------------------------------------------------
 
 
-def rescore_then_crash_once(rescore: Callable[..., Rescored]) -> Callable[..., Any]:
-    """The real rescore activity, except that each first attempt dies after its write."""
-
-    @activity.defn(name="assess_and_decide")
-    def rescore_crashing(request: RescoreInput) -> Rescored:
-        rescored = rescore(request)
-        if activity.info().attempt == 1:
-            raise RuntimeError("worker lost between the write and the acknowledgement")
-        return rescored
-
-    return rescore_crashing
-
-
 async def test_every_rescore_retried_after_its_write_records_one_decision(
     time_skipping_env: WorkflowEnvironment,
     engine: Engine,
     journey_activities: list[Callable[..., Any]],
     tmp_path: Path,
 ) -> None:
-    real = {activity_name(a): a for a in journey_activities}
-    activities = [a for name, a in real.items() if name != "assess_and_decide"]
-    activities.append(rescore_then_crash_once(real["assess_and_decide"]))
+    activities = dying_once(journey_activities, "assess_and_decide")
     customer = nurture_customer()
 
     async with running_worker(time_skipping_env.client, activities) as task_queue:

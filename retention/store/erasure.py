@@ -6,8 +6,8 @@ What each table holds decides what happens to it (docs/data-protection.md):
   kept, outbox, delivery attempts, suppressions, webhooks received in the inbox, CSM tasks with
   their notes);
 - pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys,
-  their decisions and audit entries, whose customer and journey ids are replaced (an audit entry's free-text
-  detail is cleared; who did what, and when, stays);
+  their decisions and audit entries, whose customer and journey ids are replaced (an audit
+  entry's free-text detail is cleared; who did what, and when, stays);
 - portfolio scans, which name customers inside JSON lists: the failures of every scan run and,
   while a scan runs, of its pages' records are pseudonymised (their reason cleared: it may quote
   the stored snapshot); a page's at-risk list drops the customer, and a page cursor that names
