@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field, computed_field
 
 from retention.customer import CUSTOMER_ID_PATTERN
 from retention.errors import CustomerNotFound, RetentionError
+from retention.store.decisions import DecisionReason
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
@@ -36,7 +37,7 @@ KINDS: tuple[EntryKind, ...] = (
     "score", "journey", "decision", "message", "task", "event", "audit",
 )  # fmt: skip
 # How a decision's `reason` reads.
-WHY_DECIDED = {
+WHY_DECIDED: dict[DecisionReason, str] = {
     "first_plan": "first plan",
     "checkpoint": "checkpoint re-score",
     "escalation": "escalated by an operator",
@@ -114,10 +115,10 @@ class DecisionEntry(Entry):
     to_strategy: str
     fired_rules: list[str]
     rules_version: str
-    reason: str
+    reason: DecisionReason
 
     def summary(self) -> str:
-        why = WHY_DECIDED.get(self.reason, self.reason)
+        why = WHY_DECIDED[self.reason]
         if self.from_strategy == self.to_strategy:
             change = f"strategy {self.to_strategy} kept"
         else:
@@ -320,7 +321,7 @@ def _decision(row: DecisionRow) -> DecisionEntry:
         to_strategy=row.to_strategy,
         fired_rules=row.fired_rules,
         rules_version=row.rules_version,
-        reason=row.reason,
+        reason=cast(DecisionReason, row.reason),
     )
 
 
