@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import RULES_DIR, JourneyWorld
-from factories import make_customer
+from factories import customer_id_in_group, make_customer
 from journeys import dying_once, end_journey, nurture_customer, start, state_of, until_planned
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -29,6 +29,8 @@ import cli.journeys
 import cli.timeline
 import starter
 from activities.decide import DecideActivities, DecideInput
+from retention.analytics.reader import read_timeline
+from retention.analytics.timeline import build_timeline
 from retention.rulebook.source import RulebookSource
 from retention.scoring.assessment import assess_customer
 from retention.store.db import session
@@ -100,6 +102,30 @@ async def test_an_escalation_by_alice_shows_as_her_command_and_a_decision_with_i
     ]
     assert "escalated from nurture to proactive_engagement" in commands[0]["detail"]["answer"]
     await end_journey(handle)
+
+
+async def test_a_checkpoint_re_plan_shows_the_strategy_change_with_its_rules_and_version(
+    world: JourneyWorld, starter_cli: Cli
+) -> None:
+    customer_id = customer_id_in_group("rec", held_out=False)
+    healthy = make_customer(profile={"customer_id": customer_id})
+    handle = await start(world, healthy, upstream_churn_probability=0.7)  # the first plan only
+
+    final = await handle.result()
+
+    assert final.outcome == "recovered" and final.checkpoints_done == [72]
+    entries = await timeline_of(starter_cli, customer_id)
+    rescored, first = [e for e in entries if e["kind"] == "decision"]
+    assert (rescored["reason"], rescored["from_strategy"], rescored["to_strategy"]) == (
+        "checkpoint", "proactive_engagement", "standard",
+    )  # fmt: skip
+    assert (first["reason"], first["to_strategy"]) == ("first_plan", "proactive_engagement")
+    assert rescored["rules_version"] == final.rules_version and rescored["fired_rules"]
+    assert rescored["journey_id"] == handle.id
+    shown = build_timeline(read_timeline(world.engine, customer_id, 200))
+    line = next(e.summary() for e in shown.entries if e.kind == "decision")
+    assert line.startswith("strategy proactive_engagement → standard (rules: ")
+    assert line.endswith(f", rule set {final.rules_version[:12]}) · checkpoint re-score")
 
 
 async def test_commands_appear_as_their_authors_and_a_refused_one_not_at_all(
