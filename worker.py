@@ -103,7 +103,7 @@ def build_activities(
         engine, rulebooks, retrain or RetrainPolicy.from_settings(get_settings())
     )
     assessing = AssessActivities(engine, rulebooks, scorer, sentiment)
-    deciding = DecideActivities(rulebooks)
+    deciding = DecideActivities(rulebooks, engine)
     return [
         assessing.assess,
         deciding.decide,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -19,9 +20,16 @@ from retention.runtime.metrics import ASSESSMENTS
 from retention.scoring.assessment import Assessment, ChurnScorer, assess_customer
 from retention.scoring.sentiment import InteractionScorer, vader_score
 from retention.store.records import journey_snapshot, load_customer, record_assessment
+from retention.store.tables import DecisionRow
 
 # where a journey's snapshot came from: kept under its key, in the request, or the customers table
 SnapshotSource = Literal["kept", "given", "loaded"]
+
+
+@dataclass(frozen=True)
+class Scored:
+    assessment: Assessment
+    keep: tuple[str, CustomerSnapshot] | None = None  # a journey key and its snapshot to keep
 
 
 class AssessInput(BaseModel):
@@ -60,6 +68,12 @@ class AssessActivities:
 
     @activity.defn(name="assess")
     def assess(self, request: AssessInput) -> Assessment:
+        scored = self.score(request)
+        self.record(request, scored)
+        return scored.assessment
+
+    def score(self, request: AssessInput) -> Scored:
+        """Assess without recording: `record` writes it, with what a caller decided from it."""
         customer, source = self._snapshot(request)
         effects = fold_events(request.events) if request.events else request.effects
         now = apply_effects(customer, effects, request.elapsed_hours)
@@ -73,11 +87,19 @@ class AssessActivities:
         )
         # kept so the journey's later activities name it by key: the first assessment's
         keep = (request.journey_key, customer) if request.journey_key and source != "kept" else None
-        record_assessment(self._engine, request.journey_id, assessment, attempt_key(), keep)
-        count(ASSESSMENTS, model_version=assessment.prediction.model_version)
         if source == "loaded":
             assessment.loaded = customer  # the journey keeps it and applies events to it
-        return assessment
+        return Scored(assessment, keep)
+
+    def record(
+        self, request: AssessInput, scored: Scored, decision: DecisionRow | None = None
+    ) -> None:
+        """One transaction under the activity's attempt key: a retry records nothing twice."""
+        assessment = scored.assessment
+        record_assessment(
+            self._engine, request.journey_id, assessment, attempt_key(), scored.keep, decision
+        )
+        count(ASSESSMENTS, model_version=assessment.prediction.model_version)
 
     def _snapshot(self, request: AssessInput) -> tuple[CustomerSnapshot, SnapshotSource]:
         """The snapshot to score from, and where it came from."""

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.assess import AssessActivities, AssessInput
-from activities.decide import DecideActivities, DecideInput
+from activities.decide import DecideActivities, DecideInput, decision_record
 from retention.customer import CustomerSnapshot
 from retention.plan import Decision, JourneyContext
 from retention.rulebook.decide import FIRST_DECISION
@@ -44,15 +44,19 @@ class RescoreActivities:
 
     @activity.defn(name="assess_and_decide")
     def assess_and_decide(self, request: RescoreInput) -> Rescored:
-        assessment = self._assessing.assess(request.assess)
-        decision = self._deciding.decide(
-            DecideInput(
-                assessment=assessment,
-                generation=request.generation,
-                escalate_from=request.escalate_from,
-                journey=request.journey,
-            )
+        """Scores and decision written in one transaction, once however often it is retried."""
+        scored = self._assessing.score(request.assess)
+        assessment = scored.assessment
+        asked = DecideInput(
+            assessment=assessment,
+            generation=request.generation,
+            escalate_from=request.escalate_from,
+            journey=request.journey,
         )
+        decision = self._deciding.choose(asked)
+        journey = request.assess
+        row = decision_record(decision, asked, journey.journey_id, journey.journey_key)
+        self._assessing.record(journey, scored, row)
         return Rescored(
             scores=JourneyScores.of(assessment),
             decision=_what_the_journey_reads(decision, request),

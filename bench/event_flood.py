@@ -122,7 +122,8 @@ async def record(client: Client, n: int, refusals: Refusals) -> None:
     service's forwarder keeps the rows for its next pass."""
     while True:
         try:
-            return await send_event(client, CUSTOMER, CustomerEvent.model_validate(event(n)))
+            await send_event(client, CUSTOMER, CustomerEvent.model_validate(event(n)))
+            return
         except JourneyBusy:
             refusals.gave_up += 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +94,21 @@ def friendly(command: Callable[P, T]) -> Callable[P, T]:
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def operator_name(by: str | None, doing: str) -> str:
+    """Who is at the CLI, for the audit log: `--by`, else the user name; blank is refused."""
+    name = (by or _user()).strip()
+    if not name:
+        raise InvalidInput(f"--by: say who {doing}")
+    return name
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (e.g. a bare container)
+        return "operator"
 
 
 def with_client(work: Callable[[Client], Awaitable[T]]) -> T:

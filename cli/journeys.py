@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,15 +15,18 @@ from rich.text import Text
 from cli.app import (
     app,
     console,
+    database,
+    fail,
     friendly,
     number,
+    operator_name,
     validated,
     when,
     with_client,
 )
 from cli.customers import customer_in_database
 from retention.customer import parse_event
-from retention.errors import InvalidInput
+from retention.errors import InvalidInput, RetentionError
 from retention.journey import (
     CancelRequest,
     CommandResult,
@@ -50,7 +55,10 @@ from retention.runtime.operations import (
 from retention.runtime.settings import get_settings
 
 if TYPE_CHECKING:
-    pass
+    from sqlalchemy import Engine
+
+# The inbox's source for events sent with `starter.py event` (docs/operators.md).
+CLI_SOURCE = "cli"
 
 
 @app.command()
@@ -112,7 +120,7 @@ def event(
     ] = "{}",
     at: Annotated[str | None, typer.Option(help="When it happened (ISO 8601).")] = None,
 ) -> None:
-    """Send a customer event into the customer's running journey."""
+    """Send a customer event into the customer's running journey (kept for its timeline)."""
     if json_too_deep(data) is not None:
         raise InvalidInput(f"--data: {TOO_DEEP}")
     try:
@@ -123,8 +131,22 @@ def event(
     if at is not None:
         raw["at"] = at
     customer_event = parse_event(raw)
-    with_client(lambda client: send_event(client, customer_id, customer_event))
+    request_id = str(uuid.uuid4())  # the update's id, and the inbox row's source event id
+    receipt = with_client(
+        lambda client: send_event(client, customer_id, customer_event, request_id=request_id)
+    )
+    if not receipt.accepted:
+        fail(
+            f"{journey_id(customer_id)} heard {customer_event.type} but did not take it: "
+            f"{receipt.reason}"
+        )
     console.print(f"sent {customer_event.type} to {journey_id(customer_id)}")
+    from retention.ingest.inbox import record_sent  # the database, only once it is needed
+
+    _recorded(
+        "the event",
+        lambda engine: record_sent(engine, CLI_SOURCE, customer_id, customer_event, request_id),
+    )
 
 
 @app.command()
@@ -353,7 +375,10 @@ def _rows_table(rows: list[JourneyRow]) -> Table:
 # ---- operator commands -----------------------------------------------------------------------
 
 
-def _command(customer_id: str, name: Command, request: CommandRequest) -> None:
+def _command(customer_id: str, name: Command, request: CommandRequest, by: str | None) -> None:
+    """Run the command; once the journey accepted it, audit it as the operator's (a refused
+    one raises `CommandRejected` and writes nothing)."""
+    who = operator_name(by, f"gives the {name} command")
     result: CommandResult = with_client(
         lambda client: run_command(client, customer_id, name, request)
     )
@@ -362,6 +387,30 @@ def _command(customer_id: str, name: Command, request: CommandRequest) -> None:
         f"(stage {result.stage}, strategy {result.strategy or '-'})",
         soft_wrap=True,
     )
+    from retention.store.commands import record_command  # the database, only once it is needed
+
+    _recorded(
+        f"the {name} command",
+        lambda engine: record_command(engine, customer_id, name, who, request, result),
+    )
+
+
+def _recorded(what: str, write: Callable[[Engine], object]) -> None:
+    """Write what the journey took to the database for the account timeline; the journey has
+    it already, so a failure here says so rather than suggest sending it again."""
+    try:
+        with database() as engine:
+            write(engine)
+    except RetentionError as exc:  # the database's own errors come as one (cli.app.database)
+        fail(f"the journey took {what}, but the database did not record it: {exc}")
+
+
+By = Annotated[
+    str | None,
+    typer.Option(
+        "--by", help="Who gives the command, for the audit log (default: your user name)."
+    ),
+]
 
 
 @app.command()
@@ -369,16 +418,17 @@ def _command(customer_id: str, name: Command, request: CommandRequest) -> None:
 def pause(
     customer_id: str,
     reason: Annotated[str, typer.Option(help="Why (shown in the journey's state).")] = "",
+    by: By = None,
 ) -> None:
     """Pause a journey: no step runs until it is resumed."""
-    _command(customer_id, "pause", PauseRequest(reason=reason))
+    _command(customer_id, "pause", PauseRequest(reason=reason), by)
 
 
 @app.command()
 @friendly
-def resume(customer_id: str) -> None:
+def resume(customer_id: str, by: By = None) -> None:
     """Resume a paused journey; overdue steps run now."""
-    _command(customer_id, "resume", ResumeRequest())
+    _command(customer_id, "resume", ResumeRequest(), by)
 
 
 @app.command()
@@ -386,9 +436,10 @@ def resume(customer_id: str) -> None:
 def cancel(
     customer_id: str,
     reason: Annotated[str, typer.Option(help="Why the journey is cancelled (required).")],
+    by: By = None,
 ) -> None:
     """Cancel a journey (outcome `cancelled`)."""
-    _command(customer_id, "cancel", CancelRequest(reason=reason))
+    _command(customer_id, "cancel", CancelRequest(reason=reason), by)
 
 
 @app.command()
@@ -396,6 +447,7 @@ def cancel(
 def escalate(
     customer_id: str,
     reason: Annotated[str, typer.Option(help="Why (recorded in the strategy history).")] = "",
+    by: By = None,
 ) -> None:
     """Re-score now and move the journey to the next more intensive strategy."""
-    _command(customer_id, "escalate", EscalateRequest(reason=reason))
+    _command(customer_id, "escalate", EscalateRequest(reason=reason), by)

@@ -4,7 +4,6 @@ journey: a `task_completed` event."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.app import app, console, database, fail, friendly, when, with_client
+from cli.app import app, console, database, fail, friendly, operator_name, when, with_client
 from retention.errors import InvalidInput
 from retention.runtime.operations import JourneyOperationError, send_event
 
@@ -132,9 +131,7 @@ def tasks_complete(
     """Mark a task done and tell the customer's running journey (a task_completed event)."""
     from retention.store.csm_tasks import complete_task
 
-    who = (by or _user()).strip()
-    if not who:
-        raise InvalidInput("--by: say who completed the task")
+    who = operator_name(by, "completed the task")
     with database() as engine:
         done = complete_task(engine, task_id, who, note)
         task = done.task
@@ -275,10 +272,3 @@ def _moment(option: str, value: str) -> datetime:
             f"{option}: {value!r} is not a date (2026-12-20) or date and time (2026-12-20T09:00)"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment (e.g. a bare container)
-        return "operator"

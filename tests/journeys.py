@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from conftest import JourneyWorld
 from factories import customer_id_in_group, make_customer
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 
 from retention.customer import CustomerSnapshot
@@ -79,3 +81,22 @@ async def until(
 
 async def until_planned(world: JourneyWorld, handle: WorkflowHandle) -> JourneyState:
     return await until(world, handle, lambda state: state.strategy is not None)
+
+
+def dying_once(activities: list[Callable[..., Any]], name: str) -> list[Callable[..., Any]]:
+    """`activities` with the one named `name` dying in each first attempt after it did its
+    work, writes included: the worker lost between the work and the acknowledgement."""
+    real = next(a for a in activities if activity_name(a) == name)
+
+    @functools.wraps(real, updated=())  # its argument types, not its activity definition
+    def dying(*args: Any) -> Any:
+        result = real(*args)
+        if activity.info().attempt == 1:
+            raise RuntimeError("worker lost between the work and the acknowledgement")
+        return result
+
+    return [a for a in activities if a is not real] + [activity.defn(name=name)(dying)]
+
+
+def activity_name(fn: Callable[..., Any]) -> str:
+    return str(activity._Definition.must_from_callable(fn).name)

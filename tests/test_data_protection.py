@@ -24,6 +24,7 @@ from activities.scan import ScanActivities
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput
+from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import load_rulebook
 from retention.rulebook.source import RulebookSource
 from retention.runtime.settings import ROOT, Settings
@@ -31,6 +32,7 @@ from retention.scan.requests import ScanFailure, ScanResult
 from retention.scoring.assessment import assess_customer
 from retention.store.contact_erasure import forget_contact
 from retention.store.db import make_engine, session
+from retention.store.decisions import decision_row
 from retention.store.erasure import ERASED, ERASED_REASON, PSEUDONYMISED, forget_customer
 from retention.store.purge import DATED, RetentionPeriods, purge_expired
 from retention.store.records import (
@@ -83,7 +85,13 @@ def _customer_with_history(
     journey_id, journey_key = f"retention-{customer_id}", f"retention-{customer_id}/run-1"
     keep_journey_snapshot(engine, journey_key, customer)
     assessment = assess_customer(customer, RULEBOOK, NOW)
-    record_assessment(engine, journey_id, assessment, f"{journey_key}/3")  # the activity's key
+    decision = decision_row(
+        decide(RULEBOOK, decision_facts(assessment)), customer_id=customer_id,
+        journey_id=journey_id, journey_key=journey_key, current=None, escalate_from=None,
+        key=f"{journey_key}/3",
+    )  # fmt: skip
+    # the rescore activity's one write, under its key
+    record_assessment(engine, journey_id, assessment, f"{journey_key}/3", decision=decision)
     request = make_request(customer=customer, journey_id=journey_id, journey_key=journey_key)
     receipt = deliver(engine, outbox, TEMPLATES, request)
     add_suppression(

@@ -169,7 +169,8 @@ def test_operator_session_from_start_to_outcomes(stack: Stack) -> None:
     listed = stack.temporal("workflow", "list", "--query", 'RiskTier="critical"').stdout
     assert "retention-acme-crit" in listed and "retention-globex-nur" not in listed
     until(lambda: stack.state("globex-nur")["strategy"], "the nurture journey to be planned")
-    assert "paused: legal hold" in stack.cli("pause", "globex-nur", "--reason", "legal hold").stdout
+    paused = stack.cli("pause", "globex-nur", "--reason", "legal hold", "--by", "alice")
+    assert "paused: legal hold" in paused.stdout
     refused = stack.cli("pause", "globex-nur", ok=False)
     assert (refused.returncode, refused.stderr.strip()) == (
         1,
@@ -193,8 +194,25 @@ def test_operator_session_from_start_to_outcomes(stack: Stack) -> None:
 
     late = stack.cli("event", "acme-crit", "login", ok=False)
     assert late.returncode == 1 and "has ended" in late.stderr
+    # the account timelines: the event as sent from here, the commands as their authors'
+    acme_events = [e for e in _timeline(stack, "acme-crit") if e["kind"] == "event"]
+    assert [(e["source"], e["event_type"]) for e in acme_events] == [("cli", "meeting_booked")]
+    commands = [
+        (e["actor"], e["action"])
+        for e in reversed(_timeline(stack, "globex-nur"))
+        if e["kind"] == "audit" and e["actor"].startswith("operator:")
+    ]
+    assert [action for _, action in commands] == ["pause", "resume", "cancel"]
+    assert commands[0] == ("operator:alice", "pause")
     missing = stack.cli("show", "nobody", ok=False)
     assert (missing.returncode, missing.stderr.strip()) == (1, "error: no journey for nobody")
+
+
+def _timeline(stack: Stack, customer_id: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = json.loads(stack.cli("timeline", customer_id, "--json").stdout)[
+        "entries"
+    ]
+    return entries
 
 
 def _closed(stack: Stack, customer_id: str) -> dict[str, Any] | None:

@@ -40,6 +40,18 @@ def test_an_unmapped_kind_is_kept_as_ignored_and_never_claimed(engine: Engine) -
     assert claim(engine, "f1", customers=8) == []
 
 
+def test_an_event_a_journey_took_from_the_cli_is_kept_settled_and_never_claimed(
+    engine: Engine,
+) -> None:
+    inbox.record_sent(engine, "cli", "acme", CustomerEvent(type="login"), "request-1")
+
+    [row] = inbox.rows(engine)
+    assert (row.source, row.source_event_id, row.status) == ("cli", "request-1", "forwarded")
+    assert (row.workflow_id, row.event_type) == ("retention-acme", "login")
+    assert row.forwarded_at is not None and inbox.pending_count(engine) == 0
+    assert claim(engine, "f1", customers=8) == []
+
+
 def test_a_claim_takes_many_customers_at_once_each_in_order(engine: Engine) -> None:
     for n in range(6):
         inbox.receive(engine, "generic", mapped(f"e-{n}", f"c-{n % 3}"))

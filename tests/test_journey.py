@@ -14,6 +14,7 @@ from journeys import (
     DORMANT,
     DRIFTING,
     critical_customer,
+    dying_once,
     end_journey,
     nurture_customer,
     start,
@@ -22,12 +23,10 @@ from journeys import (
     until_planned,
 )
 from sqlalchemy import Engine
-from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from retention.customer import CustomerEvent
-from retention.delivery.requests import DeliverInput, DeliveryReceipt
 from retention.journey import (
     CancelRequest,
     EscalateRequest,
@@ -401,27 +400,12 @@ async def test_a_second_start_for_the_same_customer_is_refused(world: Any) -> No
     await end_journey(handle)
 
 
-def deliver_then_crash_once(deliver: Callable[..., DeliveryReceipt]) -> Callable[..., Any]:
-    """The real deliver activity, except that its first attempt dies after the outbox write."""
-
-    @activity.defn(name="deliver")
-    def deliver_crashing(request: DeliverInput) -> DeliveryReceipt:
-        receipt = deliver(request)
-        if activity.info().attempt == 1:
-            raise RuntimeError("worker lost between the send and the acknowledgement")
-        return receipt
-
-    return deliver_crashing
-
-
 async def test_a_retried_delivery_leaves_exactly_one_outbox_row(
     time_skipping_env: WorkflowEnvironment,
     engine: Engine,
     journey_activities: list[Callable[..., Any]],
 ) -> None:
-    real = {activity_name(a): a for a in journey_activities}
-    activities = [a for name, a in real.items() if name != "deliver"]
-    activities.append(deliver_then_crash_once(real["deliver"]))
+    activities = dying_once(journey_activities, "deliver")
 
     async with running_worker(time_skipping_env.client, activities) as task_queue:
         customer = nurture_customer()
@@ -438,9 +422,3 @@ async def test_a_retried_delivery_leaves_exactly_one_outbox_row(
     assert delivered and len(rows) == len(delivered)
     assert len({row.idempotency_key for row in rows}) == len(rows)
     assert sorted(r.id for r in rows) == sorted(s.outbox_id for s in delivered)
-
-
-def activity_name(fn: Callable[..., Any]) -> str:
-    defn = activity._Definition.from_callable(fn)
-    assert defn is not None and defn.name is not None
-    return defn.name

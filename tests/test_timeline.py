@@ -19,6 +19,8 @@ from retention.analytics.reader import read_timeline
 from retention.analytics.report import build_report, write_report
 from retention.analytics.timeline import (
     KINDS,
+    AuditEntry,
+    DecisionEntry,
     JourneyEntry,
     MessageEntry,
     ScoreEntry,
@@ -27,12 +29,17 @@ from retention.analytics.timeline import (
     build_timeline,
     timeline_page,
 )
+from retention.customer import CustomerEvent
 from retention.delivery.send import deliver
 from retention.errors import CustomerNotFound, RetentionError
-from retention.journey import JourneyState, StrategyChange
+from retention.ingest.inbox import record_sent
+from retention.journey import CommandResult, JourneyState, PauseRequest, StrategyChange
+from retention.rulebook.decide import decide, decision_facts
 from retention.scoring.assessment import assess_customer
+from retention.store.commands import record_command
 from retention.store.csm_tasks import complete_task, list_tasks
 from retention.store.db import make_engine, session
+from retention.store.decisions import decision_row
 from retention.store.records import record_assessment, record_journey, save_customer
 from retention.store.tables import (
     AuditRow,
@@ -143,6 +150,39 @@ def test_each_entry_reads_as_one_line_for_a_csm() -> None:
     assert unscored.summary() == "health - · churn probability 0.70 (upstream, model m@1)"
 
 
+def test_a_decision_reads_as_its_strategy_change_with_the_rules_and_rule_set_behind_it() -> None:
+    escalated = DecisionEntry(
+        at=day(2), journey_id="retention-c1", generation=2, from_strategy="nurture",
+        to_strategy="proactive_engagement", fired_rules=["strategy:nurture", "severity:high"],
+        rules_version="a" * 40, reason="escalation",
+    )  # fmt: skip
+    kept = escalated.model_copy(
+        update={"to_strategy": "nurture", "fired_rules": [], "reason": "checkpoint"}
+    )
+
+    assert escalated.summary() == (
+        "strategy nurture → proactive_engagement (rules: strategy:nurture, severity:high, "
+        "rule set aaaaaaaaaaaa) · escalated by an operator"
+    )
+    assert kept.summary() == (
+        "strategy nurture kept (rules: none, rule set aaaaaaaaaaaa) · checkpoint re-score"
+    )
+
+
+def test_an_operator_command_reads_with_its_author_reason_and_the_journeys_answer() -> None:
+    paused = AuditEntry(
+        at=day(1), actor="operator:alice", action="pause",
+        detail={"reason": "exec call", "answer": "paused: exec call", "stage": "paused"},
+    )  # fmt: skip
+    resumed = AuditEntry(at=day(2), actor="operator:bob", action="resume", detail={"note": ""})
+
+    assert (
+        paused.summary()
+        == "pause by operator:alice · reason: exec call · answer: paused: exec call"
+    )
+    assert resumed.summary() == "resume by operator:bob"
+
+
 def test_a_timeline_page_is_named_only_for_a_safe_customer_id() -> None:
     assert timeline_page("cust-001") == "timelines/cust-001.html"
     with pytest.raises(RetentionError, match="cannot name a timeline page"):
@@ -153,14 +193,27 @@ def test_a_timeline_page_is_named_only_for_a_safe_customer_id() -> None:
 
 
 def seed(engine: Engine, outbox: Path, assessments: int = 3) -> None:
-    """cust-001: assessments an hour apart, a journey that escalated and churned, an email and
-    a CSM task (completed), a webhook from the ingest service, and the journey's audit entries."""
+    """cust-001: assessments an hour apart, the first deciding its plan and the third an
+    operator's escalation, a journey that escalated and churned, an email and a CSM task
+    (completed), a webhook from the ingest service and an event sent with `starter.py event`,
+    the journey's audit entries and alice's pause."""
     customer = make_customer()
     save_customer(engine, customer)
+    strategy = None
     for n in range(assessments):
-        record_assessment(
-            engine, WORKFLOW, assess_customer(customer, RULES, hours(n), 0.5 + n / 100)
-        )
+        assessment = assess_customer(customer, RULES, hours(n), 0.5 + n / 100)
+        row = None
+        if n in (0, 2):
+            escalate_from = strategy if n else None
+            decision = decide(
+                RULES, decision_facts(assessment), generation=n + 1, escalate_from=escalate_from
+            )
+            row = decision_row(
+                decision, customer_id="cust-001", journey_id=WORKFLOW, journey_key=KEY,
+                current=strategy, escalate_from=escalate_from, key=f"{KEY}/{n}",
+            )  # fmt: skip
+            row.decided_at, strategy = hours(n), decision.strategy
+        record_assessment(engine, WORKFLOW, assessment, f"{KEY}/{n}", decision=row)
     for action, owner, channel in [
         ("retention_offer", "automated", "email"),
         ("executive_call", "csm", "csm_task"),
@@ -188,6 +241,9 @@ def seed(engine: Engine, outbox: Path, assessments: int = 3) -> None:
         model_version="churn-default@3", outcome="churned", exit_reason="event:churned",
         finished_at=hours(5), strategy_history=changes,
     )  # fmt: skip
+    record_sent(engine, "cli", "cust-001", CustomerEvent(type="login"), "request-1")
+    answer = CommandResult(stage="paused", strategy="critical_save", message="paused: exec call")
+    record_command(engine, "cust-001", "pause", "alice", PauseRequest(reason="exec call"), answer)
     for action in ("journey_started", "journey_closed"):
         audit = AuditRow(
             actor="system", action=action, journey_id=WORKFLOW, customer_id="cust-001",
@@ -204,7 +260,7 @@ def test_every_kind_recorded_is_on_the_timeline(engine: Engine, tmp_path: Path) 
 
     assert built.company == "Acme Analytics"
     assert built.recorded == {
-        "score": 3, "journey": 1, "message": 2, "task": 1, "event": 1, "audit": 2,
+        "score": 3, "journey": 1, "decision": 2, "message": 2, "task": 1, "event": 2, "audit": 3,
     }  # fmt: skip
     assert [e.at for e in built.entries] == sorted((e.at for e in built.entries), reverse=True)
     by_kind = {e.kind: e for e in reversed(built.entries)}  # the newest of each
@@ -225,9 +281,23 @@ def test_every_kind_recorded_is_on_the_timeline(engine: Engine, tmp_path: Path) 
         ("email", "dana@acme.example", "captured"),
         ("csm_task", "csm-jordan", "captured"),
     }
-    assert by_kind["event"].model_dump()["event_type"] == "support_ticket"
-    audit = [e.model_dump()["action"] for e in built.entries if e.kind == "audit"]
-    assert sorted(audit) == ["journey_closed", "journey_started"]
+    events = [e.model_dump() for e in built.entries if e.kind == "event"]
+    assert {(e["source"], e["event_type"]) for e in events} == {
+        ("zendesk", "support_ticket"), ("cli", "login"),
+    }  # fmt: skip
+    audit = [
+        (e.model_dump()["actor"], e.model_dump()["action"])
+        for e in built.entries
+        if e.kind == "audit"
+    ]
+    assert sorted(audit) == [
+        ("operator:alice", "pause"), ("system", "journey_closed"), ("system", "journey_started"),
+    ]  # fmt: skip
+    decisions = [e for e in built.entries if isinstance(e, DecisionEntry)]
+    assert [(d.reason, d.from_strategy, d.to_strategy) for d in decisions] == [
+        ("escalation", "nurture", "proactive_engagement"), ("first_plan", None, "nurture"),
+    ]  # fmt: skip
+    assert all(d.rules_version == RULES.version and d.fired_rules for d in decisions)
 
 
 @pytest.mark.database
@@ -272,7 +342,7 @@ def test_starter_timeline_json_holds_every_entry_and_the_counts() -> None:
 
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert len(document["entries"]) == 10 and document["left_out"] == {}
+    assert len(document["entries"]) == 14 and document["left_out"] == {}
     assert {e["kind"] for e in document["entries"]} == set(KINDS)
 
 
@@ -343,14 +413,10 @@ def test_the_reports_customer_link_opens_their_timeline_in_chromium(
     assert browser.current_url == (html.parent / "timelines" / "cust-001.html").as_uri()
     assert "Timeline of Acme Analytics (cust-001)" in browser.find_element("tag name", "h1").text
     kinds = browser.execute_script(ENTRY_KINDS)
-    assert len(kinds) == 10 and set(kinds) == {
-        "score",
-        "journey",
-        "message",
-        "task",
-        "event",
-        "audit",
-    }
+    assert len(kinds) == 14 and set(kinds) == set(KINDS)
+    page = browser.find_element("tag name", "main").text
+    assert "strategy nurture → proactive_engagement (rules: " in page
+    assert "pause by operator:alice · reason: exec call" in page
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     browser.find_element("link text", "back to the report").click()
     assert browser.current_url == html.as_uri()

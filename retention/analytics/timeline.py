@@ -1,36 +1,52 @@
 """A customer's account timeline: everything the database recorded about one customer, newest
 first, for CSMs and CS leaders (`starter.py timeline`, and a page beside the HTML report).
 
-Pure: `build_timeline` turns rows read by `reader.read_timeline` into the timeline. What is not
-recorded in the database (a journey's strategy-change reasons and fired rules, events sent to
-a journey straight from the CLI, operator commands) cannot appear here: docs/operators.md."""
+Pure: `build_timeline` turns rows read by `reader.read_timeline` into the timeline: scores,
+journeys, every decision of their rule sets (strategy before and after, the rules that fired,
+the rule-set version, why), messages, CSM tasks, events (webhooks from the ingest service and
+events sent with `starter.py event`, by source) and the audit log (operator commands given with
+`starter.py` and who gave them). What is not recorded in the database cannot appear here:
+commands given in Temporal UI, events other programs send with `send_event`, and decisions made
+before the `journey_decisions` table existed (docs/operators.md)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field, computed_field
 
 from retention.customer import CUSTOMER_ID_PATTERN
 from retention.errors import CustomerNotFound, RetentionError
+from retention.store.decisions import DecisionReason
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
     CsmTaskRow,
+    DecisionRow,
     HealthScoreRow,
     InboxRow,
     JourneyRow,
     OutboxRow,
 )
 
-EntryKind = Literal["score", "journey", "message", "task", "event", "audit"]
-KINDS: tuple[EntryKind, ...] = ("score", "journey", "message", "task", "event", "audit")
+EntryKind = Literal["score", "journey", "decision", "message", "task", "event", "audit"]
+KINDS: tuple[EntryKind, ...] = (
+    "score", "journey", "decision", "message", "task", "event", "audit",
+)  # fmt: skip
+# How a decision's `reason` reads.
+WHY_DECIDED: dict[DecisionReason, str] = {
+    "first_plan": "first plan",
+    "checkpoint": "checkpoint re-score",
+    "escalation": "escalated by an operator",
+}
 # A chatty customer has thousands of events and scores: a page a CSM can read, not all of them.
 DEFAULT_LIMIT = 200
 TIMELINES_FOLDER = "timelines"
+# What an audit entry's detail says on its line: an operator's reason or note, the journey's answer.
+AUDIT_DETAIL_SHOWN = ("reason", "note", "answer")
 
 
 class Entry(BaseModel):
@@ -88,6 +104,27 @@ class JourneyEntry(Entry):
             f"strategy {path} · tier {self.risk_tier or '-'} · rules {_short(self.rules_version)}"
             f" · model {self.model_version or '-'}{held} · {ended}"
         )
+
+
+class DecisionEntry(Entry):
+    """One decision of the journey's rule set, kept or changing the strategy."""
+
+    kind: Literal["decision"] = "decision"
+    generation: int
+    from_strategy: str | None
+    to_strategy: str
+    fired_rules: list[str]
+    rules_version: str
+    reason: DecisionReason
+
+    def summary(self) -> str:
+        why = WHY_DECIDED[self.reason]
+        if self.from_strategy == self.to_strategy:
+            change = f"strategy {self.to_strategy} kept"
+        else:
+            change = f"strategy {self.from_strategy or 'none'} → {self.to_strategy}"
+        rules = ", ".join(self.fired_rules) or "none"
+        return f"{change} (rules: {rules}, rule set {_short(self.rules_version)}) · {why}"
 
 
 class MessageEntry(Entry):
@@ -152,7 +189,8 @@ class EventEntry(Entry):
 
 
 class AuditEntry(Entry):
-    """One audit-log entry: who did what (journeys started and closed, erasures, ...)."""
+    """One audit-log entry: who did what (journeys started and closed, operator commands,
+    erasures, ...)."""
 
     kind: Literal["audit"] = "audit"
     actor: str
@@ -160,10 +198,13 @@ class AuditEntry(Entry):
     detail: dict[str, Any]
 
     def summary(self) -> str:
-        return f"{self.action.replace('_', ' ')} by {self.actor}"
+        said = [f"{k}: {self.detail[k]}" for k in AUDIT_DETAIL_SHOWN if self.detail.get(k)]
+        return " · ".join([f"{self.action.replace('_', ' ')} by {self.actor}", *said])
 
 
-AnyEntry = ScoreEntry | JourneyEntry | MessageEntry | TaskEntry | EventEntry | AuditEntry
+AnyEntry = (
+    ScoreEntry | JourneyEntry | DecisionEntry | MessageEntry | TaskEntry | EventEntry | AuditEntry
+)
 TimelineEntry = Annotated[AnyEntry, Field(discriminator="kind")]
 
 
@@ -192,6 +233,7 @@ class TimelineRecords:
     predictions: list[ChurnPredictionRow] = field(default_factory=list)
     health: list[HealthScoreRow] = field(default_factory=list)
     journeys: list[JourneyRow] = field(default_factory=list)
+    decisions: list[DecisionRow] = field(default_factory=list)
     messages: list[OutboxRow] = field(default_factory=list)
     tasks: list[CsmTaskRow] = field(default_factory=list)
     events: list[InboxRow] = field(default_factory=list)
@@ -207,6 +249,7 @@ def build_timeline(records: TimelineRecords, limit: int = DEFAULT_LIMIT) -> Time
     entries: list[AnyEntry] = [
         *_scores(records.predictions, records.health),
         *(_journey(row) for row in records.journeys),
+        *(_decision(row) for row in records.decisions),
         *(_message(row) for row in records.messages),
         *(_task(row) for row in records.tasks),
         *(_event(row) for row in records.events),
@@ -266,6 +309,19 @@ def _journey(row: JourneyRow) -> JourneyEntry:
         outcome=row.outcome,
         exit_reason=row.exit_reason,
         finished_at=row.finished_at,
+    )
+
+
+def _decision(row: DecisionRow) -> DecisionEntry:
+    return DecisionEntry(
+        at=row.decided_at,
+        journey_id=row.journey_id,
+        generation=row.generation,
+        from_strategy=row.from_strategy,
+        to_strategy=row.to_strategy,
+        fired_rules=row.fired_rules,
+        rules_version=row.rules_version,
+        reason=cast(DecisionReason, row.reason),
     )
 
 

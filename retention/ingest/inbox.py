@@ -13,8 +13,10 @@ from sqlalchemy import Engine, bindparam, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from retention.customer import CustomerEvent
 from retention.ingest.modes import FORWARD, Mode
 from retention.ingest.sources import MappedEvent
+from retention.journey import journey_id
 from retention.store.db import session
 from retention.store.tables import InboxRow, utcnow
 
@@ -57,6 +59,29 @@ def receive(engine: Engine, source: str, mapped: MappedEvent, mode: Mode = FORWA
             raise
         return Received(found, duplicate=True)
     return Received(row, duplicate=False)
+
+
+def record_sent(
+    engine: Engine, source: str, customer_id: str, event: CustomerEvent, request_id: str
+) -> InboxRow:
+    """An event a journey took from a sender other than the ingest service (e.g. `starter.py
+    event`), kept for the account timeline: already settled, so no forwarder claims it."""
+    now = utcnow()
+    row = InboxRow(
+        source=source,
+        source_event_id=request_id,
+        kind=event.type,
+        customer_id=customer_id,
+        event=event.model_dump(mode="json"),
+        event_type=event.type,
+        status="forwarded",
+        received_at=now,
+        forwarded_at=now,
+        workflow_id=journey_id(customer_id),
+    )
+    with session(engine) as db:
+        db.add(row)
+    return row
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from retention.journey import (
     CancelRequest,
     CommandResult,
     EscalateRequest,
+    EventReceipt,
     JourneyOptions,
     JourneyRequest,
     JourneyState,
@@ -247,9 +248,10 @@ def _initial_search_attributes(
 
 async def send_event(
     client: Client, customer_id: str, event: CustomerEvent, *, request_id: str | None = None
-) -> None:
-    """Record the event in the customer's journey (the `record_event` update) and wait until it
-    is in the journey's history.
+) -> EventReceipt:
+    """Record the event in the customer's journey (the `record_event` update), wait until it
+    is in the journey's history and return the journey's answer (a closed journey's `outcome`
+    is set: it hears the event but does not take it).
 
     The journey refuses for a moment while it continues as new, and Temporal while too many
     events are in flight: this waits those out, up to `BUSY_PATIENCE`, so a flood of events
@@ -265,8 +267,7 @@ async def send_event(
         try:
             async with _in_flight(handle.id):
                 with _translated(customer_id):
-                    await _record_event(handle, customer_id, payload, update_id)
-            return
+                    return await _record_event(handle, customer_id, payload, update_id)
         except JourneyBusy:
             if time.monotonic() > deadline:
                 raise
@@ -285,21 +286,23 @@ def _in_flight(workflow_id: str) -> asyncio.Semaphore:
 
 async def _record_event(
     handle: WorkflowHandle[Any, Any], customer_id: str, payload: dict[str, Any], update_id: str
-) -> None:
+) -> EventReceipt:
     try:
-        await _update_in_time(
+        receipt: EventReceipt = await _update_in_time(
             handle,
             "record_event",
             payload,
             EVENT_TIMEOUT,
             f"the journey for {customer_id} did not take the event",
             id=update_id,
+            result_type=EventReceipt,
         )
     except WorkflowUpdateFailedError as exc:
         reason = _cause_message(exc)
         if JOURNEY_ROLLING_OVER in reason:
             raise JourneyBusy(f"the journey for {customer_id} is busy: {reason}") from exc
         raise JourneyOperationError(f"the journey refused the event: {reason}") from exc
+    return receipt
 
 
 async def recorded_event(client: Client, entry: HistoryEvent) -> dict[str, Any] | None:

@@ -5,9 +5,9 @@ What each table holds decides what happens to it (docs/data-protection.md):
 - erased: who they are and what they were sent or said (customers, the snapshots journeys
   kept, outbox, delivery attempts, suppressions, webhooks received in the inbox, CSM tasks with
   their notes);
-- pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys
-  and audit entries, whose customer and journey ids are replaced (an audit entry's free-text
-  detail is cleared; who did what, and when, stays);
+- pseudonymised: scores, predictions, interventions, opportunities, sentiment scores, journeys,
+  their decisions and audit entries, whose customer and journey ids are replaced (an audit
+  entry's free-text detail is cleared; who did what, and when, stays);
 - portfolio scans, which name customers inside JSON lists: the failures of every scan run and,
   while a scan runs, of its pages' records are pseudonymised (their reason cleared: it may quote
   the stored snapshot); a page's at-risk list drops the customer, and a page cursor that names
@@ -33,6 +33,7 @@ from retention.store.tables import (
     ChurnPredictionRow,
     CsmTaskRow,
     CustomerRow,
+    DecisionRow,
     DeliveryAttemptRow,
     ExpansionOpportunityRow,
     HealthScoreRow,
@@ -63,6 +64,7 @@ PSEUDONYMISED: tuple[type[SQLModel], ...] = (
     ExpansionOpportunityRow,
     SentimentRow,
     JourneyRow,
+    DecisionRow,
     AuditRow,
 )
 # Columns that may carry the customer id, alone or inside a journey id (`retention-{id}/run`).
@@ -73,6 +75,7 @@ IDENTITY_COLUMNS = (
     "journey_key",
     "entry_key",
     "assessment_key",
+    "decision_key",
 )
 SCANS: tuple[type[ScanRunRow | ScanPageRow], ...] = (ScanRunRow, ScanPageRow)
 ERASED_REASON = "erased"

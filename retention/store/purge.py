@@ -2,7 +2,7 @@
 are deleted by the daily `data-purge` schedule (or `starter.py purge`).
 
 Categories (defaults: docs/architecture.md, "Design facts"): usage 2 years (scores,
-predictions, opportunities), support 1 year
+predictions, opportunities, journeys' decisions), support 1 year
 (sentiment, the messages sent and their delivery attempts, CSM tasks, webhooks received),
 financial 7 years (customers' snapshots, which hold contract and payment data; interventions
 with their offers; journeys).
@@ -26,6 +26,7 @@ from retention.store.tables import (
     ChurnPredictionRow,
     CsmTaskRow,
     CustomerRow,
+    DecisionRow,
     DeliveryAttemptRow,
     ExpansionOpportunityRow,
     HealthScoreRow,
@@ -45,6 +46,7 @@ DATED: dict[type[SQLModel], tuple[Category, str]] = {
     HealthScoreRow: ("usage", "scored_at"),
     ChurnPredictionRow: ("usage", "predicted_at"),
     ExpansionOpportunityRow: ("usage", "detected_at"),
+    DecisionRow: ("usage", "decided_at"),  # made from the scores: kept as long
     SentimentRow: ("support", "detected_at"),
     OutboxRow: ("support", "created_at"),
     DeliveryAttemptRow: ("support", "at"),

@@ -14,10 +14,12 @@ from retention.errors import CustomerNotFound, RetentionError
 from retention.journey import JourneyRecord, JourneyState
 from retention.scoring.assessment import Assessment
 from retention.store.db import session
+from retention.store.decisions import decision_recorded
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
     CustomerRow,
+    DecisionRow,
     ExpansionOpportunityRow,
     HealthScoreRow,
     JourneyRow,
@@ -106,12 +108,14 @@ def record_assessment(
     assessment: Assessment,
     key: str | None = None,
     keep: tuple[str, CustomerSnapshot] | None = None,
+    decision: DecisionRow | None = None,
 ) -> bool:
     """The health, prediction, sentiment and expansion rows of one assessment, in one
     transaction. `key` names the assessment (the assess activity's: a retry has the same):
     an assessment recorded under it already is not recorded again. False when it was.
-    `keep`: a journey key and the snapshot it scored from, kept in the same transaction (one
-    write per assessment: SQLite lets one writer in at a time)."""
+    `keep`: a journey key and the snapshot it scored from, and `decision`: the decision made
+    from the assessment (under its own key), both written in the same transaction (one write
+    per assessment: SQLite lets one writer in at a time)."""
     try:
         with session(engine) as db:
             recorded = key is not None and _assessment_recorded(db, key)
@@ -119,6 +123,8 @@ def record_assessment(
                 db.add_all(assessment_rows(journey_id, assessment, key))
             if keep is not None:
                 _keep_snapshot(db, *keep)
+            if decision is not None and not decision_recorded(db, decision.decision_key):
+                db.add(decision)
     except IntegrityError:
         with session(engine) as db:
             if key is not None and _assessment_recorded(db, key):

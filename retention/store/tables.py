@@ -169,6 +169,28 @@ class JourneySnapshotRow(SQLModel, table=True):
     saved_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class DecisionRow(SQLModel, table=True):
+    """One decision of a journey's rule set: the strategy it chose, the one the journey had,
+    the rules that fired and why it was asked (the account timeline shows them). A checkpoint
+    decision that keeps the strategy is one too."""
+
+    __tablename__ = "journey_decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    journey_id: str = Field(index=True)
+    journey_key: str | None = Field(default=None, description="None: asked before keys travelled")
+    generation: int = Field(description="the plan generation the decision makes")
+    from_strategy: str | None = Field(default=None, description="None: the first plan")
+    to_strategy: str
+    fired_rules: list[str] = Field(default_factory=list, sa_type=JSON)
+    rules_version: str
+    reason: str = Field(description="first_plan, checkpoint or escalation")
+    decided_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The activity that decided (as `assessment_key`): a retry of it records nothing twice.
+    decision_key: str | None = Field(default=None, unique=True)
+
+
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
 
