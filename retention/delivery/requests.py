@@ -3,6 +3,8 @@ outbox (retention/delivery/outbox.py) and CSM tasks (retention/delivery/csm_task
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
@@ -49,7 +51,32 @@ class DeliverRequest(DeliverInput):
     customer: CustomerSnapshot
 
 
+# A role can hold many people: one step reaches at most this many, the first in recipient order;
+# the receipt counts the rest (`recipients_left_out`) so the cut shows in the journey's state.
+MAX_RECIPIENTS_PER_STEP = 50
+
+RecipientStatus = Literal[
+    "captured", "held_out", "sent", "suppressed", "invalid_recipient", "rejected"
+]
+
+
+class RecipientReceipt(BaseModel):
+    """How a step went for one person: their own outbox row, or why they got nothing. The
+    address is masked: receipts live on in workflow history and the `state` query."""
+
+    contact_id: str
+    role: str
+    channel: Channel
+    address: str = Field(description="masked, e.g. d***@acme.example, +*******4567")
+    status: RecipientStatus
+    fallback_used: bool = False
+    note: str | None = None
+
+
 class DeliveryReceipt(BaseModel):
+    """A step's delivery: its first delivered message (the fields a step had before it reached
+    several people) and each recipient's own result in `recipients`."""
+
     outbox_id: str
     idempotency_key: str
     channel: Channel
@@ -64,4 +91,10 @@ class DeliveryReceipt(BaseModel):
     provider_message_id: str | None = None
     note: str | None = Field(
         default=None, description="why the fallback channel was used; which CSM task it updated"
+    )
+    recipients: list[RecipientReceipt] = Field(
+        default_factory=list, description="empty in receipts recorded before steps fanned out"
+    )
+    recipients_left_out: int = Field(
+        default=0, ge=0, description=f"reachable people past the {MAX_RECIPIENTS_PER_STEP} cap"
     )

@@ -1,6 +1,7 @@
-"""Deliver one plan step: captured, or live through the channel's provider, with the step's
-fallback channel when the provider refuses the first for good or the customer is suppressed on
-it. A suppressed message is never rendered or sent; its outbox row says why."""
+"""Deliver one plan step: captured, or live through the channel's provider, to each person it
+reaches (retention/delivery/audience.py), each on the step's fallback channel when the provider
+refuses the first for good or the person is suppressed on it. A suppressed message is never
+rendered or sent; its outbox row says why. One person refused never silences the others."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from types import MappingProxyType
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from retention.delivery.channels import can_reach, resolve_channel
+from retention.delivery.audience import Audience, audience_of, masked
+from retention.delivery.channels import CSM_CHANNELS, can_reach, resolve_channel
 from retention.delivery.live import refused_or_receipt, send_live
 from retention.delivery.outbox import (
     DeliverRequest,
@@ -24,14 +26,40 @@ from retention.delivery.outbox import (
     new_row,
 )
 from retention.delivery.providers import Provider
+from retention.delivery.requests import RecipientReceipt, RecipientStatus
 from retention.delivery.templates import RenderedMessage, TemplateSet
-from retention.errors import DeliveryFailed, ProviderUnavailable, Suppressed
+from retention.errors import (
+    DeliveryFailed,
+    InvalidRecipient,
+    ProviderRejected,
+    ProviderUnavailable,
+    Suppressed,
+)
 from retention.plan import CUSTOMER_CHANNELS, Channel
-from retention.recipients import spoken_to
+from retention.recipients import address_for, spoken_to
 from retention.store.db import session
 from retention.store.suppressions import suppression_for
 
 CAPTURE_ONLY: Mapping[Channel, Provider] = MappingProxyType({})
+_REFUSAL_STATUS: dict[type[DeliveryFailed], RecipientStatus] = {
+    Suppressed: "suppressed",
+    InvalidRecipient: "invalid_recipient",
+    ProviderRejected: "rejected",
+}
+
+
+class _Sender:
+    """Delivers a step's routes: the outbox, the templates and the providers it sends with."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        outbox_dir: Path,
+        templates: TemplateSet,
+        providers: Mapping[Channel, Provider],
+    ) -> None:
+        self.engine, self.outbox_dir = engine, outbox_dir
+        self.templates, self.providers = templates, providers
 
 
 def deliver(
@@ -41,59 +69,115 @@ def deliver(
     request: DeliverRequest,
     providers: Mapping[Channel, Provider] = CAPTURE_ONLY,
 ) -> DeliveryReceipt:
-    """Exactly once per step. A channel without a provider (capture mode, in-app, CSM work) and
-    a held-out customer's message are captured; raises DeliveryFailed when nothing got through:
-    `ProviderUnavailable` to retry later, or the refusal (or suppression) when no usable
-    fallback is left."""
+    """Exactly once per person a step reaches. A channel without a provider (capture mode,
+    in-app, CSM work) and a held-out customer's message are captured; raises DeliveryFailed
+    when nothing got through to anyone: `ProviderUnavailable` to retry later (also when it
+    got through to some: they are not sent again), or the refusal (or suppression) when no
+    usable fallback is left."""
+    sender = _Sender(engine, outbox_dir, templates, providers)
+    audience = audience_of(request)
+    if audience is None:
+        return _deliver_step(sender, request)
+    return _deliver_each(sender, request, audience)
+
+
+def _deliver_step(sender: _Sender, request: DeliverRequest) -> DeliveryReceipt:
+    """The step's one message: to the CSM, or to the primary contact at the profile's address."""
     channel, fallback_used = resolve_channel(request.step, request.customer)
-    route = Route.to(request.idempotency_key, channel, fallback_used, request)
+    first = Route.to(request.idempotency_key, channel, fallback_used, request)
+    try:
+        receipt = _deliver_route(sender, request, first)
+    except Suppressed:
+        _record_suppressed_step(sender.engine, request, first)
+        raise
+    if receipt.channel in CSM_CHANNELS:
+        contact_id, role = receipt.recipient, "csm"
+    else:
+        contact, role = spoken_to(request.step.addressing, receipt.channel, request.customer)
+        contact_id = contact.contact_id
+    entry = _delivered(contact_id, role, receipt)
+    return receipt.model_copy(update={"recipients": [entry]})
+
+
+def _deliver_each(sender: _Sender, request: DeliverRequest, audience: Audience) -> DeliveryReceipt:
+    """Every person's own message; the receipt of the first delivered, listing them all."""
+    delivered: list[DeliveryReceipt] = []
+    refused: list[tuple[Route, DeliveryFailed]] = []
+    entries: list[RecipientReceipt] = []
+    for person in audience.people:
+        route = Route.for_person(request, audience.channel, person)
+        try:
+            receipt = _deliver_route(sender, request, route)
+        except DeliveryFailed as failure:
+            refused.append((route, failure))
+            entries.append(_refused(route, failure))
+            continue
+        delivered.append(receipt)
+        entries.append(_delivered(person.contact.contact_id, person.role, receipt))
+    if waiting := [why for _route, why in refused if not why.permanent]:
+        raise _retry_all(waiting)
+    if not delivered:
+        first, refusal = refused[0]
+        if isinstance(refusal, Suppressed):
+            _record_suppressed_step(sender.engine, request, first)
+        raise refusal
+    return delivered[0].model_copy(
+        update={
+            "duplicate": all(receipt.duplicate for receipt in delivered),
+            "recipients": entries,
+            "recipients_left_out": audience.left_out,
+        }
+    )
+
+
+def _deliver_route(sender: _Sender, request: DeliverRequest, route: Route) -> DeliveryReceipt:
+    """One message, on the route's fallback when the first channel is refused for good."""
     while True:  # at most twice: a fallback route has no fallback of its own
         try:
-            return _deliver_on(engine, outbox_dir, templates, request, route, providers)
+            return _deliver_on(sender, request, route)
         except DeliveryFailed as failure:
             if not failure.permanent:
                 raise
             fallback = _fallback_route(request, route, because=str(failure))
             if fallback is None:
-                if isinstance(failure, Suppressed):
-                    _record_suppressed_step(engine, request, route)
                 raise type(failure)(f"{failure}; no usable fallback channel") from failure
             route = fallback
 
 
-def _deliver_on(
-    engine: Engine,
-    outbox_dir: Path,
-    templates: TemplateSet,
-    request: DeliverRequest,
-    route: Route,
-    providers: Mapping[Channel, Provider],
-) -> DeliveryReceipt:
+def _deliver_on(sender: _Sender, request: DeliverRequest, route: Route) -> DeliveryReceipt:
+    engine = sender.engine
     existing = find(engine, route.key)
     if existing is not None and existing.status != "sending":
         return refused_or_receipt(existing)
     if existing is None:  # a reserved row was on its way out before any suppression: resend
         _refuse_if_suppressed(engine, request, route)
-    provider = None if request.held_out else providers.get(route.channel)
+    provider = None if request.held_out else sender.providers.get(route.channel)
     if provider is not None:
-        return send_live(engine, templates, request, route, provider)
+        return send_live(engine, sender.templates, request, route, provider)
     if existing is not None:
         # Reserved by a worker that had this provider: never silently captured instead.
         raise ProviderUnavailable(
             f"{route.key} is being sent live, but no {route.channel} provider"
         )
-    return capture(engine, outbox_dir, templates, request, route)
+    return capture(engine, sender.outbox_dir, sender.templates, request, route)
 
 
 def _fallback_route(request: DeliverRequest, refused: Route, because: str) -> Route | None:
-    """The step's fallback channel, if it is another channel that can reach the customer."""
+    """The step's fallback channel, if it is another channel that can reach the person (the
+    customer, for the step's one message)."""
     fallback = request.step.fallback_channel
     if fallback is None or fallback == refused.channel or refused.fallback_used:
         return None
+    note = f"fallback: {because}"
+    if (person := refused.person) is not None:
+        address = address_for(fallback, person.contact)
+        if address is None:
+            return None
+        moved = person.model_copy(update={"address": address})
+        return Route.for_person(request, fallback, moved, note=note)
     if not can_reach(fallback, request.customer):
         return None
-    key, note = f"{request.idempotency_key}:fallback", f"fallback: {because}"
-    return Route.to(key, fallback, True, request, note=note)
+    return Route.to(f"{request.idempotency_key}:fallback", fallback, True, request, note=note)
 
 
 def _refuse_if_suppressed(engine: Engine, request: DeliverRequest, route: Route) -> None:
@@ -118,9 +202,10 @@ def _refuse_if_suppressed(engine: Engine, request: DeliverRequest, route: Route)
 
 
 def _addressed(request: DeliverRequest, route: Route) -> list[str]:
-    """The addresses a suppression of the route is checked against: where it goes and, in-app,
-    where the account's inbox is everyone's, the email of the person the message speaks to."""
-    if route.channel != "in_app":
+    """The addresses a suppression of the route is checked against: where it goes and, for the
+    step's one in-app message, where the account's inbox is everyone's, the email of the
+    person the message speaks to."""
+    if route.channel != "in_app" or route.person is not None:
         return [route.recipient]
     person, _role = spoken_to(request.step.addressing, route.channel, request.customer)
     return [route.recipient, person.email]
@@ -136,3 +221,38 @@ def _record_suppressed_step(engine: Engine, request: DeliverRequest, route: Rout
             db.add(intervention(request, row))
     except IntegrityError:
         pass  # a retried activity recorded it already
+
+
+def _delivered(contact_id: str, role: str, receipt: DeliveryReceipt) -> RecipientReceipt:
+    status: RecipientStatus = "held_out" if receipt.held_out else "captured"
+    if receipt.mode == "live" and not receipt.held_out:
+        status = "sent"
+    return RecipientReceipt(
+        contact_id=contact_id,
+        role=role,
+        channel=receipt.channel,
+        address=masked(receipt.recipient),
+        status=status,
+        fallback_used=receipt.fallback_used,
+        note=receipt.note,
+    )
+
+
+def _refused(route: Route, failure: DeliveryFailed) -> RecipientReceipt:
+    assert route.person is not None  # only a person's route is listed as refused
+    return RecipientReceipt(
+        contact_id=route.person.contact.contact_id,
+        role=route.person.role,
+        channel=route.channel,
+        address=masked(route.recipient),
+        status=_REFUSAL_STATUS.get(type(failure), "rejected"),
+        note=str(failure),
+    )
+
+
+def _retry_all(waiting: list[DeliveryFailed]) -> ProviderUnavailable:
+    """Some people's provider asked to wait: the step is tried again whole (those it reached
+    find their rows and get nothing twice), after the longest wait any provider asked for."""
+    delays = [failure.retry_after for failure in waiting if failure.retry_after is not None]
+    reasons = "; ".join(dict.fromkeys(str(failure) for failure in waiting))
+    return ProviderUnavailable(reasons, retry_after=max(delays, default=None))
