@@ -4,6 +4,7 @@ suppressed never silences the others, and the receipt lists how each went."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ from sqlmodel import select
 
 from retention.customer import CustomerSnapshot
 from retention.delivery.audience import masked
-from retention.delivery.requests import MAX_RECIPIENTS_PER_STEP, DeliverRequest
+from retention.delivery.requests import MAX_RECIPIENTS_PER_STEP, DeliverRequest, GuardRails
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import ProviderUnavailable, Suppressed
-from retention.plan import Addressing
+from retention.plan import Addressing, FrequencyCap, QuietHours
 from retention.runtime.settings import ROOT
 from retention.store.db import session
 from retention.store.suppressions import add_suppression
@@ -202,3 +203,75 @@ def test_csm_work_stays_one_task_for_the_csm(engine: Engine, tmp_path: Path) -> 
 )
 def test_addresses_are_masked_in_receipts(address: str, shown: str) -> None:
     assert masked(address) == shown
+
+
+# ---- each person's own frequency cap and quiet hours -----------------------------------------
+
+MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+EMAIL_CAP = FrequencyCap(channel="email", at_most=3, per_hours=7 * 24)
+QUIET = QuietHours(start=time(21, 0), end=time(8, 0), channels=["email", "sms"])
+
+
+def rails(at: datetime, **fields: Any) -> GuardRails:
+    return GuardRails(at=at, started_at=MONDAY, frequency_caps=[EMAIL_CAP], **fields)
+
+
+def on_day(day: int, step_id: str, addressing: Addressing, **fields: Any) -> DeliverRequest:
+    step = make_step(step_id=step_id, addressing=addressing)
+    return make_request(step, acme(), guard_rails=rails(MONDAY + timedelta(days=day), **fields))
+
+
+def test_a_full_cap_holds_that_person_back_and_the_other_still_hears(
+    engine: Engine, tmp_path: Path
+) -> None:
+    one_admin = Addressing(to=["admin"])  # Ana, the first
+    for day in range(3):
+        deliver(engine, tmp_path, SHIPPED, on_day(day, f"g1-0{day}-ana", one_admin))
+
+    held = deliver(engine, tmp_path, SHIPPED, on_day(3, "g1-09-all", EVERY_ADMIN))
+    later = on_day(7, "g1-09-all", EVERY_ADMIN)
+    assert f"{later.idempotency_key}:ana" not in rows(engine)
+    done = deliver(engine, tmp_path, SHIPPED, later)
+
+    assert [(r.contact_id, r.status) for r in held.recipients] == [
+        ("ana", "held"),
+        ("ben", "captured"),
+    ]
+    assert held.held_until == MONDAY + timedelta(days=7)
+    assert "ana waited for the email cap of 3 per 7d" in held.held_why
+    assert done.held_until is None and not done.duplicate
+    assert [(r.contact_id, r.status) for r in done.recipients] == [
+        ("ana", "captured"),
+        ("ben", "captured"),
+    ]
+    assert rows(engine)[f"{later.idempotency_key}:ana"].journey_at == MONDAY + timedelta(days=7)
+
+
+def test_quiet_hours_are_each_persons_own_clock(engine: Engine, tmp_path: Path) -> None:
+    evening = MONDAY.replace(hour=20, minute=30)  # 21:30 for Ana in Berlin, 20:30 for Ben (UTC)
+    request = make_request(
+        make_step(addressing=EVERY_ADMIN), acme(), guard_rails=rails(evening, quiet_hours=QUIET)
+    )
+
+    receipt = deliver(engine, tmp_path, SHIPPED, request)
+
+    assert [(r.contact_id, r.status) for r in receipt.recipients] == [
+        ("ana", "held"),
+        ("ben", "captured"),
+    ]
+    assert receipt.held_until == datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Berlin
+    assert "quiet hours 21:00-08:00 Europe/Berlin" in receipt.held_why
+    assert f"{KEY}:ana" not in rows(engine)
+
+
+def test_the_primary_contact_alone_held_gets_a_receipt_with_nothing_sent(
+    engine: Engine, tmp_path: Path
+) -> None:
+    night = MONDAY.replace(hour=23)
+    request = make_request(guard_rails=rails(night, quiet_hours=QUIET))
+
+    receipt = deliver(engine, tmp_path, SHIPPED, request)
+
+    assert (receipt.outbox_id, receipt.held_until) == ("", datetime(2026, 12, 1, 8, tzinfo=UTC))
+    assert [(r.contact_id, r.status) for r in receipt.recipients] == [("primary", "held")]
+    assert count(engine, OutboxRow) == 0 and count(engine, InterventionRow) == 0

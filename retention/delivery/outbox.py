@@ -114,6 +114,7 @@ def new_row(
         mode="capture",
         path="",
         note=route.note,
+        journey_at=request.guard_rails.at if request.guard_rails else None,
     )
 
 

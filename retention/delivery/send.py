@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from retention.delivery.audience import Audience, audience_of, masked
 from retention.delivery.channels import CSM_CHANNELS, can_reach, resolve_channel
+from retention.delivery.holds import refuse_if_held
 from retention.delivery.live import refused_or_receipt, send_live
 from retention.delivery.outbox import (
     DeliverRequest,
@@ -30,6 +31,7 @@ from retention.delivery.requests import RecipientReceipt, RecipientStatus
 from retention.delivery.templates import RenderedMessage, TemplateSet
 from retention.errors import (
     DeliveryFailed,
+    HeldBack,
     InvalidRecipient,
     ProviderRejected,
     ProviderUnavailable,
@@ -85,16 +87,19 @@ def _deliver_step(sender: _Sender, request: DeliverRequest) -> DeliveryReceipt:
     """The step's one message: to the CSM, or to the primary contact at the profile's address."""
     channel, fallback_used = resolve_channel(request.step, request.customer)
     first = Route.to(request.idempotency_key, channel, fallback_used, request)
+    if channel in CSM_CHANNELS:
+        contact_id, role = first.recipient, "csm"
+    else:
+        contact, role = spoken_to(request.step.addressing, channel, request.customer)
+        contact_id = contact.contact_id
     try:
         receipt = _deliver_route(sender, request, first)
     except Suppressed:
         _record_suppressed_step(sender.engine, request, first)
         raise
-    if receipt.channel in CSM_CHANNELS:
-        contact_id, role = receipt.recipient, "csm"
-    else:
-        contact, role = spoken_to(request.step.addressing, receipt.channel, request.customer)
-        contact_id = contact.contact_id
+    except HeldBack as hold:
+        entry = _listed(contact_id, role, first, "held", str(hold))
+        return _receipt(request, first, [], [entry], [hold])
     entry = _delivered(contact_id, role, receipt)
     return receipt.model_copy(update={"recipients": [entry]})
 
@@ -103,31 +108,61 @@ def _deliver_each(sender: _Sender, request: DeliverRequest, audience: Audience) 
     """Every person's own message; the receipt of the first delivered, listing them all."""
     delivered: list[DeliveryReceipt] = []
     refused: list[tuple[Route, DeliveryFailed]] = []
+    held: list[HeldBack] = []
     entries: list[RecipientReceipt] = []
     for person in audience.people:
         route = Route.for_person(request, audience.channel, person)
+        who = (person.contact.contact_id, person.role)
         try:
             receipt = _deliver_route(sender, request, route)
         except DeliveryFailed as failure:
             refused.append((route, failure))
-            entries.append(_refused(route, failure))
+            entries.append(_listed(*who, route, _REFUSAL_STATUS.get(type(failure)), str(failure)))
+            continue
+        except HeldBack as hold:
+            held.append(hold)
+            entries.append(_listed(*who, route, "held", str(hold)))
             continue
         delivered.append(receipt)
-        entries.append(_delivered(person.contact.contact_id, person.role, receipt))
+        entries.append(_delivered(*who, receipt))
     if waiting := [why for _route, why in refused if not why.permanent]:
         raise _retry_all(waiting)
-    if not delivered:
+    if not delivered and not held:
         first, refusal = refused[0]
         if isinstance(refusal, Suppressed):
             _record_suppressed_step(sender.engine, request, first)
         raise refusal
-    return delivered[0].model_copy(
-        update={
-            "duplicate": all(receipt.duplicate for receipt in delivered),
-            "recipients": entries,
-            "recipients_left_out": audience.left_out,
-        }
+    first = Route.for_person(request, audience.channel, audience.people[0])
+    receipt = _receipt(request, first, delivered, entries, held)
+    return receipt.model_copy(update={"recipients_left_out": audience.left_out})
+
+
+def _receipt(
+    request: DeliverRequest,
+    first: Route,
+    delivered: list[DeliveryReceipt],
+    entries: list[RecipientReceipt],
+    held: list[HeldBack],
+) -> DeliveryReceipt:
+    """The first delivered message's receipt (a blank one when all are held), listing everyone
+    and, when some are held, when to ask again."""
+    until = min((hold.until for hold in held), default=None)
+    why = next((str(hold) for hold in held if hold.until == until), "")
+    update = {"recipients": entries, "held_until": until, "held_why": why}
+    if delivered:
+        duplicate = all(receipt.duplicate for receipt in delivered)
+        return delivered[0].model_copy(update=update | {"duplicate": duplicate})
+    blank = DeliveryReceipt(
+        outbox_id="",
+        idempotency_key=request.idempotency_key,
+        channel=first.channel,
+        recipient="",
+        fallback_used=False,
+        duplicate=False,
+        path="",
+        subject="",
     )
+    return blank.model_copy(update=update)
 
 
 def _deliver_route(sender: _Sender, request: DeliverRequest, route: Route) -> DeliveryReceipt:
@@ -151,6 +186,7 @@ def _deliver_on(sender: _Sender, request: DeliverRequest, route: Route) -> Deliv
         return refused_or_receipt(existing)
     if existing is None:  # a reserved row was on its way out before any suppression: resend
         _refuse_if_suppressed(engine, request, route)
+        refuse_if_held(engine, request, route)
     provider = None if request.held_out else sender.providers.get(route.channel)
     if provider is not None:
         return send_live(engine, sender.templates, request, route, provider)
@@ -212,8 +248,9 @@ def _addressed(request: DeliverRequest, route: Route) -> list[str]:
 
 
 def _record_suppressed_step(engine: Engine, request: DeliverRequest, route: Route) -> None:
-    """The step's intervention row, when suppression left it nothing to send on."""
-    row = find(engine, route.key)
+    """The step's intervention row, when suppression left it nothing to send on: the last
+    channel's (the fallback's when it had one)."""
+    row = find(engine, f"{route.key}:fallback") or find(engine, route.key)
     if row is None:
         return
     try:
@@ -238,15 +275,17 @@ def _delivered(contact_id: str, role: str, receipt: DeliveryReceipt) -> Recipien
     )
 
 
-def _refused(route: Route, failure: DeliveryFailed) -> RecipientReceipt:
-    assert route.person is not None  # only a person's route is listed as refused
+def _listed(
+    contact_id: str, role: str, route: Route, status: RecipientStatus | None, why: str
+) -> RecipientReceipt:
+    """A person the step did not reach (yet): refused, suppressed or held back."""
     return RecipientReceipt(
-        contact_id=route.person.contact.contact_id,
-        role=route.person.role,
+        contact_id=contact_id,
+        role=role,
         channel=route.channel,
         address=masked(route.recipient),
-        status=_REFUSAL_STATUS.get(type(failure), "rejected"),
-        note=str(failure),
+        status=status or "rejected",
+        note=why,
     )
 
 
