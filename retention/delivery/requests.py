@@ -4,12 +4,12 @@ outbox (retention/delivery/outbox.py) and CSM tasks (retention/delivery/csm_task
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
 from retention.plan import Channel, FrequencyCap, PlanStep, QuietHours, RetentionOffer
+from retention.recipients import RecipientReceipt
 from retention.risk_factor import RiskFactor
 
 
@@ -69,23 +69,6 @@ class DeliverRequest(DeliverInput):
 # A role can hold many people: one step reaches at most this many, the first in recipient order;
 # the receipt counts the rest (`recipients_left_out`) so the cut shows in the journey's state.
 MAX_RECIPIENTS_PER_STEP = 50
-
-RecipientStatus = Literal[
-    "captured", "held_out", "sent", "suppressed", "invalid_recipient", "rejected", "held"
-]
-
-
-class RecipientReceipt(BaseModel):
-    """How a step went for one person: their own outbox row, or why they got nothing. The
-    address is masked: receipts live on in workflow history and the `state` query."""
-
-    contact_id: str
-    role: str
-    channel: Channel
-    address: str = Field(description="masked, e.g. d***@acme.example, +*******4567")
-    status: RecipientStatus
-    fallback_used: bool = False
-    note: str | None = None
 
 
 class DeliveryReceipt(BaseModel):

@@ -27,7 +27,6 @@ from retention.delivery.outbox import (
     new_row,
 )
 from retention.delivery.providers import Provider
-from retention.delivery.requests import RecipientReceipt, RecipientStatus
 from retention.delivery.templates import RenderedMessage, TemplateSet
 from retention.errors import (
     DeliveryFailed,
@@ -38,7 +37,7 @@ from retention.errors import (
     Suppressed,
 )
 from retention.plan import CUSTOMER_CHANNELS, Channel
-from retention.recipients import address_for, spoken_to
+from retention.recipients import RecipientReceipt, RecipientStatus, address_for, spoken_to
 from retention.store.db import session
 from retention.store.suppressions import suppression_for
 
