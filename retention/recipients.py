@@ -69,9 +69,9 @@ def recipients_for(
 def spoken_to(
     addressing: Addressing, channel: Channel, customer: CustomerSnapshot
 ) -> tuple[Contact, Addressee]:
-    """The person a step's one message speaks to (the outbox sends one per step) and the role
-    they are addressed as: its first recipient, else the primary contact, whom every message
-    went to before steps named roles."""
+    """The person a step's one message speaks to (CSM work, or a step reaching only the primary
+    contact or nobody: retention/delivery/audience.py) and the role they are addressed as: its
+    first recipient, else the primary contact, whom every message went to before roles."""
     reached = recipients_for(addressing, channel, customer)
     if reached:
         return reached[0].contact, reached[0].role
