@@ -14,6 +14,7 @@ from fake_providers import FakeSendGrid
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from activities.deliver import _send_status as send_status
 from retention.customer import CustomerSnapshot
 from retention.delivery.audience import masked
 from retention.delivery.requests import MAX_RECIPIENTS_PER_STEP, DeliverRequest, GuardRails
@@ -275,3 +276,4 @@ def test_the_primary_contact_alone_held_gets_a_receipt_with_nothing_sent(
     assert (receipt.outbox_id, receipt.held_until) == ("", datetime(2026, 12, 1, 8, tzinfo=UTC))
     assert [(r.contact_id, r.status) for r in receipt.recipients] == [("primary", "held")]
     assert count(engine, OutboxRow) == 0 and count(engine, InterventionRow) == 0
+    assert send_status(receipt) == "held"  # the sends metric does not count it as captured
