@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any
+from uuid import uuid4
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from retention.runtime.settings import ROOT
 
@@ -45,6 +48,33 @@ def test_scoring_benchmark_prints_its_figures() -> None:
         "risk_factors",
         "drivers_and_objects",
     }
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RETENTION_TEST_DATABASE_URL"),
+    reason="creates PostgreSQL databases of its own (RETENTION_TEST_DATABASE_URL names the server)",
+)
+def test_contacts_benchmark_imports_stores_reads_back_and_scores_every_account() -> None:
+    server = make_url(os.environ["RETENTION_TEST_DATABASE_URL"])
+    url = server.set(database=f"bench_contacts_{uuid4().hex[:8]}")
+    figures = bench_figures(
+        "contacts_scale.py",
+        *("--customers", "40", "--contacts", "6", "--page-size", "15"),
+        *("--database-url", url.render_as_string(hide_password=False)),
+    )
+
+    assert figures["bench"] == "contacts_scale"
+    assert (figures["customers"], figures["contacts"]) == (40, 6)
+    baseline, with_contacts = figures["baseline"], figures["with_contacts"]
+    for population in (baseline, with_contacts):
+        assert population["imported"] == population["scored"] == 40
+        assert population["failures"] == 0 and population["read_back_customers"] == 40
+        assert population["imported_per_s"] > 0 and population["scored_per_cpu_s"] > 0
+    assert (baseline["contacts_stored"], baseline["contacts_read_back"]) == (0, 0)
+    assert with_contacts["contacts_stored"] == with_contacts["contacts_read_back"] == 40 * 6
+    assert with_contacts["file_bytes_per_account"] > baseline["file_bytes_per_account"]
+    assert figures["same_at_risk"] is True  # the contacts show the champion status drawn
+    assert figures["score_cpu_ratio"] > 0 and figures["import_cpu_ratio"] > 0
 
 
 @pytest.mark.e2e

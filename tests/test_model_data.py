@@ -188,6 +188,43 @@ def test_every_generated_snapshot_validates_and_is_plausible(population: Trainin
     assert any(c.relationship.nps is None for c in population.customers)
 
 
+def test_contacts_leave_the_rest_of_a_generated_population_as_it_was() -> None:
+    plain = generate_population(200, seed=5)
+    with_people = generate_population(200, seed=5, contacts=25)
+
+    assert all(c.contacts == [] for c in plain.customers)
+    assert [c.model_copy(update={"contacts": []}) for c in with_people.customers] == plain.customers
+    assert with_people.churn_dates == plain.churn_dates
+
+
+def test_generated_contacts_hold_the_roles_an_account_keeps() -> None:
+    customers = generate_population(200, seed=5, contacts=25).customers
+
+    emails = [p.email for c in customers for p in c.contacts]
+    phones = [p.phone for c in customers for p in c.contacts if p.phone is not None]
+    assert len(emails) == 200 * 25 and len(set(emails)) == len(emails)
+    assert len(set(phones)) == len(phones) > 0
+    for customer in customers:
+        roles = [p.roles[0] for p in customer.contacts]
+        champion = roles.count("champion")
+        assert roles[0] == "executive_sponsor" and roles[2:5] == ["admin", "admin", "billing"]
+        assert roles.count("user") == 25 - 4 - champion
+        assert customer.primary_contact is customer.contacts[2]
+    statuses = {c.relationship.champion_status for c in customers}
+    assert statuses == {"active", "at_risk", "left", "none"}
+    assert any(not p.active for c in customers for p in c.contacts if p.roles == ["user"])
+
+
+def test_fewer_contacts_take_the_leading_roles_first() -> None:
+    customer = generate_population(1, seed=5, contacts=2).customers[0]
+
+    assert [p.roles for p in customer.contacts] in (
+        [["executive_sponsor"], ["champion"]],
+        [["executive_sponsor"], ["user"]],  # an account without a champion
+    )
+    assert customer.primary_contact.contact_id == "primary"  # the profile's person: not listed
+
+
 def test_the_signal_is_learnable_but_noisy(rulebook: Rulebook) -> None:
     """A logistic regression on the seed features reaches AUC > 0.7 on held-out customers."""
     population = generate_population(3_000, seed=2)

@@ -12,6 +12,7 @@ from journeys import AT_RISK, WAVERING
 from populations import at_risk_by_rules, save_customers_bulk
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from activities.scan import ScanActivities
 from retention.errors import RulebookError
@@ -200,6 +201,36 @@ def test_an_unreadable_stored_customer_is_a_named_failure_not_a_crash(engine: En
     assert (page.read, page.scored) == (4, 3)
     assert [f.customer_id for f in page.failures] == ["c-001b"]
     assert "usage.total_features" in page.failures[0].reason
+
+
+@pytest.mark.database
+def test_accounts_with_contacts_are_at_risk_in_a_scan_as_in_their_own_assessment(
+    engine: Engine,
+) -> None:
+    customers = generate_population(40, seed=11, contacts=25).customers
+    save_customers_bulk(engine, customers)
+    rulebook = load_rulebook(RULES_DIR)
+    page = score_page(engine, rulebook, None, PageRequest(scan_id="s5", page=1, page_size=50))
+    assert (page.read, page.scored, page.failures) == (40, 40, [])
+    expected = at_risk_by_rules(customers, rulebook, None)
+    assert 0 < len(expected) < 40
+    assert sorted(page.at_risk_ids) == sorted(expected)
+
+
+@pytest.mark.database
+def test_a_scan_scores_the_champion_status_the_contacts_settled(engine: Engine) -> None:
+    gone = {"contact_id": "ana", "name": "Ana", "email": "ana@example.com", "roles": ["champion"]}
+    customer = make_customer(
+        relationship={"champion_status": "active"}, contacts=[gone | {"active": False}]
+    )
+    assert customer.relationship.champion_status == "left"
+    save_customer(engine, customer)
+    score_page(
+        engine, load_rulebook(RULES_DIR), None, PageRequest(scan_id="s6", page=1, page_size=50)
+    )
+    with session(engine) as db:
+        [prediction] = db.exec(select(ChurnPredictionRow)).all()
+    assert "champion_risk" in [factor["name"] for factor in prediction.risk_factors]
 
 
 @pytest.mark.database

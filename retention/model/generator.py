@@ -59,7 +59,8 @@ logistic function 1 / (1 + e^-x), Poisson and Binomial as usual):
     sooner; churn_date = snapshot_date + max(1, ceil(t)) days.
 
 Each customer is validated as a `CustomerSnapshot`: ids `gen-000001`, ..., names from small
-lists, emails `@example.com`.
+lists, emails `@example.com`. No contacts unless asked for (`contacts=N`: N people per account,
+with roles, from a random stream of their own; retention/model/people.py).
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from retention.customer import CustomerSnapshot
+from retention.model.people import (
+    FIRST_NAMES,
+    LAST_NAMES,
+    TIMEZONES,
+    account_contacts,
+    draw_contacts,
+)
 from retention.model.training_data import TrainingSet
 
 Floats = NDArray[np.float64]
@@ -202,21 +210,11 @@ HAZARD_DISCOUNT = 2.0
 HAZARD_SEGMENT = (0.3, 0.0, -0.3)  # small accounts leave more easily
 FRAILTY_SD = 0.8
 
-FIRST_NAMES = (
-    "Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
-    "Kemi", "Liam", "Mei", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tariq",
-)  # fmt: skip
-LAST_NAMES = (
-    "Adams", "Baker", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Haddad", "Ito", "Jensen",
-    "Kim", "Lopez", "Moreau", "Nowak", "Okafor", "Patel", "Rossi", "Silva", "Tanaka", "Weber",
-)  # fmt: skip
 COMPANY_WORDS = (
     "Acorn", "Beacon", "Cobalt", "Delta", "Ember", "Falcon", "Granite", "Harbor", "Iris",
     "Juniper", "Kestrel", "Lumen", "Maple", "Nimbus", "Orbit", "Pioneer", "Quartz", "Summit",
 )  # fmt: skip
 COMPANY_SUFFIXES = ("Labs", "Systems", "Analytics", "Logistics", "Health", "Retail", "Works")
-TIMEZONES = ("America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London",
-             "Europe/Berlin", "Asia/Singapore", "Australia/Sydney")  # fmt: skip
 CSMS = ("csm-jordan", "csm-sam", "csm-alex", "csm-robin", "csm-kai")
 PHONE_SHARE = 0.3
 PROGRESS_EVERY = 1_000
@@ -230,15 +228,23 @@ def generate_population(
     seed: int,
     snapshot_date: date = DEFAULT_SNAPSHOT_DATE,
     progress: Callable[[int], None] | None = None,
+    contacts: int = 0,
 ) -> TrainingSet:
-    """`customers` validated snapshots with their outcome; `progress(done)` now and then."""
-    if customers < 0:
-        raise ValueError("customers must be 0 or more")
+    """`customers` validated snapshots with their outcome; `progress(done)` now and then.
+    `contacts`: how many people each account lists (retention/model/people.py; none by default)."""
+    if customers < 0 or contacts < 0:
+        raise ValueError("customers and contacts must be 0 or more")
     columns = {name: values.tolist() for name, values in draw(seed, customers).items()}
+    people = {k: v.tolist() for k, v in draw_contacts(seed, customers, contacts).items()}
     snapshots, churn_dates = [], []
     for i in range(customers):
         row = {name: values[i] for name, values in columns.items()}
-        snapshots.append(CustomerSnapshot.model_validate(_document(i, row, snapshot_date)))
+        document = _document(i, row, snapshot_date)
+        if contacts:
+            drawn = {name: values[i] for name, values in people.items()}
+            status = document["relationship"]["champion_status"]
+            document["contacts"] = account_contacts(i + 1, document["profile"], status, drawn)
+        snapshots.append(CustomerSnapshot.model_validate(document))
         days = row["churn_days"]
         churn_dates.append(snapshot_date + timedelta(days=days) if days > 0 else None)
         if progress and (i + 1) % PROGRESS_EVERY == 0:

@@ -72,10 +72,22 @@ def _readable(rows: list[tuple[str, Any]]) -> tuple[list[CustomerSnapshot], list
     customers, failures = [], []
     for customer_id, raw in rows:
         try:
-            customers.append(parse_customer(raw, source=f"customers[{customer_id}]"))
+            customers.append(
+                parse_customer(_without_contacts(raw), source=f"customers[{customer_id}]")
+            )
         except RetentionError as exc:
             failures.append(ScanFailure(customer_id=customer_id, reason=str(exc)))
     return customers, failures
+
+
+def _without_contacts(raw: Any) -> Any:
+    """The stored snapshot as scoring reads it. No score reads the contacts: health, risk, the
+    model and the rules read `champion_status`, which the contacts settled when the snapshot was
+    validated and saved. Validating every person of every account again cost a page time in
+    proportion to the contacts; the journey that addresses them reads them whole."""
+    if isinstance(raw, dict) and "contacts" in raw:
+        return {field: value for field, value in raw.items() if field != "contacts"}
+    return raw
 
 
 def _score_rows(assessments: Sequence[Assessment]) -> list[SQLModel]:
