@@ -68,10 +68,12 @@ def quiet_runtime() -> Runtime:
 
 
 def sample_customer(customer_id: str) -> CustomerSnapshot:
-    """The sample nurture customer under another id (one journey per customer id)."""
+    """The sample nurture customer under another id (one journey per customer id) and an address
+    of its own: the shipped frequency caps count messages per person across journeys, so
+    customers sharing one address would hold each other's messages back."""
     customer = parse_customer(json.loads(SAMPLE.read_text()), str(SAMPLE))
-    profile = customer.profile.model_copy(update={"customer_id": customer_id})
-    return customer.model_copy(update={"profile": profile})
+    update = {"customer_id": customer_id, "email": f"{customer_id}@cyberdyne.example"}
+    return customer.model_copy(update={"profile": customer.profile.model_copy(update=update)})
 
 
 @contextmanager
