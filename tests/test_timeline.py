@@ -150,6 +150,21 @@ def test_each_entry_reads_as_one_line_for_a_csm() -> None:
     assert unscored.summary() == "health - · churn probability 0.70 (upstream, model m@1)"
 
 
+def test_a_task_in_the_crm_reads_with_its_crm_id_or_why_it_is_not_there() -> None:
+    synced = TaskEntry(
+        at=day(1), task_id=8, action="check_in", assigned_csm=None, subject="Check in",
+        status="open", due_at=day(2), completed_at=None, completed_by=None, note=None,
+        crm="hubspot", crm_status="synced", crm_id="5501", crm_synced_at=day(1),
+    )  # fmt: skip
+    refused = synced.model_copy(update={"crm_status": "failed", "crm_id": None})
+
+    assert synced.summary() == (
+        "task 8 check_in for unassigned · open, due 2026-11-02 00:00"
+        " · in hubspot as 5501 since 2026-11-01 00:00"
+    )
+    assert refused.summary().endswith("· hubspot sync failed")
+
+
 def test_a_decision_reads_as_its_strategy_change_with_the_rules_and_rule_set_behind_it() -> None:
     escalated = DecisionEntry(
         at=day(2), journey_id="retention-c1", generation=2, from_strategy="nurture",

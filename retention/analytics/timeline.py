@@ -150,7 +150,7 @@ class MessageEntry(Entry):
 
 
 class TaskEntry(Entry):
-    """One CSM task, when it was made; done by whom, if it is."""
+    """One CSM task, when it was made; its copy in the CRM, if any; done by whom, if it is."""
 
     kind: Literal["task"] = "task"
     task_id: int | None
@@ -162,6 +162,10 @@ class TaskEntry(Entry):
     completed_at: datetime | None
     completed_by: str | None
     note: str | None
+    crm: str | None = Field(default=None, description="the CRM it is synced to, e.g. hubspot")
+    crm_status: str | None = Field(default=None, description="pending, synced or failed")
+    crm_id: str | None = None
+    crm_synced_at: datetime | None = None
 
     def summary(self) -> str:
         owner = self.assigned_csm or "unassigned"
@@ -170,7 +174,14 @@ class TaskEntry(Entry):
         else:
             state = f"open, due {_minute(self.due_at)}"
         note = f": {self.note}" if self.note else ""
-        return f"task {self.task_id} {self.action} for {owner} · {state}{note}"
+        return f"task {self.task_id} {self.action} for {owner} · {state}{self._in_crm()}{note}"
+
+    def _in_crm(self) -> str:
+        if self.crm_status is None:
+            return ""
+        if self.crm_status == "synced":
+            return f" · in {self.crm} as {self.crm_id} since {_minute(self.crm_synced_at)}"
+        return f" · {self.crm or 'CRM'} sync {self.crm_status}"
 
 
 class EventEntry(Entry):
@@ -354,6 +365,10 @@ def _task(row: CsmTaskRow) -> TaskEntry:
         completed_at=row.completed_at,
         completed_by=row.completed_by,
         note=row.note,
+        crm=row.crm_provider,
+        crm_status=row.crm_status,
+        crm_id=row.crm_id,
+        crm_synced_at=row.crm_synced_at,
     )
 
 
