@@ -75,6 +75,7 @@ def test_every_admin_gets_their_own_row_key_and_message(engine: Engine, tmp_path
         "g1-01-retention_offer.ben.txt",
     ]
     assert files[0].read_text().startswith("To: ana@acme.example\n")
+    assert "\nHi Ana," in files[0].read_text() and "\nHi Ben," in files[1].read_text()
     assert [(r.contact_id, r.role, r.address, r.status) for r in first.recipients] == [
         ("ana", "admin", "a***@acme.example", "captured"),
         ("ben", "admin", "b***@acme.example", "captured"),
