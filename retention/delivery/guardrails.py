@@ -11,20 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from retention.plan import FrequencyCap, QuietHours
-
-
-class Rails(Protocol):
-    """The journey's policy, or the guard rails the deliver activity is given."""
-
-    @property
-    def frequency_caps(self) -> Sequence[FrequencyCap]: ...
-
-    @property
-    def quiet_hours(self) -> QuietHours | None: ...
+from retention.plan import (
+    FrequencyCap,
+    JourneyPolicy,
+    QuietHours,
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +29,7 @@ class Hold:
 
 
 def hold_for(
-    policy: Rails,
+    policy: JourneyPolicy,
     channel: str,
     now: datetime,
     sent: Sequence[datetime],
