@@ -414,7 +414,8 @@ def test_incomplete_provider_settings_are_refused_without_secrets(
 
 
 def test_slack_alone_makes_delivery_live_with_alerts_and_capture_turns_them_off(
-    clean_env: pytest.MonkeyPatch, engine: Engine
+    engine: Engine,  # before clean_env: the database fixture reads RETENTION_TEST_DATABASE_URL
+    clean_env: pytest.MonkeyPatch,
 ) -> None:
     for name, value in SLACK.items():
         clean_env.setenv(name, value)
