@@ -86,6 +86,15 @@ def attempts(engine: Engine, key: str) -> list[DeliveryAttemptRow]:
         return list(db.exec(query).all())
 
 
+def settled_rows(engine: Engine) -> list[OutboxRow] | None:
+    """The outbox's sent rows, once no send is still in flight."""
+    with session(engine) as db:
+        rows = db.exec(select(OutboxRow)).all()
+    if any(row.status == "sending" for row in rows):
+        return None
+    return [row for row in rows if row.status == "sent"]
+
+
 def step_with_key(state: dict[str, Any], key: str) -> dict[str, Any]:
     step_id = key.removeprefix(f"{state['journey_key']}:")
     return next(s for s in state["steps"] if s["step"]["step_id"] == step_id)
@@ -129,9 +138,9 @@ def test_a_worker_killed_mid_send_delivers_the_email_once(
         assert (step["delivery_mode"], step["provider_message_id"]) == ("live", message_id)
         [attempt] = attempts(engine, key)  # the killed worker's call was never recorded
         assert (attempt.outcome, attempt.provider_message_id) == ("delivered", message_id)
-        # every message the provider made is one sent step: nothing was delivered twice
-        with session(engine) as db:
-            sent = db.exec(select(OutboxRow).where(OutboxRow.status == "sent")).all()
+        # every message the provider made is one sent step: nothing was delivered twice. The
+        # re-engagement campaign's first email is due at once too: wait for it to settle
+        sent = until(lambda: settled_rows(engine), "every email of the day sent", 120)
         assert fake_sendgrid.message_count == len(sent) == len({r.idempotency_key for r in sent})
         stack.cli("cancel", "globex-nur", "--reason", "test over")
     finally:
