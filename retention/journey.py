@@ -14,6 +14,7 @@ from retention.risk_factor import RiskFactor
 from retention.suppression import SuppressRequest
 
 Stage = Literal["assessing", "waiting", "intervening", "paused", "rescoring", "closed"]
+FIRST_STAGE: Stage = "assessing"
 StepStatus = Literal["pending", "done", "skipped"]
 # Events that arrive before the first decision wait for it one by one (an event campaign may
 # read their data); past this many they are still counted, and exits still end the journey.
@@ -82,7 +83,7 @@ class JourneyState(BaseModel):
     )
     journey_key: str = Field(description="workflow id + first run id: unique per journey")
     started_at: datetime
-    stage: Stage = "assessing"
+    stage: Stage = FIRST_STAGE
     strategy: str | None = None
     risk_tier: str | None = None
     severity_tier: str | None = None

@@ -23,9 +23,12 @@ from journeys import (
     until_planned,
 )
 from sqlalchemy import Engine
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.converter import PayloadConverter
 from temporalio.testing import WorkflowEnvironment
 
+from retention import search_attributes
 from retention.customer import CustomerEvent
 from retention.journey import (
     CancelRequest,
@@ -389,6 +392,29 @@ async def test_a_malformed_request_fails_the_journey_naming_the_fields(world: An
     message = str(failed.value.cause)
     assert "invalid JourneyRequest" in message
     assert "customer_id" in message and "options.time_scale" in message
+
+
+async def test_a_journey_is_found_by_its_stage_from_the_start_without_a_command_of_its_own(
+    world: Any,
+) -> None:
+    handle = await start(world, nurture_customer())
+    await until_planned(world, handle)
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    first_stage = started.search_attributes.indexed_fields[search_attributes.JOURNEY_STAGE.name]
+    assert PayloadConverter.default.from_payload(first_stage) == "assessing"
+    upserted = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    stages = [
+        PayloadConverter.default.from_payload(fields[search_attributes.JOURNEY_STAGE.name])
+        for fields in upserted
+        if search_attributes.JOURNEY_STAGE.name in fields
+    ]
+    assert stages == ["waiting"]  # settled once planned; "assessing" was set by the start
+    await end_journey(handle)
 
 
 async def test_a_second_start_for_the_same_customer_is_refused(world: Any) -> None:

@@ -5,8 +5,6 @@ an activity. Customer events arrive as the `customer_event` signal, operator com
 updates, and the whole state answers the `state` query.
 """
 
-from __future__ import annotations
-
 import asyncio
 from datetime import datetime, timedelta
 from typing import Any

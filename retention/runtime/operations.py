@@ -50,6 +50,7 @@ from retention.errors import (
     TemporalUnreachable,
 )
 from retention.journey import (
+    FIRST_STAGE,
     JOURNEY_ROLLING_OVER,
     CancelRequest,
     CommandResult,
@@ -233,8 +234,10 @@ def journey_details(customer_id: str, customer: CustomerSnapshot | None) -> str:
 def _initial_search_attributes(
     customer_id: str, customer: CustomerSnapshot | None
 ) -> TypedSearchAttributes:
+    # the first stage too: the journey would otherwise upsert it as its first command
     pairs: list[SearchAttributePair[str]] = [
-        SearchAttributePair(search_attributes.CUSTOMER_ID, customer_id)
+        SearchAttributePair(search_attributes.CUSTOMER_ID, customer_id),
+        SearchAttributePair(search_attributes.JOURNEY_STAGE, FIRST_STAGE),
     ]
     if customer is not None and customer.profile.assigned_csm:
         pairs.append(
