@@ -50,7 +50,7 @@ from retention.rulebook.source import RulebookSource
 from retention.runtime.connection import temporal_target
 from retention.runtime.logs import configure_logging
 from retention.runtime.readiness import Readiness, leave, serve_health
-from retention.runtime.sandbox import WORKFLOW_RUNNER
+from retention.runtime.sandbox import workflow_runner
 from retention.runtime.schedules import keep_schedule
 from retention.runtime.settings import Settings, get_settings, settings_problem
 from retention.runtime.temporal import connect, metrics_runtime
@@ -172,7 +172,7 @@ def make_worker(
         activity_executor=executor,
         max_concurrent_activities=slots,
         graceful_shutdown_timeout=drain,
-        workflow_runner=WORKFLOW_RUNNER,  # the SDK's sandbox, less a cost per signal
+        workflow_runner=workflow_runner(client.data_converter),  # the SDK's sandbox, leaner
     )
 
 

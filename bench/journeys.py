@@ -49,7 +49,7 @@ from retention.customer import CustomerSnapshot, parse_customer  # noqa: E402
 from retention.journey import JourneyOptions, journey_id  # noqa: E402
 from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.runtime.operations import start_journey  # noqa: E402
-from retention.runtime.sandbox import WORKFLOW_RUNNER  # noqa: E402
+from retention.runtime.sandbox import workflow_runner  # noqa: E402
 from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
@@ -181,7 +181,9 @@ async def bench_worker(client: Client, tmp: Path) -> AsyncIterator[Engine]:
             workflows=[*WORKFLOWS, NoopJourney],
             activities=activities,
             activity_executor=executor,
-            workflow_runner=WORKFLOW_RUNNER,  # worker.py's, so both workloads run as shipped
+            workflow_runner=workflow_runner(
+                client.data_converter
+            ),  # worker.py's, so both workloads run as shipped
         ):
             yield engine
 

@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from retention.rulebook.loader import load_rulebook
-from retention.runtime.sandbox import WORKFLOW_RUNNER
+from retention.runtime.sandbox import workflow_runner
 from worker import WORKFLOWS
 
 HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
@@ -82,7 +82,9 @@ async def test_history_replays_without_nondeterminism(path: Path) -> None:
     # every workflow registered, in worker.py's runner: each history replays against the class
     # of the type it names
     replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(pydantic_data_converter),
     )
 
     result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)

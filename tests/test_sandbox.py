@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from importlib.machinery import SourceFileLoader
 from types import CodeType
 
 import pytest
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.enums.v1 import CommandType
 from temporalio.api.failure.v1 import Failure
-from temporalio.converter import DataConverter, WorkflowSerializationContext
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, PayloadCodec, WorkflowSerializationContext
 from temporalio.worker import WorkflowInstanceDetails
+from temporalio.worker._command_aware_visitor import CommandInfo
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _fake_info
 from temporalio.workflow import _Definition
 
 from retention.runtime.sandbox import (
     _COMPILED_ONCE,
-    WORKFLOW_RUNNER,
     ContextOutsideSandboxRunner,
     _CompiledOnceLoader,
+    workflow_runner,
 )
 from workflows.journey import RetentionJourney
+
+WORKFLOW_RUNNER = workflow_runner(pydantic_data_converter)  # worker.py's, with our converter
 
 
 def _details() -> WorkflowInstanceDetails:
@@ -54,6 +60,41 @@ async def test_a_payload_of_no_command_gets_the_context_the_sandbox_gives() -> N
         namespace="retention", workflow_id="retention-acme"
     )
     assert outside.get_info() is details.info
+
+
+class _Reversing(PayloadCodec):
+    """A codec: it may read the context of what it encodes."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [Payload(metadata=p.metadata, data=p.data[::-1]) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return await self.encode(payloads)
+
+
+async def test_with_nothing_to_read_them_every_context_is_answered_outside_the_sandbox() -> None:
+    # an activity's payloads: the sandbox would look the activity up; no codec or external
+    # storage would read the answer, so the workflow's own context serves
+    activity = CommandInfo(CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, 1)
+    details = _details()
+    outside = WORKFLOW_RUNNER.create_instance(details)
+
+    assert WORKFLOW_RUNNER.contexts_unread
+    assert outside.get_serialization_context(activity) == outside.get_serialization_context(None)
+    store = outside.get_external_store_context(activity).target
+    assert (store.id, store.run_id) == (details.info.workflow_id, details.info.run_id)
+
+
+async def test_a_codec_keeps_the_sandboxs_answers_for_payloads_of_a_command() -> None:
+    with_codec = dataclasses.replace(pydantic_data_converter, payload_codec=_Reversing())
+    runner = workflow_runner(with_codec)
+    activity = CommandInfo(CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, 1)
+    details = _details()
+    outside = runner.create_instance(details)
+    inside = SandboxedWorkflowRunner().create_instance(details)
+
+    assert not runner.contexts_unread
+    assert outside.get_serialization_context(activity) == inside.get_serialization_context(activity)
 
 
 def test_the_runner_is_the_sdk_sandbox() -> None:

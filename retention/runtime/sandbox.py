@@ -7,9 +7,12 @@ the sandbox (an `exec` of a code string, the restricted importer and builtins pu
 taken down), on the event loop's thread: about half of what a `customer_event` signal costs
 the worker (bench/signal_cost.py). For a payload tied to no command (signals, updates, queries)
 the answer is always the workflow's own context, which depends only on the run's namespace and
-workflow id; `ContextOutsideSandboxRunner` gives that answer outside the sandbox and passes
-every other question, and every activation, to the sandbox as before. Workflow code still runs
-only in the sandbox; what it decides, and so its commands, do not change.
+workflow id; `ContextOutsideSandboxRunner` gives that answer outside the sandbox. Payloads tied
+to a command (an activity's input and result) ask too, and only a payload codec or external
+storage ever reads the answer: when the client's data converter has neither (ours:
+retention/runtime/temporal.py), `workflow_runner` answers those outside as well, so no
+question enters the sandbox. Workflow code still runs only in the sandbox; what it decides,
+and so its commands and payloads, do not change.
 
 The sandbox also imports each run's workflow module afresh, and where no bytecode cache can be
 used (PYTHONDONTWRITEBYTECODE, as container images often set, or a read-only tree) that import
@@ -32,8 +35,13 @@ from types import CodeType, ModuleType
 
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
-from temporalio.converter import SerializationContext, WorkflowSerializationContext
-from temporalio.converter._extstore import StorageDriverStoreContext
+from temporalio.converter import (
+    DataConverter,
+    SerializationContext,
+    StorageDriverStoreContext,
+    StorageDriverWorkflowInfo,
+    WorkflowSerializationContext,
+)
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker._command_aware_visitor import CommandInfo
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -43,13 +51,21 @@ from temporalio.workflow import Info, _Definition
 class _ContextOutside(WorkflowInstance):
     """A sandboxed instance whose context for command-less payloads is answered out here."""
 
-    def __init__(self, sandboxed: WorkflowInstance) -> None:
+    def __init__(self, sandboxed: WorkflowInstance, contexts_unread: bool) -> None:
         self._sandboxed = sandboxed
+        self._contexts_unread = contexts_unread
         info = sandboxed.get_info()
         # as the SDK's instance answers `None` (namespace and workflow id never change in a run)
         self._own = WorkflowSerializationContext(
             namespace=info.namespace, workflow_id=info.workflow_id
         )
+        run = StorageDriverWorkflowInfo(
+            id=info.workflow_id,
+            run_id=info.run_id,
+            type=info.workflow_type,
+            namespace=info.namespace,
+        )
+        self._own_store = StorageDriverStoreContext(target=run)
 
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         return self._sandboxed.activate(act)
@@ -57,13 +73,15 @@ class _ContextOutside(WorkflowInstance):
     def get_serialization_context(
         self, command_info: CommandInfo | None
     ) -> SerializationContext | None:
-        if command_info is None:
+        if command_info is None or self._contexts_unread:
             return self._own
         return self._sandboxed.get_serialization_context(command_info)
 
     def get_external_store_context(
         self, command_info: CommandInfo | None
     ) -> StorageDriverStoreContext:
+        if command_info is None or self._contexts_unread:
+            return self._own_store
         return self._sandboxed.get_external_store_context(command_info)
 
     def get_info(self) -> Info:
@@ -126,14 +144,20 @@ sys.meta_path.insert(0, _COMPILED_ONCE)
 class ContextOutsideSandboxRunner(SandboxedWorkflowRunner):
     """The SDK's sandboxed runner (same restrictions, same debug-mode handling); its instances
     answer the serialization context of payloads tied to no command outside the sandbox, and
-    the modules of its workflows are compiled once per process."""
+    the modules of its workflows are compiled once per process. With `contexts_unread` (no codec
+    or external storage reads a context) every context question is answered outside."""
+
+    contexts_unread: bool = False
 
     def prepare_workflow(self, defn: _Definition) -> None:
         _COMPILED_ONCE.add(defn.cls.__module__)
         super().prepare_workflow(defn)
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        return _ContextOutside(super().create_instance(det))
+        return _ContextOutside(super().create_instance(det), self.contexts_unread)
 
 
-WORKFLOW_RUNNER = ContextOutsideSandboxRunner()
+def workflow_runner(converter: DataConverter) -> ContextOutsideSandboxRunner:
+    """The runner for a worker whose client converts payloads with `converter`."""
+    unread = converter.payload_codec is None and converter.external_storage is None
+    return ContextOutsideSandboxRunner(contexts_unread=unread)
