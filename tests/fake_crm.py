@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fake_providers import Answer, reply
+from fake_providers import Answer, ScriptedServer, reply
 from tls_proxy import make_pki
 
 
@@ -36,74 +34,33 @@ class Received:
     method: str
     path: str
     headers: dict[str, str]
-    body: Any
+    body: Any  # JSON, or the form fields of a form post
 
 
-class FakeCrm:
-    """The server, the failure script, the held answer and the tasks; subclasses route."""
+class FakeCrm(ScriptedServer):
+    """The tasks by our key and the request log; the failure script and the held answer are
+    ScriptedServer's. Subclasses route and say how a bad token is refused."""
 
     def __init__(self, token: str, tls_dir: Path | None = None) -> None:
         self.token = token
         self.tasks: dict[str, Task] = {}  # by our key
         self.received: list[Received] = []
-        self.held = threading.Event()
-        self._hold_next = False
-        self._release = threading.Event()
-        self._script: deque[Answer] = deque()
-        self._lock = threading.Lock()
         self._ids = count(1)
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            do_GET = do_PUT = do_PATCH = do_POST
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.ca: Path | None = None
+        context = None
         if tls_dir is not None:
             pki = make_pki(tls_dir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(pki.server_cert, pki.server_key)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
             self.ca = pki.ca
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(context)
 
     @property
     def url(self) -> str:
-        port = self._server.server_address[1]
-        return f"{'https' if self.ca else 'http'}://localhost:{port}"
-
-    def start(self) -> FakeCrm:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def fail_next(self, *answers: Answer) -> None:
-        self._script.extend(answers)
-
-    def hold_next(self) -> None:
-        """Take the next write (its task is made) but keep the answer back until `release()`."""
-        self.held.clear()
-        self._release.clear()
-        self._hold_next = True
-
-    def release(self) -> None:
-        self._release.set()
+        return self._http.root
 
     def writes(self) -> list[Received]:
-        return [r for r in self.received if r.method != "GET"]
+        return [r for r in self.received if r.method != "GET" and not self.is_login(r.path)]
 
     def new_id(self) -> str:
         return str(next(self._ids))
@@ -117,29 +74,42 @@ class FakeCrm:
     def refused_token(self) -> Answer:
         raise NotImplementedError
 
+    def is_login(self, path: str) -> bool:
+        """A path that takes no bearer token (an OAuth token endpoint)."""
+        return False
+
+    def login(self, headers: dict[str, str], form: dict[str, str]) -> Answer:
+        raise NotImplementedError
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         headers = dict(handler.headers.items())
         parts = urlsplit(handler.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        body = _body(headers.get("Content-Type", ""), raw)
         with self._lock:
             self.received.append(Received(handler.command, parts.path, headers, body))
-            if not self.authorized(headers):
+            if self.is_login(parts.path):
+                answer = self.login(headers, body if isinstance(body, dict) else {})
+            elif not self.authorized(headers):
                 answer = self.refused_token()
             elif self._script:
                 answer = self._script.popleft()
             else:
                 answer = self.route(handler.command, parts.path, query, body)
-            hold = self._hold_next and handler.command != "GET"
+            hold = self._hold_next and handler.command != "GET" and not self.is_login(parts.path)
             self._hold_next = self._hold_next and not hold
-        if hold:
-            self.held.set()
-            self._release.wait(timeout=300)
+        self._wait_if(hold)
         reply(handler, answer, "application/json")
+
+
+def _body(content_type: str, raw: bytes) -> Any:
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return {name: values[0] for name, values in parse_qs(raw.decode()).items()}
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _stamp(moment: datetime) -> str:
