@@ -5,6 +5,7 @@ pusher is killed."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import ssl
@@ -210,15 +211,71 @@ class FakeHubSpot(FakeCrm):
 class FakeSalesforce(FakeCrm):
     """PATCH /services/data/vNN.N/sobjects/Task/Retention_Key__c/<key> (an External ID upsert:
     201 created, 200 updated) and GET .../query/?q=<SOQL> over the tasks, with `Authorization:
-    Bearer <session id>`."""
+    Bearer <access token>`: the static one, or one its token endpoint issued.
+
+    POST /services/oauth2/token is a Connected App's client-credentials flow: a form with
+    `grant_type=client_credentials`, the client id and secret as HTTP Basic (or as form fields
+    `client_id`, `client_secret`); 200 with `access_token` and `instance_url`, or 400
+    `invalid_client` for a wrong secret. `expire_sessions()` ends every issued token, as the
+    org's session timeout does: they are then refused 401 INVALID_SESSION_ID."""
 
     KEY = "Retention_Key__c"
     UPSERT = re.compile(r"^/services/data/v\d+\.\d+/sobjects/Task/Retention_Key__c/(.+)$")
     QUERY = re.compile(r"^/services/data/v\d+\.\d+/query/?$")
     SINCE = re.compile(r"LastModifiedDate >= (\S+)")
+    TOKEN_PATH = "/services/oauth2/token"
 
-    def __init__(self, tls_dir: Path, token: str = "00Dfake!session.token") -> None:
+    def __init__(
+        self,
+        tls_dir: Path,
+        token: str = "00Dfake!session.token",
+        client_id: str = "3MVG9fakeConsumerKey.retention",
+        client_secret: str = "F4KE0C0NSUMER0SECRET0123456789",
+    ) -> None:
         super().__init__(token, tls_dir)
+        self.client_id, self.client_secret = client_id, client_secret
+        self.sessions: set[str] = set()  # access tokens issued and not yet expired
+        self.issued: list[str] = []  # every access token issued, in order
+        self._sessions = count(1)
+
+    def logins(self) -> list[Received]:
+        return [r for r in self.received if self.is_login(r.path)]
+
+    def expire_sessions(self) -> None:
+        self.sessions.clear()
+
+    def is_login(self, path: str) -> bool:
+        return path == self.TOKEN_PATH
+
+    def authorized(self, headers: dict[str, str]) -> bool:
+        given = headers.get("Authorization", "").removeprefix("Bearer ")
+        return given == self.token or given in self.sessions
+
+    def login(self, headers: dict[str, str], form: dict[str, str]) -> Answer:
+        if not headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return _oauth_error("invalid_request", "must use application/x-www-form-urlencoded")
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        client_id, secret = _client_of(headers, form)
+        if client_id != self.client_id:
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if secret != self.client_secret:
+            return _oauth_error("invalid_client", "invalid client credentials")
+        access = f"00Dfake0000000001!AQ.issued.{next(self._sessions)}"
+        self.sessions.add(access)
+        self.issued.append(access)
+        return Answer(
+            200,
+            {
+                "access_token": access,
+                "signature": "c2lnbmF0dXJl",
+                "scope": "api",
+                "instance_url": self.url,
+                "id": f"{self.url}/id/00Dfake0000000001/005fake0000000001",
+                "token_type": "Bearer",
+                "issued_at": str(int(datetime.now(UTC).timestamp() * 1000)),
+            },
+        )
 
     @staticmethod
     def error(status: int, code: str, message: str, fields: list[str] | None = None) -> Answer:
@@ -298,3 +355,17 @@ class FakeSalesforce(FakeCrm):
             if t.modified.replace(microsecond=0) >= mark
         ]
         return Answer(200, {"totalSize": len(records), "done": True, "records": records})
+
+
+def _oauth_error(error: str, description: str) -> Answer:
+    return Answer(400, {"error": error, "error_description": description})
+
+
+def _client_of(headers: dict[str, str], form: dict[str, str]) -> tuple[str | None, str | None]:
+    """The client id and secret, from HTTP Basic or else the form (Salesforce takes either)."""
+    basic = headers.get("Authorization", "")
+    if basic.startswith("Basic "):
+        pair = base64.b64decode(basic.removeprefix("Basic ")).decode()
+        client_id, _, secret = pair.partition(":")
+        return client_id, secret
+    return form.get("client_id"), form.get("client_secret")
