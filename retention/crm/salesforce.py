@@ -32,6 +32,7 @@ from retention.delivery.providers import ProviderAnswer, classify, retry_after
 KEY_FIELD = "Retention_Key__c"
 API_VERSION = "59.0"
 OPEN, CLOSED = "Not Started", "Completed"
+EXPIRED = "INVALID_SESSION_ID"
 
 T = TypeVar("T")
 
@@ -109,8 +110,8 @@ class SalesforceCrm:
         token = self._session.token()
         try:
             return call(self._client(http, token))
-        except SalesforceExpiredSession:
-            if not self._session.renew(token):
+        except SalesforceExpiredSession as exc:
+            if not _session_expired(exc) or not self._session.renew(token):
                 raise
         return call(self._client(http, self._session.token()))
 
@@ -150,6 +151,13 @@ def _words(exc: Exception) -> str:
             if isinstance(e, dict)
         )
     return str(content) if content else type(exc).__name__
+
+
+def _session_expired(exc: SalesforceError) -> bool:
+    """A 401 saying the session ended (`INVALID_SESSION_ID`), which a new token mends."""
+    content: Any = exc.content  # the parsed JSON body, despite the SDK's `bytes`
+    errors = content if isinstance(content, list) else []
+    return any(isinstance(e, dict) and e.get("errorCode") == EXPIRED for e in errors)
 
 
 def _body(answer: requests.Response) -> dict[str, Any]:
