@@ -5,20 +5,19 @@ pusher is killed."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import ssl
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fake_providers import Answer, reply
+from fake_providers import Answer, ScriptedServer, reply
 from tls_proxy import make_pki
 
 
@@ -36,74 +35,33 @@ class Received:
     method: str
     path: str
     headers: dict[str, str]
-    body: Any
+    body: Any  # JSON, or the form fields of a form post
 
 
-class FakeCrm:
-    """The server, the failure script, the held answer and the tasks; subclasses route."""
+class FakeCrm(ScriptedServer):
+    """The tasks by our key and the request log; the failure script and the held answer are
+    ScriptedServer's. Subclasses route and say how a bad token is refused."""
 
     def __init__(self, token: str, tls_dir: Path | None = None) -> None:
         self.token = token
         self.tasks: dict[str, Task] = {}  # by our key
         self.received: list[Received] = []
-        self.held = threading.Event()
-        self._hold_next = False
-        self._release = threading.Event()
-        self._script: deque[Answer] = deque()
-        self._lock = threading.Lock()
         self._ids = count(1)
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            do_GET = do_PUT = do_PATCH = do_POST
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.ca: Path | None = None
+        context = None
         if tls_dir is not None:
             pki = make_pki(tls_dir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(pki.server_cert, pki.server_key)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
             self.ca = pki.ca
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(context)
 
     @property
     def url(self) -> str:
-        port = self._server.server_address[1]
-        return f"{'https' if self.ca else 'http'}://localhost:{port}"
-
-    def start(self) -> FakeCrm:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def fail_next(self, *answers: Answer) -> None:
-        self._script.extend(answers)
-
-    def hold_next(self) -> None:
-        """Take the next write (its task is made) but keep the answer back until `release()`."""
-        self.held.clear()
-        self._release.clear()
-        self._hold_next = True
-
-    def release(self) -> None:
-        self._release.set()
+        return self._http.root
 
     def writes(self) -> list[Received]:
-        return [r for r in self.received if r.method != "GET"]
+        return [r for r in self.received if r.method != "GET" and not self.is_login(r.path)]
 
     def new_id(self) -> str:
         return str(next(self._ids))
@@ -117,29 +75,42 @@ class FakeCrm:
     def refused_token(self) -> Answer:
         raise NotImplementedError
 
+    def is_login(self, path: str) -> bool:
+        """A path that takes no bearer token (an OAuth token endpoint)."""
+        return False
+
+    def login(self, headers: dict[str, str], form: dict[str, str]) -> Answer:
+        raise NotImplementedError
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         headers = dict(handler.headers.items())
         parts = urlsplit(handler.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        body = _body(headers.get("Content-Type", ""), raw)
         with self._lock:
             self.received.append(Received(handler.command, parts.path, headers, body))
-            if not self.authorized(headers):
+            if self.is_login(parts.path):
+                answer = self.login(headers, body if isinstance(body, dict) else {})
+            elif not self.authorized(headers):
                 answer = self.refused_token()
             elif self._script:
                 answer = self._script.popleft()
             else:
                 answer = self.route(handler.command, parts.path, query, body)
-            hold = self._hold_next and handler.command != "GET"
+            hold = self._hold_next and handler.command != "GET" and not self.is_login(parts.path)
             self._hold_next = self._hold_next and not hold
-        if hold:
-            self.held.set()
-            self._release.wait(timeout=300)
+        self._wait_if(hold)
         reply(handler, answer, "application/json")
+
+
+def _body(content_type: str, raw: bytes) -> Any:
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return {name: values[0] for name, values in parse_qs(raw.decode()).items()}
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _stamp(moment: datetime) -> str:
@@ -240,15 +211,71 @@ class FakeHubSpot(FakeCrm):
 class FakeSalesforce(FakeCrm):
     """PATCH /services/data/vNN.N/sobjects/Task/Retention_Key__c/<key> (an External ID upsert:
     201 created, 200 updated) and GET .../query/?q=<SOQL> over the tasks, with `Authorization:
-    Bearer <session id>`."""
+    Bearer <access token>`: the static one, or one its token endpoint issued.
+
+    POST /services/oauth2/token is a Connected App's client-credentials flow: a form with
+    `grant_type=client_credentials`, the client id and secret as HTTP Basic (or as form fields
+    `client_id`, `client_secret`); 200 with `access_token` and `instance_url`, or 400
+    `invalid_client` for a wrong secret. `expire_sessions()` ends every issued token, as the
+    org's session timeout does: they are then refused 401 INVALID_SESSION_ID."""
 
     KEY = "Retention_Key__c"
     UPSERT = re.compile(r"^/services/data/v\d+\.\d+/sobjects/Task/Retention_Key__c/(.+)$")
     QUERY = re.compile(r"^/services/data/v\d+\.\d+/query/?$")
     SINCE = re.compile(r"LastModifiedDate >= (\S+)")
+    TOKEN_PATH = "/services/oauth2/token"
 
-    def __init__(self, tls_dir: Path, token: str = "00Dfake!session.token") -> None:
+    def __init__(
+        self,
+        tls_dir: Path,
+        token: str = "00Dfake!session.token",
+        client_id: str = "3MVG9fakeConsumerKey.retention",
+        client_secret: str = "F4KE0C0NSUMER0SECRET0123456789",
+    ) -> None:
         super().__init__(token, tls_dir)
+        self.client_id, self.client_secret = client_id, client_secret
+        self.sessions: set[str] = set()  # access tokens issued and not yet expired
+        self.issued: list[str] = []  # every access token issued, in order
+        self._sessions = count(1)
+
+    def logins(self) -> list[Received]:
+        return [r for r in self.received if self.is_login(r.path)]
+
+    def expire_sessions(self) -> None:
+        self.sessions.clear()
+
+    def is_login(self, path: str) -> bool:
+        return path == self.TOKEN_PATH
+
+    def authorized(self, headers: dict[str, str]) -> bool:
+        given = headers.get("Authorization", "").removeprefix("Bearer ")
+        return given == self.token or given in self.sessions
+
+    def login(self, headers: dict[str, str], form: dict[str, str]) -> Answer:
+        if not headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return _oauth_error("invalid_request", "must use application/x-www-form-urlencoded")
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        client_id, secret = _client_of(headers, form)
+        if client_id != self.client_id:
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if secret != self.client_secret:
+            return _oauth_error("invalid_client", "invalid client credentials")
+        access = f"00Dfake0000000001!AQ.issued.{next(self._sessions)}"
+        self.sessions.add(access)
+        self.issued.append(access)
+        return Answer(
+            200,
+            {
+                "access_token": access,
+                "signature": "c2lnbmF0dXJl",
+                "scope": "api",
+                "instance_url": self.url,
+                "id": f"{self.url}/id/00Dfake0000000001/005fake0000000001",
+                "token_type": "Bearer",
+                "issued_at": str(int(datetime.now(UTC).timestamp() * 1000)),
+            },
+        )
 
     @staticmethod
     def error(status: int, code: str, message: str, fields: list[str] | None = None) -> Answer:
@@ -328,3 +355,17 @@ class FakeSalesforce(FakeCrm):
             if t.modified.replace(microsecond=0) >= mark
         ]
         return Answer(200, {"totalSize": len(records), "done": True, "records": records})
+
+
+def _oauth_error(error: str, description: str) -> Answer:
+    return Answer(400, {"error": error, "error_description": description})
+
+
+def _client_of(headers: dict[str, str], form: dict[str, str]) -> tuple[str | None, str | None]:
+    """The client id and secret, from HTTP Basic or else the form (Salesforce takes either)."""
+    basic = headers.get("Authorization", "")
+    if basic.startswith("Basic "):
+        pair = base64.b64decode(basic.removeprefix("Basic ")).decode()
+        client_id, _, secret = pair.partition(":")
+        return client_id, secret
+    return form.get("client_id"), form.get("client_secret")

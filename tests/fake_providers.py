@@ -32,20 +32,25 @@ class Answer:
 
 
 class LocalServer:
-    """An HTTP server on a free 127.0.0.1 port that hands every GET and POST to `handle`."""
+    """An HTTP server on a free 127.0.0.1 port that hands every request to `handle`; over TLS
+    with `tls` (a server context whose certificate names `localhost`)."""
 
-    def __init__(self, handle: Callable[[BaseHTTPRequestHandler], None]) -> None:
+    def __init__(
+        self, handle: Callable[[BaseHTTPRequestHandler], None], tls: ssl.SSLContext | None = None
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 handle(self)
 
-            def do_POST(self) -> None:
-                handle(self)
+            do_POST = do_PUT = do_PATCH = do_GET
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet test output
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.tls = tls is not None
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -53,7 +58,8 @@ class LocalServer:
     @property
     def root(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        # the test CA's certificate names localhost, not the address
+        return f"https://localhost:{port}" if self.tls else f"http://{host!s}:{port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -91,14 +97,14 @@ class Received:
 class ScriptedServer:
     """A fake API's server: its next answers scripted to fail, or one held back."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         # hold_next(): the next request is taken (and its message made), then its answer waits
         self.held = threading.Event()
         self._hold_next = False
         self._release = threading.Event()
         self._script: deque[Answer] = deque()
         self._lock = threading.Lock()
-        self._http = LocalServer(self._handle)
+        self._http = LocalServer(self._handle, tls)
 
     def hold_next(self) -> None:
         """Take the next message but keep its answer back until `release()`: the sender then

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from fake_providers import Answer, ScriptedServer, reply
 from pydantic import SecretStr
 
+from retention.delivery.pacing import ChannelPacer
 from retention.delivery.slack import SlackProvider
 
 BLOCK_TYPES = frozenset({"header", "section", "actions", "context", "divider"})
@@ -30,6 +32,7 @@ class Posted:
     text: str
     blocks: list[dict[str, Any]]
     metadata: dict[str, Any] | None
+    received_at: float  # when the fake took the post, on its clock
 
 
 @dataclass
@@ -40,8 +43,12 @@ class Call:
 
 
 class FakeSlack(ScriptedServer):
-    def __init__(self, token: str = BOT_TOKEN) -> None:
+    """`clock` stamps each post as it is taken (`Posted.received_at`): time.time, or a test's
+    fake clock shared with the poster's pacer."""
+
+    def __init__(self, token: str = BOT_TOKEN, clock: Callable[[], float] = time.time) -> None:
         self.token = token
+        self.clock = clock
         self.channels: dict[str, list[Posted]] = {TEAM_CHANNEL: [], ANA_CHANNEL: []}
         self.calls: list[Call] = []
         self._last_ts = 0.0
@@ -52,11 +59,16 @@ class FakeSlack(ScriptedServer):
         return f"{self._http.root}/api/"
 
     def provider(
-        self, token: str | None = None, team_channel: str = TEAM_CHANNEL, timeout: float = 5.0
+        self,
+        token: str | None = None,
+        team_channel: str = TEAM_CHANNEL,
+        timeout: float = 5.0,
+        pacer: ChannelPacer | None = None,
     ) -> SlackProvider:
         """The real provider, pointed here: Ana has her own channel, everyone else the team's."""
         secret = SecretStr(token or self.token)
-        return SlackProvider(secret, team_channel, {"csm_ana": ANA_CHANNEL}, self.url, timeout)
+        channels = {"csm_ana": ANA_CHANNEL}
+        return SlackProvider(secret, team_channel, channels, self.url, timeout, pacer)
 
     def messages(self, channel: str | None = None) -> list[Posted]:
         return [m for c, posted in self.channels.items() for m in posted if channel in (None, c)]
@@ -104,7 +116,8 @@ class FakeSlack(ScriptedServer):
             return _refused(problem)
         channel = args["channel"]
         ts = self._next_ts()
-        posted = Posted(channel, ts, args["text"], args["blocks"], args.get("metadata"))
+        metadata, taken = args.get("metadata"), self.clock()
+        posted = Posted(channel, ts, args["text"], args["blocks"], metadata, taken)
         self.channels[channel].append(posted)
         message = {"type": "message", "text": posted.text, "ts": ts, "bot_id": "B0FAKE"}
         return Answer(200, {"ok": True, "channel": channel, "ts": ts, "message": message})

@@ -78,7 +78,11 @@ def test_a_push_repeated_after_the_pusher_was_killed_mid_send_updates_the_same_t
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     engine = make_engine(url)
     task = file_task(engine, tmp_path, crm_customer(ACCOUNT))
-    keys = {"INSTANCE_URL": salesforce.url, "ACCESS_TOKEN": salesforce.token}
+    keys = {
+        "INSTANCE_URL": salesforce.url,
+        "CLIENT_ID": salesforce.client_id,
+        "CLIENT_SECRET": salesforce.client_secret,
+    }
 
     push_and_kill(url, salesforce, {f"SALESFORCE_{name}": value for name, value in keys.items()})
     killed = reload(engine, task)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import starter
 from cli.app import console
-from retention.delivery.overdue import alert_overdue
+from retention.delivery.overdue import alert_overdue, overdue_messages
 from retention.delivery.requests import DeliveryReceipt
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
@@ -178,6 +178,39 @@ def test_an_overdue_task_is_alerted_once(engine: Engine, tmp_path: Path) -> None
     assert alert.subject.startswith(f"Overdue: task {task.id}, executive_call for cust-001")
     assert Path(alert.path).read_text(encoding="utf-8").startswith(f"To: {alert.recipient}")
     assert count(engine, CsmTaskRow) == 1  # the alert is no task of its own
+
+
+def test_an_overdue_tasks_note_and_slack_alert_are_built_from_the_same_fields() -> None:
+    due = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    task = CsmTaskRow(
+        id=7,
+        journey_key="jk-1",
+        journey_id="journey-cust-1",
+        step_id="g1-00-executive_call",
+        customer_id="cust-1",
+        action="executive_call",
+        reason="timeline:critical",
+        summary="Call the champion",
+        due_at=due,
+        requests=2,
+        idempotency_key="task-key",
+        crm_url="https://crm.example/tasks/7",
+    )
+
+    row, alert = overdue_messages(Path("/outbox"), task, due + timedelta(days=1), "http://ui/j")
+    quiet, none = overdue_messages(Path("/outbox"), task, due, None)
+
+    assert row.subject == "Overdue: task 7, executive_call for cust-1 (due 2026-03-04 05:06 UTC)"
+    assert row.body == (
+        "Call the champion\n\nOwner: csm:unassigned. Asked 2 time(s) by timeline:critical.\n"
+        "Done: starter.py tasks complete 7; "
+        "not yet: starter.py tasks snooze 7 --until DATE --reason TEXT"
+    )
+    assert alert is not None and alert.key == "csm-task:7:overdue:slack"
+    assert alert.headline == "Overdue: executive call for cust-1"
+    assert alert.reason == "task 7 was due 2026-03-04 05:06 UTC: Call the champion"
+    assert (alert.fired_rules, alert.crm_task_url) == (["timeline:critical"], task.crm_url)
+    assert none is None and quiet.subject == row.subject  # Slack off: the note alone
 
 
 def test_snoozed_and_done_tasks_are_not_overdue(engine: Engine, tmp_path: Path) -> None:

@@ -5,57 +5,52 @@ reads the tasks closed there since a mark.
 
 The upsert makes the Task the first time and updates the same one every time after, so a push
 repeated after a crash cannot make a second. The field is set up once in the org (docs/crm.md).
+Each call carries the process's access token (retention/crm/salesforce_login.py); one refused
+as expired is renewed and the call made once more.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
-from pydantic import SecretStr
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
+from retention.crm.salesforce_login import (
+    LoginFailed,
+    SalesforceAuth,
+    SalesforceSession,
+    TimedSession,
+)
 from retention.crm.tasks import ClosedTask, CrmName, CrmTask, CrmUnavailable
-from retention.delivery.providers import ProviderAnswer, classify, retry_after, scrub
+from retention.delivery.providers import ProviderAnswer, classify, retry_after
 
 KEY_FIELD = "Retention_Key__c"
 API_VERSION = "59.0"
 OPEN, CLOSED = "Not Started", "Completed"
+EXPIRED = "INVALID_SESSION_ID"
 
-
-class _Session(requests.Session):
-    """A session with a timeout on every call (simple-salesforce sets none) that keeps the last
-    answer's headers: its exceptions carry no Retry-After."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self.timeout = timeout
-        self.last: requests.Response | None = None
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        kwargs.setdefault("timeout", self.timeout)
-        self.last = super().request(*args, **kwargs)
-        return self.last
+T = TypeVar("T")
 
 
 class SalesforceCrm:
     name: CrmName = "salesforce"
 
-    def __init__(self, instance_url: str, token: SecretStr, timeout: float) -> None:
+    def __init__(self, instance_url: str, auth: SalesforceAuth, timeout: float) -> None:
         self._instance_url = instance_url.rstrip("/")
-        self._token = token
+        self._session = SalesforceSession(self._instance_url, auth, timeout)
         self._timeout = timeout
 
     def upsert(self, task: CrmTask) -> ProviderAnswer:
-        sf, http = self._client()
+        http = TimedSession(self._timeout)
         try:
-            answer = sf.Task.upsert(  # type: ignore[operator]
-                f"{KEY_FIELD}/{quote(task.key, safe='')}", self.fields(task), raw_response=True
-            )
-            crm_id = _body(answer).get("id") or self._id_of(sf, task.key)
+            answer, crm_id = self._signed_in(http, lambda sf: self._upsert(sf, task))
+        except LoginFailed as exc:
+            return exc.answer
         except SalesforceError as exc:
             return self._refused(exc, http)
         except requests.RequestException as exc:
@@ -63,7 +58,13 @@ class SalesforceCrm:
             return ProviderAnswer("retryable", None, error=error)
         finally:
             http.close()
-        return ProviderAnswer("delivered", answer.status_code, message_id=str(crm_id))
+        return ProviderAnswer("delivered", answer.status_code, message_id=crm_id)
+
+    def _upsert(self, sf: Salesforce, task: CrmTask) -> tuple[requests.Response, str]:
+        answer = sf.Task.upsert(  # type: ignore[operator]
+            f"{KEY_FIELD}/{quote(task.key, safe='')}", self.fields(task), raw_response=True
+        )
+        return answer, str(_body(answer).get("id") or self._id_of(sf, task.key))
 
     def fields(self, task: CrmTask) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -88,9 +89,11 @@ class SalesforceCrm:
             f"WHERE IsClosed = true AND {KEY_FIELD} != null AND LastModifiedDate >= {since} "
             "ORDER BY LastModifiedDate"
         )
-        sf, http = self._client()
+        http = TimedSession(self._timeout)
         try:
-            records = sf.query_all(soql)["records"]
+            records = self._signed_in(http, lambda sf: sf.query_all(soql)["records"])
+        except LoginFailed as exc:
+            raise CrmUnavailable(f"Salesforce poll failed: {exc}") from None
         except (SalesforceError, requests.RequestException) as exc:
             raise CrmUnavailable(self._scrub(f"Salesforce poll failed: {_words(exc)}")) from exc
         finally:
@@ -100,15 +103,24 @@ class SalesforceCrm:
     def url_of(self, crm_id: str) -> str | None:
         return f"{self._instance_url}/lightning/r/Task/{crm_id}/view"
 
-    def _client(self) -> tuple[Salesforce, _Session]:
-        http = _Session(self._timeout)
-        sf = Salesforce(
-            instance_url=self._instance_url,
-            session_id=self._token.get_secret_value(),
-            session=http,
-            version=API_VERSION,
+    def _signed_in(self, http: TimedSession, call: Callable[[Salesforce], T]) -> T:
+        """`call` with the process's access token; when Salesforce says it expired (401
+        INVALID_SESSION_ID) and it can be renewed, once more with a new one. Raises LoginFailed
+        when no token can be had, and the SDK's errors."""
+        token = self._session.token()
+        try:
+            return call(self._client(http, token))
+        except SalesforceExpiredSession as exc:
+            if not _session_expired(exc) or not self._session.renew(token):
+                raise
+        return call(self._client(http, self._session.token()))
+
+    def _client(self, http: TimedSession, token: str) -> Salesforce:
+        # The SDK's client is made per call (it is not documented as thread-safe); the token
+        # is what outlives it.
+        return Salesforce(
+            instance_url=self._instance_url, session_id=token, session=http, version=API_VERSION
         )
-        return sf, http
 
     @staticmethod
     def _id_of(sf: Salesforce, key: str) -> str:
@@ -116,7 +128,7 @@ class SalesforceCrm:
         found = sf.Task.get_by_custom_id(KEY_FIELD, quote(key, safe=""))  # type: ignore[operator]
         return str(found["Id"])
 
-    def _refused(self, exc: SalesforceError, http: _Session) -> ProviderAnswer:
+    def _refused(self, exc: SalesforceError, http: TimedSession) -> ProviderAnswer:
         headers = http.last.headers if http.last is not None else {}
         return classify(
             exc.status,
@@ -125,7 +137,7 @@ class SalesforceCrm:
         )
 
     def _scrub(self, text: str) -> str:
-        return scrub(text, (self._token.get_secret_value(),))
+        return self._session.scrub(text)
 
 
 def _words(exc: Exception) -> str:
@@ -139,6 +151,13 @@ def _words(exc: Exception) -> str:
             if isinstance(e, dict)
         )
     return str(content) if content else type(exc).__name__
+
+
+def _session_expired(exc: SalesforceError) -> bool:
+    """A 401 saying the session ended (`INVALID_SESSION_ID`), which a new token mends."""
+    content: Any = exc.content  # the parsed JSON body, despite the SDK's `bytes`
+    errors = content if isinstance(content, list) else []
+    return any(isinstance(e, dict) and e.get("errorCode") == EXPIRED for e in errors)
 
 
 def _body(answer: requests.Response) -> dict[str, Any]:

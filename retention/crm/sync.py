@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from retention.crm.hubspot import HubSpotCrm
 from retention.crm.salesforce import SalesforceCrm
+from retention.crm.salesforce_login import ClientCredentials, SalesforceAuth
 from retention.crm.tasks import Crm, CrmTask
 from retention.delivery.providers import ProviderAnswer
 from retention.runtime.settings import Settings
@@ -120,15 +121,17 @@ def crm_from(settings: Settings) -> Crm | None:
             settings.hubspot_portal_id,
             timeout,
         )
-    if (
-        settings.crm == "salesforce"
-        and settings.salesforce_instance_url
-        and settings.salesforce_access_token is not None
-    ):
-        return SalesforceCrm(
-            settings.salesforce_instance_url, settings.salesforce_access_token, timeout
-        )
+    if settings.crm == "salesforce" and settings.salesforce_instance_url:
+        auth = salesforce_auth(settings)
+        return SalesforceCrm(settings.salesforce_instance_url, auth, timeout) if auth else None
     return None
+
+
+def salesforce_auth(settings: Settings) -> SalesforceAuth | None:
+    """The Connected App's client credentials, else the static access token."""
+    if settings.salesforce_client_id and settings.salesforce_client_secret is not None:
+        return ClientCredentials(settings.salesforce_client_id, settings.salesforce_client_secret)
+    return settings.salesforce_access_token
 
 
 def sync_from(engine: Engine, settings: Settings) -> CrmSync | None:

@@ -1,8 +1,9 @@
 """CSM alerts: what a CSM is told, and why, when a journey needs a person (docs/delivery.md).
 
-An alert is built once from what the sender knows (a step, an overdue task, a journey that
-started critical) and kept whole as its outbox row's body, so a resend posts the same message.
-The CRM task's URL is optional: the builders take it when the caller has one.
+An alert is built once from what the sender knows (a step, a journey that started critical;
+an overdue task's is built with its `internal` message, retention/delivery/overdue.py) and kept
+whole as its outbox row's body, so a resend posts the same message. The CRM task's URL is
+optional: the builders take it when the caller has one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pydantic import BaseModel, Field
 
 from retention.delivery.requests import DeliverRequest
 from retention.journey import JourneyRecord
-from retention.store.tables import CsmTaskRow
 
 TOP_DRIVERS = 3
 # The channel whose steps are alerts to the CSM (rules/timelines.yaml: alert_csm,
@@ -98,24 +98,6 @@ def step_alert(
         drivers=top_drivers(drivers),
         journey_url=url,
         crm_task_url=crm_task_url,
-    )
-
-
-def overdue_task_alert(task: CsmTaskRow, url: str) -> CsmAlert:
-    """The alert of a CSM task past its due time, once per task."""
-    return CsmAlert(
-        key=f"csm-task:{task.id}:overdue:slack",
-        journey_key=task.journey_key,
-        journey_id=task.journey_id,
-        step_id=task.step_id,
-        customer_id=task.customer_id,
-        customer_name=task.customer_id,
-        csm=task.assigned_csm,
-        headline=f"Overdue: {task.action.replace('_', ' ')} for {task.customer_id}",
-        reason=f"task {task.id} was due {task.due_at:%Y-%m-%d %H:%M} UTC: {task.summary}",
-        fired_rules=[task.reason],
-        journey_url=url,
-        crm_task_url=task.crm_url,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from retention.delivery.alerting import AlertPoster
-from retention.delivery.alerts import overdue_task_alert
+from retention.delivery.alerts import CsmAlert
 from retention.delivery.outbox import write_captured
 from retention.errors import ProviderUnavailable
 from retention.store.csm_tasks import list_tasks, mark_overdue_alerted
@@ -53,14 +53,13 @@ def _alert(
     with session(engine) as db:
         if not mark_overdue_alerted(db, task.id, now):
             return False  # another run alerted it, or it was completed or snoozed meanwhile
-        row = overdue_alert(outbox_dir, task, now)
+        url = alerts.journey_url(task.journey_id) if alerts is not None else None
+        row, alert = overdue_messages(outbox_dir, task, now, url)
         write_captured(outbox_dir, row)
         db.add(row)
         reserved = None
-        if alerts is not None:
-            reserved = alerts.reserved(
-                overdue_task_alert(task, alerts.journey_url(task.journey_id))
-            )
+        if alerts is not None and alert is not None:
+            reserved = alerts.reserved(alert)
             db.add(reserved)
     log.warning("CSM task %s overdue: %s", task.id, row.subject)
     if alerts is not None and reserved is not None:
@@ -75,21 +74,23 @@ def _post(alerts: AlertPoster, reserved: OutboxRow) -> None:
         log.warning("overdue alert %s not posted yet: %s", reserved.idempotency_key, exc)
 
 
-def overdue_alert(outbox_dir: Path, task: CsmTaskRow, now: datetime) -> OutboxRow:
-    who = task.assigned_csm or "csm:unassigned"
-    return OutboxRow(
-        # one alert per task: the key is a second guard behind the conditional UPDATE
-        idempotency_key=f"csm-task:{task.id}:overdue",
+def overdue_messages(
+    outbox_dir: Path, task: CsmTaskRow, now: datetime, journey_url: str | None
+) -> tuple[OutboxRow, CsmAlert | None]:
+    """One overdue task's messages, from the same fields: the `internal` outbox row, and with
+    the journey's URL (Slack alerts on) its Slack alert."""
+    # one alert per task: the key is a second guard behind the conditional UPDATE
+    key, who = f"csm-task:{task.id}:overdue", task.assigned_csm or "csm:unassigned"
+    due = f"{task.due_at:%Y-%m-%d %H:%M} UTC"
+    row = OutboxRow(
+        idempotency_key=key,
         journey_key=task.journey_key,
         journey_id=task.journey_id,
         step_id=task.step_id,
         customer_id=task.customer_id,
         channel="internal",
         recipient=who,
-        subject=(
-            f"Overdue: task {task.id}, {task.action} for {task.customer_id} "
-            f"(due {task.due_at:%Y-%m-%d %H:%M} UTC)"
-        ),
+        subject=f"Overdue: task {task.id}, {task.action} for {task.customer_id} (due {due})",
         body=(
             f"{task.summary}\n\nOwner: {who}. Asked {task.requests} time(s) by {task.reason}.\n"
             f"Done: starter.py tasks complete {task.id}; "
@@ -100,3 +101,20 @@ def overdue_alert(outbox_dir: Path, task: CsmTaskRow, now: datetime) -> OutboxRo
         created_at=now,
         path=str(outbox_dir / task.journey_id / f"{task.step_id}.overdue.txt"),
     )
+    if journey_url is None:
+        return row, None
+    alert = CsmAlert(
+        key=f"{key}:slack",
+        journey_key=task.journey_key,
+        journey_id=task.journey_id,
+        step_id=task.step_id,
+        customer_id=task.customer_id,
+        customer_name=task.customer_id,
+        csm=task.assigned_csm,
+        headline=f"Overdue: {task.action.replace('_', ' ')} for {task.customer_id}",
+        reason=f"task {task.id} was due {due}: {task.summary}",
+        fired_rules=[task.reason],
+        journey_url=journey_url,
+        crm_task_url=task.crm_url,
+    )
+    return row, alert

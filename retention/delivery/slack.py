@@ -6,12 +6,13 @@ Slack asked to wait), the channel's recent history is searched for that key and 
 is adopted instead. Slack answers HTTP 200 with `{"ok": false, "error": ...}` for most refusals
 (429 with Retry-After when rate limited); slack_sdk raises SlackApiError, classified here.
 The SDK's own retries are off: a retried POST is a second message, so retrying is the outbox's.
+Posts are paced per channel before Slack has to say 429 (retention/delivery/pacing.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -19,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from retention.delivery.alerts import CsmAlert
+from retention.delivery.pacing import ChannelPacer
 from retention.delivery.providers import SEND_TIMEOUT, ProviderAnswer, retry_after, scrub
 from retention.delivery.slack_blocks import alert_blocks, escape
 
@@ -39,18 +41,31 @@ class SlackProvider:
         csm_channels: Mapping[str, str],
         base_url: str,
         timeout: float = SEND_TIMEOUT,
+        pacer: ChannelPacer | None = None,
     ) -> None:
         self._token = token
         self._team_channel = team_channel
         self._csm_channels = dict(csm_channels)
         self._base_url = base_url.rstrip("/") + "/"
         self._timeout = timeout
+        # One pacer for every thread posting through this provider: the worker makes one.
+        self._pacer = pacer or ChannelPacer()
 
     def channel_for(self, csm: str | None) -> str:
         """The CSM's own channel when they have one, else the team channel."""
         return self._csm_channels.get(csm or "", self._team_channel)
 
     def post(self, alert: CsmAlert, channel: str) -> ProviderAnswer:
+        """Post in the channel's turn (a second after its previous post); a retryable answer
+        with the wait as Retry-After when the turn is more than a few seconds away."""
+        answer = self._pacer.paced(channel, lambda: self._post(alert, channel))
+        if isinstance(answer, timedelta):
+            wait = int(answer.total_seconds())
+            error = f"Slack channel {channel} is busy: next post in {wait} s"
+            return ProviderAnswer("retryable", None, error=error, retry_after=answer)
+        return answer
+
+    def _post(self, alert: CsmAlert, channel: str) -> ProviderAnswer:
         try:
             answer = self._client().chat_postMessage(
                 channel=channel,

@@ -1,7 +1,7 @@
 """Every RETENTION_* setting, read from the environment (and `.env` when present).
 
 Secrets (`RETENTION_SENDGRID_API_KEY`, `RETENTION_TWILIO_AUTH_TOKEN`,
-`RETENTION_SLACK_BOT_TOKEN`, the CRM tokens) may also come from files in
+`RETENTION_SLACK_BOT_TOKEN`, the CRM tokens and secrets) may also come from files in
 `RETENTION_SECRETS_DIR` (one file per setting, named like the variable, e.g. a Docker or
 Kubernetes secret mount). They are `SecretStr`: a repr, a log line or a traceback shows `***`.
 """
@@ -31,20 +31,34 @@ from retention.runtime.logs import LogFormat
 ROOT = Path(__file__).resolve().parents[2]
 
 DeliveryMode = Literal["capture", "live"]
-# What each provider needs before it can send; a provider with only some of them is an error.
+# What each provider needs before it can send: all the fields of one of its sets. A provider
+# with some of its fields but no whole set is an error.
 SENDGRID_FIELDS = ("sendgrid_api_key", "email_from")
 TWILIO_FIELDS = ("twilio_account_sid", "twilio_auth_token", "sms_from")
 SLACK_FIELDS = ("slack_bot_token", "slack_channel")
 # The CRM where CSM tasks also go (docs/crm.md): the access token creates them, the app's client
 # secret checks the signed webhooks that bring completions back.
 HUBSPOT_FIELDS = ("hubspot_access_token", "hubspot_client_secret")
-SALESFORCE_FIELDS = ("salesforce_instance_url", "salesforce_access_token")
-PROVIDERS = (
-    ("SendGrid", SENDGRID_FIELDS),
-    ("Twilio", TWILIO_FIELDS),
-    ("Slack", SLACK_FIELDS),
-    ("HubSpot", HUBSPOT_FIELDS),
-    ("Salesforce", SALESFORCE_FIELDS),
+# Salesforce: a Connected App's client id and secret (its token is fetched and renewed), or, for
+# trying it out, a static access token (it expires); either with the org's My Domain URL.
+SALESFORCE_APP_FIELDS = (
+    "salesforce_instance_url",
+    "salesforce_client_id",
+    "salesforce_client_secret",
+)
+SALESFORCE_TOKEN_FIELDS = ("salesforce_instance_url", "salesforce_access_token")
+Fields = tuple[str, ...]
+SALESFORCE = (SALESFORCE_APP_FIELDS, SALESFORCE_TOKEN_FIELDS)
+PROVIDERS: tuple[tuple[str, tuple[Fields, ...]], ...] = (
+    ("SendGrid", (SENDGRID_FIELDS,)),
+    ("Twilio", (TWILIO_FIELDS,)),
+    ("Slack", (SLACK_FIELDS,)),
+    ("HubSpot", (HUBSPOT_FIELDS,)),
+    ("Salesforce", SALESFORCE),
+)
+# Every field any provider reads, each once, in order.
+PROVIDER_FIELDS: Fields = tuple(
+    dict.fromkeys(name for _p, sets in PROVIDERS for fields in sets for name in fields)
 )
 
 
@@ -76,12 +90,31 @@ def _json_object(value: object) -> object:
 ByCsm = Annotated[dict[str, str], NoDecode, BeforeValidator(_json_object)]
 
 
-def _configured(data: dict[str, Any], fields: tuple[str, ...]) -> bool:
+def _configured(data: dict[str, Any], fields: Fields) -> bool:
     return all(data.get(name) for name in fields)
 
 
+def _provider_configured(data: dict[str, Any], sets: tuple[Fields, ...]) -> bool:
+    return any(_configured(data, fields) for fields in sets)
+
+
 def _any_configured(data: dict[str, Any]) -> bool:
-    return any(_configured(data, fields) for _name, fields in PROVIDERS)
+    return any(_provider_configured(data, sets) for _name, sets in PROVIDERS)
+
+
+def _provider_problem(provider: str, sets: tuple[Fields, ...], data: dict[str, Any]) -> str | None:
+    """What is wrong with a provider's fields: some set but no whole set (naming what the
+    nearest set lacks), or two whole sets at once; None when it is whole or absent."""
+    given = {name for fields in sets for name in fields if data.get(name)}
+    whole = [fields for fields in sets if _configured(data, fields)]
+    if len(whole) > 1:
+        extra = [f"RETENTION_{n.upper()}" for n in whole[1] if n not in whole[0]]
+        return f"{provider} is configured twice: leave out {', '.join(extra)}"
+    if not given or whole:
+        return None
+    nearest = max(sets, key=lambda fields: len(given.intersection(fields)))
+    missing = [f"RETENTION_{name.upper()}" for name in nearest if name not in given]
+    return f"{provider} is half configured: set {', '.join(missing)}"
 
 
 def _default_delivery_mode(data: dict[str, Any]) -> DeliveryMode:
@@ -123,7 +156,11 @@ class Settings(BaseSettings):
     hubspot_base_url: str = "https://api.hubapi.com"
     # The HubSpot account's id: with it, `tasks list` links each task (crm_url).
     hubspot_portal_id: str | None = None
+    # Salesforce (docs/crm.md): the org's My Domain URL, and its Connected App's client id and
+    # secret; or, only for trying it out, an access token (it expires: nothing renews it).
     salesforce_instance_url: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
     salesforce_access_token: SecretStr | None = None
     crm_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # The `crm-sync` schedule: pushes tasks not yet in the CRM, polls Salesforce completions.
@@ -190,23 +227,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _providers_complete(self) -> Settings:
-        every = [name for _provider, fields in PROVIDERS for name in fields]
-        values = {name: getattr(self, name) for name in every}
-        for provider, fields in PROVIDERS:
-            missing = [f"RETENTION_{name.upper()}" for name in fields if not values[name]]
-            if missing and len(missing) < len(fields):
-                raise ValueError(f"{provider} is half configured: set {', '.join(missing)}")
+        values = {name: getattr(self, name) for name in PROVIDER_FIELDS}
+        for provider, sets in PROVIDERS:
+            if (problem := _provider_problem(provider, sets, values)) is not None:
+                raise ValueError(problem)
         if self.slack_csm_channels and not _configured(values, SLACK_FIELDS):
             raise ValueError(
                 "RETENTION_SLACK_CSM_CHANNELS needs RETENTION_SLACK_BOT_TOKEN and "
                 "RETENTION_SLACK_CHANNEL (the channel of every CSM not in it)"
             )
-        if _configured(values, HUBSPOT_FIELDS) and _configured(values, SALESFORCE_FIELDS):
+        if _configured(values, HUBSPOT_FIELDS) and _provider_configured(values, SALESFORCE):
             raise ValueError("both HubSpot and Salesforce are configured: CSM tasks go to one CRM")
         if self.delivery_mode == "live" and not _any_configured(values):
             raise ValueError(
                 "RETENTION_DELIVERY_MODE=live needs SendGrid, Twilio, Slack or CRM credentials "
-                f"({', '.join('RETENTION_' + n.upper() for n in every)})"
+                f"({', '.join('RETENTION_' + n.upper() for n in PROVIDER_FIELDS)})"
             )
         return self
 
@@ -215,10 +250,10 @@ class Settings(BaseSettings):
         """The CRM CSM tasks also go to: None in capture mode or without one configured."""
         if self.delivery_mode != "live":
             return None
-        values = {name: getattr(self, name) for name in HUBSPOT_FIELDS + SALESFORCE_FIELDS}
+        values = {name: getattr(self, name) for name in PROVIDER_FIELDS}
         if _configured(values, HUBSPOT_FIELDS):
             return "hubspot"
-        return "salesforce" if _configured(values, SALESFORCE_FIELDS) else None
+        return "salesforce" if _provider_configured(values, SALESFORCE) else None
 
     def ingest_secret(self, source: str) -> SecretStr | None:
         """`RETENTION_INGEST_SECRET_<SOURCE>` from the environment, else the file of that name
