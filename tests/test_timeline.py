@@ -297,7 +297,7 @@ def test_every_kind_recorded_is_on_the_timeline(engine: Engine, tmp_path: Path) 
         ("csm_task", "csm-jordan", "captured"),
     }
     events = [e.model_dump() for e in built.entries if e.kind == "event"]
-    assert {(e["source"], e["event_type"]) for e in events} == {
+    assert {(e["sender"], e["event_type"]) for e in events} == {
         ("zendesk", "support_ticket"), ("cli", "login"),
     }  # fmt: skip
     audit = [
