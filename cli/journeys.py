@@ -379,8 +379,9 @@ def _command(customer_id: str, name: Command, request: CommandRequest, by: str |
     """Run the command; once the journey accepted it, audit it as the operator's (a refused
     one raises `CommandRejected` and writes nothing)."""
     who = operator_name(by, f"gives the {name} command")
+    update_id = str(uuid.uuid4())  # in the journey's history and the audit row: shown once
     result: CommandResult = with_client(
-        lambda client: run_command(client, customer_id, name, request)
+        lambda client: run_command(client, customer_id, name, request, update_id=update_id)
     )
     console.print(
         f"{journey_id(customer_id)}: {result.message} "
@@ -391,7 +392,9 @@ def _command(customer_id: str, name: Command, request: CommandRequest, by: str |
 
     _recorded(
         f"the {name} command",
-        lambda engine: record_command(engine, customer_id, name, who, request, result),
+        lambda engine: record_command(
+            engine, customer_id, name, who, request, result, update_id=update_id
+        ),
     )
 
 

@@ -196,7 +196,7 @@ def test_operator_session_from_start_to_outcomes(stack: Stack) -> None:
     assert late.returncode == 1 and "has ended" in late.stderr
     # the account timelines: the event as sent from here, the commands as their authors'
     acme_events = [e for e in _timeline(stack, "acme-crit") if e["kind"] == "event"]
-    assert [(e["source"], e["event_type"]) for e in acme_events] == [("cli", "meeting_booked")]
+    assert [(e["sender"], e["event_type"]) for e in acme_events] == [("cli", "meeting_booked")]
     commands = [
         (e["actor"], e["action"])
         for e in reversed(_timeline(stack, "globex-nur"))

@@ -35,6 +35,7 @@ from retention.errors import CustomerNotFound, RetentionError
 from retention.ingest.inbox import record_sent
 from retention.journey import CommandResult, JourneyState, PauseRequest, StrategyChange
 from retention.rulebook.decide import decide, decision_facts
+from retention.runtime.history import HeardCommand, HeardEvent, JourneyHistories, JourneyRef
 from retention.scoring.assessment import assess_customer
 from retention.store.commands import record_command
 from retention.store.csm_tasks import complete_task, list_tasks
@@ -198,6 +199,120 @@ def test_an_operator_command_reads_with_its_author_reason_and_the_journeys_answe
     assert resumed.summary() == "resume by operator:bob"
 
 
+# ---- what only the journeys' histories hold (no server: what the reader returns) ---------
+
+
+def heard_command(command: str, at: datetime, reason: str = "", **given: Any) -> HeardCommand:
+    return HeardCommand(
+        at=at, workflow_id=WORKFLOW, run_id="run-1", identity=given.pop("identity", None),
+        via=given.pop("via", "update"), update_id=given.pop("update_id", None), command=command,
+        arguments={"reason": reason} if reason else {}, taken=given.pop("taken", True), **given,
+    )  # fmt: skip
+
+
+def heard_event(kind: str, at: datetime, **given: Any) -> HeardEvent:
+    return HeardEvent(
+        at=at, workflow_id=WORKFLOW, run_id="run-1", identity=given.pop("identity", None),
+        via=given.pop("via", "update"), update_id=given.pop("update_id", None),
+        event={"type": kind, "data": {}, "count": 1}, **given,
+    )  # fmt: skip
+
+
+def audited(command: str, at: datetime, reason: str, update_id: str | None = None) -> AuditRow:
+    detail = {"reason": reason, "answer": "ok", **({"update_id": update_id} if update_id else {})}
+    return AuditRow(
+        at=at, actor="operator:bob", action=command, journey_id=WORKFLOW, customer_id="c1",
+        detail=detail,
+    )  # fmt: skip
+
+
+def with_history(
+    heard: JourneyHistories, audit: list[AuditRow] = (), events: list[InboxRow] = ()
+) -> list[Any]:
+    records = TimelineRecords(
+        customer_id="c1", known=True, audit=list(audit), events=list(events),
+        recorded={"audit": len(audit), "event": len(events)},
+    )  # fmt: skip
+    return build_timeline(records, heard=heard).entries
+
+
+def test_a_cli_command_read_back_from_the_history_shows_once_as_its_authors() -> None:
+    by_id = audited("pause", hours(1.01), "legal hold", update_id="u-1")
+    older_row = audited("escalate", hours(2.01), "exec call")  # written before update ids
+    heard = JourneyHistories(
+        commands=[
+            heard_command("pause", hours(1), "legal hold", update_id="u-1"),
+            heard_command("escalate", hours(2), "exec call", update_id="u-2"),
+            heard_command("escalate", hours(3), "exec call", update_id="u-3", identity="ops@ui"),
+        ]
+    )
+
+    entries = with_history(heard, audit=[by_id, older_row])
+
+    shown = [
+        (e.kind, e.source, getattr(e, "by", None) or getattr(e, "actor", None)) for e in entries
+    ]
+    assert shown == [
+        ("command", "temporal", "ops@ui"),  # an hour after the CLI's: another command
+        ("audit", "database", "operator:bob"),
+        ("audit", "database", "operator:bob"),
+    ]
+
+
+def test_an_event_the_inbox_holds_shows_once_and_one_only_the_history_holds_with_its_sender() -> (
+    None
+):
+    forwarded = InboxRow(
+        source="segment", source_event_id="evt-9", kind="track", customer_id="c1",
+        event={"type": "login", "data": {}, "count": 1}, event_type="login", status="forwarded",
+        batch="b-7", received_at=hours(1), forwarded_at=hours(1),
+    )  # fmt: skip
+    started = InboxRow(
+        source="segment", source_event_id="evt-1", kind="track", customer_id="c1",
+        event={"type": "ticket_opened", "data": {}, "count": 1}, event_type="ticket_opened",
+        status="forwarded", received_at=hours(0), forwarded_at=hours(0), workflow_id=WORKFLOW,
+        started_journey=True,
+    )  # fmt: skip
+    heard = JourneyHistories(
+        events=[
+            heard_event("ticket_opened", hours(0) + timedelta(seconds=1), via="signal"),
+            heard_event("login", hours(1), update_id="inbox:b-7", accepted=True),
+            heard_event("renewed", hours(2), update_id="x", identity="billing", accepted=True),
+        ]
+    )
+
+    entries = with_history(heard, events=[forwarded, started])
+
+    assert [(e.source, e.sender, e.event_type, e.status) for e in entries] == [
+        ("temporal", "billing", "renewed", "accepted"),
+        ("database", "segment", "login", "forwarded"),
+        ("database", "segment", "ticket_opened", "forwarded"),
+    ]
+
+
+def test_a_command_sent_as_a_signal_reads_as_not_taken_and_the_unread_history_is_named() -> None:
+    heard = JourneyHistories(
+        commands=[heard_command("pause", hours(1), "lunch", via="signal", taken=False)],
+        not_read=[f"{WORKFLOW}: older history not read (read 5 runs, 20,412 history events)"],
+    )
+    records = TimelineRecords(customer_id="c1", known=True)
+
+    built = build_timeline(records, heard=heard)
+
+    [entry] = built.entries
+    assert entry.summary() == (
+        "pause by unnamed sender (Temporal signal) · reason: lunch · "
+        "not taken: journeys take commands as updates, not signals"
+    )
+    assert built.history_read and built.history_notes == heard.not_read
+    assert built.recorded == {"command": 1, "event": 0}
+
+
+def test_a_journey_key_names_the_first_run_to_read_from() -> None:
+    assert JourneyRef.of(WORKFLOW, f"{WORKFLOW}/run-a") == JourneyRef(WORKFLOW, "run-a")
+    assert JourneyRef.of(WORKFLOW, KEY) == JourneyRef(WORKFLOW, None)  # not one: its latest run
+
+
 def test_a_timeline_page_is_named_only_for_a_safe_customer_id() -> None:
     assert timeline_page("cust-001") == "timelines/cust-001.html"
     with pytest.raises(RetentionError, match="cannot name a timeline page"):
@@ -297,7 +412,7 @@ def test_every_kind_recorded_is_on_the_timeline(engine: Engine, tmp_path: Path) 
         ("csm_task", "csm-jordan", "captured"),
     }
     events = [e.model_dump() for e in built.entries if e.kind == "event"]
-    assert {(e["source"], e["event_type"]) for e in events} == {
+    assert {(e["sender"], e["event_type"]) for e in events} == {
         ("zendesk", "support_ticket"), ("cli", "login"),
     }  # fmt: skip
     audit = [

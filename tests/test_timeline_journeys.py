@@ -1,13 +1,17 @@
 """Stories of the account timeline on running journeys: every decision a journey's rule set
 makes is on it with its rules and rule-set version, once however often its activity is retried;
 the commands an operator gives with `starter.py` appear as theirs (a refused one not at all);
-an event sent with `starter.py event` appears once, with its source."""
+an event sent with `starter.py event` appears once, with its source; commands given in Temporal
+UI and events sent by other programs are read from the journeys' histories, with the identity
+Temporal recorded, once each; without Temporal the database's part is shown and says so."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 import json
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,17 +25,21 @@ from factories import customer_id_in_group, make_customer
 from journeys import dying_once, end_journey, nurture_customer, start, state_of, until_planned
 from sqlalchemy import Engine
 from sqlmodel import col, select
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 import cli.journeys
 import cli.timeline
+import retention.runtime.history
 import starter
 from activities.decide import DecideActivities, DecideInput
 from retention.analytics.reader import read_timeline
 from retention.analytics.timeline import build_timeline
+from retention.customer import CustomerEvent
 from retention.rulebook.source import RulebookSource
+from retention.runtime.operations import send_event
 from retention.scoring.assessment import assess_customer
 from retention.store.db import session
 from retention.store.tables import DecisionRow, HealthScoreRow
@@ -61,10 +69,25 @@ def starter_cli(world: JourneyWorld, monkeypatch: pytest.MonkeyPatch) -> Cli:
 
 
 async def timeline_of(starter_cli: Cli, customer_id: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = (await timeline_document(starter_cli, customer_id))["entries"]
+    return entries
+
+
+async def timeline_document(starter_cli: Cli, customer_id: str) -> dict[str, Any]:
     shown = await starter_cli("timeline", customer_id, "--json")
     assert shown.exit_code == 0, shown.output
-    entries: list[dict[str, Any]] = json.loads(shown.stdout)["entries"]
-    return entries
+    document: dict[str, Any] = json.loads(shown.stdout)
+    return document
+
+
+async def client_as(world: JourneyWorld, identity: str) -> Client:
+    """A client of the test's server that names itself as Temporal UI or a program would."""
+    return await Client.connect(
+        world.client.service_client.config.target_host,
+        namespace=world.client.namespace,
+        identity=identity,
+        data_converter=pydantic_data_converter,
+    )
 
 
 async def planned_journey(world: JourneyWorld) -> tuple[WorkflowHandle[Any, Any], str]:
@@ -182,10 +205,137 @@ async def test_an_event_sent_with_starter_event_appears_once_with_its_source(
     state = await state_of(handle)
     assert state.events.tallies["login"].count == 1
     events = [e for e in await timeline_of(starter_cli, customer_id) if e["kind"] == "event"]
-    assert [(e["source"], e["event_type"], e["status"]) for e in events] == [
-        ("cli", "login", "forwarded")
+    assert [(e["source"], e["sender"], e["event_type"], e["status"]) for e in events] == [
+        ("database", "cli", "login", "forwarded")
     ]
     assert events[0]["journey_id"] == handle.id
+
+
+# ---- read from the journeys' histories ----------------------------------------------------
+
+
+async def test_commands_given_in_temporal_ui_and_a_programs_event_appear_once_with_who_sent_them(
+    world: JourneyWorld, starter_cli: Cli
+) -> None:
+    handle, customer_id = await planned_journey(world)
+    alice = (await client_as(world, "alice@ui.example")).get_workflow_handle(handle.id)
+    billing = await client_as(world, "billing-sync@prod-3")
+
+    # what Temporal UI's update form sends: the update's name, its JSON argument, an update id
+    await alice.execute_update("pause", {"reason": "legal hold"}, id=str(uuid.uuid4()))
+    await alice.execute_update("resume", {}, id=str(uuid.uuid4()))
+    await send_event(billing, customer_id, CustomerEvent(type="payment_succeeded"))
+    escalated = await starter_cli("escalate", customer_id, "--reason", "exec call", "--by", "bob")
+
+    assert escalated.exit_code == 0, escalated.output
+    document = await timeline_document(starter_cli, customer_id)
+    entries = document["entries"]
+    commands = [e for e in entries if e["kind"] == "command"]
+    assert [(c["command"], c["by"], c["via"], c["source"], c["taken"]) for c in commands] == [
+        ("resume", "alice@ui.example", "update", "temporal", True),
+        ("pause", "alice@ui.example", "update", "temporal", True),
+    ]
+    assert commands[1]["arguments"] == {"reason": "legal hold"}
+    assert commands[1]["answer"] == "paused: legal hold"
+    assert commands[0]["at"] > commands[1]["at"]
+    by_bob = [e for e in entries if e["kind"] == "audit" and e["actor"] == "operator:bob"]
+    assert [(e["action"], e["source"]) for e in by_bob] == [("escalate", "database")]
+    events = [e for e in entries if e["kind"] == "event"]
+    assert [(e["source"], e["sender"], e["event_type"], e["status"]) for e in events] == [
+        ("temporal", "billing-sync@prod-3", "payment_succeeded", "accepted")
+    ]
+    assert document["history_read"] and document["history_notes"] == []
+    assert document["recorded"]["command"] == 2
+    await end_journey(handle)
+
+
+async def test_with_temporal_stopped_the_timeline_shows_the_database_and_says_what_is_missing(
+    world: JourneyWorld, starter_cli: Cli
+) -> None:
+    handle, customer_id = await planned_journey(world)
+    paused = await starter_cli("pause", customer_id, "--reason", "legal hold", "--by", "bob")
+    await end_journey(handle)
+
+    stopped = stopped_server()
+    shown, as_json = [
+        await asyncio.to_thread(
+            CliRunner().invoke, starter.app, ["--address", stopped, "timeline", customer_id, *more]
+        )
+        for more in ([], ["--json"])
+    ]
+
+    assert paused.exit_code == 0, paused.output
+    assert (shown.exit_code, as_json.exit_code) == (0, 0), shown.output + as_json.output
+    document = json.loads(as_json.stdout)
+    audited = [(e["actor"], e["action"]) for e in document["entries"] if e["kind"] == "audit"]
+    assert ("operator:bob", "pause") in audited
+    assert not document["history_read"]
+    assert not any(e["source"] == "temporal" for e in document["entries"])
+    missing = [line for line in shown.stdout.splitlines() if line.startswith("not shown:")]
+    assert len(missing) == 1 and "because Temporal could not be reached: " in missing[0]
+    assert document["history_notes"] == [missing[0]]
+    assert "Traceback" not in shown.output
+
+
+def stopped_server() -> str:
+    """An address where a Temporal server was and is no longer: nothing listens on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        host, port = sock.getsockname()
+    return f"{host}:{port}"
+
+
+async def test_a_journey_is_read_newest_run_first_and_says_when_older_runs_were_not_read(
+    world: JourneyWorld, starter_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention.runtime.history, "MAX_RUNS_PER_JOURNEY", 2)
+    customer = nurture_customer()
+    handle = await start(world, customer, continue_as_new_after_events=2)
+    await until_planned(world, handle)
+    program = await client_as(world, "product-analytics")
+
+    sent = 0
+    while (await state_of(handle)).runs < 3 and sent < 40:  # a third run: one more than read
+        event = CustomerEvent(type="login", data={"n": sent})
+        await send_event(program, customer.customer_id, event)
+        sent += 1
+    document = await timeline_document(starter_cli, customer.customer_id)
+    await end_journey(handle)
+
+    heard = [e for e in document["entries"] if e["kind"] == "event"]
+    assert heard and all(e["sender"] == "product-analytics" for e in heard)
+    assert (await state_of(handle)).runs >= 3
+    assert len(heard) < sent  # the first run's were not read
+    [note] = document["history_notes"]
+    assert note.startswith(f"{handle.id}: older history not read (read 2 runs, ")
+
+
+async def test_an_older_journey_of_the_customer_is_read_from_its_own_runs(
+    world: JourneyWorld, starter_cli: Cli
+) -> None:
+    customer = nurture_customer()
+    first = await start(world, customer)
+    await until_planned(world, first)
+    alice = await client_as(world, "alice@ui.example")
+    await alice.get_workflow_handle(first.id).execute_update(
+        "cancel", {"reason": "wrong plan"}, id="ui-cancel-1"
+    )
+    await first.result()
+    second = await start(world, customer)  # the same customer's next journey: the same id
+    await until_planned(world, second)
+    await alice.get_workflow_handle(second.id).execute_update(
+        "pause", {"reason": "renewal talks"}, id="ui-pause-2"
+    )
+
+    entries = await timeline_of(starter_cli, customer.customer_id)
+    await end_journey(second)
+
+    commands = [(e["command"], e["arguments"]) for e in entries if e["kind"] == "command"]
+    assert ("pause", {"reason": "renewal talks"}) in commands
+    assert ("cancel", {"reason": "wrong plan"}) in commands
+    assert commands.index(("pause", {"reason": "renewal talks"})) < commands.index(
+        ("cancel", {"reason": "wrong plan"})
+    )
 
 
 # ---- a retried activity ------------------------------------------------------------------

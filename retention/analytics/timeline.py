@@ -1,25 +1,29 @@
-"""A customer's account timeline: everything the database recorded about one customer, newest
-first, for CSMs and CS leaders (`starter.py timeline`, and a page beside the HTML report).
+"""A customer's account timeline: everything recorded about one customer, newest first, for CSMs
+and CS leaders (`starter.py timeline`, and a page beside the HTML report).
 
 Pure: `build_timeline` turns rows read by `reader.read_timeline` into the timeline: scores,
 journeys, every decision of their rule sets (strategy before and after, the rules that fired,
 the rule-set version, why), messages, CSM tasks, events (webhooks from the ingest service and
 events sent with `starter.py event`, by source) and the audit log (operator commands given with
-`starter.py` and who gave them). What is not recorded in the database cannot appear here:
-commands given in Temporal UI, events other programs send with `send_event`, and decisions made
-before the `journey_decisions` table existed (docs/operators.md)."""
+`starter.py` and who gave them). Given what the journeys' Temporal histories hold
+(`retention.runtime.history`), it adds what only they know: commands given in Temporal UI, with
+the `temporal` CLI or by a program, and events other programs sent with `send_event`, each once
+(a command or event the database has too is shown from the database). Decisions made before
+the `journey_decisions` table existed are not on it (docs/operators.md)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field, computed_field
 
 from retention.customer import CUSTOMER_ID_PATTERN
 from retention.errors import CustomerNotFound, RetentionError
+from retention.runtime.history import HeardCommand, HeardEvent, JourneyHistories
+from retention.store.commands import OPERATOR
 from retention.store.decisions import DecisionReason
 from retention.store.tables import (
     AuditRow,
@@ -32,10 +36,14 @@ from retention.store.tables import (
     OutboxRow,
 )
 
-EntryKind = Literal["score", "journey", "decision", "message", "task", "event", "audit"]
+EntryKind = Literal[
+    "score", "journey", "decision", "message", "task", "event", "audit", "command"
+]  # fmt: skip
+# The kinds the database holds; `command` entries come only from the journeys' histories.
 KINDS: tuple[EntryKind, ...] = (
     "score", "journey", "decision", "message", "task", "event", "audit",
 )  # fmt: skip
+Source = Literal["database", "temporal"]
 # How a decision's `reason` reads.
 WHY_DECIDED: dict[DecisionReason, str] = {
     "first_plan": "first plan",
@@ -47,11 +55,22 @@ DEFAULT_LIMIT = 200
 TIMELINES_FOLDER = "timelines"
 # What an audit entry's detail says on its line: an operator's reason or note, the journey's answer.
 AUDIT_DETAIL_SHOWN = ("reason", "note", "answer")
+UNNAMED = "unnamed sender"  # Temporal recorded no identity (e.g. Temporal UI's update form)
+# A command's audit row is written once the journey answered (at most a minute, the CLI's
+# COMMAND_TIMEOUT): a row written before update ids were recorded matches a command in the
+# history of the same journey, name and reason accepted up to this long before it...
+AUDITED_WITHIN = timedelta(minutes=2)
+# ...and an event signalled by the ingest service (a journey it started) matches the inbox row
+# of the same journey and event forwarded this close to it.
+FORWARDED_WITHIN = timedelta(minutes=2)
 
 
 class Entry(BaseModel):
     at: datetime
     journey_id: str | None = None
+    source: Source = Field(
+        default="database", description="read from the database or a journey's Temporal history"
+    )
 
 
 class ScoreEntry(Entry):
@@ -185,18 +204,24 @@ class TaskEntry(Entry):
 
 
 class EventEntry(Entry):
-    """One webhook the ingest service received for the customer, and where it went."""
+    """One webhook the ingest service received for the customer, and where it went; or, from a
+    journey's history, an event another program sent it."""
 
     kind: Literal["event"] = "event"
-    source: str
+    sender: str = Field(
+        description="database: the inbox source (a webhook source, `cli`); temporal: the "
+        "identity the sender's Temporal client gave, or `unnamed sender`"
+    )
     source_kind: str = Field(description="the source's own name for what happened")
     event_type: str | None
-    status: str
+    status: str = Field(
+        description="database: the inbox row's; temporal: accepted, rejected, heard"
+    )
     note: str | None
 
     def summary(self) -> str:
         note = f" · {self.note}" if self.note else ""
-        return f"{self.event_type or self.source_kind} from {self.source} · {self.status}{note}"
+        return f"{self.event_type or self.source_kind} from {self.sender} · {self.status}{note}"
 
 
 class AuditEntry(Entry):
@@ -213,8 +238,40 @@ class AuditEntry(Entry):
         return " · ".join([f"{self.action.replace('_', ' ')} by {self.actor}", *said])
 
 
+class CommandEntry(Entry):
+    """An operator command read from a journey's history that the audit log does not hold:
+    given in Temporal UI, with the `temporal` CLI or by a program, by the identity Temporal
+    recorded (Temporal UI's update form sends none)."""
+
+    kind: Literal["command"] = "command"
+    source: Source = "temporal"
+    command: str
+    by: str | None = Field(description="the identity Temporal recorded; None: none was given")
+    via: Literal["update", "signal"]
+    arguments: dict[str, Any]
+    answer: str | None = Field(description="the journey's answer")
+    taken: bool = Field(description="False: sent as a signal, which journeys do not take")
+    update_id: str | None
+
+    def summary(self) -> str:
+        who = self.by or UNNAMED
+        said = [f"{k}: {self.arguments[k]}" for k in AUDIT_DETAIL_SHOWN if self.arguments.get(k)]
+        if not self.taken:
+            said.append("not taken: journeys take commands as updates, not signals")
+        elif self.answer:
+            said.append(f"answer: {self.answer}")
+        return " · ".join([f"{self.command} by {who} (Temporal {self.via})", *said])
+
+
 AnyEntry = (
-    ScoreEntry | JourneyEntry | DecisionEntry | MessageEntry | TaskEntry | EventEntry | AuditEntry
+    ScoreEntry
+    | JourneyEntry
+    | DecisionEntry
+    | MessageEntry
+    | TaskEntry
+    | EventEntry
+    | AuditEntry
+    | CommandEntry
 )
 TimelineEntry = Annotated[AnyEntry, Field(discriminator="kind")]
 
@@ -224,13 +281,22 @@ class Timeline(BaseModel):
     company: str | None
     limit: int
     entries: list[TimelineEntry] = Field(description="newest first, at most `limit`")
-    recorded: dict[EntryKind, int] = Field(description="how many of each the database holds")
+    recorded: dict[EntryKind, int] = Field(
+        description="how many of each the database holds, plus those only the histories held"
+    )
+    history_read: bool = Field(
+        default=False, description="the journeys' Temporal histories were read"
+    )
+    history_notes: list[str] = Field(
+        default_factory=list,
+        description="why they were not read, or what of them was not (older history not read)",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def left_out(self) -> dict[EntryKind, int]:
         """Recorded but past the limit, by kind (kinds with none left out are not named)."""
-        shown = {kind: sum(e.kind == kind for e in self.entries) for kind in KINDS}
+        shown = {kind: sum(e.kind == kind for e in self.entries) for kind in self.recorded}
         return {k: n - shown[k] for k, n in self.recorded.items() if n > shown[k]}
 
 
@@ -252,7 +318,13 @@ class TimelineRecords:
     recorded: dict[EntryKind, int] = field(default_factory=dict)
 
 
-def build_timeline(records: TimelineRecords, limit: int = DEFAULT_LIMIT) -> Timeline:
+def build_timeline(
+    records: TimelineRecords,
+    limit: int = DEFAULT_LIMIT,
+    heard: JourneyHistories | None = None,
+    history_notes: list[str] | None = None,
+) -> Timeline:
+    """`heard`: what the journeys' histories hold (None: not read, `history_notes` say why)."""
     if not records.known and not any(records.recorded.values()):
         raise CustomerNotFound(
             f"customer {records.customer_id!r}: nothing is recorded for it in the database"
@@ -266,14 +338,125 @@ def build_timeline(records: TimelineRecords, limit: int = DEFAULT_LIMIT) -> Time
         *(_event(row) for row in records.events),
         *(_audit(row) for row in records.audit),
     ]
+    recorded = dict(records.recorded)
+    if heard is not None:
+        commands = [_command(c) for c in _unaudited(heard.commands, records.audit)]
+        events = [_heard_event(e) for e in _not_in_inbox(heard.events, records.events)]
+        entries += [*commands, *events]
+        recorded["command"] = len(commands)
+        recorded["event"] = recorded.get("event", 0) + len(events)
     entries.sort(key=lambda e: e.at, reverse=True)
     return Timeline(
         customer_id=records.customer_id,
         company=records.company,
         limit=limit,
         entries=entries[:limit],
-        recorded=records.recorded,
+        recorded=recorded,
+        history_read=heard is not None,
+        history_notes=[*(history_notes or []), *(heard.not_read if heard else [])],
     )
+
+
+# ---- what only the histories hold ----------------------------------------------------------
+
+
+def _unaudited(heard: list[HeardCommand], audit: list[AuditRow]) -> list[HeardCommand]:
+    """The commands no `starter.py` audit row stands for: matched by the update id the row
+    records, or (rows written before it did) by journey, command, reason and time."""
+    given = [row for row in audit if row.actor.startswith(OPERATOR)]
+    ids = {row.detail["update_id"] for row in given if row.detail.get("update_id")}
+    unmatched = [row for row in given if not row.detail.get("update_id")]
+    shown = []
+    for command in heard:
+        if command.update_id in ids:
+            continue
+        if (row := _audited_as(command, unmatched)) is not None:
+            unmatched.remove(row)  # one row stands for one command
+            continue
+        shown.append(command)
+    return shown
+
+
+def _audited_as(command: HeardCommand, rows: list[AuditRow]) -> AuditRow | None:
+    if not command.taken:
+        return None
+    reason = command.arguments.get("reason") or command.arguments.get("note") or ""
+    for row in rows:
+        said = row.detail.get("reason") or row.detail.get("note") or ""
+        if (row.journey_id, row.action, said) == (
+            command.workflow_id,
+            command.command,
+            reason,
+        ) and timedelta(0) <= _utc(row.at) - command.at <= AUDITED_WITHIN:
+            return row
+    return None
+
+
+def _not_in_inbox(heard: list[HeardEvent], inbox: list[InboxRow]) -> list[HeardEvent]:
+    """The events no inbox row stands for. An update carries the request id its sender gave:
+    `inbox:<batch>` from the ingest service's forwarder (one update for a coalesced batch of
+    rows), the row's own id from `starter.py event`. A signal carries none: the forwarder
+    signals an event that starts a journey, matched by journey, event and time."""
+    ids = {f"inbox:{row.batch}" for row in inbox if row.batch} | {
+        row.source_event_id for row in inbox if not row.batch
+    }
+    signalled = [row for row in inbox if row.started_journey]
+    shown = []
+    for event in heard:
+        if event.update_id is not None and event.update_id in ids:
+            continue
+        if event.via == "signal" and (row := _forwarded_as(event, signalled)) is not None:
+            signalled.remove(row)
+            continue
+        shown.append(event)
+    return shown
+
+
+def _forwarded_as(event: HeardEvent, rows: list[InboxRow]) -> InboxRow | None:
+    for row in rows:
+        at = _utc(row.forwarded_at or row.received_at)
+        if (row.workflow_id, row.event) == (event.workflow_id, event.event) and abs(
+            at - event.at
+        ) <= FORWARDED_WITHIN:
+            return row
+    return None
+
+
+def _command(heard: HeardCommand) -> CommandEntry:
+    return CommandEntry(
+        at=heard.at,
+        journey_id=heard.workflow_id,
+        command=heard.command,
+        by=heard.identity,
+        via=heard.via,
+        arguments=heard.arguments,
+        answer=heard.answer,
+        taken=heard.taken,
+        update_id=heard.update_id,
+    )
+
+
+def _heard_event(heard: HeardEvent) -> EventEntry:
+    kind = heard.event.get("type")
+    if heard.accepted is None:
+        status = "heard" if heard.via == "signal" else "not answered yet"
+    else:
+        status = "accepted" if heard.accepted else "rejected"
+    return EventEntry(
+        at=heard.at,
+        journey_id=heard.workflow_id,
+        source="temporal",
+        sender=heard.identity or UNNAMED,
+        source_kind=str(kind) if kind is not None else "(no type)",
+        event_type=str(kind) if kind is not None else None,
+        status=status,
+        note="; ".join(filter(None, [heard.reason, f"Temporal {heard.via}"])),
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """The database gives UTC, SQLite without its zone: compared with the histories' times."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def timeline_page(customer_id: str) -> str:
@@ -376,7 +559,7 @@ def _event(row: InboxRow) -> EventEntry:
     return EventEntry(
         at=row.received_at,
         journey_id=row.workflow_id,
-        source=row.source,
+        sender=row.source,
         source_kind=row.kind,
         event_type=row.event_type,
         status=row.status,

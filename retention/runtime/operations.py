@@ -356,15 +356,28 @@ async def journey_state(client: Client, customer_id: str) -> JourneyState:
 
 
 async def run_command(
-    client: Client, customer_id: str, command: Command, request: CommandRequest
+    client: Client,
+    customer_id: str,
+    command: Command,
+    request: CommandRequest,
+    *,
+    update_id: str | None = None,
 ) -> CommandResult:
-    """Execute an operator update; a refusal raises `CommandRejected` with the journey's reason."""
+    """Execute an operator update; a refusal raises `CommandRejected` with the journey's reason.
+    `update_id` names the update in the journey's history (the audit log keeps it, so the
+    account timeline shows a command once)."""
     handle = client.get_workflow_handle(journey_id(customer_id))
     with _translated(customer_id):
         try:
             late = f"the journey for {customer_id} did not answer `{command}`"
             return await _update_in_time(
-                handle, command, request, COMMAND_TIMEOUT, late, result_type=CommandResult
+                handle,
+                command,
+                request,
+                COMMAND_TIMEOUT,
+                late,
+                id=update_id,
+                result_type=CommandResult,
             )
         except WorkflowUpdateFailedError as exc:
             raise CommandRejected(f"{command} refused: {_cause_message(exc)}") from exc

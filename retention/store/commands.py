@@ -1,5 +1,6 @@
-"""Operator commands a journey accepted, in the audit log: who gave which, why, and what the
-journey answered (`starter.py pause|resume|escalate|cancel --by`; docs/operators.md)."""
+"""Operator commands a journey accepted, in the audit log: who gave which, why, what the journey
+answered and the update's id in its history (`starter.py pause|resume|escalate|cancel --by`;
+docs/operators.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ def record_command(
     by: str,
     request: BaseModel,
     answer: CommandResult,
+    *,
+    update_id: str | None = None,
 ) -> AuditRow:
+    """`update_id`: the update's id in the journey's history, by which the account timeline
+    knows the command it reads there is this one."""
     row = AuditRow(
         actor=f"{OPERATOR}{by}",
         action=command,
@@ -31,6 +36,7 @@ def record_command(
             "answer": answer.message,
             "stage": answer.stage,
             "strategy": answer.strategy,
+            **({"update_id": update_id} if update_id else {}),
         },
     )
     with session(engine) as db:
