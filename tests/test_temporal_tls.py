@@ -71,16 +71,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         stop(server)
 
 
-@pytest.fixture
-def temporal_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No Temporal setting from the machine: each test sets its own."""
-    for name in list(os.environ):
-        if name.startswith(("TEMPORAL_", "RETENTION_TEMPORAL_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", "/nonexistent/temporal.toml")
-    return monkeypatch
-
-
 async def connected(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> str:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
