@@ -1,10 +1,11 @@
 """Where and how every process reaches Temporal (docs/deployment.md, "Connecting to Temporal").
 
-Temporal's own environment configuration comes first: the `TEMPORAL_*` variables and the
-profiles of `temporal.toml` (`TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`), which the `temporal`
-CLI reads too, so one profile serves both. `RETENTION_TEMPORAL_ADDRESS` and
-`RETENTION_TEMPORAL_NAMESPACE`, when set, win over it; an address given on the command line wins
-over both. TLS, client certificates and the API key come only from Temporal's configuration.
+Through Temporal's own environment configuration: the `TEMPORAL_*` variables, over the profiles
+of `temporal.toml` (`TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`), which the `temporal` CLI reads
+too, so one profile serves both. `RETENTION_TEMPORAL_ADDRESS` and `RETENTION_TEMPORAL_NAMESPACE`,
+when set, win over it; an address given on the command line wins over both. TLS, client
+certificates and the API key come only from Temporal's configuration. The namespace so resolved
+is also the one every Temporal UI link names (`temporal_namespace`).
 """
 
 from __future__ import annotations
@@ -50,19 +51,32 @@ class TemporalTarget:
 
 def temporal_target(settings: Settings, address: str | None = None) -> TemporalTarget:
     profile = _profile()
-    chosen = settings.model_fields_set
     return TemporalTarget(
         address=address
-        or (settings.temporal_address if "temporal_address" in chosen else None)
+        or _when_set(settings, "temporal_address")
         or profile.address
         or settings.temporal_address,
-        namespace=(settings.temporal_namespace if "temporal_namespace" in chosen else None)
-        or profile.namespace
-        or settings.temporal_namespace,
+        namespace=_namespace(settings, profile),
         tls=_tls(profile),
         api_key=profile.api_key,
         rpc_metadata=dict(profile.grpc_meta),
     )
+
+
+def temporal_namespace(settings: Settings) -> str:
+    """The namespace every process connects to, by the precedence above: the one a Temporal UI
+    link must name to open where the journeys are."""
+    return _namespace(settings, _profile())
+
+
+def _namespace(settings: Settings, profile: ClientConfigProfile) -> str:
+    chosen = _when_set(settings, "temporal_namespace")
+    return chosen or profile.namespace or settings.temporal_namespace
+
+
+def _when_set(settings: Settings, name: str) -> str | None:
+    """A RETENTION_ setting only when it was given: its default must not hide Temporal's."""
+    return str(getattr(settings, name)) if name in settings.model_fields_set else None
 
 
 def _profile() -> ClientConfigProfile:
