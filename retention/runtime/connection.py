@@ -94,7 +94,24 @@ def _tls(profile: ClientConfigProfile) -> bool | TLSConfig:
         return profile.api_key is not None
     for attribute, setting in _TLS_FILES.items():
         _check_readable(profile.tls, attribute, setting)
+    if not profile.tls.disabled:
+        _check_pair(profile.tls)
     return profile.tls.to_connect_tls_config()
+
+
+_CERT = "TEMPORAL_TLS_CLIENT_CERT_PATH (or _DATA)"
+_KEY = "TEMPORAL_TLS_CLIENT_KEY_PATH (or _DATA)"
+
+
+def _check_pair(tls: ClientConfigTLS) -> None:
+    """Mutual TLS sends a certificate with its key: one without the other is a setting missed."""
+    if (tls.client_cert is None) == (tls.client_private_key is None):
+        return
+    given, missing = (_CERT, _KEY) if tls.client_private_key is None else (_KEY, _CERT)
+    raise InvalidInput(
+        f"{given} is set without {missing}: set both, to a client certificate and its own key, "
+        "or neither"
+    )
 
 
 def _check_readable(tls: ClientConfigTLS, attribute: str, setting: str) -> None:
@@ -118,8 +135,23 @@ _CAUSES: list[tuple[tuple[str, ...], str]] = [
     (
         # a TLS alert from the server, or a TLS-terminating proxy's 400 (nginx)
         ("CertificateRequired", "BadCertificate", "UnknownCA", "400 Bad Request"),
-        "the server wants a client certificate its CA signed: set "
-        "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH to such a pair",
+        f"the server wants a client certificate its CA signed: set {_CERT} and {_KEY} to such "
+        "a pair",
+    ),
+    (
+        # this process's own pair, which it checks before it connects
+        ("InconsistentKeys", "KeyMismatch"),
+        f"the client key is not the certificate's own: set {_CERT} and {_KEY} to one pair",
+    ),
+    (
+        ("PrivateKeyParseError",),
+        f"no private key could be read from {_KEY}: set it to the client certificate's key "
+        f"(PEM), beside {_CERT}",
+    ),
+    (
+        ("NoCertificatesPresented",),
+        f"no certificate could be read from {_CERT}: set it to the client certificate (PEM), "
+        f"beside {_KEY}",
     ),
     (
         ("Unauthenticated", "PermissionDenied"),
