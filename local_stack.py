@@ -1,8 +1,9 @@
 """`make run`: the whole service on this machine, with sample journeys to watch.
 
-Starts the Temporal dev server (unless one already listens), the worker, imports the sample
-customers, starts a journey for each one that has none yet, plays the demo events into them and
-shows a live table until Ctrl-C, which stops every child process.
+Starts the Temporal dev server (unless the connection settings name a server elsewhere, or one
+already listens), the worker, imports the sample customers, starts a journey for each one that
+has none yet, plays the demo events into them and shows a live table until Ctrl-C, which stops
+every child process.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import subprocess
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -26,6 +29,7 @@ from temporalio.client import Client
 from retention.customer import CustomerSnapshot
 from retention.journey import JourneyOptions, JourneyState, journey_id
 from retention.population import read_customers
+from retention.runtime.connection import TemporalTarget, temporal_target
 from retention.runtime.devserver import port_open, start_dev_server, stop
 from retention.runtime.operations import (
     JourneyNotFound,
@@ -48,15 +52,9 @@ def load_samples() -> list[CustomerSnapshot]:
 
 
 def start_children(settings: Settings, stack: ExitStack) -> None:
-    """The dev server (when nothing listens on the Temporal port) and the worker."""
+    """The dev server (when the service is to use one on this machine) and the worker."""
     VAR.mkdir(exist_ok=True)
-    host, _, port = settings.temporal_address.rpartition(":")
-    if port_open(int(port), host or "127.0.0.1"):
-        console.print(f"Using the Temporal server already at {settings.temporal_address}")
-    else:
-        console.print("Starting Temporal dev server (state in var/temporal.db) ...")
-        server = start_dev_server(VAR / "temporal.db", int(port), 8233, VAR / "temporal.log")
-        stack.callback(stop, server)
+    start_temporal(settings, stack)
     log = stack.enter_context((VAR / "worker.log").open("ab"))
     worker = subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py")], stdout=log, stderr=subprocess.STDOUT,
@@ -64,6 +62,36 @@ def start_children(settings: Settings, stack: ExitStack) -> None:
     )  # fmt: skip
     stack.callback(stop, worker)
     start_ingest(settings, stack)
+
+
+# The dev server listens on this host only and speaks plain text (retention.runtime.devserver).
+DEV_SERVER_HOSTS = ("127.0.0.1", "localhost")
+
+
+def start_temporal(settings: Settings, stack: ExitStack, state: Path = VAR) -> TemporalTarget:
+    """The server the worker and the CLI will connect to, as they resolve it
+    (retention.runtime.connection). A dev server is started only where one could serve them:
+    a plain-text address on this machine with nothing listening; any other is used as it is.
+    Its UI serves at the port RETENTION_UI_URL names, where the printed links point."""
+    target = temporal_target(settings)
+    port = dev_server_port(target)
+    if port is None or port_open(port):
+        console.print(f"Using the Temporal server at {target.describe()}")
+    else:
+        console.print(f"Starting Temporal dev server (state in {state / 'temporal.db'}) ...")
+        ui_port = urlsplit(settings.ui_url).port or 8233
+        server = start_dev_server(state / "temporal.db", port, ui_port, state / "temporal.log")
+        stack.callback(stop, server)
+    return target
+
+
+def dev_server_port(target: TemporalTarget) -> int | None:
+    """The port a dev server of ours would serve `target` on; None when it could not (another
+    host, TLS or an API key: a real cluster)."""
+    host, _, port = target.address.rpartition(":")
+    if host not in DEV_SERVER_HOSTS or target.tls or target.api_key or not port.isdigit():
+        return None
+    return int(port)
 
 
 def start_ingest(settings: Settings, stack: ExitStack) -> None:

@@ -26,6 +26,7 @@ from cli.app import (
 )
 from cli.customers import customer_in_database
 from retention.customer import parse_event
+from retention.delivery.alerts import journey_url
 from retention.errors import InvalidInput, RetentionError
 from retention.journey import (
     CancelRequest,
@@ -40,6 +41,7 @@ from retention.journey import (
 )
 from retention.nesting import TOO_DEEP, json_too_deep
 from retention.population import read_customer_json
+from retention.runtime.connection import temporal_namespace
 from retention.runtime.operations import (
     Command,
     CommandRequest,
@@ -93,12 +95,9 @@ def start(
         f"started [bold]{handle.id}[/] for {profile.company} ({known.customer_id})"
         f" · time scale {options.time_scale:g}"
     )
-    console.print(
-        f"  watch: starter.py show {known.customer_id} · UI: "
-        f"{get_settings().ui_url}/namespaces/{get_settings().temporal_namespace}"
-        f"/workflows/{handle.id}",
-        soft_wrap=True,
-    )
+    settings = get_settings()
+    ui = journey_url(settings.ui_url, temporal_namespace(settings), handle.id)
+    console.print(f"  watch: starter.py show {known.customer_id} · UI: {ui}", soft_wrap=True)
 
 
 def _journey_options(**given: float | None) -> JourneyOptions:

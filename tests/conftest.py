@@ -271,3 +271,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def temporal_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No Temporal setting from the machine (`TEMPORAL_*`, `RETENTION_TEMPORAL_*`, a
+    temporal.toml): each test sets its own."""
+    for name in list(os.environ):
+        if name.startswith(("TEMPORAL_", "RETENTION_TEMPORAL_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", "/nonexistent/temporal.toml")
+    return monkeypatch

@@ -233,8 +233,9 @@ def test_a_stopped_ingest_service_says_draining_refuses_webhooks_and_exits_0(
         engine.dispose()
 
 
-def test_an_ingest_service_whose_temporal_went_away_still_stops_on_sigint(
-    tmp_path: Path, rules: Path
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_an_ingest_service_whose_temporal_went_away_still_stops_on_a_signal(
+    tmp_path: Path, rules: Path, stop_signal: signal.Signals
 ) -> None:
     server, env = stack(tmp_path)
     engine = make_engine(env["RETENTION_DATABASE_URL"])
@@ -245,7 +246,7 @@ def test_an_ingest_service_whose_temporal_went_away_still_stops_on_sigint(
         until(lambda: health(service.probe) == (503, "unreachable"), "it to see Temporal gone")
         assert service.post(webhook("nobody", 1))[0] == 202  # kept in the inbox meanwhile
 
-        service.process.send_signal(signal.SIGINT)
+        service.process.send_signal(stop_signal)  # an orchestrator's stop, or Ctrl-C
 
         assert service.process.wait(timeout=60) == 0, service.log.read_text()
         assert [r.status for r in inbox.rows(engine)] == ["pending"]

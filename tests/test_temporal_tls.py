@@ -4,6 +4,7 @@ front of the dev server (tests/tls_proxy.py), as a production cluster's load bal
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,17 +16,22 @@ from pathlib import Path
 
 import pytest
 from factories import customer_data
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
 from tls_proxy import Pki, make_pki, tls_proxy
 
 from retention.errors import InvalidInput, TemporalUnreachable
 from retention.runtime.devserver import free_port, start_dev_server, stop
 from retention.runtime.settings import Settings
-from retention.runtime.temporal import connect
+from retention.runtime.temporal import connect, register_search_attributes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "tk-live-5ecret"
+STAGING = "retention-staging"  # a namespace of the cluster's besides `default`
 AT_RISK = {
     "profile": {"customer_id": "tls-crit", "company": "Initech"},
     "usage": {"days_since_last_login": 21, "logins_per_week": 1.0, "logins_per_week_prior": 6.0},
@@ -69,16 +75,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             yield Cluster(pki, upstream, tls, mutual, keyed, locked)
     finally:
         stop(server)
-
-
-@pytest.fixture
-def temporal_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No Temporal setting from the machine: each test sets its own."""
-    for name in list(os.environ):
-        if name.startswith(("TEMPORAL_", "RETENTION_TEMPORAL_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", "/nonexistent/temporal.toml")
-    return monkeypatch
 
 
 async def connected(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> str:
@@ -151,6 +147,48 @@ async def test_a_refused_connection_is_one_line_naming_the_setting_to_fix(
     assert names in await refusal(temporal_env, settings)
 
 
+# The settings a half or mismatched client pair is told to fix: both, in each line.
+PAIR = ("TEMPORAL_TLS_CLIENT_CERT_PATH (or _DATA)", "TEMPORAL_TLS_CLIENT_KEY_PATH (or _DATA)")
+
+
+@pytest.mark.parametrize(
+    ("pair", "says"),
+    [
+        ({"CERT_PATH": "client_cert", "KEY_PATH": "stranger_key"}, "is not the certificate's own"),
+        ({"CERT_DATA": "client_cert", "KEY_DATA": "stranger_key"}, "is not the certificate's own"),
+        ({"CERT_PATH": "client_cert"}, "_CERT_PATH (or _DATA) is set without"),
+        ({"KEY_DATA": "client_key"}, "_KEY_PATH (or _DATA) is set without"),
+        ({"CERT_PATH": "client_cert", "KEY_PATH": "client_cert"}, "no private key could be read"),
+        ({"CERT_PATH": "client_key", "KEY_PATH": "client_key"}, "no certificate could be read"),
+    ],
+    ids=[
+        "key-of-another-certificate",
+        "key-of-another-certificate-as-data",
+        "certificate-without-key",
+        "key-without-certificate",
+        "certificate-as-key",
+        "key-as-certificate",
+    ],
+)
+async def test_a_client_certificate_and_key_that_are_not_one_pair_name_both_settings(
+    cluster: Cluster, temporal_env: pytest.MonkeyPatch, pair: dict[str, str], says: str
+) -> None:
+    env = {
+        "TEMPORAL_ADDRESS": cluster.mutual,
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(cluster.pki.ca),
+    }
+    for setting, name in pair.items():
+        file: Path = getattr(cluster.pki, name)
+        env[f"TEMPORAL_TLS_CLIENT_{setting}"] = (
+            file.read_text() if setting.endswith("DATA") else str(file)
+        )
+
+    message = await refusal(temporal_env, env)
+
+    assert says in message and all(setting in message for setting in PAIR), message
+    assert "make run" not in message and "PRIVATE KEY" not in message
+
+
 async def test_retention_settings_win_over_the_temporal_profile(
     cluster: Cluster, temporal_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -167,13 +205,80 @@ async def test_retention_settings_win_over_the_temporal_profile(
     assert "TEMPORAL_API_KEY" in await refusal(temporal_env, {})
 
 
+@pytest.fixture(scope="module")
+async def staging(cluster: Cluster) -> str:
+    """A second namespace on the cluster, with the search attributes a journey needs."""
+    client = await Client.connect(cluster.plain)
+    retention = Duration(seconds=24 * 3600)
+    request = RegisterNamespaceRequest(
+        namespace=STAGING, workflow_execution_retention_period=retention
+    )
+    await client.workflow_service.register_namespace(request)
+    for _ in range(100):  # the server takes a moment to know a namespace it registered
+        try:
+            await register_search_attributes(client, STAGING)
+            return STAGING
+        except RPCError:
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"namespace {STAGING} never became usable")
+
+
+async def test_temporal_variables_win_over_the_profile_and_retention_settings_over_both(
+    cluster: Cluster, staging: str, temporal_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    profile = tmp_path / "temporal.toml"
+    profile.write_text(
+        f'[profile.prod]\naddress = "{cluster.keyed}"\nnamespace = "retention-nowhere"\n'
+        f'[profile.prod.tls]\nserver_ca_cert_path = "{cluster.pki.ca}"\n'
+    )
+    temporal_env.setenv("TEMPORAL_CONFIG_FILE", str(profile))
+    temporal_env.setenv("TEMPORAL_PROFILE", "prod")
+    assert "TEMPORAL_API_KEY" in await refusal(temporal_env, {})  # the profile's keyed door
+
+    temporal_env.setenv("TEMPORAL_ADDRESS", cluster.tls)
+    client = await connect(Settings())
+    with pytest.raises(RPCError, match="retention-nowhere"):  # still the profile's namespace
+        await client.count_workflows()
+
+    temporal_env.setenv("TEMPORAL_NAMESPACE", staging)
+    client = await connect(Settings())
+    assert client.namespace == staging and (await client.count_workflows()).count >= 0
+
+    temporal_env.setenv("RETENTION_TEMPORAL_NAMESPACE", "default")
+    assert (await connect(Settings())).namespace == "default"
+
+
+def test_a_journey_started_in_the_profiles_namespace_links_to_it_in_temporal_ui(
+    cluster: Cluster, staging: str, tmp_path: Path
+) -> None:
+    profile = tmp_path / "temporal.toml"
+    profile.write_text(f'[profile.staging]\naddress = "{cluster.plain}"\nnamespace = "{staging}"\n')
+    customer = tmp_path / "initech.json"
+    customer.write_text(json.dumps(customer_data(**AT_RISK)), encoding="utf-8")
+    env = {
+        **machine_env(),
+        "TEMPORAL_CONFIG_FILE": str(profile),
+        "TEMPORAL_PROFILE": "staging",
+        "RETENTION_DATABASE_URL": f"sqlite:///{tmp_path / 'retention.db'}",
+        "COLUMNS": "200",
+    }
+
+    said = run(env, "start", str(customer))
+
+    assert f"/namespaces/{staging}/workflows/retention-tls-crit" in said
+
+
+def machine_env() -> dict[str, str]:
+    """This machine's environment without its Temporal settings."""
+    theirs = ("TEMPORAL_", "RETENTION_TEMPORAL_")
+    return {name: value for name, value in os.environ.items() if not name.startswith(theirs)}
+
+
 def test_a_journey_an_update_and_a_scan_run_through_mutual_tls_and_an_api_key(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     env = {
-        **{
-            k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "RETENTION_TEMP"))
-        },
+        **machine_env(),
         "TEMPORAL_ADDRESS": cluster.locked,
         "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(cluster.pki.ca),
         **cluster.client_pair(),

@@ -24,6 +24,7 @@ from retention.delivery.outbox import find
 from retention.delivery.providers import ProviderAnswer
 from retention.delivery.slack import SlackProvider
 from retention.errors import ProviderUnavailable, RetentionError
+from retention.runtime.connection import temporal_namespace
 from retention.runtime.settings import Settings
 from retention.store.db import session
 from retention.store.tables import OutboxRow, utcnow
@@ -142,4 +143,4 @@ def alert_poster_from(settings: Settings, engine: Engine) -> AlertPoster | None:
     if settings.delivery_mode != "live" or token is None or not channel:
         return None
     slack = SlackProvider(token, channel, settings.slack_csm_channels, settings.slack_base_url)
-    return AlertPoster(engine, slack, settings.ui_url, settings.temporal_namespace)
+    return AlertPoster(engine, slack, settings.ui_url, temporal_namespace(settings))

@@ -1,10 +1,11 @@
 """Where and how every process reaches Temporal (docs/deployment.md, "Connecting to Temporal").
 
-Temporal's own environment configuration comes first: the `TEMPORAL_*` variables and the
-profiles of `temporal.toml` (`TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`), which the `temporal`
-CLI reads too, so one profile serves both. `RETENTION_TEMPORAL_ADDRESS` and
-`RETENTION_TEMPORAL_NAMESPACE`, when set, win over it; an address given on the command line wins
-over both. TLS, client certificates and the API key come only from Temporal's configuration.
+Through Temporal's own environment configuration: the `TEMPORAL_*` variables, over the profiles
+of `temporal.toml` (`TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`), which the `temporal` CLI reads
+too, so one profile serves both. `RETENTION_TEMPORAL_ADDRESS` and `RETENTION_TEMPORAL_NAMESPACE`,
+when set, win over it; an address given on the command line wins over both. TLS, client
+certificates and the API key come only from Temporal's configuration. The namespace so resolved
+is also the one every Temporal UI link names (`temporal_namespace`).
 """
 
 from __future__ import annotations
@@ -50,19 +51,32 @@ class TemporalTarget:
 
 def temporal_target(settings: Settings, address: str | None = None) -> TemporalTarget:
     profile = _profile()
-    chosen = settings.model_fields_set
     return TemporalTarget(
         address=address
-        or (settings.temporal_address if "temporal_address" in chosen else None)
+        or _when_set(settings, "temporal_address")
         or profile.address
         or settings.temporal_address,
-        namespace=(settings.temporal_namespace if "temporal_namespace" in chosen else None)
-        or profile.namespace
-        or settings.temporal_namespace,
+        namespace=_namespace(settings, profile),
         tls=_tls(profile),
         api_key=profile.api_key,
         rpc_metadata=dict(profile.grpc_meta),
     )
+
+
+def temporal_namespace(settings: Settings) -> str:
+    """The namespace every process connects to, by the precedence above: the one a Temporal UI
+    link must name to open where the journeys are."""
+    return _namespace(settings, _profile())
+
+
+def _namespace(settings: Settings, profile: ClientConfigProfile) -> str:
+    chosen = _when_set(settings, "temporal_namespace")
+    return chosen or profile.namespace or settings.temporal_namespace
+
+
+def _when_set(settings: Settings, name: str) -> str | None:
+    """A RETENTION_ setting only when it was given: its default must not hide Temporal's."""
+    return str(getattr(settings, name)) if name in settings.model_fields_set else None
 
 
 def _profile() -> ClientConfigProfile:
@@ -80,7 +94,24 @@ def _tls(profile: ClientConfigProfile) -> bool | TLSConfig:
         return profile.api_key is not None
     for attribute, setting in _TLS_FILES.items():
         _check_readable(profile.tls, attribute, setting)
+    if not profile.tls.disabled:
+        _check_pair(profile.tls)
     return profile.tls.to_connect_tls_config()
+
+
+_CERT = "TEMPORAL_TLS_CLIENT_CERT_PATH (or _DATA)"
+_KEY = "TEMPORAL_TLS_CLIENT_KEY_PATH (or _DATA)"
+
+
+def _check_pair(tls: ClientConfigTLS) -> None:
+    """Mutual TLS sends a certificate with its key: one without the other is a setting missed."""
+    if (tls.client_cert is None) == (tls.client_private_key is None):
+        return
+    given, missing = (_CERT, _KEY) if tls.client_private_key is None else (_KEY, _CERT)
+    raise InvalidInput(
+        f"{given} is set without {missing}: set both, to a client certificate and its own key, "
+        "or neither"
+    )
 
 
 def _check_readable(tls: ClientConfigTLS, attribute: str, setting: str) -> None:
@@ -104,8 +135,23 @@ _CAUSES: list[tuple[tuple[str, ...], str]] = [
     (
         # a TLS alert from the server, or a TLS-terminating proxy's 400 (nginx)
         ("CertificateRequired", "BadCertificate", "UnknownCA", "400 Bad Request"),
-        "the server wants a client certificate its CA signed: set "
-        "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH to such a pair",
+        f"the server wants a client certificate its CA signed: set {_CERT} and {_KEY} to such "
+        "a pair",
+    ),
+    (
+        # this process's own pair, which it checks before it connects
+        ("InconsistentKeys", "KeyMismatch"),
+        f"the client key is not the certificate's own: set {_CERT} and {_KEY} to one pair",
+    ),
+    (
+        ("PrivateKeyParseError",),
+        f"no private key could be read from {_KEY}: set it to the client certificate's key "
+        f"(PEM), beside {_CERT}",
+    ),
+    (
+        ("NoCertificatesPresented",),
+        f"no certificate could be read from {_CERT}: set it to the client certificate (PEM), "
+        f"beside {_KEY}",
     ),
     (
         ("Unauthenticated", "PermissionDenied"),
