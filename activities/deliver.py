@@ -150,6 +150,8 @@ class DeliverActivities:
 
 
 def _send_status(receipt: DeliveryReceipt) -> str:
+    if not receipt.outbox_id:
+        return "held"  # everyone waits for their cap or quiet hours: nothing made yet
     if receipt.duplicate:
         return "duplicate"  # delivered before: a retry or a replay found it in the outbox
     if receipt.held_out:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
 from retention.event_summary import EventRecord, EventSummary, summarize
 from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
+from retention.recipients import RecipientReceipt
 from retention.risk_factor import RiskFactor
 from retention.suppression import SuppressRequest
 
@@ -54,6 +55,11 @@ class StepState(BaseModel):
     delivery_mode: str | None = Field(default=None, description="capture or live")
     provider: str | None = Field(default=None, description="sendgrid, twilio; None if captured")
     provider_message_id: str | None = None
+    recipients: list[RecipientReceipt] = Field(
+        default_factory=list,
+        description="each person the step reached, is holding back or could not reach",
+    )
+    recipients_left_out: int = Field(default=0, description="reachable people past the cap")
 
     @property
     def ready_at(self) -> datetime:

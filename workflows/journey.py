@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from retention.customer import CustomerEvent, describe_validation_error
     from retention.delivery.channels import address_of, likely_channel
     from retention.delivery.guardrails import Hold, hold_for
-    from retention.delivery.requests import DeliverInput, DeliveryReceipt
+    from retention.delivery.requests import DeliverInput, DeliveryReceipt, GuardRails
     from retention.event_summary import EventRecord
     from retention.journey import (
         JOURNEY_ROLLING_OVER,
@@ -80,6 +80,11 @@ SETTLED_STAGES: frozenset[Stage] = frozenset({"assessing", "waiting", "paused", 
 # assessments and deliveries name it (docs/architecture.md). The result leaves out the snapshot
 # and the policy, which the start input and the first decision already hold.
 COMPACT_PAYLOADS = "compact-payloads"
+# Each person a step reaches has their own frequency cap and quiet hours, which the deliver
+# activity judges (it sees every journey's messages to them in the outbox): a step some are
+# held back from stays pending until the earliest hold ends, then asks again; those reached
+# find their outbox rows. One activity and one timer per hold, never one per person.
+PER_PERSON_GUARD_RAILS = "per-person-guard-rails"
 
 
 def _require_argument(command: object, model: type) -> None:
@@ -357,7 +362,9 @@ class RetentionJourney:
         if checkpoint is not None and self._journey_time(checkpoint) <= now:
             await self._rescore(checkpoint)
         elif (step := self._state.next_step()) is not None and step.ready_at <= now:
-            if (hold := self._hold(step, now)) is not None:
+            if workflow.patched(PER_PERSON_GUARD_RAILS):
+                await self._deliver(step, self._guard_rails(now))
+            elif (hold := self._hold(step, now)) is not None:
                 step.deferred_until, step.deferred_why = hold.until, hold.why
                 self._publish()
             else:
@@ -384,16 +391,21 @@ class RetentionJourney:
         if self._state.outcome is None:
             self._settle()
 
-    async def _deliver(self, step: StepState) -> None:
+    async def _deliver(self, step: StepState, guard_rails: GuardRails | None = None) -> None:
         self._set_stage("intervening")
         try:
             receipt = await workflow.execute_activity_method(
                 DeliverActivities.deliver,
-                self._deliver_request(step),
+                self._deliver_request(step, guard_rails),
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 retry_policy=DELIVERY_RETRY,
                 summary=f"{step.step.action} via {step.step.channel} ({step.step.owner})",
             )
+            if receipt.held_until is not None:  # some wait for their cap or quiet hours
+                step.deferred_until, step.deferred_why = receipt.held_until, receipt.held_why
+                step.recipients = receipt.recipients
+                self._settle()
+                return
             _note_delivery(step, receipt)
         except ActivityError as err:
             step.status, step.note = "skipped", f"not delivered: {_cause(err)}"
@@ -524,9 +536,12 @@ class RetentionJourney:
             request.address = address_of(request.channel, self._state.customer)
         return request
 
-    def _deliver_request(self, step: StepState) -> DeliverInput:
+    def _deliver_request(
+        self, step: StepState, guard_rails: GuardRails | None = None
+    ) -> DeliverInput:
         assert self._state.customer is not None  # assessed before any step exists
         return DeliverInput(
+            guard_rails=guard_rails,
             journey_id=workflow.info().workflow_id,
             journey_key=self._state.journey_key,
             customer=None if self._state.snapshot_kept else self._state.customer,
@@ -624,10 +639,21 @@ class RetentionJourney:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_details(self._state))
 
+    def _guard_rails(self, now: datetime) -> GuardRails:
+        """What the deliver activity judges each person's hold by (none before a policy)."""
+        policy = self._state.policy
+        return GuardRails(
+            at=now,
+            started_at=self._state.started_at,
+            time_scale=self._request.options.time_scale,
+            frequency_caps=policy.frequency_caps if policy else [],
+            quiet_hours=policy.quiet_hours if policy else None,
+        )
+
     def _hold(self, step: StepState, now: datetime) -> Hold | None:
-        """Until when a frequency cap or quiet hours hold `step` back (real time), if they do.
-        Caps count this journey's own deliveries on the channel, held-out ones included, so
-        the holdout keeps the treated group's pace."""
+        """Until when a frequency cap or quiet hours hold `step` back (real time), if they do:
+        journeys from before PER_PERSON_GUARD_RAILS. Caps count this journey's own deliveries
+        on the channel, held-out ones included, so the holdout keeps the treated group's pace."""
         policy, customer = self._state.policy, self._state.customer
         if policy is None or customer is None:
             return None
@@ -709,6 +735,7 @@ def _note_delivery(step: StepState, receipt: DeliveryReceipt) -> None:
     step.status, step.channel_used, step.outbox_id = "done", receipt.channel, receipt.outbox_id
     step.delivery_mode, step.provider = receipt.mode, receipt.provider
     step.provider_message_id = receipt.provider_message_id
+    step.recipients, step.recipients_left_out = receipt.recipients, receipt.recipients_left_out
     step.note = (
         "held out: recorded, nothing sent"
         if receipt.held_out

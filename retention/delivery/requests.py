@@ -3,11 +3,25 @@ outbox (retention/delivery/outbox.py) and CSM tasks (retention/delivery/csm_task
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
-from retention.plan import Channel, PlanStep, RetentionOffer
+from retention.plan import Channel, FrequencyCap, PlanStep, QuietHours, RetentionOffer
+from retention.recipients import RecipientReceipt
 from retention.risk_factor import RiskFactor
+
+
+class GuardRails(BaseModel):
+    """The journey's frequency caps and quiet hours, which the deliver activity judges each
+    person by (their own messages in the outbox, their own time zone), on the journey's clock."""
+
+    at: datetime = Field(description="the journey's now when it asked for the step")
+    started_at: datetime
+    time_scale: float = Field(default=1.0, gt=0)
+    frequency_caps: list[FrequencyCap] = Field(default_factory=list)
+    quiet_hours: QuietHours | None = None
 
 
 class DeliverInput(BaseModel):
@@ -34,6 +48,9 @@ class DeliverInput(BaseModel):
     customer: CustomerSnapshot | None = Field(
         default=None, description="None: the snapshot the journey kept"
     )
+    guard_rails: GuardRails | None = Field(
+        default=None, description="None: the journey held the step back itself, if at all"
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -49,7 +66,15 @@ class DeliverRequest(DeliverInput):
     customer: CustomerSnapshot
 
 
+# A role can hold many people: one step reaches at most this many, the first in recipient order;
+# the receipt counts the rest (`recipients_left_out`) so the cut shows in the journey's state.
+MAX_RECIPIENTS_PER_STEP = 50
+
+
 class DeliveryReceipt(BaseModel):
+    """A step's delivery: its first delivered message (the fields a step had before it reached
+    several people) and each recipient's own result in `recipients`."""
+
     outbox_id: str
     idempotency_key: str
     channel: Channel
@@ -65,3 +90,13 @@ class DeliveryReceipt(BaseModel):
     note: str | None = Field(
         default=None, description="why the fallback channel was used; which CSM task it updated"
     )
+    recipients: list[RecipientReceipt] = Field(
+        default_factory=list, description="empty in receipts recorded before steps fanned out"
+    )
+    recipients_left_out: int = Field(
+        default=0, ge=0, description=f"reachable people past the {MAX_RECIPIENTS_PER_STEP} cap"
+    )
+    held_until: datetime | None = Field(
+        default=None, description="some people wait for their cap or quiet hours: ask again then"
+    )
+    held_why: str = ""
