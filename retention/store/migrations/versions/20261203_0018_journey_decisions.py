@@ -3,7 +3,7 @@
 Journeys decided before this revision have none: their strategy changes stay in their history.
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0015
 Created: 2026-12-03 08:30:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import retention.store.tables  # noqa: F401  (and the project's own, e.g. UTCDateTime)
 
 revision: str = "0018"
-down_revision: str | Sequence[str] | None = "0017"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,9 +3,9 @@
 `journey_at` is when the journey asked for the message, on its workflow clock (rows from before
 are counted at `created_at`); the index finds a person's messages on a channel.
 
-Revision ID: 0017
-Revises: 0015
-Created: 2026-12-03 08:00:00.000000
+Revision ID: 0019
+Revises: 0018
+Created: 2026-12-03 10:00:00.000000
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from alembic import op
 
 import retention.store.tables  # noqa: F401  (and the project's own, e.g. UTCDateTime)
 
-revision: str = "0017"
-down_revision: str | Sequence[str] | None = "0015"
+revision: str = "0019"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
