@@ -8,6 +8,7 @@ their login, and CSM work, which names the person it is for).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,7 +30,7 @@ class Recipient(BaseModel):
 
 
 RecipientStatus = Literal[
-    "captured", "held_out", "sent", "suppressed", "invalid_recipient", "rejected", "held"
+    "captured", "held_out", "sent", "suppressed", "invalid_recipient", "rejected", "held", "capped"
 ]
 
 
@@ -44,6 +45,16 @@ class RecipientReceipt(BaseModel):
     status: RecipientStatus
     fallback_used: bool = False
     note: str | None = None
+
+
+class NextReach(BaseModel):
+    """When a person may next be sent a message on a channel (real time), and why not sooner:
+    the journey waits for it before a step to them, rather than learn of the hold by asking."""
+
+    channel: Channel
+    contact_id: str
+    at: datetime
+    why: str = ""
 
 
 def address_for(channel: Channel, contact: Contact) -> str | None:

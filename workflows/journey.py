@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from retention import search_attributes
     from retention.campaigns import add_campaigns, follow_campaigns, scheduled
     from retention.customer import CustomerEvent, describe_validation_error
+    from retention.delivery.audience import reached_by
     from retention.delivery.channels import address_of, likely_channel
     from retention.delivery.guardrails import Hold, hold_for
     from retention.delivery.requests import DeliverInput, DeliveryReceipt, GuardRails
@@ -85,6 +86,12 @@ COMPACT_PAYLOADS = "compact-payloads"
 # held back from stays pending until the earliest hold ends, then asks again; those reached
 # find their outbox rows. One activity and one timer per hold, never one per person.
 PER_PERSON_GUARD_RAILS = "per-person-guard-rails"
+# A hold costs no activity: each deliver receipt says when the step's people may next be sent
+# to on its channel (their cap window and quiet hours, every journey's messages), the journey
+# keeps it and waits for it before a step to them, on the one timer it sets anyway. A hold the
+# deliver activity still finds (another journey sent to them meanwhile) holds a step once;
+# the next ask sends or records them capped (docs/delivery.md, "Guard rails").
+WAIT_FOR_REACH = "wait-for-reach"
 
 
 def _require_argument(command: object, model: type) -> None:
@@ -358,12 +365,15 @@ class RetentionJourney:
         if self._state.outcome is not None or self._state.paused:
             return
         now = workflow.now()
+        self._wait_for_reach(now)
         checkpoint = self._next_checkpoint()
         if checkpoint is not None and self._journey_time(checkpoint) <= now:
             await self._rescore(checkpoint)
         elif (step := self._state.next_step()) is not None and step.ready_at <= now:
             if workflow.patched(PER_PERSON_GUARD_RAILS):
-                await self._deliver(step, self._guard_rails(now))
+                learn = workflow.patched(WAIT_FOR_REACH)
+                rails = self._guard_rails(now, last_ask=learn and step.held_once)
+                await self._deliver(step, rails, learn_reach=learn)
             elif (hold := self._hold(step, now)) is not None:
                 step.deferred_until, step.deferred_why = hold.until, hold.why
                 self._publish()
@@ -371,6 +381,34 @@ class RetentionJourney:
                 await self._deliver(step)
         elif self._state.next_step() is None and self._close_at() <= now:
             self._end("completed", "plan ran out")
+        self._wait_for_reach(workflow.now())  # a receipt or a new plan: set the next timer by it
+
+    def _wait_for_reach(self, now: datetime) -> None:
+        """Hold back each pending step until all its people may be sent to on its channel, as
+        the last deliver receipts said (WAIT_FOR_REACH; nothing is known before it)."""
+        s = self._state
+        s.next_reach = [r for r in s.next_reach if r.at > now]
+        if not s.next_reach or s.customer is None:
+            return
+        known = {(r.channel, r.contact_id): r for r in s.next_reach}
+        for step in s.steps:
+            if step.status != "pending":
+                continue
+            channel, people = reached_by(step.step, s.customer)
+            waits = [known[(channel, p)] for p in people if (channel, p) in known]
+            latest = max(waits, key=lambda r: r.at, default=None)
+            if latest is not None and latest.at > step.ready_at:
+                step.deferred_until, step.deferred_why = latest.at, latest.why
+
+    def _learn_reach(self, receipt: DeliveryReceipt) -> None:
+        """The receipt's word on its people replaces what the journey knew of them: those it
+        lists as not free wait until then, the others are free now."""
+        known = {(r.channel, r.contact_id): r for r in self._state.next_reach}
+        for person in receipt.recipients:
+            known.pop((person.channel, person.contact_id), None)
+        for reach in receipt.next_reach:
+            known[(reach.channel, reach.contact_id)] = reach
+        self._state.next_reach = list(known.values())
 
     async def _rescore(self, checkpoint: float) -> None:
         self._set_stage("rescoring")
@@ -391,7 +429,9 @@ class RetentionJourney:
         if self._state.outcome is None:
             self._settle()
 
-    async def _deliver(self, step: StepState, guard_rails: GuardRails | None = None) -> None:
+    async def _deliver(
+        self, step: StepState, guard_rails: GuardRails | None = None, learn_reach: bool = False
+    ) -> None:
         self._set_stage("intervening")
         try:
             receipt = await workflow.execute_activity_method(
@@ -401,9 +441,12 @@ class RetentionJourney:
                 retry_policy=DELIVERY_RETRY,
                 summary=f"{step.step.action} via {step.step.channel} ({step.step.owner})",
             )
+            if learn_reach:
+                self._learn_reach(receipt)
             if receipt.held_until is not None:  # some wait for their cap or quiet hours
                 step.deferred_until, step.deferred_why = receipt.held_until, receipt.held_why
                 step.recipients = receipt.recipients
+                step.held_once = learn_reach
                 self._settle()
                 return
             _note_delivery(step, receipt)
@@ -639,11 +682,12 @@ class RetentionJourney:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_details(self._state))
 
-    def _guard_rails(self, now: datetime) -> GuardRails:
+    def _guard_rails(self, now: datetime, last_ask: bool = False) -> GuardRails:
         """What the deliver activity judges each person's hold by (none before a policy)."""
         policy = self._state.policy
         return GuardRails(
             at=now,
+            last_ask=last_ask,
             started_at=self._state.started_at,
             time_scale=self._request.options.time_scale,
             frequency_caps=policy.frequency_caps if policy else [],
@@ -732,6 +776,12 @@ def _rejected(raw: Any, received: datetime, reason: str) -> EventRecord:
 
 
 def _note_delivery(step: StepState, receipt: DeliveryReceipt) -> None:
+    if not receipt.outbox_id:  # held once, and everyone still held: capped, nothing sent
+        step.status, step.channel_used = "skipped", receipt.channel
+        step.recipients = receipt.recipients
+        capped = [r.note for r in receipt.recipients if r.status == "capped" and r.note]
+        step.note = "; ".join(capped) or "not sent: everyone capped"
+        return
     step.status, step.channel_used, step.outbox_id = "done", receipt.channel, receipt.outbox_id
     step.delivery_mode, step.provider = receipt.mode, receipt.provider
     step.provider_message_id = receipt.provider_message_id

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retention.delivery.channels import CSM_CHANNELS
+from retention.customer import CustomerSnapshot
+from retention.delivery.channels import CSM_CHANNELS, resolve_channel
 from retention.delivery.requests import MAX_RECIPIENTS_PER_STEP, DeliverRequest
-from retention.plan import Channel
-from retention.recipients import Recipient, step_recipients
+from retention.errors import InvalidInput
+from retention.plan import Channel, PlanStep
+from retention.recipients import Recipient, spoken_to, step_recipients
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,34 @@ class Audience:
 
 
 def audience_of(request: DeliverRequest) -> Audience | None:
+    """See `audience_for`: the request's step and customer."""
+    return audience_for(request.step, request.customer)
+
+
+def reached_by(step: PlanStep, customer: CustomerSnapshot) -> tuple[Channel, list[str]]:
+    """The channel a step's messages will go on and the contact ids of the people they go to,
+    as the deliver activity will find them (none for CSM work, which is never held): the
+    journey waits for these people's next free moment before it asks for the step."""
+    if step.channel in CSM_CHANNELS:
+        return step.channel, []
+    audience = audience_for(step, customer)
+    if audience is not None:
+        return audience.channel, [p.contact.contact_id for p in audience.people]
+    try:
+        channel, _fallback_used = resolve_channel(step, customer)
+    except InvalidInput:
+        return step.channel, []  # reaches no one: the deliver activity says so
+    if channel in CSM_CHANNELS:
+        return channel, []
+    contact, _role = spoken_to(step.addressing, channel, customer)
+    return channel, [contact.contact_id]
+
+
+def audience_for(step: PlanStep, customer: CustomerSnapshot) -> Audience | None:
     """The step's people, or None when it sends the one message a step sent before contacts
     (key `<journey_key>:<step_id>`, the profile's addresses): CSM work, whose recipient is the
     CSM; a step reaching nobody, which speaks to the primary contact; and one reaching only the
     primary contact, so the rows of journeys in flight across the deploy keep their keys."""
-    step, customer = request.step, request.customer
     if step.channel in CSM_CHANNELS:
         return None
     channel, people = step_recipients(

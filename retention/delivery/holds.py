@@ -13,10 +13,11 @@ from sqlmodel import col, select
 
 from retention.delivery.guardrails import hold_for
 from retention.delivery.outbox import Route
-from retention.delivery.requests import DeliverRequest
+from retention.delivery.requests import DeliverRequest, GuardRails
 from retention.errors import HeldBack
 from retention.journey_clock import JourneyClock
 from retention.plan import CUSTOMER_CHANNELS
+from retention.recipients import NextReach
 from retention.store.db import session
 from retention.store.tables import OutboxRow
 
@@ -28,18 +29,47 @@ COUNTED = ("captured", "held_out", "sending", "sent")
 def refuse_if_held(engine: Engine, request: DeliverRequest, route: Route) -> None:
     """Raise HeldBack when the person's cap on the route's channel is full, or it is their
     quiet hours; CSM work is never held."""
+    hold = held_back(engine, request, route)
+    if hold is not None:
+        raise hold
+
+
+def next_reach(
+    engine: Engine, request: DeliverRequest, route: Route, contact_id: str
+) -> NextReach | None:
+    """When the route's person may next be sent to on its channel, once this step's message to
+    them is in the outbox (or held), if not at once: the journey waits for it before its next
+    step to them instead of asking the deliver activity to learn of the hold."""
+    hold = held_back(engine, request, route)
+    if hold is None:
+        return None
+    return NextReach(channel=route.channel, contact_id=contact_id, at=hold.until, why=str(hold))
+
+
+def held_back(engine: Engine, request: DeliverRequest, route: Route) -> HeldBack | None:
+    """The hold on a message of the route at the journey's `at`, if any."""
     rails = request.guard_rails
     if rails is None or route.channel not in CUSTOMER_CHANNELS:
-        return
+        return None
+    if not _judged(rails, route.channel):
+        return None
     clock = JourneyClock(rails.started_at, rails.time_scale)
     sent = [clock.journey(at) for at in sent_to(engine, route.channel, route.recipient)]
     hold = hold_for(rails, route.channel, clock.journey(rails.at), sent, _zone(request, route))
     if hold is None:
-        return
+        return None
     # at least a second on: a hold that rounding ended early must not spin the journey
     until = max(clock.real(hold.until), rails.at + timedelta(seconds=1))
     who = f"{route.person.contact.contact_id} " if route.person else ""
-    raise HeldBack(f"{who}{hold.why}", until)
+    return HeldBack(f"{who}{hold.why}", until)
+
+
+def _judged(rails: GuardRails, channel: str) -> bool:
+    """Whether a cap or quiet hours apply to `channel` at all (else no outbox read)."""
+    quiet = rails.quiet_hours
+    return any(cap.channel == channel for cap in rails.frequency_caps) or (
+        quiet is not None and channel in quiet.channels
+    )
 
 
 def sent_to(engine: Engine, channel: str, recipient: str) -> list[datetime]:

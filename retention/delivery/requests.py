@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
 from retention.plan import Channel, FrequencyCap, PlanStep, QuietHours, RetentionOffer
-from retention.recipients import RecipientReceipt
+from retention.recipients import NextReach, RecipientReceipt
 from retention.risk_factor import RiskFactor
 
 
@@ -22,6 +22,11 @@ class GuardRails(BaseModel):
     time_scale: float = Field(default=1.0, gt=0)
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     quiet_hours: QuietHours | None = None
+    last_ask: bool = Field(
+        default=False,
+        description="the step was held once already: a person still held is recorded capped "
+        "and the step goes on without them, so a step is never held twice",
+    )
 
 
 class DeliverInput(BaseModel):
@@ -100,3 +105,8 @@ class DeliveryReceipt(BaseModel):
         default=None, description="some people wait for their cap or quiet hours: ask again then"
     )
     held_why: str = ""
+    next_reach: list[NextReach] = Field(
+        default_factory=list,
+        description="the people of this step not free on their channel at once after it: when "
+        "each may next be sent to (their cap window and quiet hours, every journey's messages)",
+    )

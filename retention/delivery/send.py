@@ -6,6 +6,7 @@ rendered or sent; its outbox row says why. One person refused never silences the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from retention.delivery.audience import Audience, audience_of, masked
 from retention.delivery.channels import CSM_CHANNELS, can_reach, resolve_channel
-from retention.delivery.holds import refuse_if_held
+from retention.delivery.holds import next_reach, refuse_if_held
 from retention.delivery.live import refused_or_receipt, send_live
 from retention.delivery.outbox import (
     DeliverRequest,
@@ -37,7 +38,13 @@ from retention.errors import (
     Suppressed,
 )
 from retention.plan import CUSTOMER_CHANNELS, Channel
-from retention.recipients import RecipientReceipt, RecipientStatus, address_for, spoken_to
+from retention.recipients import (
+    NextReach,
+    RecipientReceipt,
+    RecipientStatus,
+    address_for,
+    spoken_to,
+)
 from retention.store.db import session
 from retention.store.suppressions import suppression_for
 
@@ -91,24 +98,26 @@ def _deliver_step(sender: _Sender, request: DeliverRequest) -> DeliveryReceipt:
     else:
         contact, role = spoken_to(request.step.addressing, channel, request.customer)
         contact_id = contact.contact_id
+    reach = _Reach(sender.engine, request)
     try:
         receipt = _deliver_route(sender, request, first)
     except Suppressed:
         _record_suppressed_step(sender.engine, request, first)
         raise
     except HeldBack as hold:
-        entry = _listed(contact_id, role, first, "held", str(hold))
-        return _receipt(request, first, [], [entry], [hold])
+        entry = reach.held(contact_id, role, first, hold)
+        return _receipt(request, first, [], [entry], reach)
     entry = _delivered(contact_id, role, receipt)
-    return receipt.model_copy(update={"recipients": [entry]})
+    reach.after(contact_id, first, receipt)
+    return receipt.model_copy(update={"recipients": [entry], "next_reach": reach.next})
 
 
 def _deliver_each(sender: _Sender, request: DeliverRequest, audience: Audience) -> DeliveryReceipt:
     """Every person's own message; the receipt of the first delivered, listing them all."""
     delivered: list[DeliveryReceipt] = []
     refused: list[tuple[Route, DeliveryFailed]] = []
-    held: list[HeldBack] = []
     entries: list[RecipientReceipt] = []
+    reach = _Reach(sender.engine, request)
     for person in audience.people:
         route = Route.for_person(request, audience.channel, person)
         who = (person.contact.contact_id, person.role)
@@ -119,21 +128,53 @@ def _deliver_each(sender: _Sender, request: DeliverRequest, audience: Audience) 
             entries.append(_listed(*who, route, _REFUSAL_STATUS.get(type(failure)), str(failure)))
             continue
         except HeldBack as hold:
-            held.append(hold)
-            entries.append(_listed(*who, route, "held", str(hold)))
+            entries.append(reach.held(*who, route, hold))
             continue
         delivered.append(receipt)
         entries.append(_delivered(*who, receipt))
+        reach.after(person.contact.contact_id, route, receipt)
     if waiting := [why for _route, why in refused if not why.permanent]:
         raise _retry_all(waiting)
-    if not delivered and not held:
+    if not delivered and not reach.holds and not reach.capped:
         first, refusal = refused[0]
         if isinstance(refusal, Suppressed):
             _record_suppressed_step(sender.engine, request, first)
         raise refusal
     first = Route.for_person(request, audience.channel, audience.people[0])
-    receipt = _receipt(request, first, delivered, entries, held)
+    receipt = _receipt(request, first, delivered, entries, reach)
     return receipt.model_copy(update={"recipients_left_out": audience.left_out})
+
+
+class _Reach:
+    """The step's holds, and when each of its people may next be sent to on their channel:
+    the receipt tells the journey, which waits for it rather than ask only to be held. A
+    person held on the step's last ask (held once already) is recorded capped instead."""
+
+    def __init__(self, engine: Engine, request: DeliverRequest) -> None:
+        self.engine, self.request = engine, request
+        rails = request.guard_rails
+        self.last_ask = rails is not None and rails.last_ask
+        self.holds: list[HeldBack] = []
+        self.capped = 0
+        self.next: list[NextReach] = []
+
+    def held(self, contact_id: str, role: str, route: Route, hold: HeldBack) -> RecipientReceipt:
+        self.next.append(
+            NextReach(channel=route.channel, contact_id=contact_id, at=hold.until, why=str(hold))
+        )
+        if self.last_ask:
+            self.capped += 1
+            return _listed(contact_id, role, route, "capped", f"not sent: {hold}")
+        self.holds.append(hold)
+        return _listed(contact_id, role, route, "held", str(hold))
+
+    def after(self, contact_id: str, route: Route, receipt: DeliveryReceipt) -> None:
+        """Their next free moment on the channel this step's message used (the fallback's)."""
+        if self.request.guard_rails is None or receipt.channel in CSM_CHANNELS:
+            return
+        used = replace(route, channel=receipt.channel, recipient=receipt.recipient)
+        if (free := next_reach(self.engine, self.request, used, contact_id)) is not None:
+            self.next.append(free)
 
 
 def _receipt(
@@ -141,13 +182,15 @@ def _receipt(
     first: Route,
     delivered: list[DeliveryReceipt],
     entries: list[RecipientReceipt],
-    held: list[HeldBack],
+    reach: _Reach,
 ) -> DeliveryReceipt:
-    """The first delivered message's receipt (a blank one when all are held), listing everyone
-    and, when some are held, when to ask again."""
+    """The first delivered message's receipt (a blank one when none was), listing everyone,
+    when to ask again when some are held, and when each may next be sent to."""
+    held = reach.holds
     until = min((hold.until for hold in held), default=None)
     why = next((str(hold) for hold in held if hold.until == until), "")
     update = {"recipients": entries, "held_until": until, "held_why": why}
+    update["next_reach"] = reach.next
     if delivered:
         duplicate = all(receipt.duplicate for receipt in delivered)
         return delivered[0].model_copy(update=update | {"duplicate": duplicate})
