@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from retention.compact import CompactModel
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
 from retention.event_summary import EventRecord, EventSummary, summarize
 from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
@@ -39,7 +40,7 @@ class JourneyOptions(BaseModel):
     )
 
 
-class StepState(BaseModel):
+class StepState(CompactModel):
     step: PlanStep
     generation: int
     due_at: datetime

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from retention.compact import CompactModel
 from retention.customer import Contact, CustomerSnapshot
 from retention.plan import Addressee, Addressing, Channel
 
@@ -34,7 +35,7 @@ RecipientStatus = Literal[
 ]
 
 
-class RecipientReceipt(BaseModel):
+class RecipientReceipt(CompactModel):
     """How a step went for one person: their own outbox row, or why they got nothing. The
     address is masked: receipts live on in workflow history and the `state` query."""
 
@@ -47,7 +48,7 @@ class RecipientReceipt(BaseModel):
     note: str | None = None
 
 
-class NextReach(BaseModel):
+class NextReach(CompactModel):
     """When a person may next be sent a message on a channel (real time), and why not sooner:
     the journey waits for it before a step to them, rather than learn of the hold by asking."""
 

@@ -278,3 +278,52 @@ def test_the_primary_contact_alone_held_gets_a_receipt_with_nothing_sent(
     assert [(r.contact_id, r.status) for r in receipt.recipients] == [("primary", "held")]
     assert count(engine, OutboxRow) == 0 and count(engine, InterventionRow) == 0
     assert send_status(receipt) == "held"  # the sends metric does not count it as captured
+
+
+def test_the_receipt_says_when_a_person_whose_cap_it_filled_may_next_be_written_to(
+    engine: Engine, tmp_path: Path
+) -> None:
+    one_admin = Addressing(to=["admin"])  # Ana, the first
+    receipts = [
+        deliver(engine, tmp_path, SHIPPED, on_day(day, f"g1-0{day}-ana", one_admin))
+        for day in range(3)
+    ]
+
+    assert [r.next_reach for r in receipts[:2]] == [[], []]  # room left: nobody waits
+    [free] = receipts[2].next_reach
+    assert (free.channel, free.contact_id) == ("email", "ana")
+    assert free.at == MONDAY + timedelta(days=7)  # the first of the three leaves the window
+    assert "email cap of 3 per 7d" in free.why
+
+
+def test_a_step_held_once_is_not_held_again_the_person_still_held_is_capped(
+    engine: Engine, tmp_path: Path
+) -> None:
+    one_admin = Addressing(to=["admin"])
+    for day in range(3):
+        deliver(engine, tmp_path, SHIPPED, on_day(day, f"g1-0{day}-ana", one_admin))
+
+    again = on_day(4, "g1-09-all", EVERY_ADMIN, last_ask=True)  # another journey filled it
+    receipt = deliver(engine, tmp_path, SHIPPED, again)
+
+    assert receipt.held_until is None
+    assert [(r.contact_id, r.status) for r in receipt.recipients] == [
+        ("ana", "capped"),
+        ("ben", "captured"),
+    ]
+    assert "not sent: ana waited for the email cap" in (receipt.recipients[0].note or "")
+    assert f"{again.idempotency_key}:ana" not in rows(engine)
+
+
+def test_a_step_whose_only_person_is_capped_on_its_last_ask_sends_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    night = MONDAY.replace(hour=23)
+    request = make_request(guard_rails=rails(night, quiet_hours=QUIET, last_ask=True))
+
+    receipt = deliver(engine, tmp_path, SHIPPED, request)
+
+    assert (receipt.outbox_id, receipt.held_until) == ("", None)
+    assert [(r.contact_id, r.status) for r in receipt.recipients] == [("primary", "capped")]
+    assert count(engine, OutboxRow) == 0
+    assert send_status(receipt) == "capped"

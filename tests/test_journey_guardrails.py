@@ -191,6 +191,9 @@ async def test_the_email_cap_holds_a_step_until_the_window_has_room(world: Journ
         assert s.done_at is not None and s.deferred_until <= s.done_at
         assert s.done_at - s.deferred_until < timedelta(minutes=5)
         assert s.deferred_until > s.due_at
+    # the receipts said when the window had room: no deliver was asked only to be held
+    assert not any(s.held_once for s in final.steps)
+    assert not any(r.status in ("held", "capped") for s in final.steps for r in s.recipients)
 
 
 # ---- quiet hours ------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ PER_PERSON_GUARD_RAILS = "per-person-guard-rails"
 # to on its channel (their cap window and quiet hours, every journey's messages), the journey
 # keeps it and waits for it before a step to them, on the one timer it sets anyway. A hold the
 # deliver activity still finds (another journey sent to them meanwhile) holds a step once;
-# the next ask sends or records them capped (docs/delivery.md, "Guard rails").
+# the next ask sends or records them capped (docs/delivery.md, "Guard rails"). It includes
+# PER_PERSON_GUARD_RAILS, so a new journey records one patch (a marker and an upsert), not two.
 WAIT_FOR_REACH = "wait-for-reach"
 
 
@@ -370,10 +371,11 @@ class RetentionJourney:
         if checkpoint is not None and self._journey_time(checkpoint) <= now:
             await self._rescore(checkpoint)
         elif (step := self._state.next_step()) is not None and step.ready_at <= now:
-            if workflow.patched(PER_PERSON_GUARD_RAILS):
-                learn = workflow.patched(WAIT_FOR_REACH)
-                rails = self._guard_rails(now, last_ask=learn and step.held_once)
-                await self._deliver(step, rails, learn_reach=learn)
+            if workflow.patched(WAIT_FOR_REACH):  # in place of PER_PERSON_GUARD_RAILS
+                rails = self._guard_rails(now, last_ask=step.held_once)
+                await self._deliver(step, rails, learn_reach=True)
+            elif workflow.patched(PER_PERSON_GUARD_RAILS):
+                await self._deliver(step, self._guard_rails(now))
             elif (hold := self._hold(step, now)) is not None:
                 step.deferred_until, step.deferred_why = hold.until, hold.why
                 self._publish()

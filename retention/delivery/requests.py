@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from retention.compact import CompactModel
 from retention.customer import CustomerSnapshot
 from retention.plan import Channel, FrequencyCap, PlanStep, QuietHours, RetentionOffer
 from retention.recipients import NextReach, RecipientReceipt
 from retention.risk_factor import RiskFactor
 
 
-class GuardRails(BaseModel):
+class GuardRails(CompactModel):
     """The journey's frequency caps and quiet hours, which the deliver activity judges each
     person by (their own messages in the outbox, their own time zone), on the journey's clock."""
 
@@ -29,7 +30,7 @@ class GuardRails(BaseModel):
     )
 
 
-class DeliverInput(BaseModel):
+class DeliverInput(CompactModel):
     """The deliver activity's input: a plan step and what the journey knows of the customer.
     The snapshot travels once, in the journey's first assessment, which keeps it by journey
     key; journeys from before that carry it each time."""
@@ -76,7 +77,7 @@ class DeliverRequest(DeliverInput):
 MAX_RECIPIENTS_PER_STEP = 50
 
 
-class DeliveryReceipt(BaseModel):
+class DeliveryReceipt(CompactModel):
     """A step's delivery: its first delivered message (the fields a step had before it reached
     several people) and each recipient's own result in `recipients`."""
 
