@@ -189,8 +189,12 @@ def _receipt(
     held = reach.holds
     until = min((hold.until for hold in held), default=None)
     why = next((str(hold) for hold in held if hold.until == until), "")
-    update = {"recipients": entries, "held_until": until, "held_why": why}
-    update["next_reach"] = reach.next
+    update: dict[str, object] = {
+        "recipients": entries,
+        "held_until": until,
+        "held_why": why,
+        "next_reach": reach.next,
+    }
     if delivered:
         duplicate = all(receipt.duplicate for receipt in delivered)
         return delivered[0].model_copy(update=update | {"duplicate": duplicate})
