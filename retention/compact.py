@@ -5,13 +5,18 @@ leave out their defaults")."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
 
 class CompactModel(BaseModel):
-    """JSON without the fields at their default; Python dumps keep every field."""
+    """JSON without the fields at their default, nor the `LOCAL_FIELDS` (which only the side
+    that made the model reads); Python dumps keep every field."""
+
+    # Fields kept out of JSON whatever their value: they must have a default, which they
+    # take on the other side (docs/architecture.md, "Step payloads leave out their defaults").
+    LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset()
 
     @model_serializer(mode="wrap")
     def _without_defaults(
@@ -21,10 +26,19 @@ class CompactModel(BaseModel):
         if not info.mode_is_json() or not isinstance(data, dict):
             return data
         fields = type(self).model_fields
-        return {
-            name: value
-            for name, value in data.items()
-            if name not in fields
-            or fields[name].is_required()
-            or getattr(self, name) != fields[name].get_default(call_default_factory=True)
-        }
+        return self._leaner_json(
+            {
+                name: value
+                for name, value in data.items()
+                if name not in self.LOCAL_FIELDS
+                and (
+                    name not in fields
+                    or fields[name].is_required()
+                    or getattr(self, name) != fields[name].get_default(call_default_factory=True)
+                )
+            }
+        )
+
+    def _leaner_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What a model also leaves out of its JSON, from what the other side can tell."""
+        return data

@@ -4,8 +4,9 @@ outbox (retention/delivery/outbox.py) and CSM tasks (retention/delivery/csm_task
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from retention.compact import CompactModel
 from retention.customer import CustomerSnapshot
@@ -35,8 +36,8 @@ class DeliverInput(CompactModel):
     The snapshot travels once, in the journey's first assessment, which keeps it by journey
     key; journeys from before that carry it each time."""
 
-    journey_id: str
-    journey_key: str
+    journey_id: str = Field(description="left out of JSON: the journey key begins with it")
+    journey_key: str = Field(description="journey id / first run id")
     step: PlanStep
     strategy: str
     risk_tier: str
@@ -57,6 +58,29 @@ class DeliverInput(CompactModel):
     guard_rails: GuardRails | None = Field(
         default=None, description="None: the journey held the step back itself, if at all"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _journey_id_from_key(cls, data: Any) -> Any:
+        """Payloads since journey ids left them carry only the key, which begins with the id."""
+        if isinstance(data, dict) and "journey_id" not in data and "journey_key" in data:
+            return {**data, "journey_id": str(data["journey_key"]).rpartition("/")[0]}
+        return data
+
+    def _leaner_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Without what the deliver activity can tell from the rest (every deliver input stays
+        in a journey's history): the journey id, in the key; the caps of channels the step goes
+        on neither first nor as its fallback, which it never judges."""
+        if self.journey_key.rpartition("/")[0] == self.journey_id:
+            data.pop("journey_id", None)
+        rails = data.get("guard_rails")
+        if isinstance(rails, dict) and rails.get("frequency_caps"):
+            used = {self.step.channel, self.step.fallback_channel}
+            caps = [cap for cap in rails["frequency_caps"] if cap.get("channel") in used]
+            data["guard_rails"] = {k: v for k, v in rails.items() if k != "frequency_caps"}
+            if caps:
+                data["guard_rails"]["frequency_caps"] = caps
+        return data
 
     @property
     def idempotency_key(self) -> str:
@@ -79,16 +103,24 @@ MAX_RECIPIENTS_PER_STEP = 50
 
 class DeliveryReceipt(CompactModel):
     """A step's delivery: its first delivered message (the fields a step had before it reached
-    several people) and each recipient's own result in `recipients`."""
+    several people) and each recipient's own result in `recipients`.
+
+    The journey never reads the message's key, address, file or subject: they stay on this side
+    (`LOCAL_FIELDS`) and in its outbox row, where `show` reads them; in the journey's receipt
+    they are empty (receipts recorded before carry them)."""
+
+    LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"idempotency_key", "recipient", "path", "subject"}
+    )
 
     outbox_id: str
-    idempotency_key: str
+    idempotency_key: str = ""
     channel: Channel
-    recipient: str
-    fallback_used: bool
-    duplicate: bool
-    path: str
-    subject: str
+    recipient: str = ""
+    fallback_used: bool = False
+    duplicate: bool = False
+    path: str = Field(default="", description="the captured message's file; empty if live")
+    subject: str = ""
     held_out: bool = False
     mode: str = Field(default="capture", description="capture or live")
     provider: str | None = None
