@@ -25,6 +25,7 @@ from cli.app import (
     with_client,
 )
 from cli.customers import customer_in_database
+from retention.compact import EVERY_FIELD
 from retention.customer import parse_event
 from retention.errors import InvalidInput, RetentionError
 from retention.journey import (
@@ -158,7 +159,7 @@ def show(
     """Show a journey's state: scores, strategy, plan and events (running or closed)."""
     state = with_client(lambda client: journey_state(client, customer_id))
     if as_json:
-        typer.echo(state.model_dump_json(indent=2))
+        typer.echo(state.model_dump_json(indent=2, context={EVERY_FIELD: True}))
         return
     console.print(_overview(state))
     console.print(plan_table(state))

@@ -9,6 +9,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
+# Serialisation context for a dump with every field, defaults included: for people and files
+# that read the JSON without the models (`show --json`; templates, which name every field of
+# an outbox row's step).
+EVERY_FIELD = "every_field"
+
 
 class CompactModel(BaseModel):
     """JSON without the fields at their default, nor the `LOCAL_FIELDS` (which only the side
@@ -24,6 +29,8 @@ class CompactModel(BaseModel):
     ) -> Any:
         data = handler(self)
         if not info.mode_is_json() or not isinstance(data, dict):
+            return data
+        if (info.context or {}).get(EVERY_FIELD):
             return data
         fields = type(self).model_fields
         return self._leaner_json(
