@@ -106,8 +106,8 @@ class DeliveryReceipt(CompactModel):
     several people) and each recipient's own result in `recipients`.
 
     The journey never reads the message's key, address, file or subject: they stay on this side
-    (`LOCAL_FIELDS`) and in its outbox row, where `show` reads them; in the journey's receipt
-    they are empty (receipts recorded before carry them)."""
+    (`LOCAL_FIELDS`) and in its outbox row, which the step's `outbox_id` names; in the journey's
+    receipt they are empty (receipts recorded before carry them)."""
 
     LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"idempotency_key", "recipient", "path", "subject"}
