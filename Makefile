@@ -60,6 +60,7 @@ clean:
 # Re-record tests/histories/ after an intended, versioned workflow change (docs/testing.md, "Changing workflow code safely").
 # The journey stories, the model retrains and the purge; the scans and the CRM sync of the tests named.
 HISTORY_TESTS := tests/test_journey.py tests/test_journey_rules.py tests/test_journey_guardrails.py \
+	tests/test_journey_recipients.py \
 	tests/test_model_retrain.py tests/test_data_protection.py \
 	tests/test_portfolio_scan.py::test_a_scan_replays_from_its_history \
 	tests/test_portfolio_scan.py::test_a_parallel_scan_replays_from_its_history \

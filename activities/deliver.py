@@ -150,6 +150,10 @@ class DeliverActivities:
 
 
 def _send_status(receipt: DeliveryReceipt) -> str:
+    if not receipt.outbox_id:
+        if receipt.held_until is None:
+            return "capped"  # held once already and still held: the step went on without them
+        return "held"  # everyone waits for their cap or quiet hours: nothing made yet
     if receipt.duplicate:
         return "duplicate"  # delivered before: a retry or a replay found it in the outbox
     if receipt.held_out:

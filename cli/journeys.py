@@ -25,6 +25,7 @@ from cli.app import (
     with_client,
 )
 from cli.customers import customer_in_database
+from retention.compact import EVERY_FIELD
 from retention.customer import parse_event
 from retention.delivery.alerts import journey_url
 from retention.errors import InvalidInput, RetentionError
@@ -157,10 +158,12 @@ def show(
     """Show a journey's state: scores, strategy, plan and events (running or closed)."""
     state = with_client(lambda client: journey_state(client, customer_id))
     if as_json:
-        typer.echo(state.model_dump_json(indent=2))
+        typer.echo(state.model_dump_json(indent=2, context={EVERY_FIELD: True}))
         return
     console.print(_overview(state))
     console.print(plan_table(state))
+    if any(step.recipients for step in state.steps):
+        console.print(recipients_table(state))
     if state.events.received:
         console.print(_event_counts_table(state))
         console.print(_events_table(state))
@@ -266,6 +269,43 @@ def plan_table(s: JourneyState) -> Table:
             Text(_step_note(step)),
         )
     return table
+
+
+# A step may reach 50 people: `show` lists this many of each, `--json` all the state holds.
+SHOWN_PER_STEP = 10
+
+
+def recipients_table(s: JourneyState) -> Table:
+    """Whom each step reached (or is holding back, or could not reach), addresses masked."""
+    table = Table(title="recipients", title_justify="left")
+    for column in ("step", "contact", "role", "channel", "address", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note")
+    for step in s.steps:
+        for person in step.recipients[:SHOWN_PER_STEP]:
+            status = Text(person.status, style=_RECIPIENT_STYLE.get(person.status, ""))
+            table.add_row(
+                step.step.step_id,
+                Text(person.contact_id),
+                person.role,
+                person.channel,
+                Text(person.address),
+                status,
+                Text(person.note or ""),
+            )
+        more = len(step.recipients) - SHOWN_PER_STEP + step.recipients_left_out
+        if more > 0:
+            table.add_row(step.step.step_id, f"… {more} more", "", "", "", "", _more(step))
+    return table
+
+
+_RECIPIENT_STYLE = {"captured": "green", "sent": "green", "held": "yellow", "held_out": "cyan"}
+
+
+def _more(step: StepState) -> str:
+    if not step.recipients_left_out:
+        return "see show --json"
+    return f"{step.recipients_left_out} past the per-step cap were not reached"
 
 
 def _sent_via(step: StepState) -> str:

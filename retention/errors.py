@@ -1,6 +1,6 @@
 """One error root for the library; every error names the field, file or line it is about."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 
 class RetentionError(Exception):
@@ -46,6 +46,14 @@ class ProviderRejected(DeliveryFailed):
 
 class Suppressed(DeliveryFailed):
     """The customer (or the address) is on the suppression list for this channel."""
+
+
+class HeldBack(RetentionError):
+    """A person's frequency cap or quiet hours keep their message back until `until`."""
+
+    def __init__(self, why: str, until: datetime) -> None:
+        super().__init__(why)
+        self.until = until
 
 
 class JourneyOperationError(RetentionError):

@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from retention.compact import CompactModel
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
 from retention.event_summary import EventRecord, EventSummary, summarize
 from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
+from retention.recipients import NextReach, RecipientReceipt
 from retention.risk_factor import RiskFactor
 from retention.suppression import SuppressRequest
 
@@ -39,7 +41,7 @@ class JourneyOptions(BaseModel):
     )
 
 
-class StepState(BaseModel):
+class StepState(CompactModel):
     step: PlanStep
     generation: int
     due_at: datetime
@@ -55,6 +57,16 @@ class StepState(BaseModel):
     delivery_mode: str | None = Field(default=None, description="capture or live")
     provider: str | None = Field(default=None, description="sendgrid, twilio; None if captured")
     provider_message_id: str | None = None
+    recipients: list[RecipientReceipt] = Field(
+        default_factory=list,
+        description="each person the step reached, is holding back or could not reach",
+    )
+    recipients_left_out: int = Field(default=0, description="reachable people past the cap")
+    held_once: bool = Field(
+        default=False,
+        description="a deliver activity held someone back from it: the next ask sends to "
+        "them or records them capped, never holds again",
+    )
 
     @property
     def ready_at(self) -> datetime:
@@ -119,6 +131,11 @@ class JourneyState(BaseModel):
     outcome: str | None = None
     finished_at: datetime | None = None
     runs: int = Field(default=1, description="runs so far, counting continue-as-new")
+    next_reach: list[NextReach] = Field(
+        default_factory=list,
+        description="people not free on a channel yet, from the last deliver receipts: when "
+        "each may next be sent to; a step to them waits for it (kept only until then)",
+    )
     pending_suppressions: list[SuppressRequest] = Field(
         default_factory=list, description="unsubscribes heard, not yet on the suppression list"
     )

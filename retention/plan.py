@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_core import to_jsonable_python
 
+from retention.compact import EVERY_FIELD
+
 Channel = Literal[
     "email", "sms", "phone", "in_app", "csm_task", "internal", "meeting", "webinar", "document"
 ]
@@ -40,10 +42,6 @@ class _Value(BaseModel):
     """Decisions are shared between callers (see rulebook.decide), so nothing may change them."""
 
     model_config = ConfigDict(frozen=True)
-
-
-# A serialisation context key: every field, defaults too (a template names them all).
-EVERY_FIELD = "every_field"
 
 
 class _Compact(_Value):

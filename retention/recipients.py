@@ -8,8 +8,12 @@ their login, and CSM work, which names the person it is for).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import datetime
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from retention.compact import CompactModel
 from retention.customer import Contact, CustomerSnapshot
 from retention.plan import Addressee, Addressing, Channel
 
@@ -24,6 +28,34 @@ class Recipient(BaseModel):
     contact: Contact
     role: Addressee  # the role they were addressed as (`primary`: as the primary contact)
     address: str
+
+
+RecipientStatus = Literal[
+    "captured", "held_out", "sent", "suppressed", "invalid_recipient", "rejected", "held", "capped"
+]
+
+
+class RecipientReceipt(CompactModel):
+    """How a step went for one person: their own outbox row, or why they got nothing. The
+    address is masked: receipts live on in workflow history and the `state` query."""
+
+    contact_id: str
+    role: str
+    channel: Channel
+    address: str = Field(description="masked, e.g. d***@acme.example, +*******4567")
+    status: RecipientStatus
+    fallback_used: bool = False
+    note: str | None = None
+
+
+class NextReach(CompactModel):
+    """When a person may next be sent a message on a channel (real time), and why not sooner:
+    the journey waits for it before a step to them, rather than learn of the hold by asking."""
+
+    channel: Channel
+    contact_id: str
+    at: datetime
+    why: str = ""
 
 
 def address_for(channel: Channel, contact: Contact) -> str | None:
@@ -49,9 +81,9 @@ def recipients_for(
 def spoken_to(
     addressing: Addressing, channel: Channel, customer: CustomerSnapshot
 ) -> tuple[Contact, Addressee]:
-    """The person a step's one message speaks to (the outbox sends one per step) and the role
-    they are addressed as: its first recipient, else the primary contact, whom every message
-    went to before steps named roles."""
+    """The person a step's one message speaks to (CSM work, or a step reaching only the primary
+    contact or nobody: retention/delivery/audience.py) and the role they are addressed as: its
+    first recipient, else the primary contact, whom every message went to before roles."""
     reached = recipients_for(addressing, channel, customer)
     if reached:
         return reached[0].contact, reached[0].role

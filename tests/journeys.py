@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle
 
 from retention.customer import CustomerSnapshot
-from retention.journey import CancelRequest, JourneyOptions, JourneyState
+from retention.journey import CancelRequest, JourneyOptions, JourneyState, StepState
 from retention.runtime.operations import start_journey
 from workflows.journey import RetentionJourney
 
@@ -100,3 +100,18 @@ def dying_once(activities: list[Callable[..., Any]], name: str) -> list[Callable
 
 def activity_name(fn: Callable[..., Any]) -> str:
     return str(activity._Definition.must_from_callable(fn).name)
+
+
+async def through_holds(
+    world: JourneyWorld, handle: WorkflowHandle, pending: Callable[[JourneyState], StepState | None]
+) -> JourneyState:
+    """The state once no step `pending` picks is left, sleeping to the end of each frequency
+    cap or quiet-hours hold that keeps one back (a cap may hold a step more than once)."""
+    for _ in range(20):
+        state = await state_of(handle)
+        step = pending(state)
+        if step is None:
+            return state
+        now = await world.env.get_current_time()
+        await world.env.sleep(max(step.ready_at - now, timedelta(seconds=1)))
+    raise AssertionError("the step was held back more than 20 times")

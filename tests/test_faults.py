@@ -1,5 +1,6 @@
 """The fault test ("Faults survived"): 200 journeys run while workers die and the
-Temporal server restarts, and every outcome, event and delivery still comes out exactly once.
+Temporal server restarts, and every outcome, event and delivery still comes out exactly once:
+once per person, where a step reaches several of an account's people.
 
 As it runs in production, each a subprocess with its settings in the environment: the Temporal
 dev server (on a database file, so a restart keeps its state), two worker.py processes on the
@@ -33,7 +34,7 @@ from statistics import median
 from typing import Any, Literal, TypeVar
 
 import pytest
-from factories import make_customer
+from factories import make_customer, person
 from fake_providers import FakeSendGrid
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -157,12 +158,33 @@ class Fault:
     down_for: float  # seconds before the worker or server is started again
 
 
+def people_of(customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """The account's people, at addresses of its own (caps count every journey's messages to
+    an address): the profile's person (billing), a champion as the profile has one, two admins
+    and a user. A step to admins and users reaches one or all three, each their own outbox row;
+    a step to the primary contact keeps the step's one row."""
+    left = profile.get("relationship", {}).get("champion_status") == "left"
+    domain = f"{customer_id}.example"
+    contacts = [
+        person("dana", "billing", email=f"dana@{domain}"),
+        person("cy", "champion", email=f"cy@{domain}", active=not left),
+        *(person(name, role, email=f"{name}@{domain}") for name, role in TEAM),
+    ]
+    return {
+        "profile": {"customer_id": customer_id, "email": f"dana@{domain}"},
+        "contacts": contacts,
+    }
+
+
+TEAM = (("ana", "admin"), ("ben", "admin"), ("uma", "user"))
+
+
 def decided_plans() -> dict[str, Decision]:
     """Each profile's first decision under the shipped rules."""
     rulebook = load_rulebook(ROOT / "rules")
     plans = {}
     for name, overrides in PROFILES.items():
-        customer = make_customer(profile={"customer_id": f"{name}-0"}, **overrides)
+        customer = make_customer(**people_of(f"{name}-0", overrides), **overrides)
         assessment = assess_customer(customer, rulebook, datetime.now(UTC))
         plans[name] = decide(rulebook, decision_facts(assessment, FIRST_DECISION))
     return plans
@@ -174,7 +196,7 @@ def plan_journeys(rng: random.Random, plans: dict[str, Decision]) -> list[Planne
     for n in range(JOURNEYS):
         name = names[n % len(names)]
         customer_id = f"fault-{n:03d}"
-        customer = make_customer(profile={"customer_id": customer_id}, **PROFILES[name])
+        customer = make_customer(**people_of(customer_id, PROFILES[name]), **PROFILES[name])
         exit_event = EXIT_EVENTS[n % len(EXIT_EVENTS)]
         hooks = noise(rng, customer_id, rng.randint(2, 4))
         if exit_event is not None:
@@ -427,6 +449,7 @@ class OutboxAudit:
 
     steps_done: int
     rows: int
+    multi_recipient_steps: int  # steps whose people each got their own row
     captured_files: int
     provider_messages: int
     provider_resends: int  # the same key posted again after a kill: the provider dedupes it
@@ -437,21 +460,37 @@ class OutboxAudit:
 def audit_outbox(
     engine: Engine, outbox: Path, sendgrid: FakeSendGrid, finals: list[JourneyState]
 ) -> OutboxAudit:
+    """Per person a step reached (its state's recipients), one outbox row; per step that
+    reached anyone, one intervention; per row, its file or its SendGrid message."""
     with session(engine) as db:
         rows = list(db.exec(select(OutboxRow)).all())
         interventions = list(db.exec(select(InterventionRow)).all())
-    done = {
-        (final.journey_key, step.step.step_id): step.outbox_id
+    reached = {
+        (final.journey_key, step.step.step_id): step
         for final in finals
         for step in final.steps
-        if step.status == "done"
+        if step.status == "done" or any(r.status in DELIVERED for r in step.recipients)
     }
+    per_person = Counter((row.journey_key, row.step_id, _person(row)) for row in rows)
     per_step = Counter((row.journey_key, row.step_id) for row in rows)
-    row_ids = {(row.journey_key, row.step_id): row.id for row in rows}
-    missing = [f"outbox row for {k}" for k in done if k not in per_step]
-    missing += [f"outbox row {k} is not the step's" for k, i in done.items() if row_ids.get(k) != i]
-    duplicates = [f"{n} outbox rows for {k}" for k, n in per_step.items() if n > 1]
-    duplicates += [f"outbox row for {k}, a step not done" for k in per_step if k not in done]
+    row_ids = {row.id for row in rows}
+    missing = [f"outbox row for {k}" for k in reached if k not in per_step]
+    missing += [
+        f"outbox row {k} is not the step's"
+        for k, step in reached.items()
+        if step.outbox_id is not None and step.outbox_id not in row_ids
+    ]
+    missing += [
+        f"{len([r for r in step.recipients if r.status in DELIVERED])} people reached at {k}, "
+        f"{per_step[k]} rows"
+        for k, step in reached.items()
+        if step.recipients
+        and per_step[k] != len([r for r in step.recipients if r.status in DELIVERED])
+    ]
+    duplicates = [f"{n} outbox rows for {k}" for k, n in per_person.items() if n > 1]
+    duplicates += [
+        f"outbox row for {k}, a step that reached no one" for k in per_step if k not in reached
+    ]
     captured = {row.path for row in rows if row.status == "captured"}
     files = {str(p) for p in outbox.rglob("*.txt") if not p.name.startswith(".")}
     missing += [f"captured file {p}" for p in sorted(captured - files)]
@@ -466,17 +505,27 @@ def audit_outbox(
     ]
     missing += unsettled
     recorded = Counter((i.journey_key, i.step_id) for i in interventions)
-    missing += [f"intervention for {k}" for k in done if k not in recorded]
-    duplicates += [f"intervention for {k}, a step not done" for k in recorded if k not in done]
+    missing += [f"intervention for {k}" for k in reached if k not in recorded]
+    duplicates += [f"intervention for {k}, a step not done" for k in recorded if k not in reached]
+    duplicates += [f"{n} interventions for {k}" for k, n in recorded.items() if n > 1]
     return OutboxAudit(
-        steps_done=len(done),
+        steps_done=len(reached),
         rows=len(rows),
+        multi_recipient_steps=sum(n > 1 for n in per_step.values()),
         captured_files=len(files),
         provider_messages=len(sendgrid.messages),
         provider_resends=len(sendgrid.received) - len(sendgrid.messages),
         missing=missing,
         duplicates=duplicates,
     )
+
+
+DELIVERED = {"captured", "sent", "held_out"}
+
+
+def _person(row: OutboxRow) -> str:
+    """Whose row it is: the contact id in its key, or "" for a step's one message."""
+    return row.idempotency_key.removeprefix(f"{row.journey_key}:{row.step_id}").lstrip(":")
 
 
 # ---- the test ----------------------------------------------------------------------------------
@@ -534,6 +583,7 @@ async def test_journeys_events_and_deliveries_survive_kills_and_restarts(
         "server_restarts": restarts,
         "steps_done": audit.steps_done,
         "deliveries": audit.rows,
+        "multi_recipient_steps": audit.multi_recipient_steps,
         "captured_files": audit.captured_files,
         "provider_messages": audit.provider_messages,
         "provider_resends": audit.provider_resends,
@@ -549,5 +599,6 @@ async def test_journeys_events_and_deliveries_survive_kills_and_restarts(
     assert not unseen, f"{len(unseen)} events posted never reached their journey: {unseen[:20]}"
     assert not twice, f"{len(twice)} events reached their journey more than once: {twice[:20]}"
     assert set(inbox_rows) == {"forwarded"}, inbox_rows
+    assert audit.multi_recipient_steps > 0, "no step reached several people"
     assert not audit.missing, f"{len(audit.missing)} deliveries missing: {audit.missing[:20]}"
     assert not audit.duplicates, f"{len(audit.duplicates)} duplicates: {audit.duplicates[:20]}"

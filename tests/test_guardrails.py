@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from factories import count, make_customer, make_request, make_step
+from factories import count, make_customer, make_request, make_step, replace_once
 from fake_providers import FakeSendGrid
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -48,6 +48,26 @@ GUARD_RAILS = """
 frequency_caps: {email: {at_most: 3, per: 7d}, sms: {at_most: 2, per: 7d}}
 quiet_hours: {from: "21:00", to: "08:00", channels: [email, sms, phone, in_app]}
 """
+SHIPPED_CAPS = """frequency_caps:
+  email: {at_most: 3, per: 7d}
+  sms: {at_most: 2, per: 7d}
+"""
+
+
+@pytest.fixture
+def rules_copy(rules_copy: Path) -> Path:
+    """The shipped rules without their caps, so a test writes its own guard rails."""
+    replace_once(rules_copy / "journey.yaml", SHIPPED_CAPS, "")
+    return rules_copy
+
+
+def test_the_shipped_rules_cap_email_and_sms_per_person() -> None:
+    caps = load_rulebook(ROOT / "rules").journey.frequency_caps
+
+    assert {(c, cap.at_most, cap.per) for c, cap in caps.items()} == {
+        ("email", 3, 168),
+        ("sms", 2, 168),
+    }
 
 
 def test_caps_and_quiet_hours_reach_the_journey_policy(rules_copy: Path) -> None:

@@ -24,9 +24,10 @@ with workflow.unsafe.imports_passed_through():
     from retention import search_attributes
     from retention.campaigns import add_campaigns, follow_campaigns, scheduled
     from retention.customer import CustomerEvent, describe_validation_error
+    from retention.delivery.audience import reached_by
     from retention.delivery.channels import address_of, likely_channel
     from retention.delivery.guardrails import Hold, hold_for
-    from retention.delivery.requests import DeliverInput, DeliveryReceipt
+    from retention.delivery.requests import DeliverInput, DeliveryReceipt, GuardRails
     from retention.event_summary import EventRecord
     from retention.journey import (
         JOURNEY_ROLLING_OVER,
@@ -78,6 +79,18 @@ SETTLED_STAGES: frozenset[Stage] = frozenset({"assessing", "waiting", "paused", 
 # assessments and deliveries name it (docs/architecture.md). The result leaves out the snapshot
 # and the policy, which the start input and the first decision already hold.
 COMPACT_PAYLOADS = "compact-payloads"
+# Each person a step reaches has their own frequency cap and quiet hours, which the deliver
+# activity judges (it sees every journey's messages to them in the outbox): a step some are
+# held back from stays pending until the earliest hold ends, then asks again; those reached
+# find their outbox rows. One activity and one timer per hold, never one per person.
+PER_PERSON_GUARD_RAILS = "per-person-guard-rails"
+# A hold costs no activity: each deliver receipt says when the step's people may next be sent
+# to on its channel (their cap window and quiet hours, every journey's messages), the journey
+# keeps it and waits for it before a step to them, on the one timer it sets anyway. A hold the
+# deliver activity still finds (another journey sent to them meanwhile) holds a step once;
+# the next ask sends or records them capped (docs/delivery.md, "Guard rails"). It includes
+# PER_PERSON_GUARD_RAILS, so a new journey records one patch (a marker and an upsert), not two.
+WAIT_FOR_REACH = "wait-for-reach"
 
 
 def _require_argument(command: object, model: type) -> None:
@@ -351,17 +364,51 @@ class RetentionJourney:
         if self._state.outcome is not None or self._state.paused:
             return
         now = workflow.now()
+        self._wait_for_reach(now)
         checkpoint = self._next_checkpoint()
         if checkpoint is not None and self._journey_time(checkpoint) <= now:
             await self._rescore(checkpoint)
         elif (step := self._state.next_step()) is not None and step.ready_at <= now:
-            if (hold := self._hold(step, now)) is not None:
+            if workflow.patched(WAIT_FOR_REACH):  # in place of PER_PERSON_GUARD_RAILS
+                rails = self._guard_rails(now, last_ask=step.held_once)
+                await self._deliver(step, rails, learn_reach=True)
+            elif workflow.patched(PER_PERSON_GUARD_RAILS):
+                await self._deliver(step, self._guard_rails(now))
+            elif (hold := self._hold(step, now)) is not None:
                 step.deferred_until, step.deferred_why = hold.until, hold.why
                 self._publish()
             else:
                 await self._deliver(step)
         elif self._state.next_step() is None and self._close_at() <= now:
             self._end("completed", "plan ran out")
+        self._wait_for_reach(workflow.now())  # a receipt or a new plan: set the next timer by it
+
+    def _wait_for_reach(self, now: datetime) -> None:
+        """Hold back each pending step until all its people may be sent to on its channel, as
+        the last deliver receipts said (WAIT_FOR_REACH; nothing is known before it)."""
+        s = self._state
+        s.next_reach = [r for r in s.next_reach if r.at > now]
+        if not s.next_reach or s.customer is None:
+            return
+        known = {(r.channel, r.contact_id): r for r in s.next_reach}
+        for step in s.steps:
+            if step.status != "pending":
+                continue
+            channel, people = reached_by(step.step, s.customer)
+            waits = [known[(channel, p)] for p in people if (channel, p) in known]
+            latest = max(waits, key=lambda r: r.at, default=None)
+            if latest is not None and latest.at > step.ready_at:
+                step.deferred_until, step.deferred_why = latest.at, latest.why
+
+    def _learn_reach(self, receipt: DeliveryReceipt) -> None:
+        """The receipt's word on its people replaces what the journey knew of them: those it
+        lists as not free wait until then, the others are free now."""
+        known = {(r.channel, r.contact_id): r for r in self._state.next_reach}
+        for person in receipt.recipients:
+            known.pop((person.channel, person.contact_id), None)
+        for reach in receipt.next_reach:
+            known[(reach.channel, reach.contact_id)] = reach
+        self._state.next_reach = list(known.values())
 
     async def _rescore(self, checkpoint: float) -> None:
         self._set_stage("rescoring")
@@ -382,16 +429,26 @@ class RetentionJourney:
         if self._state.outcome is None:
             self._settle()
 
-    async def _deliver(self, step: StepState) -> None:
+    async def _deliver(
+        self, step: StepState, guard_rails: GuardRails | None = None, learn_reach: bool = False
+    ) -> None:
         self._set_stage("intervening")
         try:
             receipt = await workflow.execute_activity_method(
                 DeliverActivities.deliver,
-                self._deliver_request(step),
+                self._deliver_request(step, guard_rails),
                 start_to_close_timeout=DELIVERY_TIMEOUT,
                 retry_policy=DELIVERY_RETRY,
                 summary=f"{step.step.action} via {step.step.channel} ({step.step.owner})",
             )
+            if learn_reach:
+                self._learn_reach(receipt)
+            if receipt.held_until is not None:  # some wait for their cap or quiet hours
+                step.deferred_until, step.deferred_why = receipt.held_until, receipt.held_why
+                step.recipients = receipt.recipients
+                step.held_once = learn_reach
+                self._settle()
+                return
             _note_delivery(step, receipt)
         except ActivityError as err:
             step.status, step.note = "skipped", f"not delivered: {_cause(err)}"
@@ -522,9 +579,12 @@ class RetentionJourney:
             request.address = address_of(request.channel, self._state.customer)
         return request
 
-    def _deliver_request(self, step: StepState) -> DeliverInput:
+    def _deliver_request(
+        self, step: StepState, guard_rails: GuardRails | None = None
+    ) -> DeliverInput:
         assert self._state.customer is not None  # assessed before any step exists
         return DeliverInput(
+            guard_rails=guard_rails,
             journey_id=workflow.info().workflow_id,
             journey_key=self._state.journey_key,
             customer=None if self._state.snapshot_kept else self._state.customer,
@@ -622,10 +682,22 @@ class RetentionJourney:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_details(self._state))
 
+    def _guard_rails(self, now: datetime, last_ask: bool = False) -> GuardRails:
+        """What the deliver activity judges each person's hold by (none before a policy)."""
+        policy = self._state.policy
+        return GuardRails(
+            at=now,
+            last_ask=last_ask,
+            started_at=self._state.started_at,
+            time_scale=self._request.options.time_scale,
+            frequency_caps=policy.frequency_caps if policy else [],
+            quiet_hours=policy.quiet_hours if policy else None,
+        )
+
     def _hold(self, step: StepState, now: datetime) -> Hold | None:
-        """Until when a frequency cap or quiet hours hold `step` back (real time), if they do.
-        Caps count this journey's own deliveries on the channel, held-out ones included, so
-        the holdout keeps the treated group's pace."""
+        """Until when a frequency cap or quiet hours hold `step` back (real time), if they do:
+        journeys from before PER_PERSON_GUARD_RAILS. Caps count this journey's own deliveries
+        on the channel, held-out ones included, so the holdout keeps the treated group's pace."""
         policy, customer = self._state.policy, self._state.customer
         if policy is None or customer is None:
             return None
@@ -704,9 +776,16 @@ def _rejected(raw: Any, received: datetime, reason: str) -> EventRecord:
 
 
 def _note_delivery(step: StepState, receipt: DeliveryReceipt) -> None:
+    if not receipt.outbox_id:  # held once, and everyone still held: capped, nothing sent
+        step.status, step.channel_used = "skipped", receipt.channel
+        step.recipients = receipt.recipients
+        capped = [r.note for r in receipt.recipients if r.status == "capped" and r.note]
+        step.note = "; ".join(capped) or "not sent: everyone capped"
+        return
     step.status, step.channel_used, step.outbox_id = "done", receipt.channel, receipt.outbox_id
     step.delivery_mode, step.provider = receipt.mode, receipt.provider
     step.provider_message_id = receipt.provider_message_id
+    step.recipients, step.recipients_left_out = receipt.recipients, receipt.recipients_left_out
     step.note = (
         "held out: recorded, nothing sent"
         if receipt.held_out

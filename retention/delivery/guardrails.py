@@ -11,13 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from retention.plan import (
-    FrequencyCap,
-    JourneyPolicy,
-    QuietHours,
-)
+from retention.plan import FrequencyCap, QuietHours
+
+
+class Rails(Protocol):
+    """The journey's policy, or the guard rails the deliver activity is given."""
+
+    @property
+    def frequency_caps(self) -> Sequence[FrequencyCap]: ...
+
+    @property
+    def quiet_hours(self) -> QuietHours | None: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class Hold:
 
 
 def hold_for(
-    policy: JourneyPolicy,
+    policy: Rails,
     channel: str,
     now: datetime,
     sent: Sequence[datetime],

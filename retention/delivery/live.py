@@ -18,9 +18,9 @@ from retention.delivery.outbox import (
     DeliverRequest,
     DeliveryReceipt,
     Route,
+    add_intervention_once,
     find,
     insert_once,
-    intervention,
     new_row,
     receipt,
     render_for,
@@ -105,7 +105,7 @@ def mark_sent(
     with session(engine) as db:
         row = _row(db, key)
         row.status, row.provider_message_id, row.sent_at = "sent", message_id, utcnow()
-        db.add(intervention(request, row))
+        add_intervention_once(db, request, row)
     return row
 
 

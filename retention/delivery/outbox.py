@@ -1,8 +1,11 @@
 """The outbox: one row per message, keyed by idempotency key, and capture-mode delivery.
 
-The idempotency key is `<journey_key>:<step_id>` (`:fallback` appended for the step's fallback
-channel after a provider refused the first). A retried activity or a replayed workflow finds the
-row already there and gets the first delivery's receipt back with `duplicate=True`.
+The idempotency key is `<journey_key>:<step_id>:<contact_id>`, one row per person a step
+reaches, or `<journey_key>:<step_id>` for a step's one message to the primary contact or the CSM
+(retention/delivery/audience.py); `:fallback` is appended for the step's fallback channel after
+a provider refused the first. A retried activity or a replayed workflow finds the row already
+there and gets the first delivery's receipt back with `duplicate=True`. A step has one
+intervention row, made with its first message.
 A held-out customer's message is rendered and recorded (status `held_out`) but never written
 to the outbox folder or sent: the holdout group is what lift is measured against.
 Captured messages are written owner-only (files 0600, folders 0700): they hold customer data.
@@ -19,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from retention.delivery.channels import CSM_CHANNELS, recipient_for
 from retention.delivery.csm_tasks import file_task
@@ -27,7 +30,7 @@ from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import EVERY_FIELD, Channel
-from retention.recipients import spoken_to
+from retention.recipients import Recipient, spoken_to
 from retention.store.db import session
 from retention.store.tables import InterventionRow, OutboxRow
 
@@ -37,13 +40,15 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 @dataclass(frozen=True)
 class Route:
     """Where one message of a step goes: its outbox key, channel and recipient; `note` says
-    why, when it is the fallback because the first channel was refused or suppressed."""
+    why, when it is the fallback because the first channel was refused or suppressed; `person`
+    the contact it goes to (None: the step's one message, to the profile's address)."""
 
     key: str
     channel: Channel
     recipient: str
     fallback_used: bool
     note: str | None = None
+    person: Recipient | None = None
 
     @classmethod
     def to(
@@ -56,9 +61,20 @@ class Route:
     ) -> Route:
         return cls(key, channel, recipient_for(channel, request.customer), fallback_used, note)
 
+    @classmethod
+    def for_person(
+        cls, request: DeliverRequest, channel: Channel, person: Recipient, note: str | None = None
+    ) -> Route:
+        """`person`'s own message of the step, on `channel` at their address for it."""
+        key = f"{request.idempotency_key}:{person.contact.contact_id}"
+        fallback_used = channel != request.step.channel
+        if note is not None:
+            key += ":fallback"
+        return cls(key, channel, person.address, fallback_used, note, person)
+
 
 def render_for(templates: TemplateSet, request: DeliverRequest, route: Route) -> RenderedMessage:
-    context = message_context(request, route.channel, route.recipient)
+    context = message_context(request, route.channel, route.recipient, route.person)
     return render_message(templates, request.step.template, context, html=route.channel == "email")
 
 
@@ -98,6 +114,7 @@ def new_row(
         mode="capture",
         path="",
         note=route.note,
+        journey_at=request.guard_rails.at if request.guard_rails else None,
     )
 
 
@@ -133,14 +150,19 @@ def _insert(
         if with_intervention:
             task_note = file_task(db, request, row)
             row.note = "; ".join(n for n in (route_note, task_note) if n) or None
-            db.add(intervention(request, row))
+            add_intervention_once(db, request, row)
 
 
-def message_context(request: DeliverRequest, channel: Channel, recipient: str) -> dict[str, Any]:
+def message_context(
+    request: DeliverRequest, channel: Channel, recipient: str, person: Recipient | None = None
+) -> dict[str, Any]:
     """What a template sees: `customer`, `contact` (the person the message speaks to, and
     `contact.role`, the role they are addressed as), `step`, `journey`, `offer` (or None),
     `delivery` and `csm_booking_link` (or "")."""
-    contact, role = spoken_to(request.step.addressing, channel, request.customer)
+    if person is None:
+        contact, role = spoken_to(request.step.addressing, channel, request.customer)
+    else:
+        contact, role = person.contact, person.role
     return {
         "customer": request.customer.model_dump(mode="json"),
         "contact": contact.model_dump(mode="json") | {"role": role},
@@ -167,6 +189,17 @@ def find(engine: Engine, idempotency_key: str) -> OutboxRow | None:
     with session(engine) as db:
         query = select(OutboxRow).where(OutboxRow.idempotency_key == idempotency_key)
         return db.exec(query).first()
+
+
+def add_intervention_once(db: Session, request: DeliverRequest, row: OutboxRow) -> None:
+    """The step's intervention, from its first message: the others of a step reaching several
+    people are in the outbox only."""
+    query = select(InterventionRow.id).where(
+        InterventionRow.journey_key == request.journey_key,
+        InterventionRow.step_id == request.step.step_id,
+    )
+    if db.exec(query).first() is None:
+        db.add(intervention(request, row))
 
 
 def intervention(request: DeliverRequest, row: OutboxRow) -> InterventionRow:
@@ -211,8 +244,9 @@ def _message_path(outbox_dir: Path, request: DeliverRequest, route: Route) -> Pa
     ):
         if not _SAFE_NAME.match(value):
             raise InvalidInput(f"{field}: {value!r} is not usable as a file name")
+    person = f".{route.person.contact.contact_id}" if route.person else ""
     suffix = ".fallback" if route.key.endswith(":fallback") else ""
-    return outbox_dir / request.journey_id / f"{request.step.step_id}{suffix}.txt"
+    return outbox_dir / request.journey_id / f"{request.step.step_id}{person}{suffix}.txt"
 
 
 def write_captured(outbox_dir: Path, row: OutboxRow) -> None:

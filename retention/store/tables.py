@@ -193,6 +193,8 @@ class DecisionRow(SQLModel, table=True):
 
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
+    # A person's frequency cap counts their messages on a channel, every journey's.
+    __table_args__ = (Index("ix_outbox_recipient_channel", "recipient", "channel"),)
 
     id: str = Field(default_factory=lambda: str(uuid4()), primary_key=True)
     idempotency_key: str = Field(unique=True)
@@ -216,6 +218,11 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(
         default=None, description="why it went to a fallback, or not out; the CSM task it updated"
+    )
+    journey_at: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="when the journey asked for it, on its workflow clock; frequency caps count it",
     )
 
 
