@@ -26,10 +26,11 @@ test: $(STAMP) browser nginx docs
 	$(BIN)/python -m pytest -q
 
 # The inner loop (docs/testing.md): lint and types, then the unit tests (none that needs a
-# Temporal server, a browser or subprocesses, nor the property tests), stopping at the first
-# failure; `make area AREA=ingest` runs tests/test_ingest*.py alone, all of them.
+# Temporal server, a browser or subprocesses, nor the property tests, nor the few marked `slow`)
+# on both cores (pytest-xdist), stopping at the first failure.
 check: lint
-	$(BIN)/python -m pytest -q -x -m "not e2e and not browser and not faults and not temporal and not properties"
+	$(BIN)/python -m pytest -q -x -n 2 \
+		-m "not e2e and not browser and not faults and not temporal and not properties and not slow"
 
 area: $(STAMP)
 	@test -n "$(AREA)" || { echo "name an area: make area AREA=ingest (tests/test_ingest*.py)"; exit 2; }
