@@ -108,5 +108,6 @@ TEST_AREAS: dict[str, tuple[str, ...]] = {
     "test_timeline_journeys.py": ("analytics", "journey"),
     "test_worker_lifecycle.py": ("runtime",),
     # Cheap checks of the layout itself: every area's run includes them.
+    "test_architecture.py": tuple(AREAS),
     "test_areas.py": tuple(AREAS),
 }
