@@ -45,6 +45,7 @@ TEST_AREAS: dict[str, tuple[str, ...]] = {
     "test_customer_contacts.py": ("vocabulary", "store"),
     "test_data_protection.py": ("store", "journey"),
     "test_delivery.py": ("delivery",),
+    "test_delivery_people.py": ("delivery",),  # on main, not yet on this branch
     "test_devserver.py": ("runtime",),
     "test_end_to_end.py": ("journey", "runtime"),
     "test_end_to_end_crm.py": ("journey", "crm"),
@@ -65,11 +66,13 @@ TEST_AREAS: dict[str, tuple[str, ...]] = {
     "test_journey_guardrails.py": ("journey", "delivery"),
     "test_journey_live.py": ("journey",),
     "test_journey_model.py": ("journey", "model"),
+    "test_journey_recipients.py": ("journey", "delivery"),  # on main, not yet on this branch
     "test_journey_rules.py": ("journey", "rulebook"),
     "test_journey_snapshots.py": ("journey", "store"),
     "test_journey_tasks.py": ("journey", "delivery"),
     "test_journey_volume.py": ("journey",),
     "test_kpis.py": ("analytics",),
+    "test_local_stack.py": ("runtime",),  # on main, not yet on this branch
     "test_logs.py": ("runtime",),
     "test_migrations.py": ("store",),
     "test_model_cli.py": ("model",),
@@ -103,6 +106,7 @@ TEST_AREAS: dict[str, tuple[str, ...]] = {
     "test_store.py": ("store",),
     "test_suppression_people.py": ("delivery", "store"),
     "test_template_check.py": ("rulebook", "delivery"),
+    "test_temporal_connection.py": ("runtime",),  # on main, not yet on this branch
     "test_temporal_tls.py": ("runtime",),
     "test_timeline.py": ("analytics",),
     "test_timeline_journeys.py": ("analytics", "journey"),

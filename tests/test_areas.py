@@ -16,11 +16,13 @@ def test_every_test_file_is_mapped_to_an_area() -> None:
     assert not unmapped, f"add these to TEST_AREAS in tests/areas.py with their areas: {unmapped}"
 
 
-def test_the_table_names_only_test_files_that_exist_and_areas_that_are_known() -> None:
-    gone = sorted(name for name in TEST_AREAS if not (TESTS / name).is_file())
+def test_the_table_names_only_areas_that_are_known() -> None:
+    # A name may come before its file (a test file another branch is adding), so names are not
+    # checked against the folder; a typo in one leaves its real file unmapped, which fails above.
     unknown = sorted({a for areas in TEST_AREAS.values() for a in areas} - AREAS.keys())
-    assert (gone, unknown) == ([], [])
+    assert unknown == []
     assert all(TEST_AREAS.values()), "a file mapped to no area"
+    assert all(name.startswith("test_") and name.endswith(".py") for name in TEST_AREAS)
 
 
 def test_the_checks_of_the_layout_run_with_every_area(request: pytest.FixtureRequest) -> None:
