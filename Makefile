@@ -26,14 +26,18 @@ test: $(STAMP) browser nginx docs
 	$(BIN)/python -m pytest -q
 
 # The inner loop (docs/testing.md): lint and types, then the unit tests (none that needs a
-# Temporal server, a browser or subprocesses, nor the property tests), stopping at the first
-# failure; `make area AREA=ingest` runs tests/test_ingest*.py alone, all of them.
+# Temporal server, a browser or subprocesses, nor the property tests, nor the few marked `slow`)
+# on both cores (pytest-xdist), stopping at the first failure; `make area AREA=ingest` runs
+# one area's tests.
 check: lint
-	$(BIN)/python -m pytest -q -x -m "not e2e and not browser and not faults and not temporal and not properties"
+	$(BIN)/python -m pytest -q -x -n 2 \
+		-m "not e2e and not browser and not faults and not temporal and not properties and not slow"
 
+# One area's tests, by marker (tests/areas.py maps each test file to its areas); a marker
+# expression works too: make area AREA="delivery and not temporal".
 area: $(STAMP)
-	@test -n "$(AREA)" || { echo "name an area: make area AREA=ingest (tests/test_ingest*.py)"; exit 2; }
-	$(BIN)/python -m pytest -q tests/test_$(AREA)*.py
+	@test -n "$(AREA)" || { echo "name an area of tests/areas.py: make area AREA=delivery"; exit 2; }
+	$(BIN)/python -m pytest -q -m "$(AREA)"
 
 # The docs site (mkdocs.yml, docs/) into site/; open site/index.html, or `$(BIN)/mkdocs serve`.
 docs: $(STAMP)

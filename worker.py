@@ -43,9 +43,10 @@ from retention.delivery.send import CAPTURE_ONLY
 from retention.errors import InvalidInput, RetentionError
 from retention.model.champion import ChampionScorer
 from retention.model.retrain import RetrainPolicy
+from retention.model.schedule import ensure_retrain_schedule
 from retention.model.scorer import load_scorer
 from retention.plan import Channel
-from retention.retraining import ensure_retrain_schedule
+from retention.rulebook.archive import archive_rule_set
 from retention.rulebook.source import RulebookSource
 from retention.runtime.connection import temporal_target
 from retention.runtime.logs import configure_logging
@@ -60,7 +61,6 @@ from retention.scoring.sentiment import InteractionScorer, vader_score
 from retention.scoring.sentiment_model import load_sentiment_scorer
 from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
-from retention.store.rule_sets import archive_rule_set
 from workflows.crm_sync import CrmSyncWorkflow
 from workflows.data_purge import DataPurge
 from workflows.journey import RetentionJourney

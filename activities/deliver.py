@@ -22,11 +22,11 @@ from retention.delivery.send import CAPTURE_ONLY, deliver
 from retention.delivery.templates import TemplateSet
 from retention.errors import DeliveryFailed, InvalidInput
 from retention.plan import Channel
+from retention.rulebook.archive import archived_templates
 from retention.rulebook.source import RulebookSource
 from retention.runtime.metrics import SENDS
 from retention.store.csm_tasks import crm_url_of
 from retention.store.records import customer_as_known, journey_snapshot, latest_drivers
-from retention.store.rule_sets import archived_templates
 from retention.store.suppressions import add_suppression, as_request
 from retention.suppression import SuppressRequest, with_person_found
 

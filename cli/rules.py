@@ -34,11 +34,12 @@ def rules_check(
     path: Annotated[Path | None, typer.Argument(help="Rule set folder (default: rules/).")] = None,
 ) -> None:
     """Refuse a broken rule set: every problem as file:line:column: message; exit 1 if any."""
+    from retention.ingest.sources import sources_findings
     from retention.rulebook.check import check
     from retention.rulebook.loader import load_rulebook
 
     folder = rules_dir(path)
-    findings = check(folder)
+    findings = check(folder) + sources_findings(folder)  # the rules, then the ingest's file
     for finding in findings:
         typer.echo(finding, err=True)
     if findings:

@@ -1,19 +1,15 @@
-"""The model-retrain workflow's contract and the Temporal Schedule that runs it.
+"""The model-retrain workflow's contract: its type, its schedule's id, its request and result.
 
-Light on purpose (no XGBoost): the worker, starter.py and the workflow all import it.
-`ensure_retrain_schedule` is create-or-update (retention.runtime.schedules), so every worker
-start may call it.
+Light on purpose (no XGBoost): the worker, starter.py and the workflow all import it. The
+Temporal Schedule that runs it is kept by retention/model/schedule.py.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from temporalio.client import Client
-
-from retention.runtime.schedules import keep_schedule
 
 RETRAIN_WORKFLOW_TYPE = "ModelRetrain"
 SCHEDULE_ID = "model-retrain"
@@ -39,17 +35,6 @@ class RetrainDecision(BaseModel):
     champion_auc: float
     challenger_ece: float
     champion_ece: float
-
-
-async def ensure_retrain_schedule(
-    client: Client, task_queue: str, every: timedelta | None, heavy_task_queue: str | None = None
-) -> str:
-    """The `model-retrain` schedule at `every` (None or 0, RETENTION_MODEL_RETRAIN_EVERY=off:
-    deleted), training on `heavy_task_queue`. Says what it did."""
-    request = RetrainRequest(heavy_task_queue=heavy_task_queue)
-    return await keep_schedule(
-        client, SCHEDULE_ID, RETRAIN_WORKFLOW_TYPE, request, every, task_queue
-    )
 
 
 def manual_retrain_id(now: datetime) -> str:

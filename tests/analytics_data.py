@@ -95,6 +95,7 @@ def health_row(customer_id: str, overall: float, at: float) -> HealthScoreRow:
         categories={},
         trend="stable",
         status="",
+        alerts=[],  # given, not defaulted: pydantic inspects `list` for each default it makes
         scored_at=day(at),
     )
 

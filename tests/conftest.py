@@ -12,6 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from areas import AREAS, TEST_AREAS
 from fake_crm import FakeHubSpot, FakeSalesforce
 from fake_providers import FakeSendGrid, FakeTwilio
 from fake_slack import FakeSlack
@@ -31,12 +32,20 @@ from worker import build_activities, running_worker
 _DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("RETENTION_TEST_DATABASE_URL") else [])
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One marker per area (tests/areas.py), so `pytest -m delivery` runs delivery's tests."""
+    for area, covers in AREAS.items():
+        config.addinivalue_line("markers", f"{area}: area {area}: {covers} (tests/areas.py)")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that runs workflows on the time-skipping server is a `temporal` test: `make check`
-    leaves those to `make test` (docs/testing.md)."""
+    leaves those to `make test` (docs/testing.md). Each test carries its file's area markers."""
     for item in items:
         if "time_skipping_env" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.temporal)
+        for area in TEST_AREAS.get(item.path.name, ()):
+            item.add_marker(area)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -19,7 +20,7 @@ from retention.risk_factor import RiskFactor
 from retention.rulebook.cases import CASE_DEFAULTS
 from retention.rulebook.holdout import in_holdout
 from retention.rulebook.loader import load_rulebook
-from retention.rulebook.schema import DecisionFacts, validate_facts
+from retention.rulebook.schema import DecisionFacts, Holdout, validate_facts
 from retention.runtime.settings import ROOT
 from retention.store.db import session
 
@@ -104,11 +105,18 @@ def replace_once(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+@cache
+def shipped_holdout() -> Holdout:
+    """The shipped rules' holdout, read once for every test that asks for a customer id."""
+    holdout = load_rulebook(ROOT / "rules").journey.holdout
+    assert holdout is not None
+    return holdout
+
+
 def customer_id_in_group(prefix: str, *, held_out: bool) -> str:
     """A fresh customer id on the chosen side of the shipped rules' holdout (a hash of the
     id: a random id would be held out about one time in ten and the test would flake)."""
-    holdout = load_rulebook(ROOT / "rules").journey.holdout
-    assert holdout is not None
+    holdout = shipped_holdout()
     while True:
         candidate = f"{prefix}-{uuid4().hex[:8]}"
         if in_holdout(candidate, holdout) == held_out:

@@ -14,6 +14,9 @@ from sqlalchemy.engine import make_url
 
 from retention.runtime.settings import ROOT
 
+# Each runs a benchmark script in a process of its own: `make check` leaves them to `make test`.
+pytestmark = pytest.mark.slow
+
 
 def bench_figures(script: str, *args: str) -> dict[str, Any]:
     """Run bench/SCRIPT with ARGS; the JSON line it printed last."""

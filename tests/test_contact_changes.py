@@ -14,7 +14,7 @@ from factories import make_customer, person, replace_once
 from retention.customer import CustomerEvent, CustomerSnapshot, parse_event
 from retention.errors import InvalidInput
 from retention.events import MAX_CONTACT_CHANGES, apply_effects, fold_events
-from retention.rulebook.check import check
+from retention.ingest.sources import sources_findings
 
 
 def acme() -> CustomerSnapshot:
@@ -141,6 +141,6 @@ def test_rules_check_refuses_to_drop_or_merge_contact_changes(
 ) -> None:
     replace_once(rules_copy / "sources.yaml", "delivery:\n", f"delivery:\n  {entry}\n")
 
-    (finding,) = check(rules_copy)
+    (finding,) = sources_findings(rules_copy)
 
     assert re.search(f"delivery contact_changed: .*{reader}", finding), finding

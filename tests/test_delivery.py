@@ -27,6 +27,7 @@ pytestmark = pytest.mark.database
 
 TEMPLATES = ROOT / "rules" / "templates"
 SHIPPED = TemplateSet.read(TEMPLATES)
+SHIPPED_RULES = load_rulebook(ROOT / "rules")  # read once: every template's test reads it
 ACTIONS = [
     "executive_call",
     "retention_offer",
@@ -66,7 +67,7 @@ CSM_ONLY = {
 
 def shipped_step(template: str, channel: Channel) -> PlanStep:
     """A step for `template` as the shipped rules plan it (campaign messages have a subject)."""
-    for campaign in load_rulebook(ROOT / "rules").campaigns:
+    for campaign in SHIPPED_RULES.campaigns:
         for message in campaign.messages:
             if message.template == template:
                 return make_step(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from factories import make_customer, refused_at, replace_once
 from pydantic import SecretStr
+from typer.testing import CliRunner
 from webhooks import (
     generic,
     nested_body,
@@ -32,10 +33,12 @@ from retention.ingest.sources import (
     load_sources,
     map_payload,
     parse_body,
+    sources_findings,
 )
 from retention.nesting import MAX_NESTING
 from retention.rulebook.check import check
 from retention.runtime.settings import Settings
+from starter import app
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 SECRET = "whsec_test_0123456789"
@@ -183,10 +186,12 @@ def test_a_broken_sources_file_is_refused_with_file_and_line(
 def test_rules_check_and_the_service_refuse_a_broken_sources_file(
     rules_copy: Path, old: str, new: str, named: str
 ) -> None:
-    assert check(rules_copy) == []
+    assert check(rules_copy) + sources_findings(rules_copy) == []
     replace_once(rules_copy / "sources.yaml", old, new)
-    findings = check(rules_copy)
+    findings = sources_findings(rules_copy)
     assert len(findings) == 1 and "sources.yaml:" in findings[0] and named in findings[0]
+    checked = CliRunner().invoke(app, ["rules", "check", str(rules_copy)])
+    assert checked.exit_code == 1 and findings[0] in checked.output.replace("\n", "")
     env = {
         **os.environ,
         "RETENTION_RULES_DIR": str(rules_copy),

@@ -16,8 +16,13 @@ from retention.customer import CustomerEvent
 from retention.ingest import inbox
 from retention.ingest.claims import claim
 from retention.ingest.pace import Pace
-from retention.ingest.sources import MappedEvent, Sources, SourcesWatch, load_sources
-from retention.rulebook.check import check
+from retention.ingest.sources import (
+    MappedEvent,
+    Sources,
+    SourcesWatch,
+    load_sources,
+    sources_findings,
+)
 from retention.store.tables import utcnow
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -79,7 +84,7 @@ def test_rules_check_refuses_a_mode_that_drops_or_blurs_what_a_rule_reads(
     path = rules_copy / "sources.yaml"
     event = entry.split(":")[0]
 
-    (finding,) = check(rules_copy)
+    (finding,) = sources_findings(rules_copy)
 
     assert finding.startswith(f"{path}:{line_of(path, entry)}:3: delivery {event}: ")
     assert re.search(reader, finding), finding
@@ -99,7 +104,7 @@ def test_a_malformed_mode_is_refused_at_its_line(
     add_delivery(rules_copy, entry)
     path = rules_copy / "sources.yaml"
 
-    (finding,) = check(rules_copy)
+    (finding,) = sources_findings(rules_copy)
 
     assert finding.startswith(f"{path}:{line_of(path, entry)}:3: delivery.ticket_message: ")
     assert problem in finding
@@ -108,7 +113,7 @@ def test_a_malformed_mode_is_refused_at_its_line(
 def test_each_refused_mode_is_a_finding_of_its_own(rules_copy: Path) -> None:
     add_delivery(rules_copy, "churned: record\n  nps_response: {coalesce: 60s}")
 
-    findings = check(rules_copy)
+    findings = sources_findings(rules_copy)
 
     assert [f.split(": ")[1] for f in findings] == ["delivery churned", "delivery nps_response"]
 
@@ -122,7 +127,7 @@ def test_a_condition_anywhere_in_the_rule_files_counts_as_a_reader(rules_copy: P
     )
     add_delivery(rules_copy, "ticket_message: record")
 
-    (finding,) = check(rules_copy)
+    (finding,) = sources_findings(rules_copy)
 
     line = line_of(campaigns, "recent_events")
     assert f"`recent_events: {{excludes: ticket_message}}` reads it ({campaigns}:{line}:" in finding
@@ -130,7 +135,7 @@ def test_a_condition_anywhere_in_the_rule_files_counts_as_a_reader(rules_copy: P
 
 def test_a_type_nothing_reads_may_be_recorded(rules_copy: Path, engine: Engine) -> None:
     add_delivery(rules_copy, "ticket_message: record")
-    assert check(rules_copy) == []
+    assert sources_findings(rules_copy) == []
     event = CustomerEvent(type="ticket_message", data={"text": "thanks"})
 
     row = inbox.receive(

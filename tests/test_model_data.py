@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 import starter
 from retention.customer import CustomerSnapshot
 from retention.errors import InvalidInput
-from retention.model.features import SEED_FEATURES, feature_frame, seed_features
+from retention.model.features import feature_frame, seed_features
 from retention.model.generator import BASE_CHURN_BAND, HORIZON_DAYS, generate_population
 from retention.model.training_data import (
     TrainingSet,
@@ -37,6 +37,7 @@ from retention.population import write_customers_csv
 from retention.rulebook.loader import Rulebook, load_rulebook
 from retention.runtime.settings import ROOT
 from retention.scoring.health import HealthScore
+from retention.scoring.risk import SEED_FEATURES
 
 AS_OF = date(2026, 1, 1)
 

@@ -34,13 +34,9 @@ from retention.model.champion import ChampionScorer
 from retention.model.history import save_history
 from retention.model.persist import load_model
 from retention.model.retrain import RetrainPolicy
+from retention.model.schedule import ensure_retrain_schedule
 from retention.model.scorer import load_scorer
-from retention.retraining import (
-    SCHEDULE_ID,
-    RetrainDecision,
-    RetrainRequest,
-    ensure_retrain_schedule,
-)
+from retention.retraining import SCHEDULE_ID, RetrainDecision, RetrainRequest
 from retention.rulebook.loader import load_rulebook
 from retention.runtime.devserver import free_port, start_dev_server, stop
 from retention.runtime.settings import ROOT, get_settings

@@ -16,7 +16,6 @@ from retention.model.persist import CARD_FILE, load_model, save_model
 from retention.model.predict import ChurnModel
 from retention.model.quality import calibration_error, fpr_threshold, mean_figures
 from retention.model.spec import (
-    SEED_FEATURES,
     SEED_SPEC,
     Feature,
     FeatureSpec,
@@ -25,6 +24,7 @@ from retention.model.spec import (
     load_feature_spec,
 )
 from retention.model.train import train_churn_model
+from retention.scoring.risk import SEED_FEATURES
 
 HORIZON_DAYS = 180.0
 SEED = 7

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from activities.deliver import DeliverActivities
 from retention.rulebook import source
+from retention.rulebook.archive import archive_rule_set
 from retention.rulebook.source import RulebookSource
-from retention.store.rule_sets import archive_rule_set
 
 pytestmark = pytest.mark.database
 

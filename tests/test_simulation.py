@@ -50,6 +50,7 @@ def test_delivered_actions_cut_the_hazard_once_each_from_the_next_day() -> None:
     assert untreated_churn(0.5, 90) == pytest.approx(1 - math.sqrt(0.5))
 
 
+@pytest.mark.slow  # 20,000 customers for 90 days: the 4-sd bound needs that many
 @pytest.mark.parametrize("treated", [False, True])
 def test_expected_churn_is_what_the_customers_go_on_to_do(treated: bool) -> None:
     """The compensator each customer accumulates averages to the share who churn, treated or

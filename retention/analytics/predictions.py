@@ -3,7 +3,7 @@ warning, coverage, and why churned customers churned."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from statistics import median
 
 from retention.analytics.catalogue import AT_RISK_PROBABILITY
@@ -96,18 +96,27 @@ def _coverage(records: PeriodRecords) -> float | None:
 
 def churn_reasons(records: PeriodRecords) -> dict[str, int]:
     """Each churned customer's strongest risk factor at its last prediction before churning."""
-    reasons = Counter(churn_reason(records, j) for j in records.churned_in_period())
+    by_customer = predictions_by_customer(records)
+    reasons = Counter(churn_reason(by_customer, j) for j in records.churned_in_period())
     return dict(reasons.most_common())
 
 
-def churn_reason(records: PeriodRecords, journey: JourneyRow) -> str:
+def predictions_by_customer(records: PeriodRecords) -> dict[str, list[ChurnPredictionRow]]:
+    """The predictions grouped once, so that a reason per churned customer reads only theirs
+    (scanning every prediction for each churned customer took minutes on a large portfolio)."""
+    grouped: dict[str, list[ChurnPredictionRow]] = defaultdict(list)
+    for prediction in records.predictions:
+        grouped[prediction.customer_id].append(prediction)
+    return grouped
+
+
+def churn_reason(by_customer: dict[str, list[ChurnPredictionRow]], journey: JourneyRow) -> str:
     """The strongest risk factor at the customer's last prediction before the journey ended."""
+    finished = journey.finished_at
     before = [
         p
-        for p in records.predictions
-        if p.customer_id == journey.customer_id
-        and journey.finished_at
-        and p.predicted_at <= journey.finished_at
+        for p in by_customer.get(journey.customer_id, ())
+        if finished and p.predicted_at <= finished
     ]
     last = max(before, key=lambda p: p.predicted_at, default=None)
     factors = sorted(last.risk_factors, key=lambda f: -f.get("impact", 0)) if last else []

@@ -28,7 +28,7 @@ from retention.analytics.figures import (
 )
 from retention.analytics.lift import MIN_GROUP_SIZE, Lift
 from retention.analytics.period import Period, PeriodRecords, company, contract_value
-from retention.analytics.predictions import churn_reason
+from retention.analytics.predictions import churn_reason, predictions_by_customer
 from retention.analytics.scorecard import scorecard
 from retention.analytics.timeline import Timeline, timeline_page
 from retention.analytics.values import KpiValue
@@ -114,6 +114,7 @@ def build_report(
 def churned_customers(records: PeriodRecords) -> list[ChurnedCustomer]:
     """Who churned in the period, the largest contract first."""
     customers = {c.customer_id: c for c in records.customers}
+    by_customer = predictions_by_customer(records)
     named = []
     for journey in records.churned_in_period():
         assert journey.finished_at is not None  # churned in the period: it ended in it
@@ -124,7 +125,7 @@ def churned_customers(records: PeriodRecords) -> list[ChurnedCustomer]:
                 company=company(customer) if customer else None,
                 contract_value=contract_value(customer) if customer else 0.0,
                 churned_at=journey.finished_at,
-                reason=churn_reason(records, journey),
+                reason=churn_reason(by_customer, journey),
             )
         )
     return sorted(named, key=lambda c: (-c.contract_value, c.customer_id))

@@ -1,4 +1,5 @@
-"""The sixteen seed churn features, computed in one place from a snapshot and its health score.
+"""The sixteen seed churn features, computed in one place from a snapshot and its health score
+(their names, SEED_FEATURES, live in retention/scoring/risk.py beside baseline-0's drivers).
 
 Each feature is a float, or None when the snapshot does not know it (XGBoost and the frame
 below treat it as missing, never as 0):
@@ -38,25 +39,6 @@ import pandas as pd
 
 from retention.customer import CustomerSnapshot, read_fields
 from retention.scoring.health import HealthScore
-
-SEED_FEATURES: tuple[str, ...] = (
-    "logins_per_week",
-    "usage_decline",
-    "feature_adoption",
-    "days_since_last_active",
-    "email_open_rate",
-    "support_tickets",
-    "ticket_sentiment",
-    "contract_value",
-    "payment_delays",
-    "discount_pct",
-    "nps",
-    "tenure_days",
-    "expansion_count",
-    "health_score",
-    "health_trend",
-    "health_alerts",
-)
 
 # The seed scoring's trend window (rules/scoring.yaml `trend.window`). A constant here, not the
 # rule set's, so that a rule edit cannot silently change what a trained model's input means.
@@ -175,8 +157,9 @@ def feature_frame(
     expansion_counts: Sequence[int | None] | None = None,
     fields: Mapping[str, Sequence[Any]] | None = None,
 ) -> pd.DataFrame:
-    """One row per customer, columns SEED_FEATURES in order, float64 with NaN for missing.
-    `fields`: the snapshots' `read_fields` of (at least) SNAPSHOT_PATHS, if read already."""
+    """One row per customer, columns SEED_FEATURES (retention/scoring/risk.py) in order, float64
+    with NaN for missing. `fields`: the snapshots' `read_fields` of (at least) SNAPSHOT_PATHS,
+    if read already."""
     if not len(snapshots) == len(healths) == len(as_of_dates):
         raise ValueError("snapshots, healths and as_of_dates must have the same length")
     counts = expansion_counts if expansion_counts is not None else [None] * len(snapshots)

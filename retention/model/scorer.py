@@ -33,7 +33,7 @@ import pandas as pd
 
 from retention.customer import CustomerSnapshot, read_fields
 from retention.errors import InvalidInput
-from retention.model.features import SEED_FEATURES, SNAPSHOT_PATHS, feature_frame
+from retention.model.features import SNAPSHOT_PATHS, feature_frame
 from retention.model.persist import load_model
 from retention.model.portfolio import (
     PROBABILITY_DECIMALS,
@@ -43,7 +43,14 @@ from retention.model.portfolio import (
 )
 from retention.model.predict import ChurnModel, Explained
 from retention.scoring.health import HealthScore
-from retention.scoring.risk import RISK_METRICS, ChurnPrediction, RiskFlags, RiskMetric, RiskPolicy
+from retention.scoring.risk import (
+    RISK_METRICS,
+    SEED_FEATURES,
+    ChurnPrediction,
+    RiskFlags,
+    RiskMetric,
+    RiskPolicy,
+)
 
 TOP_DRIVERS = 5
 # The risk metrics read straight from the snapshot, and every path a portfolio's one pass reads

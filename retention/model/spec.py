@@ -29,8 +29,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retention.errors import InvalidInput, RetentionError
-from retention.model.features import SEED_FEATURES
 from retention.rulebook.loader import load_yaml_model
+from retention.scoring.risk import SEED_FEATURES
 
 FeatureKind = Literal["numeric", "categorical", "boolean"]
 Blanks = Literal["missing", "zero"] | bool | float | str

@@ -90,20 +90,18 @@ def covered_by(inner: dict[str, Interval], outer: dict[str, Interval]) -> bool:
 
 def check(rules_dir: Path, samples: Path = SAMPLE_CUSTOMERS) -> list[str]:
     """Findings as `file:line:column: message`; empty when the rule set is sound. `samples`:
-    the customers (a folder of JSON files, or a population file) whose people steps must reach."""
-    from retention.ingest.sources import sources_findings  # the ingest service's own file
-
-    sources = sources_findings(rules_dir)
+    the customers (a folder of JSON files, or a population file) whose people steps must reach.
+    The ingest service's `sources.yaml` is checked by `retention.ingest.sources.sources_findings`
+    (ingest sits above the rulebook); `starter.py rules check` runs both."""
     try:
         rulebook = load_rulebook(rules_dir)
     except RulebookError as exc:
-        return [str(exc), *sources]
+        return [str(exc)]
     return (
         _shadowed(rulebook, rules_dir)
         + _probability_bands(rulebook, rules_dir)
         + template_findings(rulebook.templates, rules_dir)
         + _unreachable(rulebook, rules_dir, samples)
-        + sources
     )
 
 

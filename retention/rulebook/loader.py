@@ -16,7 +16,6 @@ from retention.customer import EventType
 from retention.delivery.templates import TemplateSet
 from retention.errors import RulebookError
 from retention.kpis import KpiTargets
-from retention.model.features import SEED_FEATURES
 from retention.nesting import TOO_DEEP, too_deep
 from retention.rulebook.conditions import Condition, PostedFacts
 from retention.rulebook.schema import (
@@ -34,7 +33,7 @@ from retention.rulebook.schema import (
 )
 from retention.scoring.expansion import ExpansionPolicy
 from retention.scoring.health import HEALTH_ALERTS
-from retention.scoring.risk import HEALTH_DRIVER
+from retention.scoring.risk import HEALTH_DRIVER, SEED_FEATURES
 from retention.scoring.sentiment import AlertName as SentimentAlertName
 from retention.scoring.sentiment import SentimentPolicy
 

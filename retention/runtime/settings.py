@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from retention.delivery.booking import check_booking_url
+from retention.runtime.booking_url import check_booking_url
 from retention.runtime.logs import LogFormat
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,12 @@ from pydantic import BaseModel, Field
 
 from retention.customer import CustomerSnapshot
 from retention.risk_factor import RiskFactor
-from retention.rulebook.loader import Rulebook
-from retention.scoring.expansion import ExpansionOpportunity, expansion_opportunities
-from retention.scoring.health import HealthScore, score_health
+from retention.scoring.expansion import (
+    ExpansionOpportunity,
+    ExpansionPolicy,
+    expansion_opportunities,
+)
+from retention.scoring.health import HealthPolicy, HealthScore, score_health
 from retention.scoring.risk import (
     ChurnPrediction,
     RiskPolicy,
@@ -21,10 +24,35 @@ from retention.scoring.risk import (
 )
 from retention.scoring.sentiment import (
     InteractionScorer,
+    SentimentPolicy,
     SentimentReading,
     read_sentiment,
     vader_score,
 )
+
+
+class ScoringPolicies(Protocol):
+    """The numbers behind health and risk (a rule set's `scoring.yaml`)."""
+
+    @property
+    def health(self) -> HealthPolicy: ...
+
+    @property
+    def risk(self) -> RiskPolicy: ...
+
+
+class ScoringRules(Protocol):
+    """What an assessment reads of a rule set (`retention.rulebook.loader.Rulebook`). A protocol
+    here, so that scoring sits below the rulebook that imports it (docs/architecture.md)."""
+
+    @property
+    def scoring(self) -> ScoringPolicies: ...
+
+    @property
+    def sentiment(self) -> SentimentPolicy: ...
+
+    @property
+    def expansion(self) -> ExpansionPolicy: ...
 
 
 class ChurnScorer(Protocol):
@@ -86,7 +114,7 @@ class JourneyScores(BaseModel):
 
 def assess_customer(
     customer: CustomerSnapshot,
-    rulebook: Rulebook,
+    rulebook: ScoringRules,
     at: datetime,
     upstream_probability: float | None = None,
     scorer: ChurnScorer | None = None,
@@ -115,7 +143,7 @@ def assess_customer(
 
 def assess_customers(
     customers: Sequence[CustomerSnapshot],
-    rulebook: Rulebook,
+    rulebook: ScoringRules,
     at: datetime,
     scorer: ChurnScorer | None = None,
     sentiment: InteractionScorer = vader_score,

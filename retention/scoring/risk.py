@@ -320,6 +320,28 @@ def baseline_probability(factors: list[RiskFactor], health: HealthScore) -> floa
 
 HEALTH_DRIVER = "health"
 
+# The sixteen seed churn features, computed in retention/model/features.py: the drivers a trained
+# model's prediction can name. Here, beside baseline-0's drivers, so the rule set can check
+# `model_drivers` conditions against them without importing the model above it.
+SEED_FEATURES: tuple[str, ...] = (
+    "logins_per_week",
+    "usage_decline",
+    "feature_adoption",
+    "days_since_last_active",
+    "email_open_rate",
+    "support_tickets",
+    "ticket_sentiment",
+    "contract_value",
+    "payment_delays",
+    "discount_pct",
+    "nps",
+    "tenure_days",
+    "expansion_count",
+    "health_score",
+    "health_trend",
+    "health_alerts",
+)
+
 
 def baseline_drivers(factors: list[RiskFactor], health: HealthScore) -> list[ModelDriver]:
     """baseline-0 is additive in cumulative hazard: -ln(1 - p) = -ln(0.95) + sum over factors of

@@ -1,5 +1,8 @@
 """The archive of rule-set versions: saved when a worker loads one, read to render a running
-journey's messages with the templates of the rule set that made its plan."""
+journey's messages with the templates of the rule set that made its plan.
+
+In rulebook/, not store/: it turns a Rulebook into `rule_sets` rows and back into templates, so
+it sits above both the store and delivery's templates (docs/architecture.md)."""
 
 from __future__ import annotations
 
