@@ -77,7 +77,7 @@ from temporalio.workflow import Info, _Definition  # noqa: E402
 
 from retention.journey import JourneyOptions  # noqa: E402
 from retention.runtime.operations import start_journey  # noqa: E402
-from retention.runtime.sandbox import WORKFLOW_RUNNER  # noqa: E402
+from retention.runtime.sandbox import workflow_runner  # noqa: E402
 from retention.runtime.temporal import connect  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
@@ -89,7 +89,7 @@ NEVER = 10**9  # neither workflow ends or continues as new during the flood
 IDLE_TIMEOUT_S = 120
 POLL_S = 0.2
 RUNNERS = {
-    "worker": WORKFLOW_RUNNER,  # worker.py's (retention/runtime/sandbox.py)
+    "worker": workflow_runner(pydantic_data_converter),  # worker.py's, with connect()'s converter
     "sdk_sandbox": SandboxedWorkflowRunner(),  # the SDK's default, as worker.py ran before
     "unsandboxed": UnsandboxedWorkflowRunner(),
 }
