@@ -22,8 +22,9 @@ ingest: $(STAMP)
 	$(BIN)/python -m retention.ingest
 
 # The docs are built first: a broken link, anchor or page fails the build (mkdocs.yml: strict).
+# The 20 slowest tests are listed at the end, so a run shows where the suite's time goes.
 test: $(STAMP) browser nginx docs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 # The inner loop (docs/testing.md): lint and types, then the unit tests (none that needs a
 # Temporal server, a browser or subprocesses, nor the property tests, nor the few marked `slow`)
