@@ -79,7 +79,7 @@ histories: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/scoring.py
-	$(BIN)/python bench/journeys.py
+	$(BIN)/python bench/journey_throughput.py
 	$(BIN)/python bench/worker_memory.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/event_flood.py

@@ -27,7 +27,7 @@ from rich.text import Text
 from temporalio.client import Client
 
 from retention.customer import CustomerSnapshot
-from retention.journey import JourneyOptions, JourneyState, journey_id
+from retention.journey_state import JourneyOptions, JourneyState, journey_id
 from retention.population import read_customers
 from retention.runtime.connection import TemporalTarget, temporal_target
 from retention.runtime.devserver import port_open, start_dev_server, stop

@@ -18,7 +18,7 @@ import os
 import sys
 
 import cli.customers
-import cli.journeys
+import cli.journey_commands
 import cli.model
 import cli.model_retrain
 import cli.privacy

@@ -63,9 +63,9 @@ from retention.store.db import make_engine
 from retention.store.purge import RetentionPeriods, configured_periods
 from workflows.crm_sync import CrmSyncWorkflow
 from workflows.data_purge import DataPurge
-from workflows.journey import RetentionJourney
 from workflows.model_retrain import ModelRetrain
 from workflows.portfolio_scan import PortfolioScan
+from workflows.retention_journey import RetentionJourney
 
 WORKFLOWS = [RetentionJourney, PortfolioScan, ModelRetrain, DataPurge, CrmSyncWorkflow]
 SHUTDOWN_MARGIN_S = 10  # after the drain, for the SDK to stop its pollers

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from retention.delivery.alerting import AlertPoster
 from retention.delivery.alerts import CRITICAL_TIER, critical_start_alert
 from retention.errors import ProviderUnavailable
-from retention.journey import JourneyRecord, JourneyState
+from retention.journey_state import JourneyRecord, JourneyState
 from retention.store.records import (
     customer_as_known,
     journey_snapshot,

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from journeys import dev_server, exit_on_sigterm, sample_customer
+from journey_throughput import dev_server, exit_on_sigterm, sample_customer
 from worker_memory import TASK_QUEUE, start_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
 from retention.customer import CustomerEvent  # noqa: E402
-from retention.journey import JourneyOptions, JourneyState, journey_id  # noqa: E402
+from retention.journey_state import JourneyOptions, JourneyState, journey_id  # noqa: E402
 from retention.runtime.devserver import stop  # noqa: E402
 from retention.runtime.operations import (  # noqa: E402
     BUSY_FIRST_PAUSE,

@@ -70,13 +70,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))  # after bench/: its journeys.py, not the tests'
 
-from journeys import exit_on_sigterm, quiet_runtime, sample_customer  # noqa: E402
+from journey_throughput import exit_on_sigterm, quiet_runtime, sample_customer  # noqa: E402
 from webhooks import Post, post_all, prepare, segment_track, zendesk_ticket  # noqa: E402
 
 from retention.ingest import inbox  # noqa: E402
 from retention.ingest.claims import CLAIM_LOCK  # noqa: E402
 from retention.ingest.sources import Sources, load_sources  # noqa: E402
-from retention.journey import JourneyOptions, journey_id  # noqa: E402
+from retention.journey_state import JourneyOptions, journey_id  # noqa: E402
 from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.runtime.operations import recorded_event, start_journey  # noqa: E402
 from retention.runtime.temporal import connect  # noqa: E402

@@ -27,7 +27,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.api.history.v1 import HistoryEvent  # noqa: E402
 from temporalio.client import WorkflowHistory  # noqa: E402
 
-from retention.journey import JourneyState  # noqa: E402
+from retention.journey_state import JourneyState  # noqa: E402
 
 HISTORIES = ROOT / "tests" / "histories"
 BEFORE = HISTORIES / "2026-12-02-before-lean-history"

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from journeys import dev_server, exit_on_sigterm, sample_customer
+from journey_throughput import dev_server, exit_on_sigterm, sample_customer
 from worker_memory import start_worker, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ from labelled import labelled_population  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
-from retention.journey import JourneyOptions  # noqa: E402
+from retention.journey_state import JourneyOptions  # noqa: E402
 from retention.model.history import save_history  # noqa: E402
 from retention.retraining import RETRAIN_WORKFLOW_TYPE, RetrainRequest  # noqa: E402
 from retention.runtime.devserver import stop  # noqa: E402

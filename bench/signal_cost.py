@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from event_flood import event
-from journeys import dev_server, exit_on_sigterm, quiet_runtime, sample_customer
+from journey_throughput import dev_server, exit_on_sigterm, quiet_runtime, sample_customer
 from signal_sink import SignalSink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ from temporalio.worker._command_aware_visitor import CommandInfo  # noqa: E402
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: E402
 from temporalio.workflow import Info, _Definition  # noqa: E402
 
-from retention.journey import JourneyOptions  # noqa: E402
+from retention.journey_state import JourneyOptions  # noqa: E402
 from retention.runtime.operations import start_journey  # noqa: E402
 from retention.runtime.sandbox import workflow_runner  # noqa: E402
 from retention.runtime.temporal import connect  # noqa: E402

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from journeys import dev_server, exit_on_sigterm, start_journeys, until_delivered
+from journey_throughput import dev_server, exit_on_sigterm, start_journeys, until_delivered
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,7 +34,7 @@ from sqlalchemy import Engine  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from retention.customer import CustomerEvent  # noqa: E402
-from retention.journey import journey_id  # noqa: E402
+from retention.journey_state import journey_id  # noqa: E402
 from retention.runtime.devserver import free_port, stop  # noqa: E402
 from retention.runtime.operations import send_event  # noqa: E402
 from retention.runtime.temporal import connect  # noqa: E402

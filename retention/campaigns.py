@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from retention.journey import JourneyState, StepState
 from retention.journey_clock import JourneyClock
+from retention.journey_state import JourneyState, StepState
 from retention.plan import Decision, EventCampaign, PlanStep
 
 

@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from analytics_data import RULES
 from conftest import JourneyWorld
-from journeys import critical_customer, start, until
+from journey_stories import critical_customer, start, until
 from sqlmodel import select
 
 from retention.analytics.period import Period
 from retention.analytics.reader import read_period
 from retention.analytics.report import build_report
-from retention.journey import JourneyState
+from retention.journey_state import JourneyState
 from retention.store.db import session
 from retention.store.records import save_customer
 from retention.store.tables import InterventionRow, JourneyRow
-from workflows.journey import RetentionJourney
+from workflows.retention_journey import RetentionJourney
 
 pytestmark = pytest.mark.database
 

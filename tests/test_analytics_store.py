@@ -19,7 +19,7 @@ from retention.analytics.period import Period
 from retention.analytics.reader import read_period
 from retention.analytics.report import Report, build_report, write_report
 from retention.delivery.send import deliver
-from retention.journey import JourneyState, StrategyChange
+from retention.journey_state import JourneyState, StrategyChange
 from retention.scoring.assessment import assess_customer
 from retention.store.db import make_engine, session
 from retention.store.records import record_assessment, record_journey, save_customer

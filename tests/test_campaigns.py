@@ -10,8 +10,8 @@ from factories import make_step
 from retention.campaigns import add_campaigns, follow_campaigns, scheduled
 from retention.customer import CustomerEvent
 from retention.event_summary import EventRecord
-from retention.journey import JourneyState
 from retention.journey_clock import JourneyClock
+from retention.journey_state import JourneyState
 from retention.plan import (
     CampaignExit,
     Decision,

@@ -13,7 +13,7 @@ import pytest
 from conftest import RULES_DIR, JourneyWorld
 from crm_world import OWNERS, crm_customer, file_task, reload
 from fake_crm import FakeHubSpot
-from journeys import critical_customer, end_journey, start, state_of, until
+from journey_stories import critical_customer, end_journey, start, state_of, until
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from test_ingest_forwarder import forwarder
@@ -23,7 +23,7 @@ from activities.crm import CrmSyncRequest
 from retention.crm.hubspot import HubSpotCrm
 from retention.crm.sync import CrmSync
 from retention.customer import CustomerSnapshot
-from retention.journey import JourneyState
+from retention.journey_state import JourneyState
 from retention.store.crm_tasks import complete_from_crm
 from retention.store.csm_tasks import list_tasks
 from worker import build_activities

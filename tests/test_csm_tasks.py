@@ -10,8 +10,8 @@ from factories import count, make_customer, make_request, make_step
 from sqlalchemy import Engine
 
 from retention.customer import parse_event
-from retention.delivery.csm_tasks import TASK_RESPONSE_TIME
 from retention.delivery.send import deliver
+from retention.delivery.task_filing import TASK_RESPONSE_TIME
 from retention.delivery.templates import TemplateSet
 from retention.errors import InvalidInput
 from retention.events import apply_effects, fold_events

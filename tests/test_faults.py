@@ -49,7 +49,7 @@ from retention.customer import CustomerSnapshot
 from retention.event_summary import EventRecord
 from retention.ingest import inbox
 from retention.ingest.sources import load_sources
-from retention.journey import JourneyOptions, JourneyState, journey_id
+from retention.journey_state import JourneyOptions, JourneyState, journey_id
 from retention.plan import Decision
 from retention.rulebook.decide import FIRST_DECISION, decide, decision_facts
 from retention.rulebook.loader import load_rulebook

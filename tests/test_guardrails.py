@@ -15,7 +15,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 import starter
-from cli.journeys import plan_table
+from cli.journey_commands import plan_table
 from retention.customer import parse_event
 from retention.delivery.guardrails import hold_for, quiet_hours_end
 from retention.delivery.send import deliver
@@ -344,7 +344,7 @@ def test_unsubscribed_names_a_customer_channel() -> None:
 def test_show_prints_how_each_step_went_out_and_why_it_waited() -> None:
     from rich.console import Console
 
-    from retention.journey import JourneyState, StepState
+    from retention.journey_state import JourneyState, StepState
 
     def state_step(action: str, **fields: object) -> StepState:
         return StepState(step=make_step(action), generation=1, due_at=T0, **fields)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import JourneyWorld
 from factories import make_customer
-from journeys import end_journey, nurture_customer, start, state_of, until
+from journey_stories import end_journey, nurture_customer, start, state_of, until
 from sqlalchemy import update
 from temporalio.client import Client, WorkflowHandle
 
@@ -22,7 +22,7 @@ from retention.ingest import inbox
 from retention.ingest.forwarder import Forwarder
 from retention.ingest.modes import FORWARD, Mode
 from retention.ingest.sources import MappedEvent, load_sources
-from retention.journey import JourneyState
+from retention.journey_state import JourneyState
 from retention.runtime.operations import recorded_event, send_event
 from retention.store.db import session
 from retention.store.records import save_customer

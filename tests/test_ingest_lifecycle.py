@@ -34,7 +34,7 @@ from webhooks import Post, generic, post_all, prepare
 
 from retention.ingest import inbox
 from retention.ingest.sources import load_sources
-from retention.journey import JourneyOptions
+from retention.journey_state import JourneyOptions
 from retention.runtime.devserver import free_port, stop
 from retention.runtime.operations import journey_state, start_journey
 from retention.runtime.temporal import connect

@@ -70,7 +70,10 @@ def _data(kind: str) -> dict[str, object]:
         ("milestone_reached: record", r"campaign success_milestone's on_event reads it"),
         ("payment_failed: record", r"opens_journey\[0\] reads it \(.*sources.yaml:\d+:"),
         ("ticket_opened: record", r"the re-score effect \(EFFECTS\) reads it \(retention/events"),
-        ("unsubscribed: record", r"unsubscribe handling .* reads it \(workflows/journey.py\)"),
+        (
+            "unsubscribed: record",
+            r"unsubscribe handling .* reads it \(workflows/retention_journey.py\)",
+        ),
         ("renewed: {coalesce: 60s}", r"exits\[0\] ends the journey on it \(.*journey.yaml:\d+:"),
         ("nps_response: {coalesce: 60s}", r"would merge each answer's score"),
         ("payment_succeeded: {coalesce: 1h}", r"would merge the invoice each one names"),

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 from factories import customer_id_in_group, make_customer
-from journeys import (
+from journey_stories import (
     DORMANT,
     DRIFTING,
     critical_customer,
@@ -30,7 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from retention import search_attributes
 from retention.customer import CustomerEvent
-from retention.journey import (
+from retention.journey_state import (
     CancelRequest,
     EscalateRequest,
     JourneyRequest,
@@ -41,7 +41,7 @@ from retention.journey import (
 from retention.runtime.operations import recorded_event, send_event
 from retention.store.records import list_outbox
 from worker import running_worker
-from workflows.journey import RetentionJourney
+from workflows.retention_journey import RetentionJourney
 
 pytestmark = pytest.mark.database
 IN_FLIGHT_UPDATES = 10  # Temporal's default `history.maxInFlightUpdates`

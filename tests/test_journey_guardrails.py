@@ -13,19 +13,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import RULES_DIR, JourneyWorld
 from factories import make_customer
-from journeys import AT_RISK, critical_customer, end_journey, start, until, until_planned
+from journey_stories import AT_RISK, critical_customer, end_journey, start, until, until_planned
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import WorkflowHandle
 
 from retention.customer import CustomerSnapshot
-from retention.journey import JourneyState, PauseRequest, StepState
+from retention.journey_state import JourneyState, PauseRequest, StepState
 from retention.store.db import session
 from retention.store.suppressions import add_suppression, list_suppressions
 from retention.store.tables import InterventionRow, OutboxRow
 from retention.suppression import SuppressRequest
 from worker import build_activities
-from workflows.journey import RetentionJourney
+from workflows.retention_journey import RetentionJourney
 
 pytestmark = pytest.mark.database
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from conftest import RULES_DIR, JourneyWorld
 from fake_providers import FakeSendGrid, FakeTwilio
-from journeys import critical_customer, start
+from journey_stories import critical_customer, start
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from retention.journey import JourneyState
+from retention.journey_state import JourneyState
 from retention.store.db import session
 from retention.store.records import list_outbox
 from retention.store.tables import DeliveryAttemptRow

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import RULES_DIR
-from journeys import critical_customer, end_journey, start, until_planned
+from journey_stories import critical_customer, end_journey, start, until_planned
 from sqlalchemy import Engine
 from sqlmodel import select
 

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import RULES_DIR, JourneyWorld
 from factories import make_customer, person, replace_once
-from journeys import AT_RISK, critical_customer, end_journey, start, until
+from journey_stories import AT_RISK, critical_customer, end_journey, start, until
 from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from cli.journeys import recipients_table
+from cli.journey_commands import recipients_table
 from retention.customer import CustomerSnapshot
-from retention.journey import JourneyState, StepState
+from retention.journey_state import JourneyState, StepState
 from retention.store.db import session
 from retention.store.tables import OutboxRow
 from worker import build_activities

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 from conftest import JourneyWorld
 from factories import customer_id_in_group, make_customer
-from journeys import (
+from journey_stories import (
     critical_customer,
     end_journey,
     nurture_customer,
@@ -23,11 +23,11 @@ from journeys import (
 from sqlmodel import select
 from temporalio.client import WorkflowHandle
 
-from retention.journey import EscalateRequest, JourneyRequest, JourneyState, StepState
+from retention.journey_state import EscalateRequest, JourneyRequest, JourneyState, StepState
 from retention.store.db import session
 from retention.store.records import list_outbox
 from retention.store.tables import ChurnPredictionRow, InterventionRow, OutboxRow
-from workflows.journey import RetentionJourney
+from workflows.retention_journey import RetentionJourney
 
 pytestmark = pytest.mark.database
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import RULES_DIR
 from factories import customer_id_in_group, make_customer, make_request
-from journeys import DORMANT, start, state_of
+from journey_stories import DORMANT, start, state_of
 from sqlalchemy import Engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -17,7 +17,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.assess import AssessActivities, AssessInput
 from activities.deliver import DeliverActivities
 from retention.delivery.requests import DeliverInput
-from retention.journey import JourneyState
+from retention.journey_state import JourneyState
 from retention.rulebook.source import RulebookSource
 from retention.store.erasure import forget_customer
 from retention.store.records import journey_snapshot

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import JourneyWorld
 from factories import make_request, make_step
-from journeys import critical_customer, end_journey, start, state_of, until
+from journey_stories import critical_customer, end_journey, start, state_of, until
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
@@ -21,7 +21,7 @@ import starter
 from cli.app import console
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
-from retention.journey import JourneyState
+from retention.journey_state import JourneyState
 from retention.runtime.settings import ROOT, get_settings
 from retention.store.csm_tasks import list_tasks
 from retention.store.db import make_engine

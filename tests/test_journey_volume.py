@@ -9,7 +9,7 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 from test_bench import bench_figures
 
-from retention.journey import JourneyOptions
+from retention.journey_state import JourneyOptions
 from retention.runtime.operations import JourneyBusy, _rpc_error
 
 EVENTS = 4_000

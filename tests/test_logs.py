@@ -12,7 +12,9 @@ from retention.runtime.logs import JsonLines, KeyValueLines, journey_fields
 
 
 def _record(message: str, **extra: object) -> logging.LogRecord:
-    record = logging.LogRecord("workflows.journey", logging.INFO, __file__, 1, message, (), None)
+    record = logging.LogRecord(
+        "workflows.retention_journey", logging.INFO, __file__, 1, message, (), None
+    )
     record.__dict__.update(extra)
     return record
 
@@ -35,7 +37,7 @@ def test_an_activity_line_names_its_activity_in_text() -> None:
     text = KeyValueLines().format(_record("executive_call sent via email", **ABOUT_AN_ACTIVITY))
 
     assert text.endswith(
-        "workflows.journey: executive_call sent via email workflow_id=retention-acme-1 "
+        "workflows.retention_journey: executive_call sent via email workflow_id=retention-acme-1 "
         "journey_id=retention-acme-1 customer_id=acme-1 activity=deliver"
     )
 

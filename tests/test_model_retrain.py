@@ -18,7 +18,7 @@ from uuid import uuid4
 
 import pytest
 from conftest import RULES_DIR, JourneyWorld
-from journeys import critical_customer, end_journey, start, until, until_planned
+from journey_stories import critical_customer, end_journey, start, until, until_planned
 from labelled import labelled_population, train_model_on
 from sqlalchemy import Engine
 from sqlmodel import col, select

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from factories import make_customer
-from journeys import AT_RISK, WAVERING
+from journey_stories import AT_RISK, WAVERING
 
 from retention.errors import InvalidInput
 from retention.model.card import build_card

@@ -19,7 +19,7 @@ from uuid import uuid4
 import pytest
 from conftest import RULES_DIR, save_histories
 from factories import make_customer
-from journeys import AT_RISK, WAVERING
+from journey_stories import AT_RISK, WAVERING
 from populations import at_risk_by_rules, save_customers_bulk, strategies_of
 from scan_fakes import RunningJourney
 from sqlalchemy import Engine, text
@@ -30,7 +30,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from retention.customer import CustomerSnapshot
-from retention.journey import CancelRequest, JourneyState, journey_id
+from retention.journey_state import CancelRequest, JourneyState, journey_id
 from retention.model.generator import generate_population
 from retention.model.scorer import ModelScorer, load_scorer
 from retention.rulebook.loader import load_rulebook

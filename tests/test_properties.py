@@ -21,7 +21,7 @@ from conftest import RULES_DIR, JourneyWorld
 from factories import customer_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from journeys import critical_customer, end_journey, start, until, until_planned
+from journey_stories import critical_customer, end_journey, start, until, until_planned
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from sqlalchemy import Engine, delete
@@ -41,7 +41,7 @@ from retention.customer import (
 )
 from retention.errors import InvalidInput, RetentionError, RulebookError
 from retention.ingest.sources import MappingError, SourceRule, load_sources, map_payload
-from retention.journey import (
+from retention.journey_state import (
     CancelRequest,
     CommandResult,
     EscalateRequest,

@@ -26,7 +26,7 @@ from retention.runtime.sandbox import (
     _CompiledOnceLoader,
     workflow_runner,
 )
-from workflows.journey import RetentionJourney
+from workflows.retention_journey import RetentionJourney
 
 WORKFLOW_RUNNER = workflow_runner(pydantic_data_converter)  # worker.py's, with our converter
 
@@ -111,7 +111,7 @@ async def test_a_workflow_module_is_compiled_once_however_many_runs_start(
     compile_source = SourceFileLoader.get_code
 
     def counting(loader: SourceFileLoader, fullname: str) -> CodeType:
-        if fullname == "workflows.journey":
+        if fullname == "workflows.retention_journey":
             compiled.append(fullname)
         return compile_source(loader, fullname)
 

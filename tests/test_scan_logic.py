@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import RULES_DIR
 from factories import case_facts, count, make_customer, refused_at, replace_once
-from journeys import AT_RISK, WAVERING
+from journey_stories import AT_RISK, WAVERING
 from populations import at_risk_by_rules, save_customers_bulk
 from pydantic import ValidationError
 from sqlalchemy import Engine

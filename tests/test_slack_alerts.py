@@ -34,7 +34,7 @@ from retention.delivery.alerts import CsmAlert
 from retention.delivery.overdue import alert_overdue
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
 from retention.errors import ProviderUnavailable
-from retention.journey import JourneyRecord
+from retention.journey_state import JourneyRecord
 from retention.rulebook.source import RulebookSource
 from retention.store.csm_tasks import list_tasks
 from retention.store.db import session

@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.assess import AssessActivities, AssessInput
 from retention.errors import CustomerNotFound, RetentionError
-from retention.journey import JourneyState
+from retention.journey_state import JourneyState
 from retention.risk_factor import RiskFactor
 from retention.rulebook.source import RulebookSource
 from retention.runtime.settings import ROOT

@@ -33,7 +33,7 @@ from retention.customer import CustomerEvent
 from retention.delivery.send import deliver
 from retention.errors import CustomerNotFound, RetentionError
 from retention.ingest.inbox import record_sent
-from retention.journey import CommandResult, JourneyState, PauseRequest, StrategyChange
+from retention.journey_state import CommandResult, JourneyState, PauseRequest, StrategyChange
 from retention.rulebook.decide import decide, decision_facts
 from retention.runtime.history import HeardCommand, HeardEvent, JourneyHistories, JourneyRef
 from retention.scoring.assessment import assess_customer

@@ -22,7 +22,14 @@ from typing import Any
 import pytest
 from conftest import RULES_DIR, JourneyWorld
 from factories import customer_id_in_group, make_customer
-from journeys import dying_once, end_journey, nurture_customer, start, state_of, until_planned
+from journey_stories import (
+    dying_once,
+    end_journey,
+    nurture_customer,
+    start,
+    state_of,
+    until_planned,
+)
 from sqlalchemy import Engine
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowHandle
@@ -30,7 +37,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-import cli.journeys
+import cli.journey_commands
 import cli.timeline
 import retention.runtime.history
 import starter
@@ -57,7 +64,7 @@ def starter_cli(world: JourneyWorld, monkeypatch: pytest.MonkeyPatch) -> Cli:
     def database() -> Iterator[Engine]:
         yield world.engine
 
-    for command_module in (cli.journeys, cli.timeline):
+    for command_module in (cli.journey_commands, cli.timeline):
         monkeypatch.setattr(command_module, "database", database)
     address = world.client.service_client.config.target_host
 

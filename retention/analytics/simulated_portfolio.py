@@ -38,7 +38,7 @@ from temporalio.testing import WorkflowEnvironment
 from retention.analytics.response import CustomerResponse
 from retention.customer import CustomerEvent, CustomerSnapshot
 from retention.errors import RetentionError
-from retention.journey import JourneyOptions, JourneyState, journey_id
+from retention.journey_state import JourneyOptions, JourneyState, journey_id
 from retention.runtime.operations import (
     QUERY_TIMEOUT,
     send_event,

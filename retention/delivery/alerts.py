@@ -15,7 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from retention.delivery.requests import DeliverRequest
-from retention.journey import JourneyRecord
+from retention.journey_state import JourneyRecord
 
 TOP_DRIVERS = 3
 # The channel whose steps are alerts to the CSM (rules/timelines.yaml: alert_csm,

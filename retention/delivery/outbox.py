@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from retention.delivery.channels import CSM_CHANNELS, recipient_for
-from retention.delivery.csm_tasks import file_task
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
+from retention.delivery.task_filing import file_task
 from retention.delivery.templates import RenderedMessage, TemplateSet, render_message
 from retention.errors import InvalidInput
 from retention.plan import EVERY_FIELD, Channel

@@ -1,5 +1,5 @@
 """What the deliver activity takes and gives back: the contract between the journey, the
-outbox (retention/delivery/outbox.py) and CSM tasks (retention/delivery/csm_tasks.py)."""
+outbox (retention/delivery/outbox.py) and CSM tasks (retention/delivery/task_filing.py)."""
 
 from __future__ import annotations
 

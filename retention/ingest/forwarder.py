@@ -39,7 +39,7 @@ from retention.ingest.inbox import CLAIM_LEASE
 from retention.ingest.pace import Pace
 from retention.ingest.settler import Settler
 from retention.ingest.sources import Sources
-from retention.journey import JourneyOptions, journey_id
+from retention.journey_state import JourneyOptions, journey_id
 from retention.runtime.operations import (
     JourneyBusy,
     JourneyClosed,

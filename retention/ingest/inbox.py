@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from retention.customer import CustomerEvent
 from retention.ingest.modes import FORWARD, Mode
 from retention.ingest.sources import MappedEvent
-from retention.journey import journey_id
+from retention.journey_state import journey_id
 from retention.store.db import session
 from retention.store.tables import InboxRow, utcnow
 

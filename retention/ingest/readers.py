@@ -144,7 +144,7 @@ def _code_readers() -> list[Reader]:
         Reader(name, f"{shown}:{_line_of(lines, repr(name))}", "the re-score effect (EFFECTS)")
         for name in events.EFFECTS
     ]
-    journey = "workflows/journey.py"
+    journey = "workflows/retention_journey.py"
     what = "the journey's unsubscribe handling (it puts the channel on the suppression list)"
     return [*found, Reader("unsubscribed", journey, what, reads_data=True)]
 

@@ -88,7 +88,8 @@ class JourneyRef:
 
     @classmethod
     def of(cls, workflow_id: str, journey_key: str) -> JourneyRef:
-        """`journey_key` is `{workflow_id}/{first_execution_run_id}` (workflows/journey.py)."""
+        """`journey_key` is `{workflow_id}/{first_execution_run_id}`
+        (workflows/retention_journey.py)."""
         prefix, _, run_id = journey_key.rpartition("/")
         return cls(workflow_id, run_id if prefix == workflow_id and run_id else None)
 

@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from retention.journey import journey_id
+from retention.journey_state import journey_id
 
 LogFormat = Literal["text", "json"]
 JOURNEY_PREFIX = journey_id("")

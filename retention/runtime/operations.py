@@ -49,7 +49,7 @@ from retention.errors import (
     RetentionError,
     TemporalUnreachable,
 )
-from retention.journey import (
+from retention.journey_state import (
     FIRST_STAGE,
     JOURNEY_ROLLING_OVER,
     CancelRequest,

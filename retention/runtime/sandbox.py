@@ -16,10 +16,11 @@ and so its commands and payloads, do not change.
 
 The sandbox also imports each run's workflow module afresh, and where no bytecode cache can be
 used (PYTHONDONTWRITEBYTECODE, as container images often set, or a read-only tree) that import
-compiles the source again for every run: workflows/journey.py took more of the worker's time
-than any activity (bench/RESULTS.md, bench/journeys.py). The runner compiles the modules of the
-workflows it serves once per process; each run still executes them in its own sandbox. It also
-means a run never picks up an edit made to a workflow file after the worker started.
+compiles the source again for every run: workflows/retention_journey.py took more of the
+worker's time than any activity (bench/RESULTS.md, bench/journey_throughput.py). The runner
+compiles the modules of the workflows it serves once per process; each run still executes
+them in its own sandbox. It also means a run never picks up an edit made to a workflow file
+after the worker started.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Literal
 from temporalio.client import Client
 
 from retention.errors import InvalidInput
-from retention.journey import JourneyOptions, journey_id
+from retention.journey_state import JourneyOptions, journey_id
 from retention.runtime.operations import (
     JourneyAlreadyRunning,
     JourneyOperationError,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from retention.journey import CommandResult, journey_id
+from retention.journey_state import CommandResult, journey_id
 from retention.store.db import session
 from retention.store.tables import AuditRow
 

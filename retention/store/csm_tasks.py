@@ -2,7 +2,7 @@
 of it, and mark an overdue one alerted once.
 
 A snoozed task is an open task with `snoozed_until` in the future: nothing wakes it early (a
-journey asking again updates it, delivery/csm_tasks.py), and when that moment passes it is
+journey asking again updates it, delivery/task_filing.py), and when that moment passes it is
 simply open again, with no job needed to wake it."""
 
 from __future__ import annotations

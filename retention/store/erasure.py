@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, col, delete, func, select
 
-from retention.journey import journey_id
+from retention.journey_state import journey_id
 from retention.store.append_only import ERASED_PREFIX
 from retention.store.db import session
 from retention.store.tables import (

@@ -11,7 +11,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from retention.customer import CustomerSnapshot, parse_customer
 from retention.errors import CustomerNotFound, RetentionError
-from retention.journey import JourneyRecord, JourneyState
+from retention.journey_state import JourneyRecord, JourneyState
 from retention.scoring.assessment import Assessment
 from retention.store.db import session
 from retention.store.decisions import decision_recorded

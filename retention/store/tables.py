@@ -413,7 +413,7 @@ class CsmTaskRow(SQLModel, table=True):
     __tablename__ = "csm_tasks"
     __table_args__ = (
         # One open task per customer, action and reason, even when two journeys ask at once:
-        # the loser of the race finds the winner's task and updates it (delivery/csm_tasks.py).
+        # the loser of the race finds the winner's task and updates it (delivery/task_filing.py).
         # Tasks made before reasons were recorded (reason "") are left as they were.
         Index(
             "ux_csm_tasks_open_ask",

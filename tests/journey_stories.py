@@ -13,9 +13,9 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle
 
 from retention.customer import CustomerSnapshot
-from retention.journey import CancelRequest, JourneyOptions, JourneyState, StepState
+from retention.journey_state import CancelRequest, JourneyOptions, JourneyState, StepState
 from retention.runtime.operations import start_journey
-from workflows.journey import RetentionJourney
+from workflows.retention_journey import RetentionJourney
 
 AT_RISK = {
     "usage": {"days_since_last_login": 21, "logins_per_week": 1.0, "logins_per_week_prior": 6.0},

@@ -1,7 +1,7 @@
 """Journeys per second from start to first intervention, against a no-op workflow of the same
 shape, on one dev server and one worker, in the same run.
 
-    .venv/bin/python bench/journeys.py [--journeys 200] [--rounds 5]
+    .venv/bin/python bench/journey_throughput.py [--journeys 200] [--rounds 5]
 
 The worker runs in this process (a `Worker` with the real activities from worker.py's
 `build_activities`, a temporary SQLite database, the capture-only outbox, baseline-0 scoring)
@@ -46,7 +46,7 @@ from noop_journey import REACHED, NoopJourney, noop_step  # noqa: E402
 from noop_models import NoopShape  # noqa: E402
 
 from retention.customer import CustomerSnapshot, parse_customer  # noqa: E402
-from retention.journey import JourneyOptions, journey_id  # noqa: E402
+from retention.journey_state import JourneyOptions, journey_id  # noqa: E402
 from retention.runtime.devserver import free_port, start_dev_server, stop  # noqa: E402
 from retention.runtime.operations import start_journey  # noqa: E402
 from retention.runtime.sandbox import workflow_runner  # noqa: E402

@@ -29,7 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from retention.delivery.guardrails import Hold, hold_for
     from retention.delivery.requests import DeliverInput, DeliveryReceipt, GuardRails
     from retention.event_summary import EventRecord
-    from retention.journey import (
+    from retention.journey_clock import JourneyClock
+    from retention.journey_state import (
         JOURNEY_ROLLING_OVER,
         MAX_EARLY_EVENTS,
         MAX_EVENTS_PER_RUN,
@@ -46,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StrategyChange,
     )
-    from retention.journey_clock import JourneyClock
     from retention.plan import Decision, JourneyContext, JourneyPolicy
     from retention.runtime.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
     from retention.scoring.assessment import Assessment, JourneyScores

@@ -29,7 +29,7 @@ from retention.compact import EVERY_FIELD
 from retention.customer import parse_event
 from retention.delivery.alerts import journey_url
 from retention.errors import InvalidInput, RetentionError
-from retention.journey import (
+from retention.journey_state import (
     CancelRequest,
     CommandResult,
     EscalateRequest,
