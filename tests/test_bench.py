@@ -82,7 +82,7 @@ def test_contacts_benchmark_imports_stores_reads_back_and_scores_every_account()
 
 @pytest.mark.e2e
 def test_journeys_benchmark_prints_its_figures() -> None:
-    figures = bench_figures("journeys.py", "--journeys", "4", "--rounds", "1")
+    figures = bench_figures("journey_throughput.py", "--journeys", "4", "--rounds", "1")
 
     assert figures["bench"] == "journeys" and figures["journeys"] == 4
     # assess_and_decide, record, deliver: read from a real journey's history
