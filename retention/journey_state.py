@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from retention.compact import CompactModel
 from retention.customer import CUSTOMER_ID_PATTERN, CustomerSnapshot
 from retention.event_summary import EventRecord, EventSummary, summarize
-from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer
+from retention.plan import Channel, JourneyPolicy, PlanStep, RetentionOffer, SharesFallback
 from retention.recipients import NextReach, RecipientReceipt
 from retention.risk_factor import RiskFactor
 from retention.suppression import SuppressRequest
@@ -81,8 +81,9 @@ class StrategyChange(BaseModel):
     why: str
 
 
-class JourneyState(BaseModel):
-    """Everything a journey knows: the `state` query answer and what continue-as-new carries."""
+class JourneyState(SharesFallback):
+    """Everything a journey knows: the `state` query answer and what continue-as-new carries
+    (and, compact, the journey's result: its steps name the fallback order they share once)."""
 
     customer_id: str
     customer: CustomerSnapshot | None = Field(
@@ -145,6 +146,10 @@ class JourneyState(BaseModel):
     def _summarize_event_list(cls, events: Any) -> Any:
         """Journeys carried every event as a list before summaries: fold theirs on arrival."""
         return summarize(events) if isinstance(events, list) else events
+
+    @staticmethod
+    def steps_in_json(data: dict[str, Any]) -> list[Any]:
+        return [s["step"] for s in data.get("steps") or [] if isinstance(s, dict) and "step" in s]
 
     def as_record(self) -> JourneyRecord:
         fields = JourneyRecord.model_fields.keys() - {"strategy_path"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import time
 from functools import cache
 from typing import Any, Literal, get_args
@@ -104,10 +107,85 @@ class PlanStep(_Compact):
     )
 
 
-class InterventionPlan(_Value):
+# The key under which a payload of several plan steps names their fallback order once.
+STEPS_FALLBACK_TO = "steps_fallback_to"
+# Where a payload's plan steps are in its JSON.
+StepsOf = Callable[[dict[str, Any]], Iterable[Any]]
+
+
+def share_fallback(data: Any, steps_of: StepsOf) -> Any:
+    """`data` (a payload's JSON) with the fallback order most of its steps carry named once,
+    under STEPS_FALLBACK_TO, and left out of each step that has it. Every step of a decided
+    plan carries the rule set's order (journey.yaml): a journey's history would repeat it per
+    step. Steps are PlanSteps as JSON, freshly made by the serializer: changed in place."""
+    if not isinstance(data, dict):
+        return data
+    addressed = [
+        a
+        for step in steps_of(data)
+        if isinstance(step, dict) and isinstance(a := step.get("addressing"), dict)
+    ]
+    orders = Counter(tuple(a["fallback_to"]) for a in addressed if a.get("fallback_to"))
+    if not orders or (shared := orders.most_common(1)[0])[1] < 2:
+        return data  # no order shared by two steps: each keeps its own
+    order = list(shared[0])
+    for a in addressed:
+        own = a.pop("fallback_to", [])  # [] is the default: written out, it stays the step's
+        if own != order:
+            a["fallback_to"] = own
+    data[STEPS_FALLBACK_TO] = order
+    return data
+
+
+def restore_fallback(data: Any, steps_of: StepsOf) -> Any:
+    """The inverse of `share_fallback`, on a copy: each step whose addressing names no fallback
+    takes the payload's order. A step without addressing keeps the default (the primary
+    contact, no fallback), as before steps named roles. Payloads from before name no shared
+    order and carry each step's own: they decode as they did."""
+    if not isinstance(data, dict) or STEPS_FALLBACK_TO not in data:
+        return data
+    data = copy.deepcopy(data)
+    order = data.pop(STEPS_FALLBACK_TO)
+    for step in steps_of(data):
+        if isinstance(step, dict) and isinstance(a := step.get("addressing"), dict):
+            a.setdefault("fallback_to", order)
+    return data
+
+
+def compacted(info: SerializationInfo) -> bool:
+    """Whether a dump is the JSON that leaves defaults out (not a Python dump, nor EVERY_FIELD)."""
+    return info.mode_is_json() and not (info.context or {}).get(EVERY_FIELD)
+
+
+class SharesFallback(BaseModel):
+    """A model whose JSON holds several plan steps (`steps_in_json` says where): it names their
+    shared fallback order once (`share_fallback`), and reads each step's back."""
+
+    @staticmethod
+    def steps_in_json(data: dict[str, Any]) -> Iterable[Any]:
+        raise NotImplementedError
+
+    @model_serializer(mode="wrap")
+    def _fallback_once(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        data = handler(self)
+        return share_fallback(data, self.steps_in_json) if compacted(info) else data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fallback_per_step(cls, data: Any) -> Any:
+        return restore_fallback(data, cls.steps_in_json)
+
+
+class InterventionPlan(_Value, SharesFallback):
     strategy: str
     generation: int = Field(default=1, ge=1, description="1 for the first plan, +1 per re-plan")
     steps: list[PlanStep]
+
+    @staticmethod
+    def steps_in_json(data: dict[str, Any]) -> Iterable[Any]:
+        return data.get("steps") or []
 
 
 class ExitRule(_Value):
@@ -164,7 +242,7 @@ class QuietHours(_Value):
         return self
 
 
-class JourneyPolicy(_Value):
+class JourneyPolicy(_Value, SharesFallback):
     """How a journey ends and when it looks again: the rule set's journey-wide settings."""
 
     exits: list[ExitRule]
@@ -181,6 +259,12 @@ class JourneyPolicy(_Value):
     event_campaigns: list[EventCampaign] = Field(default_factory=list)
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     quiet_hours: QuietHours | None = None
+
+    @staticmethod
+    def steps_in_json(data: dict[str, Any]) -> Iterable[Any]:
+        """The event campaigns' steps: the policy's only plan steps."""
+        campaigns = data.get("event_campaigns") or []
+        return [step for c in campaigns if isinstance(c, dict) for step in c.get("steps") or []]
 
     def outcome_for(self, event_type: str) -> str | None:
         return next((e.outcome for e in self.exits if e.event == event_type), None)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import RULES_DIR, JourneyWorld
-from factories import make_customer
+from factories import make_customer, person
 from journey_stories import AT_RISK, critical_customer, end_journey, start, until, until_planned
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -47,6 +47,11 @@ def journey_activities(
 
 def step(state: JourneyState, action: str) -> StepState:
     return next(s for s in state.steps if s.step.action == action)
+
+
+def asked(action: str) -> Callable[[JourneyState], bool]:
+    """A condition for `until`: the deliver activity has answered for a step of `action`."""
+    return lambda state: any(s.step.action == action and s.recipients for s in state.steps)
 
 
 def done(*actions: str) -> Callable[[JourneyState], bool]:
@@ -194,6 +199,78 @@ async def test_the_email_cap_holds_a_step_until_the_window_has_room(world: Journ
     # the receipts said when the window had room: no deliver was asked only to be held
     assert not any(s.held_once for s in final.steps)
     assert not any(r.status in ("held", "capped") for s in final.steps for r in s.recipients)
+
+
+def sponsor_gone_champion_busy() -> CustomerSnapshot:
+    """The executive sponsor, whom the offer is for, left; the rule set's fallback order
+    (champion, admin, primary) reaches Cleo, the champion. Dana is the profile's person."""
+    base = critical_customer()
+    contacts = [
+        person("dana", "admin", email=base.profile.email),
+        person("vic", "executive_sponsor", active=False),
+        person("cleo", "champion"),
+    ]
+    profile = base.profile.model_dump(mode="json")
+    return make_customer(profile=profile, contacts=contacts, **AT_RISK)
+
+
+def at_her_cap(engine: Engine, address: str, sent: list[datetime]) -> None:
+    """Emails another journey sent to `address` at `sent` (journey time): with the shipped cap
+    of 3 per 7 days, three of them fill her week."""
+    with session(engine) as db:
+        for n, at in enumerate(sent):
+            key = f"retention-other/run-1:g1-0{n}-newsletter"
+            db.add(
+                OutboxRow(
+                    idempotency_key=key,
+                    journey_key="retention-other/run-1",
+                    journey_id="retention-other",
+                    step_id=f"g1-0{n}-newsletter",
+                    customer_id="other",
+                    channel="email",
+                    recipient=address,
+                    subject="s",
+                    body="b",
+                    status="captured",
+                    mode="capture",
+                    path="p",
+                    journey_at=at,
+                )
+            )
+
+
+async def test_a_fallback_person_at_their_cap_waits_for_room(world: JourneyWorld) -> None:
+    now = await world.env.get_current_time()
+    oldest = now - timedelta(days=1)
+    at_her_cap(world.engine, "cleo@acme.example", [oldest, now - timedelta(hours=5), now])
+    # the upstream probability keeps the journey on critical_save at every re-score
+    handle = await start(world, sponsor_gone_champion_busy(), upstream_churn_probability=0.95)
+
+    waiting = await until(world, handle, asked("retention_offer"))
+    held = step(waiting, "retention_offer")
+
+    assert held.status == "pending"
+    assert [(r.contact_id, r.role, r.status) for r in held.recipients] == [
+        ("cleo", "champion", "held")
+    ]
+    assert held.deferred_why == "cleo waited for the email cap of 3 per 7d"
+    room = oldest + timedelta(days=7)  # when her week has room (to the whole second)
+    assert held.deferred_until is not None
+    assert room <= held.deferred_until < room + timedelta(seconds=1)
+    assert outbox_rows(world.engine, waiting.journey_key, held.step.step_id) == []
+
+    await world.env.sleep(held.deferred_until - await world.env.get_current_time())
+    state = await until(world, handle, done("retention_offer"))
+
+    sent = step(state, "retention_offer")
+    assert [(r.contact_id, r.role, r.status) for r in sent.recipients] == [
+        ("cleo", "champion", "captured")
+    ]
+    assert sent.channel_used == "email" and sent.deferred_until == held.deferred_until
+    (row,) = outbox_rows(world.engine, state.journey_key, sent.step.step_id)  # sent once
+    assert row.recipient == "cleo@acme.example" and row.idempotency_key.endswith(":cleo")
+    assert row.journey_at is not None and row.journey_at >= held.deferred_until
+    await end_journey(handle)
 
 
 # ---- quiet hours ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ templates all see them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,24 @@ from factories import (
     refused_at,
     replace_once,
 )
+from temporalio.client import WorkflowHistory
 from typer.testing import CliRunner
 
+from retention.compact import EVERY_FIELD
 from retention.customer import CustomerSnapshot
 from retention.delivery.outbox import message_context
 from retention.delivery.templates import TemplateSet, render_message
 from retention.errors import RulebookError
-from retention.plan import Addressee, Addressing, Channel, PlanStep, RecipientChoice
+from retention.journey_state import JourneyRequest, JourneyState
+from retention.plan import (
+    Addressee,
+    Addressing,
+    Channel,
+    Decision,
+    InterventionPlan,
+    PlanStep,
+    RecipientChoice,
+)
 from retention.population import read_customer_json
 from retention.recipients import recipients_for, spoken_to, step_recipients
 from retention.rulebook.check import check
@@ -122,15 +134,20 @@ def test_a_step_recorded_before_addressing_decodes_to_the_primary_contact() -> N
 # ---- the rule files ---------------------------------------------------------------------------
 
 
-def test_steps_carry_their_addressing_and_the_rule_sets_fallback(rules_copy: Path) -> None:
+def decided_with_usage_tips_to_billing(rules_copy: Path) -> Decision:
+    """A proactive_engagement decision whose usage_tips step names its own fallback order."""
     replace_once(
         rules_copy / "timelines.yaml",
         'escalation: "assigned CSM",\n       to: [admin, user]}',
         'escalation: "assigned CSM",\n       to: [admin, user], fallback_to: [billing]}',
     )
-    decision = decide(
+    return decide(
         load_rulebook(rules_copy), case_facts(churn_probability=0.7, severity_value=21_000)
     )
+
+
+def test_steps_carry_their_addressing_and_the_rule_sets_fallback(rules_copy: Path) -> None:
+    decision = decided_with_usage_tips_to_billing(rules_copy)
     steps = {step.action: step.addressing for step in decision.plan.steps}
 
     assert steps["training_webinar"] == Addressing(
@@ -138,6 +155,101 @@ def test_steps_carry_their_addressing_and_the_rule_sets_fallback(rules_copy: Pat
     )
     assert steps["usage_tips"].fallback_to == ["billing"]  # its own, not the rule set's
     assert steps["csm_checkin"].to == ["primary"]  # a step naming no role: as before roles
+
+
+# ---- the fallback order in payloads ----------------------------------------------------------
+
+RULE_SETS_ORDER = ["champion", "admin", "primary"]  # rules/journey.yaml
+BEFORE = ROOT / "tests" / "histories" / "2026-12-03-before-wait-for-reach"
+
+
+def fallback_orders(data: Any) -> list[Any]:
+    """Every `fallback_to` a payload's JSON writes, wherever it is."""
+    if isinstance(data, dict):
+        own = [data["fallback_to"]] if "fallback_to" in data else []
+        return own + [o for value in data.values() for o in fallback_orders(value)]
+    if isinstance(data, list):
+        return [o for value in data for o in fallback_orders(value)]
+    return []
+
+
+def recorded(history: str, attributes: str, marker: bytes) -> list[bytes]:
+    """The payloads of one kind of event in a recorded history that contain `marker`."""
+    events = WorkflowHistory.from_json("journey", (BEFORE / history).read_text()).events
+    return [
+        p.data
+        for e in events
+        if e.HasField(attributes)
+        for p in getattr(e, attributes).ListFields()[0][1].payloads  # result / input
+        if marker in p.data
+    ]
+
+
+def test_a_decided_plan_names_the_rule_sets_fallback_once(rules_copy: Path) -> None:
+    decision = decided_with_usage_tips_to_billing(rules_copy)
+    plan = json.loads(decision.plan.model_dump_json())
+
+    assert plan["steps_fallback_to"] == RULE_SETS_ORDER
+    # only the step with an order of its own still names one
+    assert fallback_orders(plan["steps"]) == [["billing"]]
+    assert InterventionPlan.model_validate_json(decision.plan.model_dump_json()) == decision.plan
+    assert Decision.model_validate_json(decision.model_dump_json()) == decision
+    # Python dumps and `show --json` keep every step's own
+    every = decision.plan.model_dump(mode="json", context={EVERY_FIELD: True})
+    assert "steps_fallback_to" not in every and len(fallback_orders(every)) == len(plan["steps"])
+
+
+def test_a_step_without_a_fallback_keeps_none_beside_steps_that_share_one() -> None:
+    shared = Addressing(to=["champion"], fallback_to=["admin", "primary"])
+    steps = [
+        make_step("a", addressing=shared),
+        make_step("b", addressing=shared),
+        make_step("c", addressing=Addressing(to=["billing"])),  # no fallback of its own
+        make_step("d"),  # named no roles: the primary contact, no fallback
+    ]
+    plan = InterventionPlan(strategy="nurture", steps=steps)
+
+    data = json.loads(plan.model_dump_json())
+
+    assert data["steps_fallback_to"] == ["admin", "primary"]
+    assert fallback_orders(data["steps"]) == [[]]  # c's, written so it is not taken for shared
+    assert "addressing" not in data["steps"][3]
+    assert InterventionPlan.model_validate(data) == plan
+    assert data["steps_fallback_to"] == ["admin", "primary"]  # decoding left the payload as is
+
+
+def test_a_decision_recorded_with_the_fallback_in_every_step_decodes_the_same() -> None:
+    history = "test_a_strategy_held_at_every_checkpoint_runs_its_whole_plan-sqlite-nurture-1.json"
+    first, *_rescores = recorded(history, "activity_task_completed_event_attributes", b'"plan"')
+    old = json.loads(first)["decision"]
+    assert "steps_fallback_to" not in old["plan"] and len(fallback_orders(old["plan"])) > 2
+
+    decision = Decision.model_validate(old)
+
+    assert [s.addressing.fallback_to for s in decision.plan.steps] == [RULE_SETS_ORDER] * len(
+        old["plan"]["steps"]
+    )
+    # written again it names the order once, and reads back as the recorded payload did
+    again = json.loads(decision.model_dump_json())
+    assert again["plan"]["steps_fallback_to"] == RULE_SETS_ORDER
+    assert fallback_orders(again["plan"]["steps"]) == []
+    assert Decision.model_validate(again) == decision
+
+
+def test_a_journeys_state_names_its_steps_fallback_once_and_reads_old_states() -> None:
+    history = "test_a_strategy_held_at_every_checkpoint_runs_its_whole_plan-sqlite-nurture-1.json"
+    (payload,) = recorded(history, "workflow_execution_completed_event_attributes", b'"steps"')
+    old = JourneyState.model_validate_json(payload)
+    steps = [s.step for s in old.steps]
+    assert len(steps) > 2 and all(s.addressing.fallback_to == RULE_SETS_ORDER for s in steps)
+
+    data = json.loads(old.model_dump_json())
+
+    assert data["steps_fallback_to"] == RULE_SETS_ORDER and fallback_orders(data["steps"]) == []
+    assert JourneyState.model_validate(data) == old
+    carried = JourneyRequest(carried_state=old).model_dump_json()  # continue-as-new
+    assert carried.count("fallback_to") == 1
+    assert JourneyRequest.model_validate_json(carried).carried_state == old
 
 
 def test_an_unknown_role_is_refused_at_its_line(rules_copy: Path) -> None:
