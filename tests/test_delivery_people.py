@@ -390,10 +390,31 @@ def test_the_cap_reads_only_the_messages_in_its_window(engine: Engine, tmp_path:
         old.journey_at, old.created_at = None, MONDAY + timedelta(days=1)
         db.add(old)
 
-    since = MONDAY + timedelta(days=5)
-    read = sent_to(engine, "email", "ana@acme.example", since)
+    with session(engine) as db:
+        since = sent_to(db, "email", "ana@acme.example", MONDAY + timedelta(days=5))
+        every = sent_to(db, "email", "ana@acme.example", MONDAY)
 
-    assert sorted(read.values()) == [MONDAY + timedelta(days=12)]
-    assert sorted(sent_to(engine, "email", "ana@acme.example", MONDAY)) == [
+    assert sorted(since.values()) == [MONDAY + timedelta(days=12)]
+    assert sorted(every) == [
         f"{on_day(d, f'g1-{d:02}-ana', one_admin).idempotency_key}:ana" for d in (0, 10, 12)
     ]
+
+
+def test_a_capped_message_reads_in_one_session_and_writes_in_another(
+    engine: Engine, tmp_path: Path
+) -> None:
+    checkouts: list[object] = []
+
+    def note(*args: object) -> None:
+        checkouts.append(args)
+
+    request = on_day(0, "g1-00-ana", Addressing(to=["admin"]))
+    event.listen(engine, "checkout", note)
+    try:
+        receipt = deliver(engine, tmp_path, SHIPPED, request)
+    finally:
+        event.remove(engine, "checkout", note)
+
+    assert [r.status for r in receipt.recipients] == ["captured"]
+    # the row, the suppression list and the cap's count; then the row with its intervention
+    assert len(checkouts) == 2

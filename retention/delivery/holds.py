@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, or_
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from retention.delivery.guardrails import hold_for
 from retention.delivery.outbox import Route
@@ -37,12 +37,10 @@ class Holds:
         # (channel, recipient) -> {idempotency key: when asked for}, as read plus as written
         self._sent: dict[tuple[str, str], dict[str, datetime]] = {}
 
-    def refuse_if_held(self, route: Route) -> None:
-        """Raise HeldBack when the person's cap on the route's channel is full, or it is their
-        quiet hours; CSM work is never held."""
-        hold = self._held(route, fresh=True)
-        if hold is not None:
-            raise hold
+    def hold_on(self, route: Route, reads: Session) -> HeldBack | None:
+        """The hold on the route's message, read in `reads`: the person's cap on its channel is
+        full, or it is their quiet hours; CSM work is never held."""
+        return self._held(route, reads)
 
     def next_reach(self, route: Route, contact_id: str, key: str) -> NextReach | None:
         """When the route's person may next be sent to on its channel, now that this step's
@@ -54,22 +52,22 @@ class Holds:
         if rails is not None and known is not None:
             # the row as written (journey_at is the ask's `at`); one read before keeps its own
             known.setdefault(key, rails.at)
-        hold = self._held(route, fresh=False)
+        hold = self._held(route, None)
         if hold is None:
             return None
         return NextReach(channel=route.channel, contact_id=contact_id, at=hold.until, why=str(hold))
 
-    def _held(self, route: Route, *, fresh: bool) -> HeldBack | None:
-        """The hold on a message of the route at the journey's `at`, if any; `fresh` reads the
-        person's messages even when this call read them before (another person of the step
-        may share the address)."""
+    def _held(self, route: Route, reads: Session | None) -> HeldBack | None:
+        """The hold on a message of the route at the journey's `at`, if any. Given `reads`, the
+        person's messages are read in it even when this call read them before (another person
+        of the step may share the address); else what was read is used, if anything was."""
         request, rails = self.request, self.request.guard_rails
         if rails is None or route.channel not in CUSTOMER_CHANNELS:
             return None
         if not _judged(rails, route.channel):
             return None
         clock = JourneyClock(rails.started_at, rails.time_scale)
-        sent = [clock.journey(at) for at in self._sent_to(route, rails, clock, fresh=fresh)]
+        sent = [clock.journey(at) for at in self._sent_to(route, rails, clock, reads)]
         hold = hold_for(rails, route.channel, clock.journey(rails.at), sent, _zone(request, route))
         if hold is None:
             return None
@@ -79,17 +77,22 @@ class Holds:
         return HeldBack(f"{who}{hold.why}", until)
 
     def _sent_to(
-        self, route: Route, rails: GuardRails, clock: JourneyClock, *, fresh: bool
+        self, route: Route, rails: GuardRails, clock: JourneyClock, reads: Session | None
     ) -> Iterable[datetime]:
         cap = next((c for c in rails.frequency_caps if c.channel == route.channel), None)
         if cap is None:
             return ()  # quiet hours alone count no messages: nothing to read
         where = (route.channel, route.recipient)
-        if fresh or where not in self._sent:
-            # hold_for only moves later than `at`, so older messages never fill the window;
-            # a second more for the clock's rounding (hold_for judges each time exactly)
-            since = rails.at - clock.span(cap.per_hours) - timedelta(seconds=1)
-            self._sent[where] = sent_to(self.engine, route.channel, route.recipient, since)
+        if reads is None and where in self._sent:
+            return self._sent[where].values()
+        # hold_for only moves later than `at`, so older messages never fill the window;
+        # a second more for the clock's rounding (hold_for judges each time exactly)
+        since = rails.at - clock.span(cap.per_hours) - timedelta(seconds=1)
+        if reads is not None:
+            self._sent[where] = sent_to(reads, route.channel, route.recipient, since)
+        else:  # a retry that found its row read nothing before
+            with session(self.engine) as db:
+                self._sent[where] = sent_to(db, route.channel, route.recipient, since)
         return self._sent[where].values()
 
 
@@ -101,7 +104,7 @@ def _judged(rails: GuardRails, channel: str) -> bool:
     )
 
 
-def sent_to(engine: Engine, channel: str, recipient: str, since: datetime) -> dict[str, datetime]:
+def sent_to(db: Session, channel: str, recipient: str, since: datetime) -> dict[str, datetime]:
     """When each counted message to `recipient` on `channel` asked for from `since` on was
     asked for, by idempotency key (`created_at` for rows from before `journey_at`)."""
     journey_at, created_at = col(OutboxRow.journey_at), col(OutboxRow.created_at)
@@ -111,8 +114,7 @@ def sent_to(engine: Engine, channel: str, recipient: str, since: datetime) -> di
         col(OutboxRow.status).in_(COUNTED),
         or_(journey_at >= since, and_(journey_at.is_(None), created_at >= since)),
     )
-    with session(engine) as db:
-        return {key: asked or made for key, asked, made in db.exec(query).all()}
+    return {key: asked or made for key, asked, made in db.exec(query).all()}
 
 
 def _zone(request: DeliverRequest, route: Route) -> str:

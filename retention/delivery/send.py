@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import NoReturn
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from retention.delivery.audience import Audience, audience_of, masked
 from retention.delivery.channels import CSM_CHANNELS, can_reach, resolve_channel
@@ -23,6 +25,7 @@ from retention.delivery.outbox import (
     Route,
     capture,
     find,
+    find_in,
     insert_once,
     intervention,
     new_row,
@@ -47,6 +50,7 @@ from retention.recipients import (
 )
 from retention.store.db import session
 from retention.store.suppressions import suppression_for
+from retention.store.tables import SuppressionRow
 
 CAPTURE_ONLY: Mapping[Channel, Provider] = MappingProxyType({})
 _REFUSAL_STATUS: dict[type[DeliveryFailed], RecipientStatus] = {
@@ -230,12 +234,20 @@ def _deliver_route(sender: _Sender, request: DeliverRequest, route: Route) -> De
 
 def _deliver_on(sender: _Sender, request: DeliverRequest, route: Route) -> DeliveryReceipt:
     engine = sender.engine
-    existing = find(engine, route.key)
+    # What it reads before it writes, in one session: the row, the suppression, the cap's count.
+    entry: SuppressionRow | None = None
+    hold: HeldBack | None = None
+    with session(engine) as reads:
+        existing = find_in(reads, route.key)
+        if existing is None:  # a reserved row was on its way out before any suppression: resend
+            entry = _suppression(reads, request, route)
+            hold = None if entry is not None else sender.holds.hold_on(route, reads)
     if existing is not None and existing.status != "sending":
         return refused_or_receipt(existing)
-    if existing is None:  # a reserved row was on its way out before any suppression: resend
-        _refuse_if_suppressed(engine, request, route)
-        sender.holds.refuse_if_held(route)
+    if entry is not None:
+        _refuse_suppressed(engine, request, route, entry)
+    if hold is not None:
+        raise hold
     provider = None if request.held_out else sender.providers.get(route.channel)
     if provider is not None:
         return send_live(engine, sender.templates, request, route, provider)
@@ -265,16 +277,19 @@ def _fallback_route(request: DeliverRequest, refused: Route, because: str) -> Ro
     return Route.to(f"{request.idempotency_key}:fallback", fallback, True, request, note=note)
 
 
-def _refuse_if_suppressed(engine: Engine, request: DeliverRequest, route: Route) -> None:
-    """Raise Suppressed, after recording the unsent message, when the customer or the address is
-    on the suppression list for the route's channel. CSM work is never suppressed."""
+def _suppression(reads: Session, request: DeliverRequest, route: Route) -> SuppressionRow | None:
+    """The entry that puts the customer or the address on the suppression list for the route's
+    channel, if any. CSM work is never suppressed."""
     if route.channel not in CUSTOMER_CHANNELS:
-        return
-    customer_id = request.customer.customer_id
+        return None
     addresses = _addressed(request, route)
-    entry = suppression_for(engine, customer_id, route.channel, addresses)
-    if entry is None:
-        return
+    return suppression_for(reads, request.customer.customer_id, route.channel, addresses)
+
+
+def _refuse_suppressed(
+    engine: Engine, request: DeliverRequest, route: Route, entry: SuppressionRow
+) -> NoReturn:
+    """Raise Suppressed, after recording the unsent message."""
     why = (
         f"{route.channel} to {entry.person or route.recipient} suppressed since "
         f"{entry.at:%Y-%m-%d} ({entry.reason}; {entry.source})"
