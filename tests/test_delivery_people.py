@@ -4,6 +4,8 @@ suppressed never silences the others, and the receipt lists how each went."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,13 @@ from typing import Any
 import pytest
 from factories import count, make_customer, make_request, make_step, person
 from fake_providers import FakeSendGrid
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import select
 
 from activities.deliver import _send_status as send_status
 from retention.customer import CustomerSnapshot
 from retention.delivery.audience import masked
+from retention.delivery.holds import sent_to
 from retention.delivery.requests import MAX_RECIPIENTS_PER_STEP, DeliverRequest, GuardRails
 from retention.delivery.send import deliver
 from retention.delivery.templates import TemplateSet
@@ -327,3 +330,91 @@ def test_a_step_whose_only_person_is_capped_on_its_last_ask_sends_nothing(
     assert [(r.contact_id, r.status) for r in receipt.recipients] == [("primary", "capped")]
     assert count(engine, OutboxRow) == 0
     assert send_status(receipt) == "capped"
+
+
+# ---- what the cap reads: once a message, only its window -------------------------------------
+
+
+@contextmanager
+def cap_reads(engine: Engine) -> Iterator[list[str]]:
+    """The statements that read a person's messages on a channel (holds.sent_to), as run."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if "FROM outbox" in statement and "outbox.recipient =" in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def test_a_capped_message_reads_its_persons_messages_once(engine: Engine, tmp_path: Path) -> None:
+    one_admin = Addressing(to=["admin"])
+    for day in range(2):
+        deliver(engine, tmp_path, SHIPPED, on_day(day, f"g1-0{day}-ana", one_admin))
+    third = on_day(2, "g1-02-ana", one_admin)
+
+    with cap_reads(engine) as reads:
+        receipt = deliver(engine, tmp_path, SHIPPED, third)
+    with cap_reads(engine) as again_reads:
+        again = deliver(engine, tmp_path, SHIPPED, third)
+
+    assert len(reads) == 1  # before the message; its own row is added to what was read
+    [free] = receipt.next_reach  # the third filled the cap: counted without a second read
+    assert free.at == MONDAY + timedelta(days=7)
+    # A retry finds its row and reads the person's messages then, its own among them.
+    assert again.duplicate and len(again_reads) == 1
+    assert again.next_reach == receipt.next_reach
+
+
+def test_quiet_hours_alone_read_no_messages(engine: Engine, tmp_path: Path) -> None:
+    noon = GuardRails(at=MONDAY, started_at=MONDAY, quiet_hours=QUIET)
+    request = make_request(make_step(addressing=EVERY_ADMIN), acme(), guard_rails=noon)
+
+    with cap_reads(engine) as reads:
+        receipt = deliver(engine, tmp_path, SHIPPED, request)
+
+    assert [r.status for r in receipt.recipients] == ["captured", "captured"]
+    assert reads == []
+
+
+def test_the_cap_reads_only_the_messages_in_its_window(engine: Engine, tmp_path: Path) -> None:
+    one_admin = Addressing(to=["admin"])
+    for day in (0, 10, 12):
+        deliver(engine, tmp_path, SHIPPED, on_day(day, f"g1-{day:02}-ana", one_admin))
+    with session(engine) as db:  # a row from before journey_at: counted at created_at
+        old = db.exec(select(OutboxRow).where(OutboxRow.step_id == "g1-10-ana")).one()
+        old.journey_at, old.created_at = None, MONDAY + timedelta(days=1)
+        db.add(old)
+
+    with session(engine) as db:
+        since = sent_to(db, "email", "ana@acme.example", MONDAY + timedelta(days=5))
+        every = sent_to(db, "email", "ana@acme.example", MONDAY)
+
+    assert sorted(since.values()) == [MONDAY + timedelta(days=12)]
+    assert sorted(every) == [
+        f"{on_day(d, f'g1-{d:02}-ana', one_admin).idempotency_key}:ana" for d in (0, 10, 12)
+    ]
+
+
+def test_a_capped_message_reads_in_one_session_and_writes_in_another(
+    engine: Engine, tmp_path: Path
+) -> None:
+    checkouts: list[object] = []
+
+    def note(*args: object) -> None:
+        checkouts.append(args)
+
+    request = on_day(0, "g1-00-ana", Addressing(to=["admin"]))
+    event.listen(engine, "checkout", note)
+    try:
+        receipt = deliver(engine, tmp_path, SHIPPED, request)
+    finally:
+        event.remove(engine, "checkout", note)
+
+    assert [r.status for r in receipt.recipients] == ["captured"]
+    # the row, the suppression list and the cap's count; then the row with its intervention
+    assert len(checkouts) == 2

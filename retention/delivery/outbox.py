@@ -187,8 +187,12 @@ def message_context(
 
 def find(engine: Engine, idempotency_key: str) -> OutboxRow | None:
     with session(engine) as db:
-        query = select(OutboxRow).where(OutboxRow.idempotency_key == idempotency_key)
-        return db.exec(query).first()
+        return find_in(db, idempotency_key)
+
+
+def find_in(db: Session, idempotency_key: str) -> OutboxRow | None:
+    query = select(OutboxRow).where(OutboxRow.idempotency_key == idempotency_key)
+    return db.exec(query).first()
 
 
 def add_intervention_once(db: Session, request: DeliverRequest, row: OutboxRow) -> None:

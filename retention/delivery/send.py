@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import NoReturn
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from retention.delivery.audience import Audience, audience_of, masked
 from retention.delivery.channels import CSM_CHANNELS, can_reach, resolve_channel
-from retention.delivery.holds import next_reach, refuse_if_held
+from retention.delivery.holds import Holds
 from retention.delivery.live import refused_or_receipt, send_live
 from retention.delivery.outbox import (
     DeliverRequest,
@@ -23,6 +25,7 @@ from retention.delivery.outbox import (
     Route,
     capture,
     find,
+    find_in,
     insert_once,
     intervention,
     new_row,
@@ -47,6 +50,7 @@ from retention.recipients import (
 )
 from retention.store.db import session
 from retention.store.suppressions import suppression_for
+from retention.store.tables import SuppressionRow
 
 CAPTURE_ONLY: Mapping[Channel, Provider] = MappingProxyType({})
 _REFUSAL_STATUS: dict[type[DeliveryFailed], RecipientStatus] = {
@@ -57,7 +61,8 @@ _REFUSAL_STATUS: dict[type[DeliveryFailed], RecipientStatus] = {
 
 
 class _Sender:
-    """Delivers a step's routes: the outbox, the templates and the providers it sends with."""
+    """Delivers a step's routes: the outbox, the templates and the providers it sends with,
+    and the step's holds (each person's messages read once)."""
 
     def __init__(
         self,
@@ -65,9 +70,11 @@ class _Sender:
         outbox_dir: Path,
         templates: TemplateSet,
         providers: Mapping[Channel, Provider],
+        holds: Holds,
     ) -> None:
         self.engine, self.outbox_dir = engine, outbox_dir
         self.templates, self.providers = templates, providers
+        self.holds = holds
 
 
 def deliver(
@@ -82,7 +89,7 @@ def deliver(
     when nothing got through to anyone: `ProviderUnavailable` to retry later (also when it
     got through to some: they are not sent again), or the refusal (or suppression) when no
     usable fallback is left."""
-    sender = _Sender(engine, outbox_dir, templates, providers)
+    sender = _Sender(engine, outbox_dir, templates, providers, Holds(engine, request))
     audience = audience_of(request)
     if audience is None:
         return _deliver_step(sender, request)
@@ -98,7 +105,7 @@ def _deliver_step(sender: _Sender, request: DeliverRequest) -> DeliveryReceipt:
     else:
         contact, role = spoken_to(request.step.addressing, channel, request.customer)
         contact_id = contact.contact_id
-    reach = _Reach(sender.engine, request)
+    reach = _Reach(sender.holds, request)
     try:
         receipt = _deliver_route(sender, request, first)
     except Suppressed:
@@ -117,7 +124,7 @@ def _deliver_each(sender: _Sender, request: DeliverRequest, audience: Audience) 
     delivered: list[DeliveryReceipt] = []
     refused: list[tuple[Route, DeliveryFailed]] = []
     entries: list[RecipientReceipt] = []
-    reach = _Reach(sender.engine, request)
+    reach = _Reach(sender.holds, request)
     for person in audience.people:
         route = Route.for_person(request, audience.channel, person)
         who = (person.contact.contact_id, person.role)
@@ -150,8 +157,8 @@ class _Reach:
     the receipt tells the journey, which waits for it rather than ask only to be held. A
     person held on the step's last ask (held once already) is recorded capped instead."""
 
-    def __init__(self, engine: Engine, request: DeliverRequest) -> None:
-        self.engine, self.request = engine, request
+    def __init__(self, guard: Holds, request: DeliverRequest) -> None:
+        self.guard, self.request = guard, request
         rails = request.guard_rails
         self.last_ask = rails is not None and rails.last_ask
         self.holds: list[HeldBack] = []
@@ -173,7 +180,7 @@ class _Reach:
         if self.request.guard_rails is None or receipt.channel in CSM_CHANNELS:
             return
         used = replace(route, channel=receipt.channel, recipient=receipt.recipient)
-        if (free := next_reach(self.engine, self.request, used, contact_id)) is not None:
+        if (free := self.guard.next_reach(used, contact_id, receipt.idempotency_key)) is not None:
             self.next.append(free)
 
 
@@ -227,12 +234,20 @@ def _deliver_route(sender: _Sender, request: DeliverRequest, route: Route) -> De
 
 def _deliver_on(sender: _Sender, request: DeliverRequest, route: Route) -> DeliveryReceipt:
     engine = sender.engine
-    existing = find(engine, route.key)
+    # What it reads before it writes, in one session: the row, the suppression, the cap's count.
+    entry: SuppressionRow | None = None
+    hold: HeldBack | None = None
+    with session(engine) as reads:
+        existing = find_in(reads, route.key)
+        if existing is None:  # a reserved row was on its way out before any suppression: resend
+            entry = _suppression(reads, request, route)
+            hold = None if entry is not None else sender.holds.hold_on(route, reads)
     if existing is not None and existing.status != "sending":
         return refused_or_receipt(existing)
-    if existing is None:  # a reserved row was on its way out before any suppression: resend
-        _refuse_if_suppressed(engine, request, route)
-        refuse_if_held(engine, request, route)
+    if entry is not None:
+        _refuse_suppressed(engine, request, route, entry)
+    if hold is not None:
+        raise hold
     provider = None if request.held_out else sender.providers.get(route.channel)
     if provider is not None:
         return send_live(engine, sender.templates, request, route, provider)
@@ -262,16 +277,19 @@ def _fallback_route(request: DeliverRequest, refused: Route, because: str) -> Ro
     return Route.to(f"{request.idempotency_key}:fallback", fallback, True, request, note=note)
 
 
-def _refuse_if_suppressed(engine: Engine, request: DeliverRequest, route: Route) -> None:
-    """Raise Suppressed, after recording the unsent message, when the customer or the address is
-    on the suppression list for the route's channel. CSM work is never suppressed."""
+def _suppression(reads: Session, request: DeliverRequest, route: Route) -> SuppressionRow | None:
+    """The entry that puts the customer or the address on the suppression list for the route's
+    channel, if any. CSM work is never suppressed."""
     if route.channel not in CUSTOMER_CHANNELS:
-        return
-    customer_id = request.customer.customer_id
+        return None
     addresses = _addressed(request, route)
-    entry = suppression_for(engine, customer_id, route.channel, addresses)
-    if entry is None:
-        return
+    return suppression_for(reads, request.customer.customer_id, route.channel, addresses)
+
+
+def _refuse_suppressed(
+    engine: Engine, request: DeliverRequest, route: Route, entry: SuppressionRow
+) -> NoReturn:
+    """Raise Suppressed, after recording the unsent message."""
     why = (
         f"{route.channel} to {entry.person or route.recipient} suppressed since "
         f"{entry.at:%Y-%m-%d} ({entry.reason}; {entry.source})"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, and_, or_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, delete, select
+from sqlmodel import Session, col, delete, select
 
 from retention.store.db import session
 from retention.store.tables import SuppressionRow
@@ -58,11 +58,12 @@ def remove_suppression(
 
 
 def suppression_for(
-    engine: Engine, customer_id: str, channel: str, addresses: Sequence[str]
+    db: Session, customer_id: str, channel: str, addresses: Sequence[str]
 ) -> SuppressionRow | None:
     """The entry that stops a message to `addresses` on `channel` for this customer: the whole
     account's, or one for one of the addresses (one person's, or under another customer id).
-    One person's entry stops nobody else at the account."""
+    One person's entry stops nobody else at the account. Read in the caller's session: the
+    deliver activity reads what it needs before it writes in one."""
     whole_account = and_(
         col(SuppressionRow.customer_id) == customer_id,
         col(SuppressionRow.person) == WHOLE_ACCOUNT,
@@ -73,8 +74,7 @@ def suppression_for(
         .where(or_(whole_account, col(SuppressionRow.address).in_(addresses)))
         .order_by(col(SuppressionRow.at))
     )
-    with session(engine) as db:
-        return db.exec(query).first()
+    return db.exec(query).first()
 
 
 def as_request(row: SuppressionRow) -> SuppressRequest:
