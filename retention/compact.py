@@ -5,6 +5,7 @@ leave out their defaults")."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
@@ -32,20 +33,29 @@ class CompactModel(BaseModel):
             return data
         if (info.context or {}).get(EVERY_FIELD):
             return data
-        fields = type(self).model_fields
+        defaults = _defaults(type(self))
         return self._leaner_json(
             {
                 name: value
                 for name, value in data.items()
                 if name not in self.LOCAL_FIELDS
-                and (
-                    name not in fields
-                    or fields[name].is_required()
-                    or getattr(self, name) != fields[name].get_default(call_default_factory=True)
-                )
+                and (name not in defaults or getattr(self, name) != defaults[name])
             }
         )
 
     def _leaner_json(self, data: dict[str, Any]) -> dict[str, Any]:
         """What a model also leaves out of its JSON, from what the other side can tell."""
         return data
+
+
+@cache
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Each optional field's default, made once per model: asking pydantic per dump inspects the
+    default factory's signature every time, which made a journey's `state` answer slow enough
+    for the SDK's two-second deadlock detector on a loaded worker. Only compared, never handed
+    out, so a factory's fresh object is safe to share."""
+    return {
+        name: field.get_default(call_default_factory=True)
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    }

@@ -32,6 +32,7 @@ TEST_AREAS: dict[str, tuple[str, ...]] = {
     "test_audit_log.py": ("store",),
     "test_bench.py": ("runtime",),
     "test_campaigns.py": ("vocabulary", "journey"),
+    "test_compact.py": ("vocabulary",),
     "test_conditions.py": ("rulebook",),
     "test_contact_changes.py": ("rulebook", "vocabulary"),
     "test_crm_completion.py": ("crm",),
