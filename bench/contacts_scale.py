@@ -17,11 +17,13 @@ machine slows both alike.
 Prints one JSON line: customers, contacts, page_size; for `baseline` and `with_contacts`:
 - import_s, imported_per_s: the import command's wall time and rate; import_cpu_s,
   imported_per_cpu_s: its CPU time (the CLI process; PostgreSQL's own is not counted) and rate;
-  import_peak_rss_mib: the CLI process's peak memory (it reads every file before saving);
+  import_peak_rss_mib: the CLI process's own peak memory (it checks every file, then reads them
+  again a page at a time to save them; spawned through a small process, see `_MEASURED`);
 - file_bytes_per_account: the CSV files' size ÷ customers; stored_bytes_per_account: the
   customers table on disk (table, TOAST and index) ÷ customers; snapshot_bytes_per_account: the
-  average stored snapshot (`pg_column_size`, compressed as stored);
-- imported: customer rows; contacts_stored: contacts in the stored snapshots (SQL over the JSON);
+  average stored snapshot, what the scan reads (`pg_column_size`, compressed as stored), and
+  contacts_bytes_per_account: the same for the contacts column beside it;
+- imported: customer rows; contacts_stored: contacts in the stored rows (SQL over the JSON);
   read_back_customers, contacts_read_back: `load_customer` of every customer up to
   READ_BACK_SAMPLE of them, evenly spaced, and the contacts those snapshots carry;
 - scored, at_risk, failures; score_s, score_cpu_s (the process's CPU time in `score_page`,
@@ -79,38 +81,59 @@ def write_files(folder: Path, customers: int, contacts: int, seed: int) -> list[
     return files
 
 
+# Runs argv[1:] as its child and prints the child's exit code, CPU seconds and peak RSS (KiB).
+# Linux keeps a process's peak RSS across exec, and a child starts from its parent's: spawned
+# straight from this process, the import's peak was never below this process's own (the
+# generated population's), so a small process in between spawns it.
+_MEASURED = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime,
+                  usage.ru_maxrss]))
+"""
+
+
 def import_files(files: list[Path], url: str) -> dict[str, Any]:
     """`starter.py customers import FILES`: its wall time, CPU time and peak memory."""
     env = {**os.environ, "RETENTION_DATABASE_URL": url}
     command = [sys.executable, "starter.py", "customers", "import", *map(str, files)]
     began = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    launcher = [sys.executable, "-c", _MEASURED, *command]
+    measured = subprocess.run(launcher, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - began
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"customers import failed ({os.waitstatus_to_exitcode(status)})")
+    exit_code, cpu_seconds, peak_kib = json.loads(measured.stdout)
+    if exit_code != 0:
+        raise SystemExit(f"customers import failed ({exit_code}): {measured.stderr[-2000:]}")
     return {
         "import_s": seconds,
-        "import_cpu_s": usage.ru_utime + usage.ru_stime,
-        "import_peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "import_cpu_s": cpu_seconds,
+        "import_peak_rss_mib": round(peak_kib / 1024),
         "file_bytes": sum(file.stat().st_size for file in files),
     }
 
 
 def stored(engine: Engine) -> dict[str, int]:
-    """What the customers table holds: rows, contacts, bytes on disk and per snapshot."""
+    """What the customers table holds: rows, contacts, bytes on disk, per snapshot and per
+    contacts list."""
     query = text(
-        "SELECT count(*), coalesce(sum(json_array_length(snapshot->'contacts')), 0), "
-        "pg_total_relation_size('customers'), coalesce(avg(pg_column_size(snapshot)), 0) "
-        "FROM customers"
+        "SELECT count(*), coalesce(sum(json_array_length(contacts)), 0), "
+        "pg_total_relation_size('customers'), coalesce(avg(pg_column_size(snapshot)), 0), "
+        "coalesce(avg(pg_column_size(contacts)), 0) FROM customers"
     )
     with engine.connect() as connection:
-        rows, contacts, table_bytes, snapshot_bytes = connection.execute(query).one()
+        rows, contacts, table_bytes, snapshot_bytes, contacts_bytes = connection.execute(
+            query
+        ).one()
     return {
         "imported": rows,
         "contacts_stored": contacts,
         "table_bytes": table_bytes,
         "snapshot_bytes": round(snapshot_bytes),
+        "contacts_bytes": round(contacts_bytes),
     }
 
 
@@ -196,6 +219,7 @@ def prepare(
         "file_bytes_per_account": round(imported["file_bytes"] / n),
         "stored_bytes_per_account": round(table["table_bytes"] / n),
         "snapshot_bytes_per_account": table["snapshot_bytes"],
+        "contacts_bytes_per_account": table["contacts_bytes"],
         "imported": table["imported"],
         "contacts_stored": table["contacts_stored"],
         **read_back(engine, n),

@@ -63,6 +63,7 @@ from retention.store.tables import (  # noqa: E402
     HealthScoreRow,
     ScanRunRow,
     SentimentRow,
+    customer_columns,
     utcnow,
 )
 from worker import make_worker  # noqa: E402
@@ -111,7 +112,11 @@ def save_portfolio(engine: Engine, customers: int, seed: int) -> None:
     population = generate_population(customers, seed=seed).customers
     now = utcnow()
     rows = [
-        {"customer_id": c.customer_id, "snapshot": c.model_dump(mode="json"), "updated_at": now}
+        {
+            "customer_id": c.customer_id,
+            **customer_columns(c.model_dump(mode="json")),
+            "updated_at": now,
+        }
         for c in population
     ]
     with engine.begin() as connection:

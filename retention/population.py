@@ -13,7 +13,10 @@ The CSV format, for spreadsheets and database exports (`examples/population.csv`
 - true/false for yes/no fields, ISO dates (2024-03-01); UTF-8, with or without a BOM.
 
 Reading is all or nothing: the first problem is raised as `InvalidInput` naming file, line and
-column (`pop.csv:14: usage.total_features: Input should be greater than or equal to 1`).
+column (`pop.csv:14: usage.total_features: Input should be greater than or equal to 1`). The
+`iter_*` readers give each customer as it is read, holding one row at a time (and each id's
+line, to refuse it twice), and raise at the first problem: what was given before it is the
+caller's to undo.
 
 The same columns can come as Parquet (`read_rows_parquet`, `write_customers_parquet`), and a
 caller may add columns of its own after the snapshot's (`extra`: training labels, see
@@ -120,11 +123,17 @@ class Row:
 
 def read_customers(path: Path) -> list[CustomerSnapshot]:
     """A `.csv` population, a folder of snapshot JSON files (by file name), or one JSON file."""
+    return list(iter_customers(path))
+
+
+def iter_customers(path: Path) -> Iterator[CustomerSnapshot]:
+    """`read_customers`, one customer at a time."""
     if path.is_dir():
-        return [read_customer_json(file) for file in sorted(path.glob("*.json"))]
-    if path.suffix.lower() == ".csv":
-        return read_customers_csv(path)
-    return [read_customer_json(path)]
+        yield from (read_customer_json(file) for file in sorted(path.glob("*.json")))
+    elif path.suffix.lower() == ".csv":
+        yield from (row.customer for row in iter_rows_csv(path))
+    else:
+        yield read_customer_json(path)
 
 
 def read_customer_json(path: Path) -> CustomerSnapshot:
@@ -160,6 +169,11 @@ def read_customers_csv(path: Path) -> list[CustomerSnapshot]:
 
 def read_rows_csv(path: Path, extra: Sequence[str] = ()) -> list[Row]:
     """Every row of a CSV file of snapshot columns plus the `extra` ones; all or nothing."""
+    return list(iter_rows_csv(path, extra))
+
+
+def iter_rows_csv(path: Path, extra: Sequence[str] = ()) -> Iterator[Row]:
+    """`read_rows_csv`, one row at a time: the file is read as the rows are taken."""
     _refuse_huge(path, "CSV")
     with _reading(path), path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
@@ -167,7 +181,7 @@ def read_rows_csv(path: Path, extra: Sequence[str] = ()) -> list[Row]:
             header = next(reader, None)
             if not header:
                 raise InvalidInput(f"{path}:1: no header line naming the columns")
-            return _read_rows(header, _numbered(reader, path), str(path), extra)
+            yield from _iter_rows(header, _numbered(reader, path), str(path), extra)
         except csv.Error as exc:
             raise InvalidInput(f"{path}:{reader.line_num}: {exc}") from exc
 
@@ -198,7 +212,7 @@ def read_rows_parquet(path: Path, extra: Sequence[str] = ()) -> list[Row]:
         (n, f"{path}:row {n}", [record[name] for name in header])
         for n, record in enumerate(records, start=1)
     )
-    return _read_rows(header, rows, str(path), extra)
+    return list(_iter_rows(header, rows, str(path), extra))
 
 
 def _refuse_huge(path: Path, kind: str) -> None:
@@ -211,15 +225,14 @@ def _refuse_huge(path: Path, kind: str) -> None:
         )
 
 
-def _read_rows(
+def _iter_rows(
     header: list[str],
     rows: Iterable[tuple[int, str, list[Any]]],
     source: str,
     extra: Sequence[str],
-) -> list[Row]:
+) -> Iterator[Row]:
     """`rows` are (number, where, cells); a row's number tells a repeated customer's first."""
     columns = _header(header, source, extra_columns(extra))
-    found: list[Row] = []
     first_line: dict[str, int] = {}
     for number, where, cells in rows:
         if all(_blank(cell) for cell in cells):  # a blank line, or one of only commas
@@ -233,8 +246,7 @@ def _read_rows(
                 f"{where}: profile.customer_id: {customer.customer_id!r} is already on line {first}"
             )
         extras = {c.name: cell for c, cell in zip(columns, cells, strict=True) if c.extra}
-        found.append(Row(customer, extras, where))
-    return found
+        yield Row(customer, extras, where)
 
 
 def _header(names: list[str], source: str, known: dict[str, Column]) -> list[Column]:

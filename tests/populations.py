@@ -11,7 +11,7 @@ from retention.customer import CustomerSnapshot
 from retention.rulebook.decide import decide, decision_facts
 from retention.rulebook.loader import Rulebook
 from retention.scoring.assessment import ChurnScorer, assess_customers
-from retention.store.tables import CustomerRow, utcnow
+from retention.store.tables import CustomerRow, customer_columns, utcnow
 
 
 def save_customers_bulk(engine: Engine, customers: Sequence[CustomerSnapshot]) -> None:
@@ -19,7 +19,7 @@ def save_customers_bulk(engine: Engine, customers: Sequence[CustomerSnapshot]) -
     rows = [
         {
             "customer_id": c.customer_id,
-            "snapshot": c.model_dump(mode="json"),
+            **customer_columns(c.model_dump(mode="json")),
             "updated_at": utcnow(),
         }
         for c in customers

@@ -27,7 +27,8 @@ from retention.rulebook.loader import load_rulebook
 from retention.runtime.settings import ROOT
 from retention.scoring.assessment import assess_customer
 from retention.store.db import session
-from retention.store.records import load_customer, save_customer
+from retention.store.records import list_customers, load_customer, save_customer
+from retention.store.scans import customer_page
 from retention.store.tables import CustomerRow
 
 NORTHWIND = ROOT / "examples" / "customers" / "northwind.json"
@@ -234,3 +235,23 @@ def test_contacts_are_kept_with_the_customer_and_older_rows_still_load(engine: E
     assert load_customer(engine, "northwind") == northwind
     older = load_customer(engine, "northwind-2025")
     assert older.contacts == [] and older.relationship.champion_status == "left"
+
+
+@pytest.mark.database
+def test_the_contacts_are_a_column_the_scan_does_not_read(engine: Engine) -> None:
+    northwind = read_customer_json(NORTHWIND)
+    whole = northwind.model_dump(mode="json")  # a fresh document, the contacts in it
+    whole["profile"]["customer_id"] = "northwind-whole"
+    save_customer(engine, northwind)
+    with session(engine) as db:  # written whole, as before migration 0020 or by a bulk insert
+        db.add(CustomerRow(customer_id="northwind-whole", snapshot=whole))
+
+    with session(engine) as db:
+        row = db.get(CustomerRow, "northwind")
+    assert row is not None and "contacts" not in row.snapshot
+    assert row.contacts == northwind.model_dump(mode="json")["contacts"]
+    (read,) = customer_page(engine, None, 1)
+    assert read == ("northwind", row.snapshot)
+    assert load_customer(engine, "northwind") == northwind
+    assert list_customers(engine) == [northwind, load_customer(engine, "northwind-whole")]
+    assert load_customer(engine, "northwind-whole").contacts == northwind.contacts

@@ -3,11 +3,14 @@ database without losing a row, and a table change without its migration fails he
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from factories import make_customer
+from factories import make_customer, person
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
 
@@ -15,6 +18,7 @@ from retention.errors import RetentionError
 from retention.ingest import inbox
 from retention.ingest.claims import claim
 from retention.store.records import load_customer, save_customer
+from retention.store.scans import customer_page
 from retention.store.schema import (
     alembic_config,
     database_revision,
@@ -118,3 +122,48 @@ def test_an_inbox_row_from_before_due_times_is_due_at_its_receipt(bare_engine: E
     (taken,) = claim(bare_engine, "f1", customers=8)
     row = inbox.get(bare_engine, taken.ids[0])
     assert row is not None and row.due_at == row.received_at
+
+
+def _stored_snapshots(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Each customer's `snapshot` column as stored (PostgreSQL's driver decodes JSON itself)."""
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT customer_id, snapshot FROM customers")).all()
+    return {i: s if isinstance(s, dict) else json.loads(s) for i, s in rows}
+
+
+def test_contacts_leave_the_snapshot_for_their_column_and_come_back(bare_engine: Engine) -> None:
+    _migrate(bare_engine, "0019")  # snapshots held their contacts
+    people = [person("ana", "champion"), person("bo", "admin", active=False)]
+    customer = make_customer(profile={"customer_id": "cust-people"}, contacts=people)
+    alone = make_customer(profile={"customer_id": "cust-alone"})
+    with bare_engine.begin() as connection:
+        for snapshot in (customer, alone):
+            connection.execute(
+                text(
+                    "INSERT INTO customers (customer_id, snapshot, updated_at) VALUES (:i, :s, :u)"
+                ),
+                {"i": snapshot.customer_id, "s": snapshot.model_dump_json(), "u": "2026-01-01"},
+            )
+
+    prepare_schema(bare_engine)
+
+    assert load_customer(bare_engine, "cust-people") == customer
+    assert [c.contact_id for c in load_customer(bare_engine, "cust-people").contacts] == [
+        "ana",
+        "bo",
+    ]
+    assert load_customer(bare_engine, "cust-alone") == alone
+    assert all("contacts" not in stored for stored in _stored_snapshots(bare_engine).values())
+    assert all("contacts" not in snapshot for _, snapshot in customer_page(bare_engine, None, 9))
+
+    _migrate_down(bare_engine, "0019")
+
+    stored = _stored_snapshots(bare_engine)
+    assert stored["cust-people"]["contacts"] == customer.model_dump(mode="json")["contacts"]
+    assert stored["cust-alone"]["contacts"] == []
+    assert "contacts" not in {c["name"] for c in inspect(bare_engine).get_columns("customers")}
+
+
+def _migrate_down(engine: Engine, to: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), to)

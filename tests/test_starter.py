@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ import cli.customers
 import cli.rules
 import cli.suppressions
 import starter
+from retention.customer import CustomerSnapshot
 from retention.errors import CustomerNotFound, InvalidInput
 from retention.nesting import MAX_NESTING
 from retention.population import read_customers_csv
 from retention.runtime.devserver import free_port
 from retention.runtime.operations import journey_query
 from retention.runtime.settings import get_settings
+from retention.store import records
 from retention.store.db import make_engine
 from retention.store.records import list_customers, load_customer
 
@@ -309,6 +312,54 @@ def test_customers_import_takes_json_and_csv_together_or_nothing(
     assert list_customers(cli_engine) == []
     result = invoke("customers", "import", str(single), str(POPULATION))
     assert result.exit_code == 0 and "imported 12 customers" in result.stdout
+
+
+def _population_with_a_bad_last_row(path: Path) -> tuple[Path, int]:
+    """The sample population with its last customer's NPS out of range; the line it is on."""
+    with POPULATION.open(encoding="utf-8", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    rows[-1][header.index("relationship.nps")] = "11"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    return path, len(rows) + 1
+
+
+@pytest.mark.database
+def test_customers_import_saves_a_page_at_a_time(
+    cli_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages: list[list[str]] = []
+    save = records.save_customers
+
+    def saved_page(engine: Engine, snapshots: Sequence[CustomerSnapshot]) -> None:
+        pages.append([snapshot.customer_id for snapshot in snapshots])
+        save(engine, snapshots)
+
+    monkeypatch.setattr(records, "save_customers", saved_page)
+    monkeypatch.setattr(cli.customers, "IMPORT_PAGE", 4)
+
+    result = invoke("customers", "import", str(POPULATION))
+
+    assert result.exit_code == 0, result.output
+    assert [len(page) for page in pages] == [4, 4, 3]
+    assert list_customers(cli_engine) == read_customers_csv(POPULATION)
+
+
+@pytest.mark.database
+def test_customers_import_refuses_a_bad_row_on_a_late_page_and_saves_nothing(
+    tmp_path: Path, cli_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.customers, "IMPORT_PAGE", 2)
+    single = write_json(tmp_path / "a.json", customer_data(profile={"customer_id": "cust-a"}))
+    bad, line = _population_with_a_bad_last_row(tmp_path / "late.csv")
+
+    result = invoke("customers", "import", str(single), str(POPULATION), str(bad))
+
+    assert result.exit_code == 2
+    assert f"{bad}:{line}: relationship.nps: Input should be less than or equal to 10" in (
+        one_error_line(result)
+    )
+    assert list_customers(cli_engine) == []
 
 
 def test_customers_export_of_an_empty_database_and_to_a_bad_place(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, func
+from sqlalchemy.orm import defer
 from sqlmodel import Session, SQLModel, col, select
 
 from retention.analytics.period import Period, PeriodRecords, company
@@ -29,7 +30,9 @@ def read_period(engine: Engine, period: Period, strategy_order: list[str]) -> Pe
     """Every customer; everything else started or made before the period's end: early warning
     and response times look back before its start (the KPI functions pick what they need)."""
     with session(engine) as db:
-        customers = db.exec(select(CustomerRow)).all()
+        # the report reads accounts' figures, never their people: their column stays unread
+        unread = defer(CustomerRow.contacts)  # type: ignore[arg-type]  # SQLModel's typing
+        customers = db.exec(select(CustomerRow).options(unread)).all()
         journeys = db.exec(select(JourneyRow).where(JourneyRow.started_at < period.end)).all()
         predictions = db.exec(
             select(ChurnPredictionRow).where(ChurnPredictionRow.predicted_at < period.end)

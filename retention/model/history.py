@@ -2,8 +2,8 @@
 
 What the database records (docs/model.md, Training data, "From the database"):
 
-- the snapshot: `customers.snapshot`, describing `customers.snapshot_date` (when empty, the
-  day the row was last written, `updated_at`);
+- the snapshot: `customers.snapshot` with `customers.contacts`, describing
+  `customers.snapshot_date` (when empty, the day the row was last written, `updated_at`);
 - the churn date: `customers.churn_date` (the billing/CRM cancellation date, written by
   `model import-history` or any import that knows it), else the day a journey of the customer
   ended with outcome `churned` (a `churned` event the service itself saw).
@@ -29,7 +29,13 @@ from retention.errors import InvalidInput
 from retention.model.training_data import DEFAULT_HORIZON_DAYS, TrainingSet, training_table
 from retention.rulebook.loader import Rulebook
 from retention.store.db import session
-from retention.store.tables import CustomerRow, JourneyRow, utcnow
+from retention.store.tables import (
+    CustomerRow,
+    JourneyRow,
+    customer_columns,
+    utcnow,
+    whole_snapshot,
+)
 
 # Fewer labelled customers than this cannot give a model and a held-out check worth the name.
 MIN_LABELLED_ROWS = 50
@@ -78,7 +84,8 @@ def labelled_history(
         if churn is None and snapshot_date + timedelta(days=horizon_days) > today:
             history.not_yet_labelled += 1
             continue
-        ts.customers.append(parse_customer(row.snapshot, source=f"customers[{row.customer_id}]"))
+        document = whole_snapshot(row.snapshot, row.contacts)
+        ts.customers.append(parse_customer(document, source=f"customers[{row.customer_id}]"))
         ts.snapshot_dates.append(snapshot_date)
         ts.churned.append(churn is not None)
         ts.churn_dates.append(churn)
@@ -125,7 +132,7 @@ def save_history(engine: Engine, training_set: TrainingSet) -> int:
             db.merge(
                 CustomerRow(
                     customer_id=customer.customer_id,
-                    snapshot=customer.model_dump(mode="json"),
+                    **customer_columns(customer.model_dump(mode="json")),
                     updated_at=now,
                     snapshot_date=day,
                     churn_date=churn,

@@ -83,8 +83,10 @@ def _readable(rows: list[tuple[str, Any]]) -> tuple[list[CustomerSnapshot], list
 def _without_contacts(raw: Any) -> Any:
     """The stored snapshot as scoring reads it. No score reads the contacts: health, risk, the
     model and the rules read `champion_status`, which the contacts settled when the snapshot was
-    validated and saved. Validating every person of every account again cost a page time in
-    proportion to the contacts; the journey that addresses them reads them whole."""
+    validated and saved. They are kept in a column of their own that the page does not read
+    (`customer_page`); a row written whole (before migration 0020, or by a bulk insert) still
+    holds them, and validating every person again cost a page time in proportion to them. The
+    journey that addresses them reads them whole (`load_customer`)."""
     if isinstance(raw, dict) and "contacts" in raw:
         return {field: value for field, value in raw.items() if field != "contacts"}
     return raw

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
@@ -30,7 +31,9 @@ from retention.store.tables import (
     JourneySnapshotRow,
     OutboxRow,
     SuppressionRow,
+    customer_columns,
     table_name,
+    whole_snapshot,
 )
 
 
@@ -106,9 +109,15 @@ class _Found:
     def erase(self, db: Session, contact_id: str) -> None:
         """Their entry out of each snapshot; every row that is theirs deleted."""
         for row in self.snapshots:
-            contacts = row.snapshot.get("contacts", [])
+            document = _document(row)
+            contacts = document.get("contacts", [])
             kept = [c for c in contacts if c.get("contact_id") != contact_id]
-            row.snapshot = {**row.snapshot, "contacts": kept}  # a new dict: JSON is rewritten
+            document = {**document, "contacts": kept}  # new dicts: the JSON is rewritten
+            if isinstance(row, CustomerRow):
+                columns = customer_columns(document)
+                row.snapshot, row.contacts = columns["snapshot"], columns["contacts"]
+            else:
+                row.snapshot = document
             db.add(row)
         for gone in [*self.attempts, *self.outbox, *self.suppressions, *self.inbox]:
             db.delete(gone)
@@ -131,17 +140,25 @@ def _contact(
     if not snapshots:
         raise InvalidInput(f"CUSTOMER_ID: customer {customer_id!r} is not in the database")
     for row in snapshots:
-        for listed in row.snapshot.get("contacts", []):
+        document = _document(row)
+        for listed in document.get("contacts", []):
             if listed.get("contact_id") != contact_id:
                 continue
             contact = Contact.model_validate(listed)
-            if contact.email.casefold() == str(row.snapshot["profile"]["email"]).casefold():
+            if contact.email.casefold() == str(document["profile"]["email"]).casefold():
                 raise InvalidInput(
                     f"--contact {contact_id!r} is the primary contact (profile.email) of "
                     f"{customer_id!r}: forget the customer, or change its profile first"
                 )
             return contact
     raise InvalidInput(f"--contact {contact_id!r}: not a contact of customer {customer_id!r}")
+
+
+def _document(row: CustomerRow | JourneySnapshotRow) -> dict[str, Any]:
+    """The whole snapshot a row keeps: a customer's contacts are a column of their own."""
+    if isinstance(row, CustomerRow):
+        return whole_snapshot(row.snapshot, row.contacts)
+    return row.snapshot
 
 
 def _outbox_to(db: Session, customer_id: str, addresses: list[str]) -> list[OutboxRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
@@ -26,22 +27,39 @@ from retention.store.tables import (
     JourneySnapshotRow,
     OutboxRow,
     SentimentRow,
+    customer_columns,
     utcnow,
+    whole_snapshot,
 )
+
+# Customers a statement saves: 6,000 bind parameters, under SQLite's limit of 32,766.
+_ROWS_A_STATEMENT = 1_000
 
 # Once a journey has ended, a late or retried record of an earlier state must not clear these.
 _KEPT_WHEN_NONE = frozenset({"outcome", "exit_reason", "finished_at"})
 
 
 def save_customer(engine: Engine, snapshot: CustomerSnapshot) -> None:
-    values = {
-        "customer_id": snapshot.customer_id,
-        "snapshot": snapshot.model_dump(mode="json"),
-        "updated_at": utcnow(),
-        "snapshot_date": None,  # a new snapshot describes today (labels: model/history.py)
+    save_customers(engine, [snapshot])
+
+
+def save_customers(engine: Engine, snapshots: Sequence[CustomerSnapshot]) -> None:
+    """Save (insert or replace) the snapshots in one transaction; a customer given twice is
+    saved as given last."""
+    now = utcnow()
+    rows = {
+        snapshot.customer_id: {
+            "customer_id": snapshot.customer_id,
+            **customer_columns(snapshot.model_dump(mode="json")),
+            "updated_at": now,
+            "snapshot_date": None,  # a new snapshot describes today (labels: model/history.py)
+        }
+        for snapshot in snapshots
     }
+    values = list(rows.values())
     with session(engine) as db:
-        _upsert(db, CustomerRow, values, key="customer_id")
+        for start in range(0, len(values), _ROWS_A_STATEMENT):
+            _upsert(db, CustomerRow, values[start : start + _ROWS_A_STATEMENT], key="customer_id")
 
 
 def load_customer(engine: Engine, customer_id: str) -> CustomerSnapshot:
@@ -49,7 +67,12 @@ def load_customer(engine: Engine, customer_id: str) -> CustomerSnapshot:
         row = db.get(CustomerRow, customer_id)
     if row is None:
         raise CustomerNotFound(f"customer {customer_id!r} is not in the database")
-    return parse_customer(row.snapshot, source=f"customers[{customer_id}]")
+    return _customer(row)
+
+
+def _customer(row: CustomerRow) -> CustomerSnapshot:
+    document = whole_snapshot(row.snapshot, row.contacts)
+    return parse_customer(document, source=f"customers[{row.customer_id}]")
 
 
 def keep_journey_snapshot(engine: Engine, journey_key: str, snapshot: CustomerSnapshot) -> None:
@@ -99,7 +122,7 @@ def list_customers(engine: Engine) -> list[CustomerSnapshot]:
     """Every customer in the database, by id."""
     with session(engine) as db:
         rows = db.exec(select(CustomerRow).order_by(col(CustomerRow.customer_id))).all()
-    return [parse_customer(r.snapshot, source=f"customers[{r.customer_id}]") for r in rows]
+    return [_customer(row) for row in rows]
 
 
 def record_assessment(
@@ -235,12 +258,13 @@ def list_outbox(engine: Engine, journey_key: str | None = None) -> list[OutboxRo
 def _upsert(
     db: Session,
     model: type[SQLModel],
-    values: dict[str, Any],
+    values: dict[str, Any] | list[dict[str, Any]],
     *,
     key: str,
     keep: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE every column except `key` and `keep`."""
+    """INSERT ... ON CONFLICT (key) DO UPDATE every column except `key` and `keep`; a list of
+    rows (each `key` once, the same columns in each) is one multi-row statement."""
     statement: postgresql.Insert | sqlite.Insert
     match db.get_bind().dialect.name:
         case "postgresql":
@@ -251,9 +275,10 @@ def _upsert(
             raise RetentionError(
                 f"database dialect {other!r} is not supported (SQLite, PostgreSQL)"
             )
-    statement = statement.values(**values)
+    rows = values if isinstance(values, list) else [values]
+    statement = statement.values(rows)
     updates = {
-        name: statement.excluded[name] for name in values if name != key and name not in keep
+        name: statement.excluded[name] for name in rows[0] if name != key and name not in keep
     }
     db.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))
 

@@ -20,7 +20,8 @@ def customer_page(
     """Up to `limit` (customer id, raw snapshot) pairs after `after`, by id: keyset paging, so
     a page costs the same at customer 99,500 as at customer 0. With `until` (a planned page),
     every customer up to that id instead: one added since the plan is scored here, not lost
-    between this page's range and the next one's."""
+    between this page's range and the next one's. The snapshot comes without the customer's
+    contacts (`CustomerRow.contacts`, not read here): no score reads them."""
     query = select(CustomerRow.customer_id, CustomerRow.snapshot)
     if after is not None:
         query = query.where(col(CustomerRow.customer_id) > after)

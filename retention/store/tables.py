@@ -39,14 +39,39 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class CustomerRow(SQLModel, table=True):
+    """A customer's newest snapshot. Its `contacts` are a column of their own: the portfolio
+    scan reads every customer's snapshot and no score reads the people, who made the stored
+    JSON five times larger at 25 an account (bench/RESULTS.md, contacts_scale). Read and write
+    the whole snapshot through `customer_columns` and `whole_snapshot`."""
+
     __tablename__ = "customers"
 
     customer_id: str = Field(primary_key=True)
-    snapshot: dict[str, Any] = Field(sa_type=JSON)
+    snapshot: dict[str, Any] = Field(sa_type=JSON, description="the snapshot but its contacts")
+    # SQL NULL, not JSON null, for None: a row whose snapshot still holds its own contacts
+    # (written whole, as before migration 0020) reads as it is.
+    contacts: list[dict[str, Any]] | None = Field(
+        default=None, sa_type=JSON(none_as_null=True), description="the snapshot's `contacts`"
+    )
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Labels for training from the database (docs/model.md, Training data); empty for most imports.
     snapshot_date: date | None = Field(default=None, description="None: updated_at's date")
     churn_date: date | None = Field(default=None, description="when the customer left, if known")
+
+
+def customer_columns(document: dict[str, Any]) -> dict[str, Any]:
+    """`snapshot` and `contacts` of a customers row for a whole snapshot document."""
+    snapshot = {field: value for field, value in document.items() if field != "contacts"}
+    return {"snapshot": snapshot, "contacts": document.get("contacts", [])}
+
+
+def whole_snapshot(
+    snapshot: dict[str, Any], contacts: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The whole snapshot document of a customers row's `snapshot` and `contacts`."""
+    if contacts is None:
+        return snapshot
+    return {**snapshot, "contacts": contacts}
 
 
 class HealthScoreRow(SQLModel, table=True):
