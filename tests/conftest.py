@@ -8,26 +8,28 @@ import shutil
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import pytest
 from areas import AREAS, TEST_AREAS
-from fake_crm import FakeHubSpot, FakeSalesforce
-from fake_providers import FakeSendGrid, FakeTwilio
-from fake_slack import FakeSlack
-from sqlalchemy import Engine, create_engine, text
-from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
+from sqlalchemy import Engine, create_engine, make_url, text
 
-from retention.rulebook.loader import load_yaml_model
-from retention.rulebook.schema import ScoringFile
-from retention.runtime.devserver import start_time_skipping
 from retention.runtime.settings import get_settings
-from retention.scoring.health import HealthPolicy
-from retention.scoring.risk import RiskPolicy
-from retention.store.db import make_engine
-from worker import build_activities, running_worker
+
+# The rest is imported where a fixture needs it: pytest-xdist's controller process loads this
+# file too, only for its hooks, and worker.py alone (XGBoost, scikit-learn, SciPy) takes seconds
+# of `make check`'s start before any worker can begin.
+if TYPE_CHECKING:
+    from fake_crm import FakeHubSpot, FakeSalesforce
+    from fake_providers import FakeSendGrid, FakeTwilio
+    from fake_slack import FakeSlack
+    from temporalio.client import Client, WorkflowHandle
+    from temporalio.testing import WorkflowEnvironment
+
+    from retention.rulebook.schema import ScoringFile
+    from retention.scoring.health import HealthPolicy
+    from retention.scoring.risk import RiskPolicy
 
 _DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("RETENTION_TEST_DATABASE_URL") else [])
 
@@ -73,9 +75,28 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[D
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest schema revision, made by `make_engine` once per
+    test process: creating the schema takes a few tenths of a second, copying the file a
+    millisecond, and hundreds of tests start from an empty database."""
+    from retention.store.db import make_engine
+
+    path = tmp_path_factory.mktemp("schema-template") / "retention.db"
+    make_engine(f"sqlite:///{path}").dispose()  # the last connection closed folds the WAL in
+    assert not path.with_name("retention.db-wal").exists(), "the template's WAL was not folded in"
+    return path
+
+
 @pytest.fixture
-def engine(fresh_database: Database) -> Iterator[Engine]:
-    """A fresh, empty database at the newest schema revision."""
+def engine(fresh_database: Database, sqlite_template: Path) -> Iterator[Engine]:
+    """A fresh, empty database at the newest schema revision: for SQLite a copy of the
+    template, which `make_engine` finds at the newest revision and leaves as it is."""
+    from retention.store.db import make_engine
+
+    database = make_url(fresh_database.url).database
+    if make_url(fresh_database.url).get_backend_name() == "sqlite" and database:
+        shutil.copyfile(sqlite_template, database)
     engine = make_engine(fresh_database.url, fresh_database.connect_args)
     yield engine
     engine.dispose()
@@ -104,6 +125,9 @@ def rules_copy(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def scoring() -> ScoringFile:
     """The shipped rules/scoring.yaml, loaded as the worker loads it."""
+    from retention.rulebook.loader import load_yaml_model
+    from retention.rulebook.schema import ScoringFile
+
     return load_yaml_model(RULES_DIR / "scoring.yaml", ScoringFile)
 
 
@@ -119,6 +143,8 @@ def risk_policy(scoring: ScoringFile) -> RiskPolicy:
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    from retention.runtime.devserver import start_time_skipping
+
     env = await start_time_skipping()
     yield env
     await env.shutdown()
@@ -172,6 +198,8 @@ async def save_histories(
 @pytest.fixture
 def journey_activities(engine: Engine, tmp_path: Path) -> list[Callable[..., Any]]:
     """The real activities; a test module overrides this fixture to swap one."""
+    from worker import build_activities
+
     return build_activities(engine, RULES_DIR, tmp_path / "outbox")
 
 
@@ -185,6 +213,8 @@ async def world(
 ) -> AsyncIterator[JourneyWorld]:
     """A worker with real activities. RETENTION_RECORD_HISTORIES=1 saves the histories of every
     journey and other workflow the test kept in the world."""
+    from worker import running_worker
+
     async with running_worker(time_skipping_env.client, journey_activities) as task_queue:
         world = JourneyWorld(
             time_skipping_env.client, time_skipping_env, task_queue, engine, tmp_path / "outbox"
@@ -198,6 +228,8 @@ async def world(
 
 @pytest.fixture
 def fake_sendgrid() -> Iterator[FakeSendGrid]:
+    from fake_providers import FakeSendGrid
+
     fake = FakeSendGrid()
     fake.start()
     yield fake
@@ -206,6 +238,8 @@ def fake_sendgrid() -> Iterator[FakeSendGrid]:
 
 @pytest.fixture
 def fake_twilio() -> Iterator[FakeTwilio]:
+    from fake_providers import FakeTwilio
+
     fake = FakeTwilio()
     fake.start()
     yield fake
@@ -214,6 +248,8 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
+    from fake_slack import FakeSlack
+
     fake = FakeSlack().start()
     yield fake
     fake.stop()
@@ -224,6 +260,8 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def hubspot() -> Iterator[FakeHubSpot]:
+    from fake_crm import FakeHubSpot
+
     fake = FakeHubSpot().start()
     yield fake
     fake.stop()
@@ -232,6 +270,8 @@ def hubspot() -> Iterator[FakeHubSpot]:
 @pytest.fixture
 def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSalesforce]:
     """Over TLS with a CA of its own, which requests trusts through REQUESTS_CA_BUNDLE."""
+    from fake_crm import FakeSalesforce
+
     fake = FakeSalesforce(tmp_path / "pki").start()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca))
     yield fake

@@ -65,8 +65,11 @@ def module_name(path: Path, root: Path = ROOT) -> str:
 def imports_of(path: Path, root: Path = ROOT) -> Iterator[Import]:
     module = module_name(path, root)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    relative = path.relative_to(root)  # once a file: per node it was most of the walk's time
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        where = f"{relative}:{node.lineno}"
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield Import(module, alias.name, where)

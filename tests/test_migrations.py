@@ -55,6 +55,20 @@ def test_a_new_database_is_created_at_the_newest_revision(bare_engine: Engine) -
     )
 
 
+@pytest.mark.parametrize("run", [1, 2])  # the second run finds no row the first one saved
+def test_a_test_database_starts_empty_at_the_newest_revision(engine: Engine, run: int) -> None:
+    """The `engine` fixture copies one template per process (tests/conftest.py): each copy
+    must be what `make_engine` makes of a new database, with no rows of an earlier test."""
+    with engine.connect() as connection:
+        assert database_revision(connection) == newest_revision()
+        for table in SQLModel.metadata.sorted_tables:
+            assert connection.execute(text(f"SELECT COUNT(*) FROM {table.name}")).scalar() == 0
+    assert {t.name for t in SQLModel.metadata.sorted_tables} <= set(
+        inspect(engine).get_table_names()
+    )
+    save_customer(engine, make_customer(profile={"customer_id": f"cust-{run}"}))
+
+
 def test_an_older_database_is_upgraded_and_keeps_its_rows(bare_engine: Engine) -> None:
     _migrate(bare_engine, "0001")  # the baseline's tables only, a customer in them as it wrote
     customer = make_customer(profile={"customer_id": "cust-old"})
