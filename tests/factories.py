@@ -23,6 +23,7 @@ from retention.rulebook.loader import load_rulebook
 from retention.rulebook.schema import DecisionFacts, Holdout, validate_facts
 from retention.runtime.settings import ROOT
 from retention.store.db import session
+from retention.store.tables import OutboxRow
 
 # A healthy, active customer: every risk factor is clear and health scores "healthy".
 DEFAULT_CUSTOMER: dict[str, Any] = {
@@ -190,3 +191,24 @@ def make_request(
 def count(engine: Engine, table: type) -> int:
     with session(engine) as db:
         return db.exec(select(func.count()).select_from(table)).one()
+
+
+def outbox_row(step_id: str, journey_key: str, **columns: Any) -> OutboxRow:
+    """A message a journey left in the outbox (captured email), keyed as delivery keys it;
+    `columns` set any other column."""
+    journey_id = journey_key.partition("/")[0]
+    values: dict[str, Any] = {
+        "idempotency_key": f"{journey_key}:{step_id}",
+        "journey_key": journey_key,
+        "journey_id": journey_id,
+        "step_id": step_id,
+        "customer_id": journey_id.removeprefix("retention-"),
+        "channel": "email",
+        "recipient": "dana@acme.example",
+        "subject": "s",
+        "body": "b",
+        "status": "captured",
+        "mode": "capture",
+        "path": "p",
+    }
+    return OutboxRow(**(values | columns))

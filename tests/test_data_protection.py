@@ -13,7 +13,7 @@ from uuid import NAMESPACE_OID, uuid4, uuid5
 
 import pytest
 from conftest import JourneyWorld
-from factories import count, make_customer, make_request, make_step
+from factories import count, make_customer, make_request, make_step, outbox_row
 from sqlalchemy import Engine, MetaData, Table, inspect
 from sqlmodel import select
 from typer.testing import CliRunner
@@ -282,11 +282,9 @@ def _noor_history(engine: Engine, outbox: Path) -> Path:
         customer_id=FORGOTTEN, channel="sms", person=NOOR_PHONE, source="t",
     ))  # fmt: skip
     with session(engine) as db:
-        db.add(OutboxRow(
-            idempotency_key=key, journey_key=f"retention-{FORGOTTEN}/run-1",
-            journey_id=f"retention-{FORGOTTEN}", step_id="g1-02-checkin", customer_id=FORGOTTEN,
-            channel="email", recipient=CHAMPION["email"], subject="Hi", body="Hello Noor Haddad",
-            status="captured", mode="capture", path=str(message),
+        db.add(outbox_row(
+            "g1-02-checkin", f"retention-{FORGOTTEN}/run-1", recipient=CHAMPION["email"],
+            subject="Hi", body="Hello Noor Haddad", path=str(message),
         ))  # fmt: skip
         db.add(DeliveryAttemptRow(
             idempotency_key=key, channel="email", provider="sendgrid", outcome="delivered",

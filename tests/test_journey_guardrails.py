@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import RULES_DIR, JourneyWorld
-from factories import make_customer, person
+from factories import make_customer, outbox_row, person
 from journey_stories import AT_RISK, critical_customer, end_journey, start, until, until_planned
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -219,24 +219,8 @@ def at_her_cap(engine: Engine, address: str, sent: list[datetime]) -> None:
     of 3 per 7 days, three of them fill her week."""
     with session(engine) as db:
         for n, at in enumerate(sent):
-            key = f"retention-other/run-1:g1-0{n}-newsletter"
-            db.add(
-                OutboxRow(
-                    idempotency_key=key,
-                    journey_key="retention-other/run-1",
-                    journey_id="retention-other",
-                    step_id=f"g1-0{n}-newsletter",
-                    customer_id="other",
-                    channel="email",
-                    recipient=address,
-                    subject="s",
-                    body="b",
-                    status="captured",
-                    mode="capture",
-                    path="p",
-                    journey_at=at,
-                )
-            )
+            step_id = f"g1-0{n}-newsletter"
+            db.add(outbox_row(step_id, "retention-other/run-1", recipient=address, journey_at=at))
 
 
 async def test_a_fallback_person_at_their_cap_waits_for_room(world: JourneyWorld) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from factories import make_customer
+from factories import make_customer, outbox_row
 from sqlalchemy import Engine, func, inspect, text
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
@@ -218,21 +218,8 @@ def test_audit_rows(engine: Engine) -> None:
 
 def test_list_outbox_filters_and_sorts(engine: Engine) -> None:
     def row(key: str, journey_key: str, minutes: int) -> OutboxRow:
-        return OutboxRow(
-            idempotency_key=key,
-            journey_key=journey_key,
-            journey_id="retention-cust-001",
-            step_id=key,
-            customer_id="cust-001",
-            channel="email",
-            recipient="dana@acme.example",
-            subject="s",
-            body="b",
-            status="captured",
-            mode="capture",
-            created_at=AT + timedelta(minutes=minutes),
-            path="p",
-        )
+        at = AT + timedelta(minutes=minutes)
+        return outbox_row(key, journey_key, idempotency_key=key, created_at=at)
 
     with session(engine) as db:
         db.add_all([row("b", "j1", 2), row("a", "j1", 1), row("c", "j2", 0)])

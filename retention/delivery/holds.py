@@ -37,11 +37,6 @@ class Holds:
         # (channel, recipient) -> {idempotency key: when asked for}, as read plus as written
         self._sent: dict[tuple[str, str], dict[str, datetime]] = {}
 
-    def hold_on(self, route: Route, reads: Session) -> HeldBack | None:
-        """The hold on the route's message, read in `reads`: the person's cap on its channel is
-        full, or it is their quiet hours; CSM work is never held."""
-        return self._held(route, reads)
-
     def next_reach(self, route: Route, contact_id: str, key: str) -> NextReach | None:
         """When the route's person may next be sent to on its channel, now that this step's
         message to them is in the outbox under `key`, if not at once: the journey waits for it
@@ -52,15 +47,17 @@ class Holds:
         if rails is not None and known is not None:
             # the row as written (journey_at is the ask's `at`); one read before keeps its own
             known.setdefault(key, rails.at)
-        hold = self._held(route, None)
+        hold = self.hold_on(route, None)
         if hold is None:
             return None
         return NextReach(channel=route.channel, contact_id=contact_id, at=hold.until, why=str(hold))
 
-    def _held(self, route: Route, reads: Session | None) -> HeldBack | None:
-        """The hold on a message of the route at the journey's `at`, if any. Given `reads`, the
-        person's messages are read in it even when this call read them before (another person
-        of the step may share the address); else what was read is used, if anything was."""
+    def hold_on(self, route: Route, reads: Session | None) -> HeldBack | None:
+        """The hold on the route's message at the journey's `at`, if any: the person's cap on
+        its channel is full, or it is their quiet hours; CSM work is never held. Given `reads`,
+        the person's messages are read in it even when this call read them before (another
+        person of the step may share the address); else what was read is used, if anything
+        was."""
         request, rails = self.request, self.request.guard_rails
         if rails is None or route.channel not in CUSTOMER_CHANNELS:
             return None
