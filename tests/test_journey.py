@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -41,7 +42,7 @@ from retention.journey_state import (
 from retention.runtime.operations import recorded_event, send_event
 from retention.store.records import list_outbox
 from worker import running_worker
-from workflows.retention_journey import RetentionJourney
+from workflows.retention_journey import PATCHES_FOLDED, RetentionJourney
 
 pytestmark = pytest.mark.database
 IN_FLIGHT_UPDATES = 10  # Temporal's default `history.maxInFlightUpdates`
@@ -414,6 +415,32 @@ async def test_a_journey_is_found_by_its_stage_from_the_start_without_a_command_
         if search_attributes.JOURNEY_STAGE.name in fields
     ]
     assert stages == ["waiting"]  # settled once planned; "assessing" was set by the start
+    await end_journey(handle)
+
+
+async def test_a_new_journey_asks_one_patch_and_shows_its_plan_in_one_upsert(world: Any) -> None:
+    handle = await start(world, nurture_customer())
+    await until(world, handle, lambda state: any(s.status == "done" for s in state.steps))
+    history = await handle.fetch_history()
+
+    patches = [
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert patches == [PATCHES_FOLDED]  # every earlier patch on, none asked
+    upserted = [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    plan_shown = {
+        search_attributes.STRATEGY.name,
+        search_attributes.CHURN_PROBABILITY.name,
+        search_attributes.JOURNEY_STAGE.name,
+    }
+    assert upserted == [{"TemporalChangeVersion"}, upserted[1]]
+    assert plan_shown <= upserted[1]  # the scores and the stage after them, together
     await end_journey(handle)
 
 

@@ -69,6 +69,7 @@ DELIVERY_RETRY = RetryPolicy(
 RECORDING_TIMEOUT = timedelta(seconds=30)
 # Patches: journeys whose history was made without them keep behaving as they did.
 RECORD_UNSUBSCRIBES = "record-unsubscribe"  # an unsubscribed event puts the channel on the list
+WAKE_FOR_EARLIER_MOMENT = "wake-for-earlier-moment"  # an escalation may bring the next moment on
 GUARD_RAILS = "delivery-guard-rails"  # frequency caps and quiet hours hold a step back
 # One activity scores and decides; search attributes are upserted only when a value changes,
 # and the stage only when the journey settles in one (not `intervening` or `rescoring`, which
@@ -91,6 +92,11 @@ PER_PERSON_GUARD_RAILS = "per-person-guard-rails"
 # the next ask sends or records them capped (docs/delivery.md, "Guard rails"). It includes
 # PER_PERSON_GUARD_RAILS, so a new journey records one patch (a marker and an upsert), not two.
 WAIT_FOR_REACH = "wait-for-reach"
+# Every patch above is on in a journey that has this one, which asks none of them: each patch a
+# journey asks costs it a marker and a `TemporalChangeVersion` upsert (four of each in every
+# new journey before), this one costs one of each. Its scores and its stage after a re-plan go
+# to the search attributes in one upsert, not two. Journeys begun without it ask each patch.
+PATCHES_FOLDED = "patches-folded"
 
 
 def _require_argument(command: object, model: type) -> None:
@@ -108,6 +114,7 @@ class RetentionJourney:
         # temporal CLI) then fails the journey naming the field, instead of failing its task
         # forever.
         info = workflow.info()
+        self._folded = workflow.patched(PATCHES_FOLDED)
         self._invalid: str | None = None
         try:
             self._request = JourneyRequest.model_validate(request)
@@ -183,7 +190,7 @@ class RetentionJourney:
         if (
             event.type == "unsubscribed"
             and not self._invalid
-            and workflow.patched(RECORD_UNSUBSCRIBES)
+            and self._patched(RECORD_UNSUBSCRIBES)
         ):
             # I/O, so the main loop records it (an activity) before it sends anything else;
             # honoured even when the journey has ended.
@@ -334,7 +341,7 @@ class RetentionJourney:
                 return
             # an escalation may bring the next moment forward: wake for it (journeys started
             # before this patch keep sleeping until their old next moment)
-            wake_early = workflow.patched("wake-for-earlier-moment")
+            wake_early = self._patched(WAKE_FOR_EARLIER_MOMENT)
             try:
                 await workflow.wait_condition(
                     lambda: self._interrupted() or (wake_early and self._next_moment() < due),  # noqa: B023
@@ -369,10 +376,10 @@ class RetentionJourney:
         if checkpoint is not None and self._journey_time(checkpoint) <= now:
             await self._rescore(checkpoint)
         elif (step := self._state.next_step()) is not None and step.ready_at <= now:
-            if workflow.patched(WAIT_FOR_REACH):  # in place of PER_PERSON_GUARD_RAILS
+            if self._patched(WAIT_FOR_REACH):  # in place of PER_PERSON_GUARD_RAILS
                 rails = self._guard_rails(now, last_ask=step.held_once)
                 await self._deliver(step, rails, learn_reach=True)
-            elif workflow.patched(PER_PERSON_GUARD_RAILS):
+            elif self._patched(PER_PERSON_GUARD_RAILS):
                 await self._deliver(step, self._guard_rails(now))
             elif (hold := self._hold(step, now)) is not None:
                 step.deferred_until, step.deferred_why = hold.until, hold.why
@@ -476,7 +483,7 @@ class RetentionJourney:
         """Score the customer as now and decide; one activity (journeys that began before
         LEAN_HISTORY keep their two)."""
         generation = self._state.plan_generation + 1
-        if not workflow.patched(LEAN_HISTORY):
+        if not self._patched(LEAN_HISTORY):
             assessment = await self._assess()
             decision = await self._decide(assessment, generation, escalate_from)
             return Rescored(
@@ -484,7 +491,7 @@ class RetentionJourney:
                 decision=decision,
                 loaded=assessment.loaded or assessment.customer,
             )
-        keep = workflow.patched(COMPACT_PAYLOADS)
+        keep = self._patched(COMPACT_PAYLOADS)
         rescored = await workflow.execute_activity_method(
             RescoreActivities.assess_and_decide,
             RescoreInput(
@@ -651,7 +658,8 @@ class RetentionJourney:
         )
         s.model_version, s.health_score = scores.model_version, scores.health_score
         s.risk_factors = scores.risk_factors
-        self._publish()
+        if not self._folded:  # PATCHES_FOLDED publishes them with the stage that follows
+            self._publish()
 
     def _end(self, outcome: str, reason: str) -> None:
         if self._state.outcome is None:
@@ -668,7 +676,7 @@ class RetentionJourney:
     def _publish(self) -> None:
         """Keep the search attributes and the UI's current details in step with the state."""
         updates = _search_attributes(self._state)
-        if workflow.patched(LEAN_HISTORY):
+        if self._patched(LEAN_HISTORY):
             now = workflow.info().typed_search_attributes
             updates = [
                 u
@@ -681,6 +689,11 @@ class RetentionJourney:
         if updates:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_details(self._state))
+
+    def _patched(self, patch_id: str) -> bool:
+        """Whether this journey takes the path `patch_id` guards (PATCHES_FOLDED: all of them).
+        Only for the patches PATCHES_FOLDED folds: a later one is asked with `workflow.patched`."""
+        return self._folded or workflow.patched(patch_id)
 
     def _guard_rails(self, now: datetime, last_ask: bool = False) -> GuardRails:
         """What the deliver activity judges each person's hold by (none before a policy)."""
@@ -701,7 +714,7 @@ class RetentionJourney:
         policy, customer = self._state.policy, self._state.customer
         if policy is None or customer is None:
             return None
-        if not (policy.frequency_caps or policy.quiet_hours) or not workflow.patched(GUARD_RAILS):
+        if not (policy.frequency_caps or policy.quiet_hours) or not self._patched(GUARD_RAILS):
             return None
         channel = likely_channel(step.step, customer)
         clock = self._clock
