@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine
@@ -264,23 +265,34 @@ def _upsert(
     keep: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE every column except `key` and `keep`; a list of
-    rows (each `key` once, the same columns in each) is one multi-row statement."""
+    rows (each `key` once, the same columns in each) is one execution of the statement."""
+    rows = values if isinstance(values, list) else [values]
+    dialect = db.get_bind().dialect.name
+    statement = _upsert_statement(model, dialect, tuple(rows[0]), key, frozenset(keep))
+    db.execute(statement, rows)
+
+
+@cache
+def _upsert_statement(
+    model: type[SQLModel], dialect: str, columns: tuple[str, ...], key: str, keep: frozenset[str]
+) -> postgresql.Insert | sqlite.Insert:
+    """Built once per shape and on the table, not the ORM class: building and compiling the
+    statement, and the ORM's bulk path, cost more than the write (a journey writes two)."""
+    table = model.__table__  # type: ignore[attr-defined]
     statement: postgresql.Insert | sqlite.Insert
-    match db.get_bind().dialect.name:
+    match dialect:
         case "postgresql":
-            statement = postgresql.insert(model)
+            statement = postgresql.insert(table)
         case "sqlite":
-            statement = sqlite.insert(model)
+            statement = sqlite.insert(table)
         case other:
             raise RetentionError(
                 f"database dialect {other!r} is not supported (SQLite, PostgreSQL)"
             )
-    rows = values if isinstance(values, list) else [values]
-    statement = statement.values(rows)
     updates = {
-        name: statement.excluded[name] for name in rows[0] if name != key and name not in keep
+        name: statement.excluded[name] for name in columns if name != key and name not in keep
     }
-    db.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))
+    return statement.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
 def latest_drivers(engine: Engine, journey_id: str) -> list[dict[str, Any]]:
