@@ -14,7 +14,10 @@ Prints one JSON line:
 - noop_per_s: N no-op workflows started at once, each with as many activities and timers as a
   journey took to its first intervention (`shape`, read from a journey's history), until each
   has run its last activity (bench/noop_journey.py); median of rounds;
-- ratio = journeys ÷ no-op, the median over alternating rounds (target ≥ 0.7).
+- ratio = journeys ÷ no-op, the median over alternating rounds (target ≥ 0.7);
+- cpu_ms: the CPU time a journey and a no-op took, worker (this process) and dev server apart,
+  in milliseconds each, over the same clocks (medians of rounds); cpu_ratio = a no-op's total ÷
+  a journey's. Both workloads keep the two cores about equally busy, so the ratio follows it.
 Journeys are terminated after each round, outside the clock, so rounds do not pile up.
 """
 
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import json
+import os
 import signal
 import statistics
 import sys
@@ -31,6 +35,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -77,14 +82,42 @@ def sample_customer(customer_id: str) -> CustomerSnapshot:
 
 
 @contextmanager
-def dev_server(tmp: Path) -> Iterator[str]:
-    """A dev server on free ports with its history in `tmp`; yields its address."""
+def dev_server_process(tmp: Path) -> Iterator[tuple[str, int]]:
+    """A dev server on free ports with its history in `tmp`; yields its address and pid."""
     port = free_port()
     server = start_dev_server(tmp / "temporal.db", port=port, ui_port=free_port())
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", server.pid
     finally:
         stop(server)
+
+
+@contextmanager
+def dev_server(tmp: Path) -> Iterator[str]:
+    """`dev_server_process`, for who needs only its address."""
+    with dev_server_process(tmp) as (address, _pid):
+        yield address
+
+
+@dataclass
+class CpuClock:
+    """CPU seconds of this process and of the dev server since `start` (Linux /proc)."""
+
+    server_pid: int
+    worker_s: float = 0.0
+    server_s: float = 0.0
+
+    def start(self) -> None:
+        self.worker_s, self.server_s = time.process_time(), self._server()
+
+    def per(self, n: int) -> tuple[float, float]:
+        """Milliseconds per workflow since `start`: worker, server."""
+        worker, server = time.process_time() - self.worker_s, self._server() - self.server_s
+        return 1000 * worker / n, 1000 * server / n
+
+    def _server(self) -> float:
+        fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def first_deliveries(engine: Engine, prefix: str) -> int:
@@ -125,23 +158,31 @@ async def start_journeys(client: Client, prefix: str, n: int, task_queue: str) -
     return [h.id for h in handles]
 
 
-async def journey_round(client: Client, engine: Engine, name: str, n: int) -> float:
-    """Journeys per second to their first intervention; the journeys are ended afterwards."""
+async def journey_round(
+    client: Client, engine: Engine, name: str, n: int, cpu: CpuClock
+) -> tuple[float, tuple[float, float]]:
+    """Journeys per second to their first intervention, and their CPU (`CpuClock.per`); the
+    journeys are ended afterwards."""
     prefix = f"bench-{name}-"
     start = time.perf_counter()
+    cpu.start()
     ids = await start_journeys(client, prefix, n, TASK_QUEUE)
     await until_delivered(engine, journey_id(prefix), n)
-    rate = n / (time.perf_counter() - start)
+    rate, cost = n / (time.perf_counter() - start), cpu.per(n)
     await asyncio.gather(
         *(client.get_workflow_handle(i).terminate(reason="benchmark round done") for i in ids)
     )
-    return rate
+    return rate, cost
 
 
-async def noop_round(client: Client, name: str, n: int, shape: NoopShape) -> float:
-    """No-ops per second to their last activity; they finish afterwards, off the clock."""
+async def noop_round(
+    client: Client, name: str, n: int, shape: NoopShape, cpu: CpuClock
+) -> tuple[float, tuple[float, float]]:
+    """No-ops per second to their last activity, and their CPU; they finish afterwards, off
+    the clock."""
     prefix = f"noop-{name}-"
     start = time.perf_counter()
+    cpu.start()
     handles = await asyncio.gather(
         *(
             client.start_workflow(NoopJourney.run, shape, id=f"{prefix}{i}", task_queue=TASK_QUEUE)
@@ -149,9 +190,9 @@ async def noop_round(client: Client, name: str, n: int, shape: NoopShape) -> flo
         )
     )
     await until_reached(prefix, n)
-    rate = n / (time.perf_counter() - start)
+    rate, cost = n / (time.perf_counter() - start), cpu.per(n)
     await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), ROUND_TIMEOUT_S)
-    return rate
+    return rate, cost
 
 
 async def journey_shape(client: Client, workflow_id: str) -> NoopShape:
@@ -191,18 +232,25 @@ async def bench_worker(client: Client, tmp: Path) -> AsyncIterator[Engine]:
 async def measure(n: int, rounds: int) -> dict[str, object]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-journeys-") as name,
-        dev_server(Path(name)) as address,
+        dev_server_process(Path(name)) as (address, server_pid),
     ):
         client = await connect(address=address, runtime=quiet_runtime())
+        cpu = CpuClock(server_pid)
         async with bench_worker(client, Path(name)) as engine:
-            await journey_round(client, engine, "warmup", 1)
+            await journey_round(client, engine, "warmup", 1, cpu)
             shape = await journey_shape(client, journey_id("bench-warmup-0"))
-            await noop_round(client, "warmup", 1, shape)
+            await noop_round(client, "warmup", 1, shape, cpu)
             journeys, noops, ratios = [], [], []
+            journey_cpu, noop_cpu = [], []
             for r in range(rounds):  # alternating, so drifting machine noise hits both alike
-                journeys.append(await journey_round(client, engine, f"r{r}", n))
-                noops.append(await noop_round(client, f"r{r}", n, shape))
+                rate, cost = await journey_round(client, engine, f"r{r}", n, cpu)
+                journeys.append(rate)
+                journey_cpu.append(cost)
+                rate, cost = await noop_round(client, f"r{r}", n, shape, cpu)
+                noops.append(rate)
+                noop_cpu.append(cost)
                 ratios.append(journeys[-1] / noops[-1])
+    journey_ms, noop_ms = median_cost(journey_cpu), median_cost(noop_cpu)
     return {
         "bench": "journeys",
         "journeys": n,
@@ -211,6 +259,15 @@ async def measure(n: int, rounds: int) -> dict[str, object]:
         "journeys_per_s": round(statistics.median(journeys), 1),
         "noop_per_s": round(statistics.median(noops), 1),
         "ratio": round(statistics.median(ratios), 3),
+        "cpu_ms": {"journey": journey_ms, "noop": noop_ms},
+        "cpu_ratio": round(sum(noop_ms.values()) / sum(journey_ms.values()), 3),
+    }
+
+
+def median_cost(costs: list[tuple[float, float]]) -> dict[str, float]:
+    return {
+        "worker": round(statistics.median(c[0] for c in costs), 1),
+        "server": round(statistics.median(c[1] for c in costs), 1),
     }
 
 

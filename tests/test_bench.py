@@ -89,6 +89,10 @@ def test_journeys_benchmark_prints_its_figures() -> None:
     assert figures["shape"]["activities"] >= 3 and figures["shape"]["timers"] >= 0
     assert figures["journeys_per_s"] > 0 and figures["noop_per_s"] > 0
     assert figures["ratio"] > 0
+    for workload in ("journey", "noop"):  # the worker's CPU and the dev server's, both counted
+        assert figures["cpu_ms"][workload]["worker"] > 0, figures
+        assert figures["cpu_ms"][workload]["server"] > 0, figures
+    assert figures["cpu_ratio"] > 0
 
 
 @pytest.mark.e2e
