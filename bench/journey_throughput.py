@@ -99,23 +99,35 @@ def dev_server(tmp: Path) -> Iterator[str]:
         yield address
 
 
+@dataclass(frozen=True)
+class Round:
+    """What a round of n workflows measured: per second, and CPU milliseconds each."""
+
+    per_s: float
+    worker_ms: float
+    server_ms: float
+
+
 @dataclass
-class CpuClock:
-    """CPU seconds of this process and of the dev server since `start` (Linux /proc)."""
+class RoundClock:
+    """Wall time, and CPU time of this process and of the dev server (Linux /proc), since
+    `start`: one clock for both, so the CPU covers what the rate does."""
 
     server_pid: int
-    worker_s: float = 0.0
-    server_s: float = 0.0
+    _since: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def start(self) -> None:
-        self.worker_s, self.server_s = time.process_time(), self._server()
+        self._since = (time.perf_counter(), time.process_time(), self._server_cpu())
 
-    def per(self, n: int) -> tuple[float, float]:
-        """Milliseconds per workflow since `start`: worker, server."""
-        worker, server = time.process_time() - self.worker_s, self._server() - self.server_s
-        return 1000 * worker / n, 1000 * server / n
+    def stop(self, n: int) -> Round:
+        wall, worker, server = self._since
+        return Round(
+            per_s=n / (time.perf_counter() - wall),
+            worker_ms=1000 * (time.process_time() - worker) / n,
+            server_ms=1000 * (self._server_cpu() - server) / n,
+        )
 
-    def _server(self) -> float:
+    def _server_cpu(self) -> float:
         fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -159,30 +171,26 @@ async def start_journeys(client: Client, prefix: str, n: int, task_queue: str) -
 
 
 async def journey_round(
-    client: Client, engine: Engine, name: str, n: int, cpu: CpuClock
-) -> tuple[float, tuple[float, float]]:
-    """Journeys per second to their first intervention, and their CPU (`CpuClock.per`); the
-    journeys are ended afterwards."""
+    client: Client, engine: Engine, name: str, n: int, clock: RoundClock
+) -> Round:
+    """Journeys to their first intervention; the journeys are ended afterwards."""
     prefix = f"bench-{name}-"
-    start = time.perf_counter()
-    cpu.start()
+    clock.start()
     ids = await start_journeys(client, prefix, n, TASK_QUEUE)
     await until_delivered(engine, journey_id(prefix), n)
-    rate, cost = n / (time.perf_counter() - start), cpu.per(n)
+    measured = clock.stop(n)
     await asyncio.gather(
         *(client.get_workflow_handle(i).terminate(reason="benchmark round done") for i in ids)
     )
-    return rate, cost
+    return measured
 
 
 async def noop_round(
-    client: Client, name: str, n: int, shape: NoopShape, cpu: CpuClock
-) -> tuple[float, tuple[float, float]]:
-    """No-ops per second to their last activity, and their CPU; they finish afterwards, off
-    the clock."""
+    client: Client, name: str, n: int, shape: NoopShape, clock: RoundClock
+) -> Round:
+    """No-ops to their last activity; they finish afterwards, off the clock."""
     prefix = f"noop-{name}-"
-    start = time.perf_counter()
-    cpu.start()
+    clock.start()
     handles = await asyncio.gather(
         *(
             client.start_workflow(NoopJourney.run, shape, id=f"{prefix}{i}", task_queue=TASK_QUEUE)
@@ -190,9 +198,9 @@ async def noop_round(
         )
     )
     await until_reached(prefix, n)
-    rate, cost = n / (time.perf_counter() - start), cpu.per(n)
+    measured = clock.stop(n)
     await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), ROUND_TIMEOUT_S)
-    return rate, cost
+    return measured
 
 
 async def journey_shape(client: Client, workflow_id: str) -> NoopShape:
@@ -235,39 +243,35 @@ async def measure(n: int, rounds: int) -> dict[str, object]:
         dev_server_process(Path(name)) as (address, server_pid),
     ):
         client = await connect(address=address, runtime=quiet_runtime())
-        cpu = CpuClock(server_pid)
+        clock = RoundClock(server_pid)
         async with bench_worker(client, Path(name)) as engine:
-            await journey_round(client, engine, "warmup", 1, cpu)
+            await journey_round(client, engine, "warmup", 1, clock)
             shape = await journey_shape(client, journey_id("bench-warmup-0"))
-            await noop_round(client, "warmup", 1, shape, cpu)
-            journeys, noops, ratios = [], [], []
-            journey_cpu, noop_cpu = [], []
+            await noop_round(client, "warmup", 1, shape, clock)
+            journeys: list[Round] = []
+            noops: list[Round] = []
             for r in range(rounds):  # alternating, so drifting machine noise hits both alike
-                rate, cost = await journey_round(client, engine, f"r{r}", n, cpu)
-                journeys.append(rate)
-                journey_cpu.append(cost)
-                rate, cost = await noop_round(client, f"r{r}", n, shape, cpu)
-                noops.append(rate)
-                noop_cpu.append(cost)
-                ratios.append(journeys[-1] / noops[-1])
-    journey_ms, noop_ms = median_cost(journey_cpu), median_cost(noop_cpu)
+                journeys.append(await journey_round(client, engine, f"r{r}", n, clock))
+                noops.append(await noop_round(client, f"r{r}", n, shape, clock))
+    ratios = [j.per_s / o.per_s for j, o in zip(journeys, noops, strict=True)]
+    journey_ms, noop_ms = median_cpu(journeys), median_cpu(noops)
     return {
         "bench": "journeys",
         "journeys": n,
         "rounds": rounds,
         "shape": shape.model_dump(),
-        "journeys_per_s": round(statistics.median(journeys), 1),
-        "noop_per_s": round(statistics.median(noops), 1),
+        "journeys_per_s": round(statistics.median(j.per_s for j in journeys), 1),
+        "noop_per_s": round(statistics.median(o.per_s for o in noops), 1),
         "ratio": round(statistics.median(ratios), 3),
         "cpu_ms": {"journey": journey_ms, "noop": noop_ms},
         "cpu_ratio": round(sum(noop_ms.values()) / sum(journey_ms.values()), 3),
     }
 
 
-def median_cost(costs: list[tuple[float, float]]) -> dict[str, float]:
+def median_cpu(rounds: list[Round]) -> dict[str, float]:
     return {
-        "worker": round(statistics.median(c[0] for c in costs), 1),
-        "server": round(statistics.median(c[1] for c in costs), 1),
+        "worker": round(statistics.median(r.worker_ms for r in rounds), 1),
+        "server": round(statistics.median(r.server_ms for r in rounds), 1),
     }
 
 
