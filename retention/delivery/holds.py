@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_
+from sqlalchemy import BindParameter, Engine, and_, bindparam, or_
 from sqlmodel import Session, col, select
 
 from retention.delivery.guardrails import hold_for
@@ -104,14 +104,21 @@ def _judged(rails: GuardRails, channel: str) -> bool:
 def sent_to(db: Session, channel: str, recipient: str, since: datetime) -> dict[str, datetime]:
     """When each counted message to `recipient` on `channel` asked for from `since` on was
     asked for, by idempotency key (`created_at` for rows from before `journey_at`)."""
-    journey_at, created_at = col(OutboxRow.journey_at), col(OutboxRow.created_at)
-    query = select(OutboxRow.idempotency_key, OutboxRow.journey_at, OutboxRow.created_at).where(
-        col(OutboxRow.channel) == channel,
-        col(OutboxRow.recipient) == recipient,
-        col(OutboxRow.status).in_(COUNTED),
-        or_(journey_at >= since, and_(journey_at.is_(None), created_at >= since)),
-    )
-    return {key: asked or made for key, asked, made in db.exec(query).all()}
+    params = {"channel": channel, "recipient": recipient, "since": since}
+    return {key: asked or made for key, asked, made in db.exec(_SENT_TO, params=params).all()}
+
+
+_SINCE: BindParameter[datetime] = bindparam("since")
+# built once: the deliver activity reads it for every capped message
+_SENT_TO = select(OutboxRow.idempotency_key, OutboxRow.journey_at, OutboxRow.created_at).where(
+    col(OutboxRow.channel) == bindparam("channel"),
+    col(OutboxRow.recipient) == bindparam("recipient"),
+    col(OutboxRow.status).in_(COUNTED),
+    or_(
+        col(OutboxRow.journey_at) >= _SINCE,
+        and_(col(OutboxRow.journey_at).is_(None), col(OutboxRow.created_at) >= _SINCE),
+    ),
+)
 
 
 def _zone(request: DeliverRequest, route: Route) -> str:

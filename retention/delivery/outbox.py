@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from retention.delivery.channels import CSM_CHANNELS, recipient_for
 from retention.delivery.requests import DeliverRequest, DeliveryReceipt
@@ -32,6 +32,7 @@ from retention.errors import InvalidInput
 from retention.plan import EVERY_FIELD, Channel
 from retention.recipients import Recipient, spoken_to
 from retention.store.db import session
+from retention.store.statements import insert_new, insert_rows
 from retention.store.tables import InterventionRow, OutboxRow
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -145,11 +146,11 @@ def _insert(
     with_intervention: bool,
 ) -> None:
     with session(engine) as db:
-        db.add(row)
-        db.flush()  # the key first: a retry stops here, and SQLite takes its write lock now
+        insert_rows(db, [row])  # the key first: a retry stops here, and SQLite takes its write lock
         if with_intervention:
-            task_note = file_task(db, request, row)
-            row.note = "; ".join(n for n in (route_note, task_note) if n) or None
+            if task_note := file_task(db, request, row):
+                row.note = "; ".join(n for n in (route_note, task_note) if n)
+                db.execute(update(OutboxRow).where(col(OutboxRow.id) == row.id), {"note": row.note})
             add_intervention_once(db, request, row)
 
 
@@ -190,20 +191,17 @@ def find(engine: Engine, idempotency_key: str) -> OutboxRow | None:
         return find_in(db, idempotency_key)
 
 
+_BY_KEY = select(OutboxRow).where(col(OutboxRow.idempotency_key) == bindparam("key"))
+
+
 def find_in(db: Session, idempotency_key: str) -> OutboxRow | None:
-    query = select(OutboxRow).where(OutboxRow.idempotency_key == idempotency_key)
-    return db.exec(query).first()
+    return db.exec(_BY_KEY, params={"key": idempotency_key}).first()
 
 
 def add_intervention_once(db: Session, request: DeliverRequest, row: OutboxRow) -> None:
     """The step's intervention, from its first message: the others of a step reaching several
     people are in the outbox only."""
-    query = select(InterventionRow.id).where(
-        InterventionRow.journey_key == request.journey_key,
-        InterventionRow.step_id == request.step.step_id,
-    )
-    if db.exec(query).first() is None:
-        db.add(intervention(request, row))
+    insert_new(db, intervention(request, row), "journey_key", "step_id")
 
 
 def intervention(request: DeliverRequest, row: OutboxRow) -> InterventionRow:

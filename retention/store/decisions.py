@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Literal
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
 from retention.plan import Decision
 from retention.store.db import session
+from retention.store.statements import insert_new
 from retention.store.tables import DecisionRow, utcnow
 
 DecisionReason = Literal["first_plan", "checkpoint", "escalation"]
@@ -56,21 +55,5 @@ def _reason(generation: int, escalate_from: str | None) -> DecisionReason:
 
 def record_decision(engine: Engine, row: DecisionRow) -> bool:
     """Write the row unless one under its `decision_key` is there; False when it was."""
-    try:
-        with session(engine) as db:
-            if decision_recorded(db, row.decision_key):
-                return False
-            db.add(row)
-    except IntegrityError:
-        with session(engine) as db:
-            if decision_recorded(db, row.decision_key):
-                return False  # a concurrent attempt of the same activity recorded it first
-        raise
-    return True
-
-
-def decision_recorded(db: Session, key: str | None) -> bool:
-    if key is None:
-        return False
-    found = db.exec(select(DecisionRow.id).where(DecisionRow.decision_key == key))
-    return found.first() is not None
+    with session(engine) as db:
+        return insert_new(db, row, "decision_key")

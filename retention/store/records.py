@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from retention.customer import CustomerSnapshot, parse_customer
-from retention.errors import CustomerNotFound, RetentionError
+from retention.errors import CustomerNotFound
 from retention.journey_state import JourneyRecord, JourneyState
 from retention.scoring.assessment import Assessment
 from retention.store.db import session
-from retention.store.decisions import decision_recorded
+from retention.store.statements import insert_new, insert_rows, upsert
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
@@ -60,7 +58,7 @@ def save_customers(engine: Engine, snapshots: Sequence[CustomerSnapshot]) -> Non
     values = list(rows.values())
     with session(engine) as db:
         for start in range(0, len(values), _ROWS_A_STATEMENT):
-            _upsert(db, CustomerRow, values[start : start + _ROWS_A_STATEMENT], key="customer_id")
+            upsert(db, CustomerRow, values[start : start + _ROWS_A_STATEMENT], key="customer_id")
 
 
 def load_customer(engine: Engine, customer_id: str) -> CustomerSnapshot:
@@ -89,7 +87,7 @@ def _keep_snapshot(db: Session, journey_key: str, snapshot: CustomerSnapshot) ->
         "snapshot": snapshot.model_dump(mode="json"),
         "saved_at": utcnow(),
     }
-    _upsert(db, JourneySnapshotRow, values, key="journey_key")
+    upsert(db, JourneySnapshotRow, values, key="journey_key")
 
 
 def journey_snapshot(engine: Engine, journey_key: str) -> CustomerSnapshot | None:
@@ -144,11 +142,11 @@ def record_assessment(
         with session(engine) as db:
             recorded = key is not None and _assessment_recorded(db, key)
             if not recorded:
-                db.add_all(assessment_rows(journey_id, assessment, key))
+                insert_rows(db, assessment_rows(journey_id, assessment, key))
             if keep is not None:
                 _keep_snapshot(db, *keep)
-            if decision is not None and not decision_recorded(db, decision.decision_key):
-                db.add(decision)
+            if decision is not None:
+                insert_new(db, decision, "decision_key")
     except IntegrityError:
         with session(engine) as db:
             if key is not None and _assessment_recorded(db, key):
@@ -237,15 +235,9 @@ def record_journey(
     values: dict[str, Any] = {"workflow_id": workflow_id, **record.model_dump()}
     kept = {name for name in _KEPT_WHEN_NONE if values[name] is None}
     with session(engine) as db:
-        _upsert(db, JourneyRow, values, key="journey_key", keep=kept)
-        if audit is not None and not _audited(db, audit.entry_key):
-            db.add(audit)
-
-
-def _audited(db: Session, entry_key: str | None) -> bool:
-    if entry_key is None:
-        return False
-    return db.exec(select(AuditRow).where(AuditRow.entry_key == entry_key)).first() is not None
+        upsert(db, JourneyRow, values, key="journey_key", keep=kept)
+        if audit is not None:
+            insert_new(db, audit, "entry_key")
 
 
 def list_outbox(engine: Engine, journey_key: str | None = None) -> list[OutboxRow]:
@@ -254,45 +246,6 @@ def list_outbox(engine: Engine, journey_key: str | None = None) -> list[OutboxRo
         query = query.where(OutboxRow.journey_key == journey_key)
     with session(engine) as db:
         return list(db.exec(query).all())
-
-
-def _upsert(
-    db: Session,
-    model: type[SQLModel],
-    values: dict[str, Any] | list[dict[str, Any]],
-    *,
-    key: str,
-    keep: set[str] | frozenset[str] = frozenset(),
-) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE every column except `key` and `keep`; a list of
-    rows (each `key` once, the same columns in each) is one execution of the statement."""
-    rows = values if isinstance(values, list) else [values]
-    dialect = db.get_bind().dialect.name
-    statement = _upsert_statement(model, dialect, tuple(rows[0]), key, frozenset(keep))
-    db.execute(statement, rows)
-
-
-@cache
-def _upsert_statement(
-    model: type[SQLModel], dialect: str, columns: tuple[str, ...], key: str, keep: frozenset[str]
-) -> postgresql.Insert | sqlite.Insert:
-    """Built once per shape and on the table, not the ORM class: building and compiling the
-    statement, and the ORM's bulk path, cost more than the write (a journey writes two)."""
-    table = model.__table__  # type: ignore[attr-defined]
-    statement: postgresql.Insert | sqlite.Insert
-    match dialect:
-        case "postgresql":
-            statement = postgresql.insert(table)
-        case "sqlite":
-            statement = sqlite.insert(table)
-        case other:
-            raise RetentionError(
-                f"database dialect {other!r} is not supported (SQLite, PostgreSQL)"
-            )
-    updates = {
-        name: statement.excluded[name] for name in columns if name != key and name not in keep
-    }
-    return statement.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
 def latest_drivers(engine: Engine, journey_id: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, delete, select
 
 from retention.store.db import session
-from retention.store.records import _upsert
+from retention.store.statements import upsert
 from retention.store.tables import CustomerRow, ScanPageRow, ScanRunRow
 
 
@@ -73,7 +73,7 @@ def save_scan_run(engine: Engine, values: dict[str, Any], ended: bool = False) -
     has `ended`, its pages go in the same transaction: they only served its retries, and they
     list customer ids by the thousand."""
     with session(engine) as db:
-        _upsert(db, ScanRunRow, values, key="id")
+        upsert(db, ScanRunRow, values, key="id")
         if ended:
             db.exec(delete(ScanPageRow).where(col(ScanPageRow.scan_id) == values["id"]))  # type: ignore[call-overload]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, and_, or_
+from sqlalchemy import Engine, and_, bindparam, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
@@ -64,17 +64,25 @@ def suppression_for(
     account's, or one for one of the addresses (one person's, or under another customer id).
     One person's entry stops nobody else at the account. Read in the caller's session: the
     deliver activity reads what it needs before it writes in one."""
-    whole_account = and_(
-        col(SuppressionRow.customer_id) == customer_id,
-        col(SuppressionRow.person) == WHOLE_ACCOUNT,
+    params = {"customer_id": customer_id, "channel": channel, "addresses": list(addresses)}
+    return db.exec(_STOPPING, params=params).first()
+
+
+# built once: the deliver activity asks it for every message
+_STOPPING = (
+    select(SuppressionRow)
+    .where(col(SuppressionRow.channel) == bindparam("channel"))
+    .where(
+        or_(
+            and_(
+                col(SuppressionRow.customer_id) == bindparam("customer_id"),
+                col(SuppressionRow.person) == WHOLE_ACCOUNT,
+            ),
+            col(SuppressionRow.address).in_(bindparam("addresses", expanding=True)),
+        )
     )
-    query = (
-        select(SuppressionRow)
-        .where(col(SuppressionRow.channel) == channel)
-        .where(or_(whole_account, col(SuppressionRow.address).in_(addresses)))
-        .order_by(col(SuppressionRow.at))
-    )
-    return db.exec(query).first()
+    .order_by(col(SuppressionRow.at))
+)
 
 
 def as_request(row: SuppressionRow) -> SuppressRequest:
