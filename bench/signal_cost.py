@@ -60,7 +60,6 @@ from temporalio.api.history.v1 import (  # noqa: E402
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation  # noqa: E402
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion  # noqa: E402
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.converter import SerializationContext  # noqa: E402
 from temporalio.converter._extstore import StorageDriverStoreContext  # noqa: E402
 from temporalio.worker import (  # noqa: E402
@@ -78,7 +77,7 @@ from temporalio.workflow import Info, _Definition  # noqa: E402
 from retention.journey_state import JourneyOptions  # noqa: E402
 from retention.runtime.operations import start_journey  # noqa: E402
 from retention.runtime.sandbox import workflow_runner  # noqa: E402
-from retention.runtime.temporal import connect  # noqa: E402
+from retention.runtime.temporal import DATA_CONVERTER, connect  # noqa: E402
 from retention.store.db import make_engine  # noqa: E402
 from worker import WORKFLOWS, build_activities  # noqa: E402
 
@@ -89,7 +88,7 @@ NEVER = 10**9  # neither workflow ends or continues as new during the flood
 IDLE_TIMEOUT_S = 120
 POLL_S = 0.2
 RUNNERS = {
-    "worker": workflow_runner(pydantic_data_converter),  # worker.py's, with connect()'s converter
+    "worker": workflow_runner(DATA_CONVERTER),  # worker.py's, with connect()'s converter
     "sdk_sandbox": SandboxedWorkflowRunner(),  # the SDK's default, as worker.py ran before
     "unsandboxed": UnsandboxedWorkflowRunner(),
 }
@@ -171,7 +170,7 @@ def flooded(prefix: WorkflowHistory, signals: int, batch: int) -> WorkflowHistor
 
 
 def _signaled(event_id: int, at: object, n: int) -> HistoryEvent:
-    payloads = pydantic_data_converter.payload_converter.to_payloads([event(n)])
+    payloads = DATA_CONVERTER.payload_converter.to_payloads([event(n)])
     signaled = HistoryEvent(
         event_id=event_id,
         event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
@@ -256,9 +255,7 @@ async def measure(signals: int, batch: int, rounds: int) -> dict[str, object]:
     workflows = [*WORKFLOWS, SignalSink]
     runners = {name: TimedRunner(runner) for name, runner in RUNNERS.items()}
     replayers = {
-        name: Replayer(
-            workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=runner
-        )
+        name: Replayer(workflows=workflows, data_converter=DATA_CONVERTER, workflow_runner=runner)
         for name, runner in runners.items()
     }
     prefixes = {"journey": journey, "sink": sink}

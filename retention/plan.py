@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     model_serializer,
     model_validator,
 )
@@ -137,14 +138,16 @@ def share_fallback(data: Any, steps_of: StepsOf) -> Any:
     return data
 
 
-def restore_fallback(data: Any, steps_of: StepsOf) -> Any:
-    """The inverse of `share_fallback`, on a copy: each step whose addressing names no fallback
-    takes the payload's order. A step without addressing keeps the default (the primary
-    contact, no fallback), as before steps named roles. Payloads from before name no shared
-    order and carry each step's own: they decode as they did."""
+def restore_fallback(data: Any, steps_of: StepsOf, *, owned: bool = False) -> Any:
+    """The inverse of `share_fallback`, on a copy unless the data is `owned` (parsed from JSON
+    for this validation alone): each step whose addressing names no fallback takes the
+    payload's order. A step without addressing keeps the default (the primary contact, no
+    fallback), as before steps named roles. Payloads from before name no shared order and carry
+    each step's own: they decode as they did."""
     if not isinstance(data, dict) or STEPS_FALLBACK_TO not in data:
         return data
-    data = copy.deepcopy(data)
+    if not owned:
+        data = copy.deepcopy(data)
     order = data.pop(STEPS_FALLBACK_TO)
     for step in steps_of(data):
         if isinstance(step, dict) and isinstance(a := step.get("addressing"), dict):
@@ -174,8 +177,9 @@ class SharesFallback(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _fallback_per_step(cls, data: Any) -> Any:
-        return restore_fallback(data, cls.steps_in_json)
+    def _fallback_per_step(cls, data: Any, info: ValidationInfo) -> Any:
+        # a JSON payload's dict is made for this validation: no copy (a journey's plan is large)
+        return restore_fallback(data, cls.steps_in_json, owned=info.mode == "json")
 
 
 class InterventionPlan(_Value, SharesFallback):

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from factories import customer_data, make_customer, person
 from sqlalchemy import Engine
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from retention.customer import (
     CONTACT_ROLES,
@@ -25,6 +24,7 @@ from retention.errors import InvalidInput
 from retention.population import read_customer_json
 from retention.rulebook.loader import load_rulebook
 from retention.runtime.settings import ROOT
+from retention.runtime.temporal import DATA_CONVERTER
 from retention.scoring.assessment import assess_customer
 from retention.store.db import session
 from retention.store.records import list_customers, load_customer, save_customer
@@ -172,7 +172,7 @@ def test_the_largest_contacts_list_fits_a_workflow_payload_with_room_to_spare() 
         )
 
     customer = make_customer(contacts=[longest(i) for i in range(MAX_CONTACTS)])
-    [payload] = pydantic_data_converter.payload_converter.to_payloads([customer])
+    [payload] = DATA_CONVERTER.payload_converter.to_payloads([customer])
 
     assert len(payload.data) < TEMPORAL_PAYLOAD_LIMIT / 2
 

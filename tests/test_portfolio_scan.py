@@ -26,7 +26,6 @@ from sqlalchemy import Engine, text
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from retention.customer import CustomerSnapshot
@@ -36,7 +35,7 @@ from retention.model.scorer import ModelScorer, load_scorer
 from retention.rulebook.loader import load_rulebook
 from retention.runtime.devserver import free_port, start_dev_server, stop
 from retention.runtime.settings import ROOT, Settings
-from retention.runtime.temporal import connect
+from retention.runtime.temporal import DATA_CONVERTER, connect
 from retention.scan.requests import (
     DEFAULT_PARALLEL_PAGES,
     SCHEDULE_ID,
@@ -393,7 +392,7 @@ async def replayed_scan(
             for run_id in (handle.first_execution_run_id, None)
         ]
         await end_running_journeys(client)
-    replayer = Replayer(workflows=[PortfolioScan], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[PortfolioScan], data_converter=DATA_CONVERTER)
     for history in histories:
         await replayer.replay_workflow(history)
     return result, progress, histories

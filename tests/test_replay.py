@@ -17,11 +17,11 @@ from conftest import HISTORIES_DIR, RULES_DIR
 from temporalio import workflow
 from temporalio.api.history.v1 import History
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from retention.rulebook.loader import load_rulebook
 from retention.runtime.sandbox import workflow_runner
+from retention.runtime.temporal import DATA_CONVERTER
 from worker import WORKFLOWS
 
 HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
@@ -41,7 +41,7 @@ def _workflow_type(history: WorkflowHistory | History) -> str:
 
 
 def _decoded(payload: Any) -> Any:
-    return pydantic_data_converter.payload_converter.from_payload(payload)
+    return DATA_CONVERTER.payload_converter.from_payload(payload)
 
 
 def test_every_workflow_the_worker_runs_has_histories_recorded_today() -> None:
@@ -83,8 +83,8 @@ async def test_history_replays_without_nondeterminism(path: Path) -> None:
     # of the type it names
     replayer = Replayer(
         workflows=WORKFLOWS,
-        data_converter=pydantic_data_converter,
-        workflow_runner=workflow_runner(pydantic_data_converter),
+        data_converter=DATA_CONVERTER,
+        workflow_runner=workflow_runner(DATA_CONVERTER),
     )
 
     result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)

@@ -12,7 +12,6 @@ import pytest
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import CommandType
 from temporalio.api.failure.v1 import Failure
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec, WorkflowSerializationContext
 from temporalio.worker import WorkflowInstanceDetails
 from temporalio.worker._command_aware_visitor import CommandInfo
@@ -26,9 +25,10 @@ from retention.runtime.sandbox import (
     _CompiledOnceLoader,
     workflow_runner,
 )
+from retention.runtime.temporal import DATA_CONVERTER
 from workflows.retention_journey import RetentionJourney
 
-WORKFLOW_RUNNER = workflow_runner(pydantic_data_converter)  # worker.py's, with our converter
+WORKFLOW_RUNNER = workflow_runner(DATA_CONVERTER)  # worker.py's, with our converter
 
 
 def _details() -> WorkflowInstanceDetails:
@@ -86,7 +86,7 @@ async def test_with_nothing_to_read_them_every_context_is_answered_outside_the_s
 
 
 async def test_a_codec_keeps_the_sandboxs_answers_for_payloads_of_a_command() -> None:
-    with_codec = dataclasses.replace(pydantic_data_converter, payload_codec=_Reversing())
+    with_codec = dataclasses.replace(DATA_CONVERTER, payload_codec=_Reversing())
     runner = workflow_runner(with_codec)
     activity = CommandInfo(CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, 1)
     details = _details()

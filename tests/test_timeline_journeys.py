@@ -33,7 +33,6 @@ from journey_stories import (
 from sqlalchemy import Engine
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
@@ -47,6 +46,7 @@ from retention.analytics.timeline import build_timeline
 from retention.customer import CustomerEvent
 from retention.rulebook.source import RulebookSource
 from retention.runtime.operations import send_event
+from retention.runtime.temporal import DATA_CONVERTER
 from retention.scoring.assessment import assess_customer
 from retention.store.db import session
 from retention.store.tables import DecisionRow, HealthScoreRow
@@ -93,7 +93,7 @@ async def client_as(world: JourneyWorld, identity: str) -> Client:
         world.client.service_client.config.target_host,
         namespace=world.client.namespace,
         identity=identity,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
     )
 
 

@@ -12,10 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from retention.runtime.temporal import dev_server_flags, register_search_attributes
+from retention.runtime.temporal import DATA_CONVERTER, dev_server_flags, register_search_attributes
 
 
 def temporal_cli() -> str:
@@ -36,7 +35,7 @@ async def start_time_skipping() -> WorkflowEnvironment:
     registered: without them it fails each journey's workflow task, which looks like a hang.
     The caller shuts it down (`await env.shutdown()`)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         test_server_existing_path=_installed("temporal-test-server", "temporal test server"),
     )
     await register_search_attributes(env.client)

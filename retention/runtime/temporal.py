@@ -3,10 +3,21 @@ the search attributes registered on a dev or test server."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+from pydantic import TypeAdapter
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
@@ -16,6 +27,39 @@ from retention.runtime.settings import Settings, get_settings
 from retention.search_attributes import SEARCH_ATTRIBUTES
 
 _CLI_TYPE = {"KEYWORD": "Keyword", "DOUBLE": "Double"}
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(type_hint: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(type_hint)
+
+
+class _PydanticJSON(PydanticJSONPlainPayloadConverter):
+    """The SDK's pydantic JSON converter, with one type adapter per type for the process: the
+    SDK makes a payload converter for every workflow run, and each built its own adapters,
+    once per type and run (three a journey, for its first activities' results)."""
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        try:
+            adapter = _adapter(Any if type_hint is None else type_hint)
+        except TypeError:  # an unhashable hint: the SDK's own way, uncached
+            return super().from_payload(payload, type_hint)
+        return adapter.validate_json(payload.data)
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """The SDK's pydantic payload converter (the same payloads), with shared type adapters."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            *(
+                _PydanticJSON() if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+DATA_CONVERTER = DataConverter(payload_converter_class=PayloadConverter)
 
 
 def dev_server_flags() -> list[str]:
@@ -39,7 +83,7 @@ async def connect(
             tls=target.tls,
             api_key=target.api_key,
             rpc_metadata=target.rpc_metadata,
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
             runtime=runtime,
         )
     except ValueError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -93,10 +93,16 @@ def _keep_snapshot(db: Session, journey_key: str, snapshot: CustomerSnapshot) ->
 def journey_snapshot(engine: Engine, journey_key: str) -> CustomerSnapshot | None:
     """The snapshot kept for the journey; None when none was kept, or it was erased."""
     with session(engine) as db:
-        row = db.get(JourneySnapshotRow, journey_key)
-    if row is None:
+        snapshot = db.exec(_KEPT_SNAPSHOT, params={"key": journey_key}).first()
+    if snapshot is None:
         return None
-    return parse_customer(row.snapshot, source=f"journey_snapshots[{journey_key}]")
+    return parse_customer(snapshot, source=f"journey_snapshots[{journey_key}]")
+
+
+# built once: every deliver activity reads it
+_KEPT_SNAPSHOT = select(JourneySnapshotRow.snapshot).where(
+    col(JourneySnapshotRow.journey_key) == bindparam("key")
+)
 
 
 def customer_as_known(engine: Engine, customer_id: str) -> CustomerSnapshot | None:
@@ -156,8 +162,12 @@ def record_assessment(
 
 
 def _assessment_recorded(db: Session, key: str) -> bool:
-    found = db.exec(select(HealthScoreRow.id).where(HealthScoreRow.assessment_key == key))
-    return found.first() is not None
+    return db.exec(_RECORDED_UNDER, params={"key": key}).first() is not None
+
+
+_RECORDED_UNDER = select(HealthScoreRow.id).where(
+    col(HealthScoreRow.assessment_key) == bindparam("key")
+)
 
 
 def assessment_rows(
