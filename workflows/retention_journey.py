@@ -14,43 +14,61 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
-    from activities.assess import AssessActivities, AssessInput
-    from activities.decide import DecideActivities, DecideInput
-    from activities.deliver import DeliverActivities
-    from activities.record import RecordActivities, RecordInput
-    from activities.rescore import RescoreActivities, Rescored, RescoreInput
-    from retention import search_attributes
-    from retention.campaigns import add_campaigns, follow_campaigns, scheduled
-    from retention.customer import CustomerEvent, describe_validation_error
-    from retention.delivery.audience import reached_by
-    from retention.delivery.channels import address_of, likely_channel
-    from retention.delivery.guardrails import Hold, hold_for
-    from retention.delivery.requests import DeliverInput, DeliveryReceipt, GuardRails
-    from retention.event_summary import EventRecord
-    from retention.journey_clock import JourneyClock
-    from retention.journey_state import (
+    from workflows.journey_vocabulary import (
         JOURNEY_ROLLING_OVER,
+        JOURNEYS_CLOSED,
+        JOURNEYS_STARTED,
         MAX_EARLY_EVENTS,
         MAX_EVENTS_PER_RUN,
+        AssessActivities,
+        AssessInput,
+        Assessment,
         CancelRequest,
         CommandResult,
+        CustomerEvent,
+        DecideActivities,
+        DecideInput,
+        Decision,
+        DeliverActivities,
+        DeliverInput,
+        DeliveryReceipt,
         EscalateRequest,
         EventReceipt,
+        EventRecord,
+        GuardRails,
+        Hold,
+        JourneyClock,
+        JourneyContext,
         JourneyOptions,
+        JourneyPolicy,
         JourneyRequest,
+        JourneyScores,
         JourneyState,
+        Metric,
         PauseRequest,
+        RecordActivities,
+        RecordInput,
+        RescoreActivities,
+        Rescored,
+        RescoreInput,
         ResumeRequest,
         Stage,
         StepState,
         StrategyChange,
+        SuppressRequest,
+        ValidationError,
+        add_campaigns,
+        address_of,
+        describe_validation_error,
+        follow_campaigns,
+        hold_for,
+        likely_channel,
+        outcome_label,
+        reached_by,
+        scheduled,
+        search_attributes,
+        unsubscribe_request,
     )
-    from retention.plan import Decision, JourneyContext, JourneyPolicy
-    from retention.runtime.metrics import JOURNEYS_CLOSED, JOURNEYS_STARTED, Metric, outcome_label
-    from retention.scoring.assessment import Assessment, JourneyScores
-    from retention.suppression import SuppressRequest, unsubscribe_request
 
 # Scoring and deciding are pure reads plus a record: retry a few times, never on bad input.
 SCORING_TIMEOUT = timedelta(seconds=60)
