@@ -25,7 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from journey_throughput import dev_server, exit_on_sigterm, start_journeys, until_delivered
+from journey_throughput import (
+    dev_server,
+    exit_on_sigterm,
+    sample_customer,
+    start_journeys,
+    until_delivered,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,7 +92,8 @@ def rss_kib(pid: int) -> int:
 
 async def journey_batch(client: Client, engine: Engine, prefix: str, n: int) -> None:
     """`n` journeys to their first intervention, then each ended by the exit event."""
-    ids = await start_journeys(client, prefix, n, TASK_QUEUE)
+    customers = [sample_customer(f"{prefix}{i}") for i in range(n)]
+    ids = await start_journeys(client, customers, TASK_QUEUE)
     await until_delivered(engine, journey_id(prefix), n)
     await asyncio.gather(*(send_event(client, f"{prefix}{i}", EXIT) for i in range(n)))
     await asyncio.gather(*(client.get_workflow_handle(i).result() for i in ids))
