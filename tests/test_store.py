@@ -13,6 +13,8 @@ from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
 from activities.assess import AssessActivities, AssessInput
+from activities.decide import DecideActivities
+from activities.rescore import RescoreActivities, RescoreInput
 from retention.errors import CustomerNotFound, RetentionError
 from retention.journey_state import JourneyState
 from retention.risk_factor import RiskFactor
@@ -36,6 +38,7 @@ from retention.store.schema import alembic_config, prepare_schema
 from retention.store.tables import (
     AuditRow,
     ChurnPredictionRow,
+    DecisionRow,
     ExpansionOpportunityRow,
     HealthScoreRow,
     JourneyRow,
@@ -306,3 +309,31 @@ def test_a_retried_assess_activity_records_its_assessment_once(engine: Engine) -
             assert rows == 2, f"{table.__tablename__}: the retry recorded again"
         keys = db.exec(select(HealthScoreRow.assessment_key)).all()
     assert sorted(keys) == ["retention-cust-retry/run-1/1", "retention-cust-retry/run-1/7"]
+
+
+@pytest.mark.database
+def test_a_retried_rescore_records_its_assessment_and_decision_once(engine: Engine) -> None:
+    save_customer(engine, make_customer(profile={"customer_id": "cust-rescore"}))
+    rulebooks = RulebookSource(ROOT / "rules")
+    rescore = RescoreActivities(
+        AssessActivities(engine, rulebooks), DecideActivities(rulebooks, engine)
+    ).assess_and_decide
+    journey = "retention-cust-rescore"
+    request = RescoreInput(assess=AssessInput(journey_id=journey, customer_id="cust-rescore"))
+    first_try = ActivityEnvironment()
+    first_try.info = replace(
+        first_try.info, workflow_id=journey, workflow_run_id="run-1", activity_id="1"
+    )
+    retry = ActivityEnvironment()
+    retry.info = replace(first_try.info, attempt=2)
+
+    decided = [environment.run(rescore, request).decision for environment in (first_try, retry)]
+
+    assert decided[0].strategy == decided[1].strategy
+    with session(engine) as db:
+        for table in (HealthScoreRow, ChurnPredictionRow, DecisionRow):
+            rows = db.exec(select(func.count()).select_from(table)).one()
+            assert rows == 1, f"{table.__tablename__}: the retry recorded again"
+        decision = db.exec(select(DecisionRow)).one()
+    assert (decision.journey_id, decision.decision_key) == (journey, f"{journey}/run-1/1")
+    assert decision.to_strategy == decided[0].strategy
