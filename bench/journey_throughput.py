@@ -81,6 +81,11 @@ def sample_customer(customer_id: str) -> CustomerSnapshot:
     return customer.model_copy(update={"profile": customer.profile.model_copy(update=update)})
 
 
+def sample_customers(prefix: str, n: int) -> list[CustomerSnapshot]:
+    """`n` sample customers, `{prefix}0` on."""
+    return [sample_customer(f"{prefix}{i}") for i in range(n)]
+
+
 @contextmanager
 def dev_server_process(tmp: Path) -> Iterator[tuple[str, int]]:
     """A dev server on free ports with its history in `tmp`; yields its address and pid."""
@@ -178,7 +183,7 @@ async def journey_round(
     """Journeys to their first intervention; the journeys are ended afterwards."""
     prefix = f"bench-{name}-"
     # made before the clock: an upstream system has its customers at hand, as the no-op its input
-    customers = [sample_customer(f"{prefix}{i}") for i in range(n)]
+    customers = sample_customers(prefix, n)
     clock.start()
     ids = await start_journeys(client, customers, TASK_QUEUE)
     await until_delivered(engine, journey_id(prefix), n)

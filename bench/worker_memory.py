@@ -28,7 +28,7 @@ from pathlib import Path
 from journey_throughput import (
     dev_server,
     exit_on_sigterm,
-    sample_customer,
+    sample_customers,
     start_journeys,
     until_delivered,
 )
@@ -92,8 +92,7 @@ def rss_kib(pid: int) -> int:
 
 async def journey_batch(client: Client, engine: Engine, prefix: str, n: int) -> None:
     """`n` journeys to their first intervention, then each ended by the exit event."""
-    customers = [sample_customer(f"{prefix}{i}") for i in range(n)]
-    ids = await start_journeys(client, customers, TASK_QUEUE)
+    ids = await start_journeys(client, sample_customers(prefix, n), TASK_QUEUE)
     await until_delivered(engine, journey_id(prefix), n)
     await asyncio.gather(*(send_event(client, f"{prefix}{i}", EXIT) for i in range(n)))
     await asyncio.gather(*(client.get_workflow_handle(i).result() for i in ids))

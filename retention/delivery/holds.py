@@ -108,8 +108,8 @@ def sent_to(db: Session, channel: str, recipient: str, since: datetime) -> dict[
     return {key: asked or made for key, asked, made in db.exec(_SENT_TO, params=params).all()}
 
 
-_SINCE: BindParameter[datetime] = bindparam("since")
 # built once: the deliver activity reads it for every capped message
+_SINCE: BindParameter[datetime] = bindparam("since")
 _SENT_TO = select(OutboxRow.idempotency_key, OutboxRow.journey_at, OutboxRow.created_at).where(
     col(OutboxRow.channel) == bindparam("channel"),
     col(OutboxRow.recipient) == bindparam("recipient"),
